@@ -1,0 +1,1 @@
+"""The ifpx bridge: netlink listener, port/proxy bindings, event publisher, command server."""

@@ -1,0 +1,161 @@
+"""The port/proxy binding table (pure).
+
+A DPDK port binds to exactly one proxy; a proxy may serve many ports. A proxy
+is identified by its ifindex in the bridge's namespace; its name is an
+attribute that follows renames. A binding whose proxy disappears stays, marked
+gone (ifindex None), until a link of the same name appears again: the rebind
+rule is "same name, next link to appear", because DPDK's net_tap re-creates
+its tap under the same ``iface=`` name each time the application restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(slots=True)
+class Entry:
+    """One binding."""
+
+    port_id: int
+    proxy: str
+    ifindex: int | None
+    last_ifindex: int | None = None
+
+    @property
+    def gone(self) -> bool:
+        """True while the proxy interface does not exist."""
+        return self.ifindex is None
+
+
+class BindingTable:
+    """Bindings, indexed by port and by proxy ifindex."""
+
+    def __init__(self) -> None:
+        self._by_port: dict[int, Entry] = {}
+        self._by_ifindex: dict[int, list[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_port)
+
+    def entries(self) -> list[Entry]:
+        """All bindings, by port id."""
+        return [self._by_port[p] for p in sorted(self._by_port)]
+
+    def get(self, port_id: int) -> Entry | None:
+        """The binding of ``port_id``."""
+        return self._by_port.get(port_id)
+
+    def ports(self, ifindex: int) -> list[int]:
+        """Ports bound to the proxy ``ifindex``, ascending."""
+        return self._by_ifindex.get(ifindex, [])
+
+    def is_bound(self, ifindex: int) -> bool:
+        """True if any port is bound to ``ifindex``."""
+        return ifindex in self._by_ifindex
+
+    def bound_ifindexes(self) -> list[int]:
+        """Every proxy ifindex with at least one port."""
+        return list(self._by_ifindex)
+
+    def _index(self, entry: Entry) -> None:
+        if entry.ifindex is not None:
+            ports = self._by_ifindex.setdefault(entry.ifindex, [])
+            ports.append(entry.port_id)
+            ports.sort()
+
+    def _unindex(self, entry: Entry) -> None:
+        if entry.ifindex is None:
+            return
+        ports = self._by_ifindex.get(entry.ifindex, [])
+        if entry.port_id in ports:
+            ports.remove(entry.port_id)
+        if not ports:
+            self._by_ifindex.pop(entry.ifindex, None)
+
+    def bind(self, port_id: int, proxy: str, ifindex: int) -> tuple[Entry, Entry | None]:
+        """Bind; return the new entry and the one it replaced (None if the port was free).
+
+        When the port is already bound to exactly this proxy, the same entry is
+        returned as both: nothing changed.
+        """
+        old = self._by_port.get(port_id)
+        if old is not None and old.ifindex == ifindex:
+            old.proxy = proxy
+            return old, old
+        if old is not None:
+            self._unindex(old)
+        entry = Entry(port_id, proxy, ifindex)
+        self._by_port[port_id] = entry
+        self._index(entry)
+        return entry, old
+
+    def unbind(self, port_id: int) -> Entry | None:
+        """Remove the port's binding; return it (None if it had none)."""
+        entry = self._by_port.pop(port_id, None)
+        if entry is not None:
+            self._unindex(entry)
+        return entry
+
+    def mark_gone(self, ifindex: int) -> list[Entry]:
+        """The proxy ``ifindex`` disappeared: its bindings become gone; return them."""
+        entries = [self._by_port[p] for p in self.ports(ifindex)]
+        for entry in entries:
+            self._unindex(entry)
+            entry.last_ifindex, entry.ifindex = ifindex, None
+        return entries
+
+    def add_gone(self, port_id: int, proxy: str, last_ifindex: int | None) -> Entry:
+        """Record a binding whose proxy does not exist (restored from the state file)."""
+        old = self._by_port.pop(port_id, None)
+        if old is not None:
+            self._unindex(old)
+        entry = Entry(port_id, proxy, None, last_ifindex)
+        self._by_port[port_id] = entry
+        return entry
+
+    def come_back(self, name: str, ifindex: int) -> list[tuple[Entry, int]]:
+        """A link named ``name`` appeared: rebind gone bindings of that name to it.
+
+        Returns (entry, the ifindex it had before, 0 if unknown) pairs.
+        """
+        back = []
+        for entry in self._by_port.values():
+            if entry.gone and entry.proxy == name:
+                back.append((entry, entry.last_ifindex or 0))
+                entry.ifindex = ifindex
+                self._index(entry)
+        return back
+
+    def rename(self, ifindex: int, name: str) -> list[tuple[Entry, str]]:
+        """The proxy ``ifindex`` is now called ``name``; return (entry, old name) pairs."""
+        out = []
+        for port in self.ports(ifindex):
+            entry = self._by_port[port]
+            if entry.proxy != name:
+                out.append((entry, entry.proxy))
+                entry.proxy = name
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """A JSON-ready list for the state file."""
+        return [
+            {"port_id": e.port_id, "proxy": e.proxy, "ifindex": e.ifindex or e.last_ifindex}
+            for e in self.entries()
+        ]
+
+    @staticmethod
+    def parse(items: list[dict[str, Any]]) -> list[Entry]:
+        """Entries from :meth:`to_json` output; raise ValueError on a malformed list."""
+        out = []
+        for item in items:
+            port, proxy, ifindex = item["port_id"], item["proxy"], item.get("ifindex")
+            if not isinstance(port, int) or not 0 <= port <= 65535:
+                raise ValueError(f"bad port_id {port!r}")
+            if not isinstance(proxy, str) or not proxy:
+                raise ValueError(f"bad proxy {proxy!r}")
+            if ifindex is not None and not isinstance(ifindex, int):
+                raise ValueError(f"bad ifindex {ifindex!r}")
+            out.append(Entry(port, proxy, ifindex))
+        return out

@@ -1,0 +1,126 @@
+"""Bridge options: defaults, then a TOML file, then ``IFPX_*`` variables, then flags."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_EVENTS = "ipc:///run/ifpx/events.sock"
+DEFAULT_CONTROL = "ipc:///run/ifpx/control.sock"
+DEFAULT_STATE = "/var/lib/ifpx/state.json"
+
+
+@dataclass
+class Options:
+    """Everything ``ifpx bridge`` can be told."""
+
+    netns: str | None = None
+    events: str = DEFAULT_EVENTS
+    control: str = DEFAULT_CONTROL
+    state: str = DEFAULT_STATE
+    rcvbuf: int = 64 << 20
+    all_routes: bool = False
+    log_level: str = "info"
+    log_format: str = "kv"
+    hwm: int = 100_000
+    journal: int = 65_536
+    heartbeat: float = 1.0
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Options)}[name]
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        return str(raw).lower() in ("1", "true", "yes", "on")
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    return None if raw in (None, "") and kind.endswith("None") else str(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``ifpx bridge`` flags; unset flags do not override the file or environment."""
+    d = argparse.SUPPRESS
+    parser.add_argument("--config", help="TOML file with the options below (keys as the flags)")
+    parser.add_argument("--netns", default=d, help="listen and act in this network namespace")
+    parser.add_argument("--events", default=d, help=f"PUB endpoint (default {DEFAULT_EVENTS})")
+    parser.add_argument("--control", default=d, help=f"REP endpoint (default {DEFAULT_CONTROL})")
+    parser.add_argument("--state", default=d, help=f"bindings file (default {DEFAULT_STATE})")
+    parser.add_argument("--rcvbuf", type=int, default=d, help="netlink receive buffer bytes")
+    parser.add_argument(
+        "--all-routes", action="store_true", default=d, help="also publish routes via unbound links"
+    )
+    parser.add_argument("--log-level", default=d, help="debug, info, warning, error")
+    parser.add_argument("--log-format", default=d, choices=["kv", "json"], help="log line format")
+    parser.add_argument("--hwm", type=int, default=d, help="PUB high-water mark (messages)")
+    parser.add_argument("--journal", type=int, default=d, help="messages kept for replay")
+    parser.add_argument("--heartbeat", type=float, default=d, help="seconds between heartbeats")
+
+
+def resolve(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Options:
+    """Merge defaults, the ``--config`` file, ``IFPX_*`` variables and flags, in that order."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config = getattr(ns, "config", None) or env.get("IFPX_CONFIG")
+    names = {f.name for f in fields(Options)}
+    if config:
+        with Path(config).open("rb") as fh:
+            doc = tomllib.load(fh)
+        section = doc.get("bridge", doc)
+        for key, raw in section.items():
+            name = key.replace("-", "_")
+            if name not in names:
+                raise ValueError(f"{config}: unknown option {key!r}")
+            values[name] = _coerce(name, raw)
+    for name in names:
+        raw_env = env.get(f"IFPX_{name.upper()}")
+        if raw_env is not None:
+            values[name] = _coerce(name, raw_env)
+    for name in names:
+        if hasattr(ns, name):
+            values[name] = getattr(ns, name)
+    return Options(**values)
+
+
+class _KVFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.getMessage().replace('"', "'")
+        line = (
+            f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')} level={record.levelname.lower()} "
+            f'logger={record.name} msg="{msg}"'
+        )
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return line
+
+
+class _JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        doc = {
+            "ts": record.created,
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(level: str, fmt: str = "kv") -> None:
+    """Structured logs on stderr: key=value lines, or JSON lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JSONFormatter() if fmt == "json" else _KVFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,538 @@
+"""The bridge's pure core: kernel mirror + bindings -> events and snapshots.
+
+Every netlink record goes through :meth:`BridgeCore.apply`, which updates the
+mirror and returns the events for what really changed, as seen through the
+bindings. Nothing here does I/O: the daemon feeds records and commands in and
+carries events out. Where the kernel changes state without telling (IPv4
+routes removed on link down or address removal), the core asks the daemon for
+a targeted re-dump through :attr:`BridgeCore.redumps` and reconciles it with
+:meth:`BridgeCore.reconcile`.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ifpx.schemas import events as ev
+from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+
+from . import nlmsg
+from .bindings import BindingTable, Entry
+
+AF4 = socket.AF_INET
+AF6 = socket.AF_INET6
+
+RouteKey = tuple[int, int, str, int, int, int]
+"""(family, table, dst, prefixlen, tos, metric): what identifies a kernel route."""
+RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
+"""(proto, nexthops)."""
+NhView = tuple[tuple[str | None, int, int | None, int], ...]
+"""Published next hops: (gateway, ifindex, port_id, weight)."""
+
+
+@dataclass(slots=True)
+class LinkState:
+    """What the mirror keeps of a link."""
+
+    ifindex: int
+    name: str
+    mtu: int
+    mac: str | None
+    up: bool
+    carrier: bool
+
+
+@dataclass
+class Counters:
+    """Counters the daemon reports in ``status``."""
+
+    records: int = 0
+    events: int = 0
+    compensations: int = 0
+    resyncs: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Redump:
+    """A re-dump the core needs: routes of ``family``, through ``oif`` only if non-zero."""
+
+    family: int
+    oif: int = 0
+
+
+@dataclass
+class _Neighs:
+    by_ifindex: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = field(
+        default_factory=dict
+    )
+
+
+def _publishable_neigh(state: int) -> bool:
+    # iproute2's `ip neigh show` hides NONE and NOARP entries; so do we.
+    return state != 0 and not state & nlmsg.NUD_NOARP
+
+
+def _nud_name(state: int) -> str:
+    for bit, name in nlmsg.NUD_STATES.items():
+        if state & bit:
+            return name
+    return "none"
+
+
+class BridgeCore:
+    """Kernel mirror, binding table and the translation between them."""
+
+    def __init__(self, all_routes: bool = False) -> None:
+        self.all_routes = all_routes
+        self.bindings = BindingTable()
+        self.links: dict[int, LinkState] = {}
+        self.addrs: dict[int, set[tuple[int, str, int]]] = {}
+        self.routes: dict[RouteKey, RouteVal] = {}
+        self.routes_by_ifindex: dict[int, set[RouteKey]] = {}
+        self.neighs = _Neighs()
+        self.counters = Counters()
+        self.redumps: set[Redump] = set()
+
+    # ---- lookups ------------------------------------------------------------
+
+    def link_by_name(self, name: str) -> LinkState | None:
+        """The mirrored link called ``name``."""
+        for link in self.links.values():
+            if link.name == name:
+                return link
+        return None
+
+    def resolve(self, proxy: str | int) -> LinkState | None:
+        """A link by name or ifindex."""
+        if isinstance(proxy, int):
+            return self.links.get(proxy)
+        return self.link_by_name(proxy)
+
+    # ---- netlink records ------------------------------------------------------
+
+    def apply(self, rec: nlmsg.Record) -> list[ev.EventBase]:
+        """Apply one record to the mirror; return the events it causes."""
+        self.counters.records += 1
+        if isinstance(rec, nlmsg.Route):
+            out = self._route(rec)
+        elif isinstance(rec, nlmsg.Link):
+            out = self._link_deleted(rec.ifindex) if rec.deleted else self._link(rec)
+        elif isinstance(rec, nlmsg.Addr):
+            out = self._addr(rec)
+        elif isinstance(rec, nlmsg.Neigh):
+            out = self._neigh(rec)
+        else:
+            out = []
+        self.counters.events += len(out)
+        return out
+
+    def apply_all(self, records: Iterable[nlmsg.Record]) -> list[ev.EventBase]:
+        """Apply records in order; return all their events."""
+        out: list[ev.EventBase] = []
+        for rec in records:
+            out.extend(self.apply(rec))
+        return out
+
+    def _port_event(
+        self, cls: type[ev.PortScoped], link: LinkState, **kw: object
+    ) -> list[ev.EventBase]:
+        return [
+            cls(port_id=p, proxy=link.name, ifindex=link.ifindex, **kw)
+            for p in self.bindings.ports(link.ifindex)
+        ]
+
+    def _link_config(self, link: LinkState, ports: list[int]) -> list[ev.EventBase]:
+        out: list[ev.EventBase] = []
+        for p in ports:
+            common = {"port_id": p, "proxy": link.name, "ifindex": link.ifindex}
+            if link.mac is not None:
+                out.append(ev.MacChange(mac=link.mac, **common))
+            out.append(ev.MtuChange(mtu=link.mtu, **common))
+            out.append(ev.LinkChange(up=link.up, carrier=link.carrier, **common))
+        return out
+
+    def _link(self, rec: nlmsg.Link) -> list[ev.EventBase]:
+        new = LinkState(rec.ifindex, rec.name, rec.mtu, rec.mac, rec.up, rec.carrier)
+        old = self.links.get(rec.ifindex)
+        self.links[rec.ifindex] = new
+        out: list[ev.EventBase] = []
+        if old is None:
+            back = self.bindings.come_back(new.name, new.ifindex)
+            ports = [e.port_id for e, _ in back]
+            for entry, old_ifindex in back:
+                out.append(
+                    ev.ProxyBack(
+                        port_id=entry.port_id,
+                        proxy=new.name,
+                        ifindex=new.ifindex,
+                        old_ifindex=old_ifindex,
+                    )
+                )
+            out.extend(self._link_config(new, ports))
+            return out
+        if not self.bindings.is_bound(new.ifindex):
+            if old.up and not new.up:
+                self.redumps.add(Redump(AF4, new.ifindex))
+            return out
+        if old.name != new.name:
+            for entry, old_name in self.bindings.rename(new.ifindex, new.name):
+                out.append(
+                    ev.ProxyRenamed(
+                        port_id=entry.port_id,
+                        proxy=new.name,
+                        ifindex=new.ifindex,
+                        old_name=old_name,
+                    )
+                )
+        if new.mac != old.mac and new.mac is not None:
+            out.extend(self._port_event(ev.MacChange, new, mac=new.mac))
+        if new.mtu != old.mtu:
+            out.extend(self._port_event(ev.MtuChange, new, mtu=new.mtu))
+        if new.up != old.up or new.carrier != old.carrier:
+            out.extend(self._port_event(ev.LinkChange, new, up=new.up, carrier=new.carrier))
+        if old.up and not new.up:
+            # The kernel drops IPv4 routes through a downed link without RTM_DELROUTE.
+            self.redumps.add(Redump(AF4, new.ifindex))
+        return out
+
+    def _link_deleted(self, ifindex: int) -> list[ev.EventBase]:
+        link = self.links.get(ifindex)
+        if link is None:
+            return []
+        out: list[ev.EventBase] = []
+        for fam, ip, plen in sorted(self.addrs.get(ifindex, ())):
+            out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
+        for (fam, ip), (mac, _st) in sorted(self.neighs.by_ifindex.get(ifindex, {}).items()):
+            out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
+        # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
+        # but dropping both here keeps the mirror exact either way.
+        for key in sorted(self.routes_by_ifindex.get(ifindex, set())):
+            proto, hops = self.routes[key]
+            family, table, dst, plen, tos, metric = key
+            if len(hops) > 1:
+                # ECMP routes may survive on their other next hops: ask the kernel.
+                self.redumps.add(Redump(family))
+            rec = nlmsg.Route(True, family, table, dst, plen, tos, proto, 1, 0, metric, hops)
+            out.extend(self._route(rec))
+        for entry in self.bindings.mark_gone(ifindex):
+            out.append(ev.ProxyGone(port_id=entry.port_id, proxy=link.name, ifindex=ifindex))
+        del self.links[ifindex]
+        self.addrs.pop(ifindex, None)
+        self.neighs.by_ifindex.pop(ifindex, None)
+        return out
+
+    def _addr(self, rec: nlmsg.Addr) -> list[ev.EventBase]:
+        key = (rec.family, rec.ip, rec.prefixlen)
+        have = self.addrs.setdefault(rec.ifindex, set())
+        if rec.deleted:
+            if key not in have:
+                return []
+            have.discard(key)
+            if rec.family == AF4:
+                # Routes whose gateway only this address made reachable go silently.
+                self.redumps.add(Redump(AF4, rec.ifindex))
+        else:
+            if key in have:
+                return []
+            have.add(key)
+        link = self.links.get(rec.ifindex)
+        if link is None or not self.bindings.is_bound(rec.ifindex):
+            return []
+        cls: type[ev.PortScoped]
+        if rec.family == AF4:
+            cls = ev.AddrDel if rec.deleted else ev.AddrAdd
+        else:
+            cls = ev.Addr6Del if rec.deleted else ev.Addr6Add
+        return self._port_event(cls, link, ip=rec.ip, prefixlen=rec.prefixlen)
+
+    def _neigh(self, rec: nlmsg.Neigh) -> list[ev.EventBase]:
+        key = (rec.family, rec.ip)
+        table = self.neighs.by_ifindex.setdefault(rec.ifindex, {})
+        old = table.get(key)
+        if rec.deleted or not _publishable_neigh(rec.state):
+            if old is None:
+                return []
+            del table[key]
+            new = None
+        else:
+            new = (rec.mac, _nud_name(rec.state))
+            if old == new:
+                return []
+            table[key] = new
+        link = self.links.get(rec.ifindex)
+        if link is None or not self.bindings.is_bound(rec.ifindex):
+            return []
+        cls: type[ev.PortScoped]
+        if new is None:
+            cls = ev.NeighDel if rec.family == AF4 else ev.Neigh6Del
+            assert old is not None
+            return self._port_event(cls, link, ip=rec.ip, mac=old[0], state="none")
+        cls = ev.NeighAdd if rec.family == AF4 else ev.Neigh6Add
+        return self._port_event(cls, link, ip=rec.ip, mac=new[0], state=new[1])
+
+    # ---- routes ---------------------------------------------------------------
+
+    def _nh_view(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
+        view = []
+        bound = False
+        for gw, ifindex, weight in hops:
+            ports = self.bindings.ports(ifindex)
+            if ports:
+                bound = True
+            view.append((gw, ifindex, ports[0] if ports else None, weight))
+        if not bound and not self.all_routes:
+            return None
+        return tuple(view)
+
+    def _route_event(self, key: RouteKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
+        family, table, dst, plen, _tos, metric = key
+        nexthops = [
+            ev.NextHop(gateway=gw, ifindex=ifx, port_id=port, weight=w) for gw, ifx, port, w in view
+        ]
+        cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
+        if family == AF4:
+            cls = ev.RouteDel if deleted else ev.RouteAdd
+        else:
+            cls = ev.Route6Del if deleted else ev.Route6Add
+        return cls(
+            dst=dst, prefixlen=plen, table=table, proto=proto, metric=metric, nexthops=nexthops
+        )
+
+    def _index_route(self, key: RouteKey, hops: Iterable[nlmsg.NextHopT], add: bool) -> None:
+        for _gw, ifindex, _w in hops:
+            if add:
+                self.routes_by_ifindex.setdefault(ifindex, set()).add(key)
+            else:
+                keys = self.routes_by_ifindex.get(ifindex)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del self.routes_by_ifindex[ifindex]
+
+    def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
+        if rec.type != nlmsg.RTN_UNICAST or rec.flags & nlmsg.RTM_F_CLONED:
+            return []
+        key: RouteKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
+        old = self.routes.get(key)
+        if rec.deleted:
+            if old is None:
+                return []
+            del self.routes[key]
+            self._index_route(key, old[1], add=False)
+            old_view = self._nh_view(old[1])
+            return [] if old_view is None else [self._route_event(key, old[0], old_view, True)]
+        new: RouteVal = (rec.proto, rec.nexthops)
+        if old == new:
+            return []
+        if old is not None:
+            self._index_route(key, old[1], add=False)
+        self.routes[key] = new
+        self._index_route(key, new[1], add=True)
+        return self._route_change(key, old, new)
+
+    def _route_change(
+        self, key: RouteKey, old: RouteVal | None, new: RouteVal, force: bool = False
+    ) -> list[ev.EventBase]:
+        old_view = None if old is None else self._nh_view(old[1])
+        new_view = self._nh_view(new[1])
+        if new_view is None:
+            if old_view is None or old is None:
+                return []
+            return [self._route_event(key, old[0], old_view, True)]
+        if not force and old is not None and old_view == new_view and old[0] == new[0]:
+            return []
+        return [self._route_event(key, new[0], new_view, False)]
+
+    # ---- resync ---------------------------------------------------------------
+
+    def reconcile(
+        self, kind: str, dumped: list[nlmsg.Record], family: int = 0, oif: int = 0
+    ) -> list[ev.EventBase]:
+        """Make the mirror equal a complete dump; return exactly the difference as events.
+
+        ``kind`` is ``link``, ``addr``, ``route`` (of ``family``, via ``oif`` if
+        non-zero) or ``neigh``. Entries in the mirror's scope that the dump lacks
+        are deleted (sweep); dumped entries are applied (no event if unchanged).
+        """
+        out: list[ev.EventBase] = []
+        if kind == "link":
+            seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
+            for ifindex in sorted(set(self.links) - seen):
+                out.extend(self._link_deleted(ifindex))
+        elif kind == "addr":
+            seen_a = {
+                (r.ifindex, r.family, r.ip, r.prefixlen)
+                for r in dumped
+                if isinstance(r, nlmsg.Addr)
+            }
+            for ifindex, have in list(self.addrs.items()):
+                for fam, ip, plen in sorted(have):
+                    if (ifindex, fam, ip, plen) not in seen_a:
+                        out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
+        elif kind == "route":
+            seen_r = {
+                (r.family, r.table, r.dst, r.prefixlen, r.tos, r.metric)
+                for r in dumped
+                if isinstance(r, nlmsg.Route)
+            }
+            scope = (
+                self.routes_by_ifindex.get(oif, set())
+                if oif
+                else [k for k in self.routes if k[0] == family]
+            )
+            for key in sorted(set(scope) - seen_r):
+                proto, hops = self.routes[key]
+                fam, table, dst, plen, tos, metric = key
+                out.extend(
+                    self._route(
+                        nlmsg.Route(True, fam, table, dst, plen, tos, proto, 1, 0, metric, hops)
+                    )
+                )
+        elif kind == "neigh":
+            seen_n = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
+            for ifindex, entries in list(self.neighs.by_ifindex.items()):
+                for (fam, ip), (mac, _st) in sorted(entries.items()):
+                    if (ifindex, fam, ip) not in seen_n:
+                        out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
+        else:
+            raise ValueError(f"unknown dump kind {kind!r}")
+        out.extend(self.apply_all(dumped))
+        return out
+
+    # ---- bindings -------------------------------------------------------------
+
+    def bind(self, port_id: int, link: LinkState) -> tuple[Entry, bool, list[ev.EventBase]]:
+        """Bind ``port_id`` to ``link``; return (entry, changed, events)."""
+        entry, old = self.bindings.bind(port_id, link.name, link.ifindex)
+        if old is entry:
+            return entry, False, []
+        out: list[ev.EventBase] = []
+        if old is not None:
+            out.extend(self._unbound(old))
+        out.append(ev.PortBound(port_id=port_id, proxy=link.name, ifindex=link.ifindex))
+        out.extend(self._replay_port(port_id, link))
+        return entry, True, out
+
+    def _replay_port(self, port_id: int, link: LinkState) -> list[ev.EventBase]:
+        out = self._link_config(link, [port_id])
+        common = {"port_id": port_id, "proxy": link.name, "ifindex": link.ifindex}
+        for fam, ip, plen in sorted(self.addrs.get(link.ifindex, ())):
+            cls = ev.AddrAdd if fam == AF4 else ev.Addr6Add
+            out.append(cls(ip=ip, prefixlen=plen, **common))
+        for (fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(link.ifindex, {}).items()):
+            ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
+            out.append(ncls(ip=ip, mac=mac, state=st, **common))
+        for key in sorted(self.routes_by_ifindex.get(link.ifindex, ())):
+            val = self.routes[key]
+            out.extend(self._route_change(key, val, val, force=True))
+        return out
+
+    def unbind(
+        self, port_id: int, proxy: LinkState | None = None
+    ) -> tuple[list[Entry], list[ev.EventBase]]:
+        """Unbind ``port_id`` (only from ``proxy`` if given); return (removed, events)."""
+        entry = self.bindings.get(port_id)
+        if entry is None or (proxy is not None and entry.ifindex != proxy.ifindex):
+            return [], []
+        self.bindings.unbind(port_id)
+        return [entry], self._unbound(entry)
+
+    def _unbound(self, entry: Entry) -> list[ev.EventBase]:
+        ifindex = entry.ifindex if entry.ifindex is not None else 0
+        out: list[ev.EventBase] = [
+            ev.PortUnbound(port_id=entry.port_id, proxy=entry.proxy, ifindex=ifindex)
+        ]
+        if entry.ifindex is None:
+            return out
+        # Routes via this proxy now carry other port ids, or stop being published.
+        for key in sorted(self.routes_by_ifindex.get(entry.ifindex, ())):
+            val = self.routes[key]
+            view = self._nh_view(val[1])
+            if view is None:
+                out.append(self._route_event(key, val[0], self._view_with(val[1], entry), True))
+            else:
+                out.append(self._route_event(key, val[0], view, False))
+        return out
+
+    def _view_with(self, hops: tuple[nlmsg.NextHopT, ...], entry: Entry) -> NhView:
+        # The view as it was while ``entry`` was still bound: the last published form.
+        return tuple(
+            (gw, ifx, entry.port_id if ifx == entry.ifindex else None, w) for gw, ifx, w in hops
+        )
+
+    def restore(self, saved: list[Entry]) -> list[ev.EventBase]:
+        """Re-establish bindings from the state file against the mirrored links."""
+        out: list[ev.EventBase] = []
+        for item in saved:
+            link = None
+            if item.ifindex is not None:
+                cand = self.links.get(item.ifindex)
+                if cand is not None and cand.name == item.proxy:
+                    link = cand
+            if link is None:
+                link = self.link_by_name(item.proxy)
+            if link is None and item.ifindex is not None:
+                link = self.links.get(item.ifindex)
+            if link is None:
+                self.bindings.add_gone(item.port_id, item.proxy, item.ifindex)
+                continue
+            _entry, _changed, events = self.bind(item.port_id, link)
+            out.extend(events)
+        return out
+
+    # ---- snapshot -------------------------------------------------------------
+
+    def snapshot(self) -> State:
+        """The published state, as subscribers' replicas must hold it."""
+        bindings = [
+            Binding(
+                port_id=e.port_id,
+                proxy=e.proxy,
+                ifindex=e.ifindex,
+                state="gone" if e.gone else "active",
+            )
+            for e in self.bindings.entries()
+        ]
+        ports = []
+        neighs = []
+        for e in self.bindings.entries():
+            if e.ifindex is None:
+                continue
+            link = self.links[e.ifindex]
+            addrs = [f"{ip}/{plen}" for _f, ip, plen in sorted(self.addrs.get(e.ifindex, ()))]
+            ports.append(
+                PortState(
+                    port_id=e.port_id,
+                    proxy=link.name,
+                    ifindex=link.ifindex,
+                    mac=link.mac,
+                    mtu=link.mtu,
+                    up=link.up,
+                    carrier=link.carrier,
+                    addrs=addrs,
+                )
+            )
+            for (_fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(e.ifindex, {}).items()):
+                neighs.append(NeighState(port_id=e.port_id, ip=ip, mac=mac, state=st))
+        routes = []
+        for key, (proto, hops) in self.routes.items():
+            view = self._nh_view(hops)
+            if view is None:
+                continue
+            family, table, dst, plen, _tos, metric = key
+            routes.append(
+                RouteState(
+                    family=4 if family == AF4 else 6,
+                    dst=f"{dst}/{plen}",
+                    table=table,
+                    proto=proto,
+                    metric=metric,
+                    nexthops=[
+                        ev.NextHop(gateway=gw, ifindex=ifx, port_id=port, weight=w)
+                        for gw, ifx, port, w in view
+                    ],
+                )
+            )
+        return State(bindings=bindings, ports=ports, routes=routes, neighs=neighs)

@@ -1,0 +1,344 @@
+"""The bridge process: wires the netlink reader, the core, the publisher and the controller.
+
+Threads: one reader drains the netlink listener into an inproc pipe so that the
+kernel's buffer never fills while the main thread dumps, publishes or answers
+a command. The main thread owns every piece of state; nothing is shared but
+the pipe.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import zmq
+
+from ifpx.schemas import codec
+from ifpx.schemas import commands as c
+from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
+
+from . import nlmsg, nlsock, statefile, taps
+from .bindings import Entry
+from .config import Options
+from .control import CommandError, Controller
+from .core import AF4, AF6, BridgeCore
+from .journal import Journal
+from .publisher import Publisher
+
+log = logging.getLogger("ifpx.bridge")
+
+_PIPE = "inproc://ifpx-netlink"
+_OVERRUN = b""
+_DRAIN = 512
+_DUMP_RETRIES = 5
+
+
+class StartupError(Exception):
+    """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
+
+
+def enter_netns(name: str) -> None:
+    """Move this process (its current thread, before any other starts) into ``name``."""
+    from pyroute2 import netns
+
+    try:
+        netns.setns(name)
+    except OSError as exc:
+        raise StartupError(f"cannot enter netns {name!r}: {exc}") from None
+
+
+def _prepare_ipc(endpoint: str) -> None:
+    if endpoint.startswith("ipc://"):
+        path = Path(endpoint[len("ipc://") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def endpoint_in_use(
+    ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, timeout_ms: int = 300
+) -> bool:
+    """True if a bridge already answers ``hello`` on the control endpoint."""
+    if endpoint.startswith("ipc://") and not Path(endpoint[6:]).exists():
+        return False
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        sock.connect(endpoint)
+        sock.send(codec.encode_request(c.Hello(client="ifpx-bridge-probe")))
+        return bool(sock.poll(timeout_ms, zmq.POLLIN))
+    finally:
+        sock.close()
+
+
+class Bridge:
+    """One bridge: a netns's proxies, published."""
+
+    def __init__(self, opts: Options) -> None:
+        self.opts = opts
+        self.core = BridgeCore(all_routes=opts.all_routes)
+        self.state_path = Path(opts.state)
+        self._stop = threading.Event()
+        self.overruns = 0
+        self.dump_retries = 0
+
+    # ---- lifecycle ------------------------------------------------------------
+
+    def stop(self, *_args: object) -> None:
+        """Ask the main loop to finish (signal-safe)."""
+        self._stop.set()
+
+    def run(self) -> None:
+        """Start, serve until stopped, clean up."""
+        opts = self.opts
+        if opts.netns:
+            enter_netns(opts.netns)
+        saved = statefile.load(self.state_path)
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            if endpoint_in_use(ctx, opts.control):
+                raise StartupError(f"another bridge answers on {opts.control}")
+            self._serve(ctx, saved)
+        finally:
+            ctx.destroy(linger=0)
+
+    def _serve(self, ctx: zmq.Context[zmq.Socket[bytes]], saved: list[Entry]) -> None:
+        opts = self.opts
+        for ep in (opts.events, opts.control):
+            _prepare_ipc(ep)
+        pub_sock = ctx.socket(zmq.PUB)
+        pub_sock.setsockopt(zmq.SNDHWM, opts.hwm)
+        pub_sock.setsockopt(zmq.LINGER, 0)
+        pub_sock.bind(opts.events)
+        rep = ctx.socket(zmq.REP)
+        rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
+        rep.setsockopt(zmq.LINGER, 0)
+        rep.bind(opts.control)
+
+        self.epoch = time.time_ns()
+        self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
+        self.controller = Controller(
+            self.core, self.pub, self, self._status_extra, netns=opts.netns
+        )
+        pipe = ctx.socket(zmq.PAIR)
+        pipe.setsockopt(zmq.RCVHWM, 0)
+        pipe.bind(_PIPE)
+
+        # Subscribe first, then dump: nothing that happens during the dump is lost.
+        listener = nlsock.open_listener(opts.rcvbuf)
+        listener.settimeout(0.25)
+        reader = threading.Thread(target=self._reader, args=(ctx, listener), daemon=True)
+        reader.start()
+        self.dumper = nlsock.Dumper()
+        try:
+            log.info("bridge starting epoch=%d netns=%s", self.epoch, opts.netns or "-")
+            self._initial_sync(saved)
+            log.info(
+                "cfg_done links=%d routes=%d bindings=%d",
+                len(self.core.links),
+                len(self.core.routes),
+                len(self.core.bindings),
+            )
+            self._loop(pipe, rep)
+        finally:
+            self._stop.set()
+            reader.join(timeout=2)
+            listener.close()
+            self.dumper.close()
+            log.info("bridge stopped")
+
+    def _reader(self, ctx: zmq.Context[zmq.Socket[bytes]], listener: socket.socket) -> None:
+        push = ctx.socket(zmq.PAIR)
+        push.setsockopt(zmq.SNDHWM, 0)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect(_PIPE)
+        try:
+            while not self._stop.is_set():
+                try:
+                    data = nlsock.recv(listener)
+                except TimeoutError:
+                    continue
+                except nlsock.Overrun:
+                    push.send(_OVERRUN)
+                    continue
+                except OSError as exc:
+                    if self._stop.is_set() or exc.errno == errno.EBADF:
+                        return
+                    raise
+                push.send(data, copy=False)
+        finally:
+            push.close()
+
+    # ---- netlink --------------------------------------------------------------
+
+    def _dump(self, kind: str, family: int = 0, oif: int = 0) -> list[EventBase]:
+        for attempt in range(_DUMP_RETRIES):
+            try:
+                if kind == "link":
+                    recs = list(self.dumper.links())
+                elif kind == "addr":
+                    recs = list(self.dumper.addrs())
+                elif kind == "route":
+                    recs = list(self.dumper.routes(family, oif))
+                else:
+                    recs = list(self.dumper.neighs())
+            except nlsock.DumpInterrupted:
+                self.dump_retries += 1
+                log.info("dump of %s interrupted, retry %d", kind, attempt + 1)
+                continue
+            return self.core.reconcile(kind, recs, family, oif)
+        raise RuntimeError(f"dump of {kind} interrupted {_DUMP_RETRIES} times")
+
+    def _dump_all(self, saved: list[Entry] | None = None) -> list[EventBase]:
+        events = self._dump("link")
+        if saved is not None:
+            events.extend(self.core.restore(saved))
+        events.extend(self._dump("addr"))
+        events.extend(self._dump("route", AF4))
+        events.extend(self._dump("route", AF6))
+        events.extend(self._dump("neigh"))
+        self.core.redumps.clear()  # the full dump just covered them
+        return events
+
+    def _initial_sync(self, saved: list[Entry]) -> None:
+        events = self._dump_all(saved)
+        self.pub.publish(events)
+        statefile.save(self.state_path, self.core.bindings)
+        self.controller.cfg_done = True
+        self.pub.publish([CfgDone()])
+
+    def _resync(self, reason: str) -> None:
+        self.core.counters.resyncs += 1
+        t0 = time.monotonic()
+        log.warning("resync reason=%s", reason)
+        events = self._dump_all()
+        self.pub.publish(
+            [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
+        )
+        log.info("resync done changes=%d seconds=%.3f", len(events), time.monotonic() - t0)
+
+    def _compensate(self) -> list[EventBase]:
+        events: list[EventBase] = []
+        while self.core.redumps:
+            req = self.core.redumps.pop()
+            self.core.counters.compensations += 1
+            events.extend(self._dump("route", req.family, req.oif))
+        return events
+
+    def _process(self, datagrams: list[bytes]) -> None:
+        events: list[EventBase] = []
+        overrun = False
+        for data in datagrams:
+            if data == _OVERRUN:
+                overrun = True
+                continue
+            events.extend(self.core.apply_all(nlmsg.decode(data)))
+        events.extend(self._compensate())
+        if events:
+            self.pub.publish(events)
+        if overrun:
+            self.overruns += 1
+            self._resync("netlink overrun")
+
+    # ---- main loop ------------------------------------------------------------
+
+    def _loop(self, pipe: zmq.Socket[bytes], rep: zmq.Socket[bytes]) -> None:
+        poller = zmq.Poller()
+        poller.register(pipe, zmq.POLLIN)
+        poller.register(rep, zmq.POLLIN)
+        interval = self.opts.heartbeat
+        next_hb = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_hb:
+                self.pub.heartbeat(interval)
+                next_hb = now + interval
+            timeout = max(0.0, min(next_hb - now, 0.5))
+            try:
+                ready = dict(poller.poll(int(timeout * 1000)))
+            except zmq.ZMQError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                raise
+            if pipe in ready:
+                batch: list[bytes] = []
+                while len(batch) < _DRAIN:
+                    try:
+                        batch.append(pipe.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                self._process(batch)
+            if rep in ready:
+                self._answer(rep)
+
+    def _answer(self, rep: zmq.Socket[bytes]) -> None:
+        try:
+            frames = rep.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        if len(frames) != 1:
+            reply = codec.encode_reply(
+                codec.error_reply(c.ErrorCode.BAD_REQUEST, f"expected 1 frame, got {len(frames)}")
+            )
+        else:
+            reply = self.controller.handle(frames[0])
+        rep.send(reply)
+
+    def _status_extra(self) -> dict[str, int]:
+        return {
+            "overruns": self.overruns,
+            "dump_retries": self.dump_retries,
+            "journal_capacity": self.opts.journal,
+        }
+
+    # ---- effects (for the controller) ----------------------------------------
+
+    def persist(self) -> None:
+        """Write the bindings durably."""
+        statefile.save(self.state_path, self.core.bindings)
+
+    def refresh_links(self) -> None:
+        """Reconcile links with a fresh dump and publish what changed."""
+        events = self._dump("link")
+        if events:
+            self.pub.publish(events)
+
+    def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
+        """Create a persistent multi_queue tap."""
+        try:
+            return taps.create(name, mac, mtu)
+        except taps.TapError as exc:
+            raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
+
+    def destroy_tap(self, name: str) -> None:
+        """Remove a tap (and refuse anything that is not one)."""
+        if not taps.is_tap(name):
+            raise CommandError(c.ErrorCode.INVALID_VALUE, f"{name} is not a tap; not removing it")
+        try:
+            taps.destroy(name)
+        except taps.TapError as exc:
+            raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
+
+
+def run(opts: Options) -> int:
+    """Run a bridge until SIGINT/SIGTERM; return the exit status."""
+    bridge = Bridge(opts)
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        bridge.run()
+    except (StartupError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    except zmq.ZMQError as exc:
+        log.error("socket error: %s", exc)
+        return 2
+    return 0

@@ -1,0 +1,108 @@
+"""The kernel's own view of the bound proxies, read with iproute2 (``ip -j``).
+
+This is the independent reference the demo and the tests compare the bridge's
+snapshot and the subscribers' replicas with: it shares no code with the
+netlink decoder or the mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from ifpx.schemas.events import NextHop
+from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+
+
+def ip_json(netns: str | None, *args: str) -> list[dict[str, Any]]:
+    """Run ``ip -j -N ARGS`` (in ``netns``) and parse its output."""
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-j", "-N", *args]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60).stdout
+    doc: list[dict[str, Any]] = json.loads(out) if out.strip() else []
+    return doc
+
+
+def _dst(family: int, raw: str) -> str:
+    if raw == "default":
+        return "0.0.0.0/0" if family == 4 else "::/0"
+    if "/" not in raw:
+        return f"{raw}/{32 if family == 4 else 128}"
+    return raw
+
+
+def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = False) -> State:
+    """What the bridge should publish for ``bindings``, according to the kernel."""
+    links = {link["ifname"]: link for link in ip_json(netns, "link", "show")}
+    ifindex_of = {name: int(link["ifindex"]) for name, link in links.items()}
+    active = [b for b in bindings if b.state == "active" and b.proxy in links]
+    ports_of: dict[int, list[int]] = {}
+    for b in active:
+        ports_of.setdefault(ifindex_of[b.proxy], []).append(b.port_id)
+    addrs: dict[str, list[str]] = {}
+    for link in ip_json(netns, "addr", "show"):
+        addrs[link["ifname"]] = [
+            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+        ]
+    ports = []
+    for b in active:
+        link = links[b.proxy]
+        flags = link.get("flags", [])
+        ports.append(
+            PortState(
+                port_id=b.port_id,
+                proxy=b.proxy,
+                ifindex=ifindex_of[b.proxy],
+                mac=link.get("address"),
+                mtu=link["mtu"],
+                up="UP" in flags,
+                carrier="LOWER_UP" in flags,
+                addrs=sorted(addrs.get(b.proxy, [])),
+            )
+        )
+    routes = []
+    for family in (4, 6):
+        for r in ip_json(netns, f"-{family}", "route", "show", "table", "all"):
+            if r.get("type", "1") not in ("1", "unicast") or "cloned" in r.get("flags", []):
+                continue
+            hops_raw = r.get("nexthops") or [r]
+            hops = []
+            for h in hops_raw:
+                ifindex = ifindex_of.get(h.get("dev", ""), 0)
+                bound = sorted(ports_of.get(ifindex, []))
+                hops.append(
+                    NextHop(
+                        gateway=h.get("gateway"),
+                        ifindex=ifindex,
+                        port_id=bound[0] if bound else None,
+                        weight=h.get("weight", 1),
+                    )
+                )
+            if not all_routes and not any(h.port_id is not None for h in hops):
+                continue
+            routes.append(
+                RouteState.model_validate(
+                    {
+                        "family": family,
+                        "dst": _dst(family, r["dst"]),
+                        "table": int(r.get("table", 254)),
+                        "proto": int(r.get("protocol", 3)),
+                        "metric": int(r.get("metric", 0)),
+                        "nexthops": hops,
+                    }
+                )
+            )
+    neighs = []
+    for n in ip_json(netns, "neigh", "show"):
+        ifindex = ifindex_of.get(n.get("dev", ""), 0)
+        states = [s.lower() for s in n.get("state", [])]
+        for port in ports_of.get(ifindex, []):
+            neighs.append(
+                NeighState(
+                    port_id=port,
+                    ip=n["dst"],
+                    mac=n.get("lladdr"),
+                    state=states[0] if states else "none",
+                )
+            )
+    return State(bindings=[b for b in bindings], ports=ports, routes=routes, neighs=neighs)

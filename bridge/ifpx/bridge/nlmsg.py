@@ -1,0 +1,363 @@
+"""rtnetlink messages: a struct-based decoder for the hot path, and request builders.
+
+Pure code: bytes in, records out. pyroute2's parser is the reference (the tests
+compare the two field by field); this one exists because it is an order of
+magnitude faster on full-table dumps.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+NLMSG_NOOP = 1
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLMSG_OVERRUN = 4
+RTM_NEWLINK = 16
+RTM_DELLINK = 17
+RTM_GETLINK = 18
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+RTM_GETADDR = 22
+RTM_NEWROUTE = 24
+RTM_DELROUTE = 25
+RTM_GETROUTE = 26
+RTM_NEWNEIGH = 28
+RTM_DELNEIGH = 29
+RTM_GETNEIGH = 30
+
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+
+RTMGRP_LINK = 0x1
+RTMGRP_NEIGH = 0x4
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV6_IFADDR = 0x100
+RTMGRP_IPV6_ROUTE = 0x400
+ALL_GROUPS = (
+    RTMGRP_LINK
+    | RTMGRP_NEIGH
+    | RTMGRP_IPV4_IFADDR
+    | RTMGRP_IPV4_ROUTE
+    | RTMGRP_IPV6_IFADDR
+    | RTMGRP_IPV6_ROUTE
+)
+
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_MULTIPATH = 9
+RTA_TABLE = 15
+RTA_VIA = 18
+NDA_DST = 1
+NDA_LLADDR = 2
+
+RTN_UNICAST = 1
+RTM_F_CLONED = 0x200
+
+NUD_STATES = {
+    0x01: "incomplete",
+    0x02: "reachable",
+    0x04: "stale",
+    0x08: "delay",
+    0x10: "probe",
+    0x20: "failed",
+    0x40: "noarp",
+    0x80: "permanent",
+}
+NUD_NOARP = 0x40
+
+_HDR = struct.Struct("=IHHII")
+_IFINFO = struct.Struct("=BxHiII")
+_IFADDR = struct.Struct("=BBBBI")
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_NDMSG = struct.Struct("=BxxxiHBB")
+_RTA = struct.Struct("=HH")
+_RTNH = struct.Struct("=HBBi")
+_U32 = struct.Struct("=I")
+
+AF_INET = socket.AF_INET
+AF_INET6 = socket.AF_INET6
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """RTM_NEWLINK / RTM_DELLINK."""
+
+    deleted: bool
+    ifindex: int
+    name: str
+    mtu: int
+    mac: str | None
+    up: bool
+    carrier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    """RTM_NEWADDR / RTM_DELADDR."""
+
+    deleted: bool
+    ifindex: int
+    family: int
+    ip: str
+    prefixlen: int
+
+
+NextHopT = tuple[str | None, int, int]
+"""(gateway or None, ifindex, weight)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """RTM_NEWROUTE / RTM_DELROUTE."""
+
+    deleted: bool
+    family: int
+    table: int
+    dst: str
+    prefixlen: int
+    tos: int
+    proto: int
+    type: int
+    flags: int
+    metric: int
+    nexthops: tuple[NextHopT, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Neigh:
+    """RTM_NEWNEIGH / RTM_DELNEIGH."""
+
+    deleted: bool
+    ifindex: int
+    family: int
+    ip: str
+    mac: str | None
+    state: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """NLMSG_DONE: the end of a dump; ``interrupted`` if the kernel flagged NLM_F_DUMP_INTR."""
+
+    seq: int
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """NLMSG_ERROR; ``errno`` 0 is an acknowledgement."""
+
+    seq: int
+    errno: int
+
+
+Record = Link | Addr | Route | Neigh | Done | Error
+
+
+def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    while off + 4 <= end:
+        alen, atype = _RTA.unpack_from(buf, off)
+        if alen < 4:
+            break
+        out[atype & 0x3FFF] = buf[off + 4 : off + alen]
+        off += (alen + 3) & ~3
+    return out
+
+
+def _ip(family: int, raw: bytes) -> str:
+    return socket.inet_ntop(family, raw)
+
+
+def _mac(raw: bytes | None) -> str | None:
+    if raw is None or len(raw) != 6:
+        return None
+    return raw.hex(":")
+
+
+def _gateway(attrs: dict[int, bytes], family: int) -> str | None:
+    gw = attrs.get(RTA_GATEWAY)
+    if gw is not None:
+        return _ip(family, gw)
+    via = attrs.get(RTA_VIA)
+    if via is not None and len(via) >= 2:
+        vfam = struct.unpack_from("=H", via)[0]
+        return _ip(vfam, via[2:])
+    return None
+
+
+def _multipath(raw: bytes, family: int) -> tuple[NextHopT, ...]:
+    hops: list[NextHopT] = []
+    off = 0
+    while off + 8 <= len(raw):
+        nlen, _flags, weight, ifindex = _RTNH.unpack_from(raw, off)
+        if nlen < 8:
+            break
+        nattrs = _attrs(raw, off + 8, off + nlen)
+        hops.append((_gateway(nattrs, family), ifindex, weight + 1))
+        off += (nlen + 3) & ~3
+    return tuple(hops)
+
+
+def _link(mtype: int, buf: bytes, off: int, end: int) -> Link:
+    _fam, _type, index, flags, _change = _IFINFO.unpack_from(buf, off)
+    a = _attrs(buf, off + _IFINFO.size, end)
+    name = a.get(IFLA_IFNAME, b"").rstrip(b"\0").decode(errors="replace")
+    mtu_raw = a.get(IFLA_MTU)
+    return Link(
+        deleted=mtype == RTM_DELLINK,
+        ifindex=index,
+        name=name,
+        mtu=_U32.unpack(mtu_raw)[0] if mtu_raw and len(mtu_raw) == 4 else 0,
+        mac=_mac(a.get(IFLA_ADDRESS)),
+        up=bool(flags & IFF_UP),
+        carrier=bool(flags & IFF_LOWER_UP),
+    )
+
+
+def _addr(mtype: int, buf: bytes, off: int, end: int) -> Addr | None:
+    family, plen, _flags, _scope, index = _IFADDR.unpack_from(buf, off)
+    if family not in (AF_INET, AF_INET6):
+        return None
+    a = _attrs(buf, off + _IFADDR.size, end)
+    raw = a.get(IFA_LOCAL) or a.get(IFA_ADDRESS)
+    if raw is None:
+        return None
+    return Addr(mtype == RTM_DELADDR, index, family, _ip(family, raw), plen)
+
+
+def _route(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
+    family, dlen, _slen, tos, table, proto, _scope, rtype, flags = _RTMSG.unpack_from(buf, off)
+    if family not in (AF_INET, AF_INET6):
+        return None
+    a = _attrs(buf, off + _RTMSG.size, end)
+    traw = a.get(RTA_TABLE)
+    if traw is not None and len(traw) == 4:
+        table = _U32.unpack(traw)[0]
+    draw = a.get(RTA_DST)
+    dst = _ip(family, draw) if draw else ("0.0.0.0" if family == AF_INET else "::")
+    praw = a.get(RTA_PRIORITY)
+    metric = _U32.unpack(praw)[0] if praw and len(praw) == 4 else 0
+    mp = a.get(RTA_MULTIPATH)
+    if mp is not None:
+        nexthops = _multipath(mp, family)
+    else:
+        oraw = a.get(RTA_OIF)
+        oif = struct.unpack("=i", oraw)[0] if oraw and len(oraw) == 4 else 0
+        gw = _gateway(a, family)
+        nexthops = ((gw, oif, 1),) if (oif or gw) else ()
+    return Route(
+        deleted=mtype == RTM_DELROUTE,
+        family=family,
+        table=table,
+        dst=dst,
+        prefixlen=dlen,
+        tos=tos,
+        proto=proto,
+        type=rtype,
+        flags=flags,
+        metric=metric,
+        nexthops=nexthops,
+    )
+
+
+def _neigh(mtype: int, buf: bytes, off: int, end: int) -> Neigh | None:
+    family, index, state, _flags, _type = _NDMSG.unpack_from(buf, off)
+    if family not in (AF_INET, AF_INET6):
+        return None  # AF_BRIDGE fdb entries and the like
+    a = _attrs(buf, off + _NDMSG.size, end)
+    raw = a.get(NDA_DST)
+    if raw is None:
+        return None
+    return Neigh(
+        mtype == RTM_DELNEIGH, index, family, _ip(family, raw), _mac(a.get(NDA_LLADDR)), state
+    )
+
+
+_DECODERS = {
+    RTM_NEWLINK: _link,
+    RTM_DELLINK: _link,
+    RTM_NEWADDR: _addr,
+    RTM_DELADDR: _addr,
+    RTM_NEWROUTE: _route,
+    RTM_DELROUTE: _route,
+    RTM_NEWNEIGH: _neigh,
+    RTM_DELNEIGH: _neigh,
+}
+
+
+def decode(buf: bytes) -> list[Record]:
+    """Decode every netlink message in one datagram; skip kinds we do not track."""
+    out: list[Record] = []
+    off = 0
+    size = len(buf)
+    while off + 16 <= size:
+        mlen, mtype, mflags, seq, _pid = _HDR.unpack_from(buf, off)
+        if mlen < 16 or off + mlen > size:
+            break
+        body = off + 16
+        end = off + mlen
+        dec = _DECODERS.get(mtype)
+        if dec is not None:
+            rec = dec(mtype, buf, body, end)
+            if rec is not None:
+                out.append(rec)
+        elif mtype == NLMSG_DONE:
+            out.append(Done(seq, bool(mflags & NLM_F_DUMP_INTR)))
+        elif mtype == NLMSG_ERROR:
+            err = struct.unpack_from("=i", buf, body)[0] if end - body >= 4 else 0
+            out.append(Error(seq, -err))
+        off += (mlen + 3) & ~3
+    return out
+
+
+# ---- requests ---------------------------------------------------------------------
+
+
+def _request(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
+    return _HDR.pack(16 + len(body), mtype, flags, seq, 0) + body
+
+
+def _attr(atype: int, payload: bytes) -> bytes:
+    raw = _RTA.pack(4 + len(payload), atype) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+def dump_links(seq: int) -> bytes:
+    """RTM_GETLINK dump request."""
+    return _request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFINFO.pack(0, 0, 0, 0, 0))
+
+
+def dump_addrs(seq: int) -> bytes:
+    """RTM_GETADDR dump request (both families)."""
+    return _request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(0, 0, 0, 0, 0))
+
+
+def dump_routes(seq: int, family: int, oif: int = 0) -> bytes:
+    """RTM_GETROUTE dump request; with ``oif`` (and a strict-check socket) only routes via it."""
+    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    if oif:
+        body += _attr(RTA_OIF, struct.pack("=i", oif))
+    return _request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
+
+
+def dump_neighs(seq: int) -> bytes:
+    """RTM_GETNEIGH dump request."""
+    return _request(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, _NDMSG.pack(0, 0, 0, 0, 0))

@@ -1,0 +1,104 @@
+"""Raw rtnetlink sockets: the multicast listener and the dump requester (thin I/O)."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Iterator
+
+from . import nlmsg
+
+log = logging.getLogger(__name__)
+
+SOL_NETLINK = 270
+NETLINK_GET_STRICT_CHK = 12
+SO_RCVBUFFORCE = 33
+RECV_SIZE = 1 << 20
+
+
+class Overrun(Exception):
+    """The kernel dropped messages for this socket (ENOBUFS): the mirror must resync."""
+
+
+class DumpInterrupted(Exception):
+    """The kernel flagged a dump as inconsistent (NLM_F_DUMP_INTR); dump again."""
+
+
+def _set_rcvbuf(sock: socket.socket, size: int) -> int:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        # Without CAP_NET_ADMIN the kernel caps us at net.core.rmem_max.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    got: int = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return got
+
+
+def open_listener(rcvbuf: int) -> socket.socket:
+    """A socket bound to the link, address, route and neighbour multicast groups."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+    got = _set_rcvbuf(sock, rcvbuf)
+    sock.bind((0, nlmsg.ALL_GROUPS))
+    log.debug("netlink listener bound, rcvbuf=%d (asked %d)", got, rcvbuf)
+    return sock
+
+
+def recv(sock: socket.socket) -> bytes:
+    """One datagram; raise :class:`Overrun` on ENOBUFS."""
+    try:
+        return sock.recv(RECV_SIZE)
+    except OSError as exc:
+        if exc.errno == errno.ENOBUFS:
+            raise Overrun() from None
+        raise
+
+
+class Dumper:
+    """Sends dump requests on its own socket and yields the decoded records."""
+
+    def __init__(self, rcvbuf: int = 32 << 20) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+        _set_rcvbuf(self._sock, rcvbuf)
+        self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+        self._sock.bind((0, 0))
+        self._seq = 0
+
+    def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
+
+    def _run(self, build: bytes) -> Iterator[nlmsg.Record]:
+        self._sock.send(build)
+        while True:
+            data = self._sock.recv(RECV_SIZE)
+            for rec in nlmsg.decode(data):
+                if isinstance(rec, nlmsg.Done):
+                    if rec.interrupted:
+                        raise DumpInterrupted()
+                    return
+                if isinstance(rec, nlmsg.Error):
+                    if rec.errno:
+                        raise OSError(rec.errno, f"netlink dump failed: {rec.errno}")
+                    return
+                yield rec
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def links(self) -> Iterator[nlmsg.Record]:
+        """Every link."""
+        return self._run(nlmsg.dump_links(self._next_seq()))
+
+    def addrs(self) -> Iterator[nlmsg.Record]:
+        """Every IPv4 and IPv6 address."""
+        return self._run(nlmsg.dump_addrs(self._next_seq()))
+
+    def routes(self, family: int, oif: int = 0) -> Iterator[nlmsg.Record]:
+        """Every route of ``family`` (only those using ``oif`` when given)."""
+        return self._run(nlmsg.dump_routes(self._next_seq(), family, oif))
+
+    def neighs(self) -> Iterator[nlmsg.Record]:
+        """Every neighbour entry."""
+        return self._run(nlmsg.dump_neighs(self._next_seq()))

@@ -1,0 +1,189 @@
+"""The one module that touches msgpack.
+
+Decoding untrusted bytes raises :class:`CodecError` and nothing else, and is
+bounded: total size, nesting depth, collection and string lengths are checked
+before anything is built from the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+from pydantic import BaseModel, ValidationError
+
+from .commands import (
+    COMMAND_ADAPTER,
+    COMMAND_TYPES,
+    REPLY_ADAPTER,
+    Command,
+    ErrorCode,
+    ErrorInfo,
+    ErrorReply,
+    Reply,
+)
+from .envelope import Message
+from .version import SUPPORTED_VERSIONS
+
+MAX_REQUEST_BYTES = 64 * 1024
+"""Largest command a bridge accepts (also set as ZMQ_MAXMSGSIZE on its control socket)."""
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest published message a subscriber accepts."""
+
+MAX_REPLY_BYTES = 1024 * 1024 * 1024
+"""Largest reply a client accepts (a snapshot of a full Internet table fits)."""
+
+MAX_DEPTH = 12
+"""Deepest nesting of maps and arrays in any valid document (a snapshot needs 7)."""
+
+MAX_STR = 1 << 16
+MAX_COLLECTION = 1 << 24
+
+
+class CodecError(Exception):
+    """Bytes that are not a valid document; ``code`` says how a reply should classify it."""
+
+    def __init__(
+        self, message: str, code: ErrorCode = ErrorCode.BAD_REQUEST, request_id: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.request_id = request_id
+
+
+def _pack(obj: Any) -> bytes:
+    data: bytes = msgpack.packb(obj, use_bin_type=True)
+    return data
+
+
+def _unpack(data: bytes, limit: int) -> Any:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > limit:
+        raise CodecError(f"document of {len(data)} bytes exceeds {limit}", ErrorCode.TOO_LARGE)
+    try:
+        obj = msgpack.unpackb(
+            data,
+            raw=False,
+            strict_map_key=True,
+            max_str_len=MAX_STR,
+            max_bin_len=MAX_STR,
+            max_array_len=MAX_COLLECTION,
+            max_map_len=MAX_COLLECTION,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises a zoo of types; all mean "not ours"
+        raise CodecError(f"not a msgpack document: {type(exc).__name__}: {exc}") from None
+    _check_depth(obj)
+    return obj
+
+
+def _check_depth(obj: Any) -> None:
+    # Iterative, so a hostile document cannot exhaust the Python stack.
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            if depth > MAX_DEPTH:
+                raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            if depth > MAX_DEPTH:
+                raise CodecError(f"nesting deeper than {MAX_DEPTH}")
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    parts = []
+    for err in errors[:3]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+    return "; ".join(parts) + more
+
+
+def dump(model: BaseModel) -> bytes:
+    """Encode any wire model as msgpack."""
+    return _pack(model.model_dump())
+
+
+# ---- published messages --------------------------------------------------------
+
+
+def encode_message(msg: Message) -> list[bytes]:
+    """The frames of a published message: ``[topic, payload]``."""
+    return [msg.topic.encode(), dump(msg)]
+
+
+def decode_message(frames: Sequence[bytes]) -> Message:
+    """Validate a published message's frames; raise :class:`CodecError` if invalid."""
+    if len(frames) != 2:
+        raise CodecError(f"expected 2 frames, got {len(frames)}")
+    topic, payload = frames
+    obj = _unpack(payload, MAX_MESSAGE_BYTES)
+    try:
+        msg = Message.model_validate(obj)
+    except ValidationError as exc:
+        raise CodecError(f"invalid message: {_describe(exc)}") from None
+    if bytes(topic) != msg.topic.encode():
+        raise CodecError(f"topic frame {bytes(topic)!r} does not match payload topic {msg.topic}")
+    return msg
+
+
+# ---- commands and replies -------------------------------------------------------
+
+
+def encode_request(cmd: BaseModel) -> bytes:
+    """Encode a command."""
+    return dump(cmd)
+
+
+def decode_request(data: bytes) -> Command:
+    """Validate a command; the :class:`CodecError` carries the code for the error reply."""
+    obj = _unpack(data, MAX_REQUEST_BYTES)
+    if not isinstance(obj, dict):
+        raise CodecError("a request is a map")
+    rid = obj.get("id", 0)
+    rid = rid if isinstance(rid, int) and 0 <= rid < 2**63 else 0
+    version = obj.get("v")
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
+        raise CodecError(
+            f"protocol version {_short(version)} not supported"
+            f" (supported: {list(SUPPORTED_VERSIONS)})",
+            ErrorCode.UNSUPPORTED_VERSION,
+            rid,
+        )
+    name = obj.get("cmd")
+    if not isinstance(name, str) or name not in COMMAND_TYPES:
+        raise CodecError(f"unknown command {_short(name)}", ErrorCode.UNKNOWN_COMMAND, rid)
+    try:
+        return COMMAND_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise CodecError(f"invalid {name}: {_describe(exc)}", ErrorCode.BAD_REQUEST, rid) from None
+
+
+def encode_reply(reply: BaseModel) -> bytes:
+    """Encode a reply."""
+    return dump(reply)
+
+
+def error_reply(code: ErrorCode, message: str, request_id: int = 0) -> ErrorReply:
+    """Build an error reply."""
+    return ErrorReply(id=request_id, error=ErrorInfo(code=code, message=message[:4096]))
+
+
+def decode_reply(data: bytes) -> Reply:
+    """Validate a reply; raise :class:`CodecError` if invalid."""
+    obj = _unpack(data, MAX_REPLY_BYTES)
+    try:
+        return REPLY_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise CodecError(f"invalid reply: {_describe(exc)}") from None

@@ -1,0 +1,358 @@
+"""Commands (REQ -> REP) and their replies.
+
+A request is a flat map: ``{"v": 1, "id": 7, "cmd": "bind", "port_id": 0,
+"proxy": "tap0"}``. A reply echoes ``id`` and is either ``{"ok": true,
+"result": {"type": <cmd>, ...}}`` or ``{"ok": false, "error": {"code": ...,
+"message": ...}}``. Exactly one reply answers each request, whatever it held.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, TypeAdapter
+
+from .envelope import Message
+from .events import WireModel
+from .state import Binding, State
+from .types import U64, IfIndex, IfName, Mac, PortId
+from .version import PROTOCOL_VERSION
+
+RequestId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes; clients branch on these, never on the message."""
+
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_COMMAND = "unknown_command"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TOO_LARGE = "too_large"
+    NO_SUCH_PROXY = "no_such_proxy"
+    NO_SUCH_PORT = "no_such_port"
+    NOT_BOUND = "not_bound"
+    ALREADY_EXISTS = "already_exists"
+    INVALID_VALUE = "invalid_value"
+    KERNEL_ERROR = "kernel_error"
+    JOURNAL_GAP = "journal_gap"
+    NOT_SUPPORTED = "not_supported"
+    PERMISSION_DENIED = "permission_denied"
+    INTERNAL = "internal"
+
+
+class _Command(WireModel):
+    v: int = PROTOCOL_VERSION
+    id: RequestId = 0
+
+
+ProxyRef = Annotated[
+    IfName | IfIndex, Field(description="proxy interface name, or its ifindex in the bridge netns")
+]
+
+
+class Hello(_Command):
+    """Version and capability negotiation."""
+
+    cmd: Literal["hello"] = "hello"
+    client: Annotated[str, Field(max_length=64)] = ""
+    versions: Annotated[list[int], Field(min_length=1, max_length=16)] = Field(
+        default_factory=lambda: [PROTOCOL_VERSION]
+    )
+
+
+class Bind(_Command):
+    """Bind a DPDK port to a proxy. Idempotent; acknowledged once persisted."""
+
+    cmd: Literal["bind"] = "bind"
+    port_id: PortId
+    proxy: ProxyRef
+
+
+class Unbind(_Command):
+    """Unbind a port (from ``proxy`` only, when given). Idempotent."""
+
+    cmd: Literal["unbind"] = "unbind"
+    port_id: PortId
+    proxy: ProxyRef | None = None
+
+
+class CreateProxy(_Command):
+    """Create a persistent multi_queue tap usable by DPDK's net_tap (``iface=NAME``)."""
+
+    cmd: Literal["create_proxy"] = "create_proxy"
+    name: IfName
+    mac: Mac | None = None
+    mtu: Annotated[int, Field(ge=68, le=65535)] | None = None
+
+
+class DestroyProxy(_Command):
+    """Remove a proxy interface and every binding to it."""
+
+    cmd: Literal["destroy_proxy"] = "destroy_proxy"
+    name: IfName
+
+
+class ListBindings(_Command):
+    """Every binding, active or gone."""
+
+    cmd: Literal["list_bindings"] = "list_bindings"
+
+
+class ProxyOfPort(_Command):
+    """The proxy a port is bound to."""
+
+    cmd: Literal["proxy_of_port"] = "proxy_of_port"
+    port_id: PortId
+
+
+class PortsOfProxy(_Command):
+    """The ports bound to a proxy."""
+
+    cmd: Literal["ports_of_proxy"] = "ports_of_proxy"
+    proxy: ProxyRef
+
+
+class ProxyInfo(_Command):
+    """A proxy's current configuration as the bridge mirrors it."""
+
+    cmd: Literal["proxy_info"] = "proxy_info"
+    proxy: ProxyRef
+
+
+class EventsAvailable(_Command):
+    """Which event kinds this bridge delivers on this platform."""
+
+    cmd: Literal["events_available"] = "events_available"
+
+
+class Snapshot(_Command):
+    """The whole published state and the sequence numbers it is consistent at."""
+
+    cmd: Literal["snapshot"] = "snapshot"
+
+
+class Status(_Command):
+    """Epoch, sequence, counters, uptime."""
+
+    cmd: Literal["status"] = "status"
+
+
+class Replay(_Command):
+    """Messages after ``from_seq`` on ``topics`` from the bridge's bounded journal."""
+
+    cmd: Literal["replay"] = "replay"
+    epoch: U64
+    from_seq: U64
+    topics: Annotated[list[str], Field(max_length=16)] | None = None
+
+
+Command = Annotated[
+    Hello
+    | Bind
+    | Unbind
+    | CreateProxy
+    | DestroyProxy
+    | ListBindings
+    | ProxyOfPort
+    | PortsOfProxy
+    | ProxyInfo
+    | EventsAvailable
+    | Snapshot
+    | Status
+    | Replay,
+    Field(discriminator="cmd"),
+]
+"""Any command; validate with :data:`COMMAND_ADAPTER`."""
+
+COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
+
+COMMAND_TYPES: dict[str, type[WireModel]] = {
+    cls.model_fields["cmd"].default: cls
+    for cls in (
+        Hello,
+        Bind,
+        Unbind,
+        CreateProxy,
+        DestroyProxy,
+        ListBindings,
+        ProxyOfPort,
+        PortsOfProxy,
+        ProxyInfo,
+        EventsAvailable,
+        Snapshot,
+        Status,
+        Replay,
+    )
+}
+"""Every command, by name."""
+
+
+# ---- results -----------------------------------------------------------------
+
+
+class HelloResult(WireModel):
+    """The agreed version and what the peer offers."""
+
+    type: Literal["hello"] = "hello"
+    version: int
+    epoch: U64
+    server: Annotated[str, Field(max_length=64)]
+    capabilities: list[str] = Field(default_factory=list)
+
+
+class BindResult(WireModel):
+    """The binding as it now stands; ``changed`` is false for a repeated bind."""
+
+    type: Literal["bind"] = "bind"
+    binding: Binding
+    changed: bool
+
+
+class UnbindResult(WireModel):
+    """The bindings removed (empty for a repeated unbind)."""
+
+    type: Literal["unbind"] = "unbind"
+    removed: list[Binding] = Field(default_factory=list)
+
+
+class CreateProxyResult(WireModel):
+    """The proxy made (or found, if it already was a tap of that name)."""
+
+    type: Literal["create_proxy"] = "create_proxy"
+    name: IfName
+    ifindex: IfIndex
+    created: bool
+
+
+class DestroyProxyResult(WireModel):
+    """What destroying the proxy removed."""
+
+    type: Literal["destroy_proxy"] = "destroy_proxy"
+    name: IfName
+    removed_bindings: list[Binding] = Field(default_factory=list)
+
+
+class ListBindingsResult(WireModel):
+    """Every binding."""
+
+    type: Literal["list_bindings"] = "list_bindings"
+    bindings: list[Binding] = Field(default_factory=list)
+
+
+class ProxyOfPortResult(WireModel):
+    """The binding of one port."""
+
+    type: Literal["proxy_of_port"] = "proxy_of_port"
+    binding: Binding
+
+
+class PortsOfProxyResult(WireModel):
+    """Ports bound to a proxy."""
+
+    type: Literal["ports_of_proxy"] = "ports_of_proxy"
+    proxy: IfName
+    ifindex: IfIndex | None
+    port_ids: list[PortId] = Field(default_factory=list)
+
+
+class ProxyInfoResult(WireModel):
+    """A proxy interface's mirrored configuration."""
+
+    type: Literal["proxy_info"] = "proxy_info"
+    name: IfName
+    ifindex: IfIndex
+    mac: Mac | None = None
+    mtu: int = 0
+    up: bool = False
+    carrier: bool = False
+    addrs: list[str] = Field(default_factory=list)
+    port_ids: list[PortId] = Field(default_factory=list)
+
+
+class EventsAvailableResult(WireModel):
+    """Event kinds delivered by this bridge."""
+
+    type: Literal["events_available"] = "events_available"
+    kinds: list[str]
+
+
+class SnapshotResult(WireModel):
+    """State consistent with ``seq``; ``topic_seqs`` gives each topic's ``tseq`` then."""
+
+    type: Literal["snapshot"] = "snapshot"
+    epoch: U64
+    seq: U64
+    topic_seqs: dict[str, int]
+    cfg_done: bool
+    state: State
+
+
+class StatusResult(WireModel):
+    """Health and counters."""
+
+    type: Literal["status"] = "status"
+    epoch: U64
+    seq: U64
+    uptime: float
+    netns: str | None = None
+    bindings: int
+    counters: dict[str, int] = Field(default_factory=dict)
+
+
+class ReplayResult(WireModel):
+    """Journalled messages after the requested sequence, in order."""
+
+    type: Literal["replay"] = "replay"
+    epoch: U64
+    messages: list[Message] = Field(default_factory=list)
+
+
+Result = Annotated[
+    HelloResult
+    | BindResult
+    | UnbindResult
+    | CreateProxyResult
+    | DestroyProxyResult
+    | ListBindingsResult
+    | ProxyOfPortResult
+    | PortsOfProxyResult
+    | ProxyInfoResult
+    | EventsAvailableResult
+    | SnapshotResult
+    | StatusResult
+    | ReplayResult,
+    Field(discriminator="type"),
+]
+"""Any command result."""
+
+
+class ErrorInfo(WireModel):
+    """A typed error: a stable ``code`` and a message for humans."""
+
+    code: Annotated[ErrorCode, Field(strict=False)]  # arrives as its string value
+    message: Annotated[str, Field(max_length=4096)]
+
+
+class OkReply(WireModel):
+    """A successful reply."""
+
+    v: int = PROTOCOL_VERSION
+    id: RequestId = 0
+    ok: Literal[True] = True
+    result: Result
+
+
+class ErrorReply(WireModel):
+    """A failed reply."""
+
+    v: int = PROTOCOL_VERSION
+    id: RequestId = 0
+    ok: Literal[False] = False
+    error: ErrorInfo
+
+
+Reply = Annotated[OkReply | ErrorReply, Field(discriminator="ok")]
+"""Any reply."""
+
+REPLY_ADAPTER: TypeAdapter[Reply] = TypeAdapter(Reply)

@@ -1,0 +1,323 @@
+"""Event models: one per kind, discriminated by ``kind``.
+
+Kinds carry DPDK's ``rte_ifpx`` callback names in lower case, plus the bridge's
+own lifecycle kinds. Port-scoped events carry the DPDK ``port_id`` and the
+proxy's name and ifindex; with several ports bound to one proxy the bridge
+emits one event per port, as the RFC does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .types import U32, IfIndex, IfName, IPAny, IPv4, IPv6, Mac, PortId, PrefixLen4, PrefixLen6
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: immutable, strictly typed, and unknown fields are an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class EventBase(WireModel):
+    """Base of every event: ``kind`` names it (and is the union's discriminator)."""
+
+    kind: str
+
+
+class PortScoped(EventBase):
+    """Fields every port-scoped event carries."""
+
+    port_id: PortId
+    proxy: IfName
+    ifindex: IfIndex
+
+
+class MacChange(PortScoped):
+    """The proxy's MAC address is now ``mac``."""
+
+    kind: Literal["mac_change"] = "mac_change"
+    mac: Mac
+
+
+class MtuChange(PortScoped):
+    """The proxy's MTU is now ``mtu``."""
+
+    kind: Literal["mtu_change"] = "mtu_change"
+    mtu: Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+class LinkChange(PortScoped):
+    """Administrative state (IFF_UP, ``ip link set up/down``) and carrier."""
+
+    kind: Literal["link_change"] = "link_change"
+    up: bool
+    carrier: bool = False
+
+
+class AddrAdd(PortScoped):
+    """An IPv4 address was added to the proxy."""
+
+    kind: Literal["addr_add"] = "addr_add"
+    ip: IPv4
+    prefixlen: PrefixLen4
+
+
+class AddrDel(PortScoped):
+    """An IPv4 address was removed from the proxy."""
+
+    kind: Literal["addr_del"] = "addr_del"
+    ip: IPv4
+    prefixlen: PrefixLen4
+
+
+class Addr6Add(PortScoped):
+    """An IPv6 address was added to the proxy."""
+
+    kind: Literal["addr6_add"] = "addr6_add"
+    ip: IPv6
+    prefixlen: PrefixLen6
+
+
+class Addr6Del(PortScoped):
+    """An IPv6 address was removed from the proxy."""
+
+    kind: Literal["addr6_del"] = "addr6_del"
+    ip: IPv6
+    prefixlen: PrefixLen6
+
+
+class NextHop(WireModel):
+    """One next hop of a route; ECMP routes carry several."""
+
+    gateway: IPAny | None = None
+    ifindex: IfIndex
+    port_id: PortId | None = Field(
+        default=None,
+        description="lowest DPDK port bound to the next hop's proxy; null if none is bound",
+    )
+    weight: Annotated[int, Field(ge=1, le=256)] = 1
+
+
+class _RouteBase(EventBase):
+    table: U32 = 254
+    proto: Annotated[int, Field(ge=0, le=255)] = 0
+    metric: U32 = 0
+    nexthops: Annotated[list[NextHop], Field(max_length=256)] = Field(default_factory=list)
+
+
+class RouteAdd(_RouteBase):
+    """An IPv4 route was added or replaced (the event carries the whole route)."""
+
+    kind: Literal["route_add"] = "route_add"
+    dst: IPv4
+    prefixlen: PrefixLen4
+
+
+class RouteDel(_RouteBase):
+    """An IPv4 route was removed."""
+
+    kind: Literal["route_del"] = "route_del"
+    dst: IPv4
+    prefixlen: PrefixLen4
+
+
+class Route6Add(_RouteBase):
+    """An IPv6 route was added or replaced (the event carries the whole route)."""
+
+    kind: Literal["route6_add"] = "route6_add"
+    dst: IPv6
+    prefixlen: PrefixLen6
+
+
+class Route6Del(_RouteBase):
+    """An IPv6 route was removed."""
+
+    kind: Literal["route6_del"] = "route6_del"
+    dst: IPv6
+    prefixlen: PrefixLen6
+
+
+NeighState = Annotated[str, Field(max_length=32, description="NUD state, e.g. reachable")]
+
+
+class NeighAdd(PortScoped):
+    """An IPv4 neighbour (ARP entry) appeared or changed."""
+
+    kind: Literal["neigh_add"] = "neigh_add"
+    ip: IPv4
+    mac: Mac | None = None
+    state: NeighState = "reachable"
+
+
+class NeighDel(PortScoped):
+    """An IPv4 neighbour was removed."""
+
+    kind: Literal["neigh_del"] = "neigh_del"
+    ip: IPv4
+    mac: Mac | None = None
+    state: NeighState = "none"
+
+
+class Neigh6Add(PortScoped):
+    """An IPv6 neighbour appeared or changed."""
+
+    kind: Literal["neigh6_add"] = "neigh6_add"
+    ip: IPv6
+    mac: Mac | None = None
+    state: NeighState = "reachable"
+
+
+class Neigh6Del(PortScoped):
+    """An IPv6 neighbour was removed."""
+
+    kind: Literal["neigh6_del"] = "neigh6_del"
+    ip: IPv6
+    mac: Mac | None = None
+    state: NeighState = "none"
+
+
+class CfgDone(EventBase):
+    """The initial dump is complete: the published state now mirrors the kernel."""
+
+    kind: Literal["cfg_done"] = "cfg_done"
+
+
+class PortBound(PortScoped):
+    """A port was bound to a proxy; that proxy's configuration follows as events."""
+
+    kind: Literal["port_bound"] = "port_bound"
+
+
+class PortUnbound(PortScoped):
+    """A port was unbound; subscribers forget its port-scoped state."""
+
+    kind: Literal["port_unbound"] = "port_unbound"
+
+
+class ProxyGone(PortScoped):
+    """The bound proxy interface disappeared; the binding stays, marked gone."""
+
+    kind: Literal["proxy_gone"] = "proxy_gone"
+
+
+class ProxyRenamed(PortScoped):
+    """The bound proxy was renamed (same ifindex); ``proxy`` is the new name."""
+
+    kind: Literal["proxy_renamed"] = "proxy_renamed"
+    old_name: IfName
+
+
+class ProxyBack(PortScoped):
+    """A proxy with the gone proxy's name reappeared and the binding moved to it."""
+
+    kind: Literal["proxy_back"] = "proxy_back"
+    old_ifindex: IfIndex
+
+
+class ResyncBegin(EventBase):
+    """The publisher's state is being re-derived from a fresh kernel dump."""
+
+    kind: Literal["resync_begin"] = "resync_begin"
+    reason: Annotated[str, Field(max_length=200)]
+
+
+class ResyncEnd(EventBase):
+    """The resync is over; the events between begin and end were the difference."""
+
+    kind: Literal["resync_end"] = "resync_end"
+    reason: Annotated[str, Field(max_length=200)]
+    changes: Annotated[int, Field(ge=0)] = 0
+
+
+class Heartbeat(EventBase):
+    """Sent about once a second: the latest sequence number of every topic."""
+
+    kind: Literal["heartbeat"] = "heartbeat"
+    topic_seqs: Annotated[dict[str, int], Field(max_length=64)]
+    interval: float = 1.0
+
+
+Event = Annotated[
+    MacChange
+    | MtuChange
+    | LinkChange
+    | AddrAdd
+    | AddrDel
+    | Addr6Add
+    | Addr6Del
+    | RouteAdd
+    | RouteDel
+    | Route6Add
+    | Route6Del
+    | NeighAdd
+    | NeighDel
+    | Neigh6Add
+    | Neigh6Del
+    | CfgDone
+    | PortBound
+    | PortUnbound
+    | ProxyGone
+    | ProxyRenamed
+    | ProxyBack
+    | ResyncBegin
+    | ResyncEnd
+    | Heartbeat,
+    Field(discriminator="kind"),
+]
+"""Any event; validate with :data:`EVENT_ADAPTER`."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in (
+        MacChange,
+        MtuChange,
+        LinkChange,
+        AddrAdd,
+        AddrDel,
+        Addr6Add,
+        Addr6Del,
+        RouteAdd,
+        RouteDel,
+        Route6Add,
+        Route6Del,
+        NeighAdd,
+        NeighDel,
+        Neigh6Add,
+        Neigh6Del,
+        CfgDone,
+        PortBound,
+        PortUnbound,
+        ProxyGone,
+        ProxyRenamed,
+        ProxyBack,
+        ResyncBegin,
+        ResyncEnd,
+        Heartbeat,
+    )
+}
+"""Every event kind, by name."""
+
+DPDK_KINDS: tuple[str, ...] = (
+    "mac_change",
+    "mtu_change",
+    "link_change",
+    "addr_add",
+    "addr_del",
+    "addr6_add",
+    "addr6_del",
+    "route_add",
+    "route_del",
+    "route6_add",
+    "route6_del",
+    "neigh_add",
+    "neigh_del",
+    "neigh6_add",
+    "neigh6_del",
+    "cfg_done",
+)
+"""The kinds named after DPDK's ``rte_ifpx`` callbacks."""

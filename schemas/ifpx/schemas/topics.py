@@ -1,0 +1,58 @@
+"""Topics: the first frame of every published message, used for filtering at the socket.
+
+Every topic has its own sequence counter (``tseq``) besides the global ``seq``,
+so a subscriber that filters out some topics still sees a gap in the ones it
+kept. Heartbeats carry the latest ``tseq`` of every topic, so a loss at the tail
+shows up too. The ``port``, ``sync`` and ``hb`` topics are always subscribed:
+bindings, ``cfg_done``/resync markers and heartbeats concern every replica.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Topic = Literal["link", "addr", "route", "neigh", "port", "sync", "hb"]
+
+TOPICS: tuple[Topic, ...] = ("link", "addr", "route", "neigh", "port", "sync", "hb")
+"""All topics. No topic is a prefix of another, so ZeroMQ prefix matching is exact."""
+
+ALWAYS_SUBSCRIBED: tuple[Topic, ...] = ("port", "sync", "hb")
+"""Topics every subscriber takes whatever its kind filter."""
+
+KIND_TOPIC: dict[str, Topic] = {
+    "mac_change": "link",
+    "mtu_change": "link",
+    "link_change": "link",
+    "addr_add": "addr",
+    "addr_del": "addr",
+    "addr6_add": "addr",
+    "addr6_del": "addr",
+    "route_add": "route",
+    "route_del": "route",
+    "route6_add": "route",
+    "route6_del": "route",
+    "neigh_add": "neigh",
+    "neigh_del": "neigh",
+    "neigh6_add": "neigh",
+    "neigh6_del": "neigh",
+    "port_bound": "port",
+    "port_unbound": "port",
+    "proxy_gone": "port",
+    "proxy_renamed": "port",
+    "proxy_back": "port",
+    "cfg_done": "sync",
+    "resync_begin": "sync",
+    "resync_end": "sync",
+    "heartbeat": "hb",
+}
+"""The topic each event kind is published on."""
+
+
+def topics_for_kinds(kinds: set[str] | None) -> set[Topic]:
+    """Topics a subscriber must take to receive ``kinds`` (all topics when None)."""
+    if kinds is None:
+        return set(TOPICS)
+    unknown = kinds - KIND_TOPIC.keys()
+    if unknown:
+        raise ValueError(f"unknown event kinds: {', '.join(sorted(unknown))}")
+    return {KIND_TOPIC[k] for k in kinds} | set(ALWAYS_SUBSCRIBED)

@@ -1,0 +1,1 @@
+"""ifpx subscribers: what DPDK workers and ops tools embed to follow the bridge."""

@@ -1,0 +1,326 @@
+"""The ``ifpx`` command line.
+
+Subcommands that need only the wire contract live here; the bridge adds its
+own (``bridge``, ``demo``) through the ``ifpx.commands`` entry point, so a
+worker host can run ``ifpx watch`` without the bridge's dependencies loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from ifpx.schemas import commands as c
+from ifpx.schemas.events import DPDK_KINDS, EVENT_TYPES
+
+from . import fmt
+from .client import BridgeError, BridgeUnreachable, ControlClient
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+log = logging.getLogger("ifpx")
+
+
+def _endpoints(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", default=None, help="PUB endpoint (IFPX_EVENTS)")
+    p.add_argument("--control", default=None, help="control endpoint (IFPX_CONTROL)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds per try (default 3)")
+
+
+def _print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2, sort_keys=False))
+
+
+# ---- ctl ------------------------------------------------------------------------
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} out of range 0..65535")
+    return value
+
+
+def _proxy(text: str) -> str | int:
+    return int(text) if text.isdigit() else text
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [headers] + [["-" if v is None else str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def _render(result: c.Result) -> str:
+    if isinstance(result, c.ListBindingsResult):
+        return _table(
+            ["PORT", "PROXY", "IFINDEX", "STATE"],
+            [[b.port_id, b.proxy, b.ifindex, b.state] for b in result.bindings],
+        )
+    if isinstance(result, c.BindResult):
+        b = result.binding
+        what = "bound" if result.changed else "already bound"
+        return f"port {b.port_id} {what} to {b.proxy} (ifindex {b.ifindex})"
+    if isinstance(result, c.UnbindResult):
+        if not result.removed:
+            return "nothing to unbind"
+        return "\n".join(f"port {b.port_id} unbound from {b.proxy}" for b in result.removed)
+    if isinstance(result, c.ProxyOfPortResult):
+        b = result.binding
+        return f"port {b.port_id}: {b.proxy} ifindex {b.ifindex} {b.state}"
+    if isinstance(result, c.ProxyInfoResult):
+        lines = [
+            f"{result.name}: ifindex {result.ifindex} mac {result.mac} mtu {result.mtu} "
+            f"{'UP' if result.up else 'DOWN'}{' LOWER_UP' if result.carrier else ''}",
+            f"  ports: {', '.join(map(str, result.port_ids)) or '-'}",
+        ]
+        lines += [f"  addr {a}" for a in result.addrs]
+        return "\n".join(lines)
+    if isinstance(result, c.CreateProxyResult):
+        return f"{result.name}: ifindex {result.ifindex} ({'created' if result.created else 'existed'})"
+    if isinstance(result, c.DestroyProxyResult):
+        return f"{result.name} destroyed; {len(result.removed_bindings)} bindings removed"
+    if isinstance(result, c.StatusResult):
+        head = [
+            f"epoch {result.epoch}  seq {result.seq}  uptime {result.uptime:.1f}s  "
+            f"bindings {result.bindings}  netns {result.netns or '-'}"
+        ]
+        return "\n".join(head + [f"  {k:<20} {v}" for k, v in sorted(result.counters.items())])
+    if isinstance(result, c.EventsAvailableResult):
+        return "\n".join(result.kinds)
+    if isinstance(result, c.HelloResult):
+        return f"{result.server} protocol v{result.version} epoch {result.epoch}"
+    return json.dumps(result.model_dump(), indent=2)
+
+
+def _ctl(ns: argparse.Namespace) -> int:
+    commands: dict[str, Callable[[argparse.Namespace], c.Command]] = {
+        "bind": lambda a: c.Bind(port_id=a.port, proxy=a.proxy),
+        "unbind": lambda a: c.Unbind(port_id=a.port, proxy=a.proxy),
+        "list": lambda a: c.ListBindings(),
+        "info": lambda a: c.ProxyInfo(proxy=a.proxy),
+        "port": lambda a: c.ProxyOfPort(port_id=a.port),
+        "ports": lambda a: c.PortsOfProxy(proxy=a.proxy),
+        "create-proxy": lambda a: c.CreateProxy(name=a.name, mac=a.mac, mtu=a.mtu),
+        "destroy-proxy": lambda a: c.DestroyProxy(name=a.name),
+        "status": lambda a: c.Status(),
+        "events-available": lambda a: c.EventsAvailable(),
+        "hello": lambda a: c.Hello(client="ifpx-ctl"),
+    }
+    try:
+        cmd = commands[ns.ctl_cmd](ns)
+    except ValueError as exc:
+        print(f"ifpx ctl: invalid arguments: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with ControlClient(ns.control, timeout=ns.timeout, retries=ns.retries) as client:
+            result = client.request(cmd)
+    except BridgeUnreachable as exc:
+        print(f"ifpx ctl: bridge not reachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except BridgeError as exc:
+        print(f"ifpx ctl: {exc.code.value}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    if ns.json:
+        _print_json(result.model_dump())
+    else:
+        print(_render(result))
+    return EXIT_OK
+
+
+def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("ctl", help="send a command to the bridge")
+    _endpoints(p)
+    p.add_argument("--retries", type=int, default=2, help="retries after a timeout (default 2)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    cs = p.add_subparsers(dest="ctl_cmd", required=True)
+    b = cs.add_parser("bind", help="bind PORT to PROXY (idempotent)")
+    b.add_argument("port", type=_port)
+    b.add_argument("proxy", type=_proxy)
+    u = cs.add_parser("unbind", help="unbind PORT (from PROXY only, if given)")
+    u.add_argument("port", type=_port)
+    u.add_argument("proxy", type=_proxy, nargs="?")
+    cs.add_parser("list", help="all bindings")
+    i = cs.add_parser("info", help="a proxy's configuration")
+    i.add_argument("proxy", type=_proxy)
+    pp = cs.add_parser("port", help="the proxy of PORT")
+    pp.add_argument("port", type=_port)
+    ps = cs.add_parser("ports", help="the ports of PROXY")
+    ps.add_argument("proxy", type=_proxy)
+    cp = cs.add_parser("create-proxy", help="create a multi_queue tap for net_tap")
+    cp.add_argument("name")
+    cp.add_argument("--mac")
+    cp.add_argument("--mtu", type=int)
+    dp = cs.add_parser("destroy-proxy", help="remove a tap and its bindings")
+    dp.add_argument("name")
+    cs.add_parser("status", help="epoch, sequence, counters")
+    cs.add_parser("events-available", help="event kinds this bridge delivers")
+    cs.add_parser("hello", help="protocol version and epoch")
+    p.set_defaults(func=_ctl)
+
+
+# ---- snapshot / watch -----------------------------------------------------------
+
+
+def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
+    """The documented JSON form of a snapshot (see README)."""
+    state = snap.state.canonical()
+    return {
+        "epoch": snap.epoch,
+        "seq": snap.seq,
+        "cfg_done": snap.cfg_done,
+        "bindings": [b.model_dump() for b in state.bindings],
+        "ports": {str(p.port_id): p.model_dump(exclude={"port_id"}) for p in state.ports},
+        "routes": [r.model_dump() for r in state.routes],
+        "neighs": [n.model_dump() for n in state.neighs],
+    }
+
+
+def _snapshot(ns: argparse.Namespace) -> int:
+    try:
+        with ControlClient(ns.control, timeout=ns.timeout) as client:
+            snap = client.request(c.Snapshot())
+    except BridgeUnreachable as exc:
+        print(f"ifpx snapshot: bridge not reachable: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except BridgeError as exc:
+        print(f"ifpx snapshot: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    assert isinstance(snap, c.SnapshotResult)
+    doc = snapshot_json(snap)
+    if ns.json:
+        _print_json(doc)
+        return EXIT_OK
+    print(f"epoch {doc['epoch']} seq {doc['seq']}")
+    for b in doc["bindings"]:
+        print(f"port {b['port_id']} -> {b['proxy']} (ifindex {b['ifindex']}) {b['state']}")
+    for pid, p in doc["ports"].items():
+        state = "UP" if p["up"] else "DOWN"
+        print(f"port {pid} {p['proxy']}: mac {p['mac']} mtu {p['mtu']} {state}")
+        for a in p["addrs"]:
+            print(f"    inet {a}")
+    for r in doc["routes"]:
+        hops = ", ".join(f"via {h['gateway'] or '-'} port {h['port_id']}" for h in r["nexthops"])
+        print(
+            f"route {r['dst']} table {r['table']} proto {r['proto']} metric {r['metric']}: {hops}"
+        )
+    for n in doc["neighs"]:
+        print(f"neigh port {n['port_id']} {n['ip']} lladdr {n['mac']} {n['state']}")
+    return EXIT_OK
+
+
+def _watch(ns: argparse.Namespace) -> int:
+    from .subscriber import Subscriber
+
+    kinds = set(ns.kind) if ns.kind else None
+    sub = Subscriber(ns.events, ns.control, kinds=kinds, ports=ns.port or None)
+    stop = False
+
+    def _on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        try:
+            sub.sync(timeout=ns.timeout)
+        except TimeoutError as exc:
+            print(f"ifpx watch: bridge not reachable: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+        if ns.no_snapshot:
+            sub.poll(max_events=1 << 30)  # the initial state: consumed, not shown
+        seen = 0
+        while not stop:
+            for e in sub.poll(max_events=256, timeout=0.2):
+                if ns.json:
+                    print(json.dumps(e.model_dump()), flush=True)
+                else:
+                    print(fmt.line(e), flush=True)
+                seen += 1
+                if ns.count and seen >= ns.count:
+                    return EXIT_OK
+    finally:
+        sub.close()
+    return EXIT_OK
+
+
+def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    w = sub.add_parser("watch", help="live events, one line each (like ip monitor)")
+    _endpoints(w)
+    w.add_argument("--json", action="store_true", help="JSON lines")
+    w.add_argument("--kind", action="append", choices=sorted(EVENT_TYPES), help="only these kinds")
+    w.add_argument("--port", action="append", type=_port, help="only these ports")
+    w.add_argument("--no-snapshot", action="store_true", help="do not print the current state")
+    w.add_argument("--count", type=int, default=0, help="exit after N events")
+    w.set_defaults(func=_watch)
+    s = sub.add_parser("snapshot", help="the bridge's current state")
+    _endpoints(s)
+    s.add_argument("--json", action="store_true", help="JSON")
+    s.set_defaults(func=_snapshot)
+
+
+# ---- schema ---------------------------------------------------------------------
+
+
+def _schema(ns: argparse.Namespace) -> int:
+    from ifpx.schemas import jsonschema
+
+    if ns.out:
+        paths = jsonschema.write(Path(ns.out))
+        print(f"wrote {len(paths)} schemas to {ns.out}")
+    else:
+        _print_json(jsonschema.schemas())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``ifpx`` parser, plugins included."""
+    parser = argparse.ArgumentParser(
+        prog="ifpx", description="IF proxy bridge for DPDK: Linux proxy config as events"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for ep in entry_points(group="ifpx.commands"):
+        try:
+            ep.load()(sub)
+        except ImportError as exc:  # the bridge's dependencies may be absent on a worker host
+            log.debug("subcommands from %s unavailable: %s", ep.name, exc)
+    _add_ctl(sub)
+    _add_watch(sub)
+    sc = sub.add_parser("schema", help="JSON Schema of every event, command and reply")
+    sc.add_argument("--out", help="directory to write <name>.schema.json files into")
+    sc.set_defaults(func=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``ifpx`` console script."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.DEBUG if ns.verbose else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
+    status: int = ns.func(ns)
+    return status
+
+
+__all__ = ["DPDK_KINDS", "main", "snapshot_json"]

@@ -1,0 +1,99 @@
+"""A blocking control client with bounded retries (the ZeroMQ Guide's Lazy Pirate)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import zmq
+
+from ifpx.schemas import codec
+from ifpx.schemas import commands as c
+
+DEFAULT_EVENTS = "ipc:///run/ifpx/events.sock"
+DEFAULT_CONTROL = "ipc:///run/ifpx/control.sock"
+
+
+def default_events() -> str:
+    """The events endpoint: ``IFPX_EVENTS`` or the bridge's default."""
+    return os.environ.get("IFPX_EVENTS", DEFAULT_EVENTS)
+
+
+def default_control() -> str:
+    """The control endpoint: ``IFPX_CONTROL`` or the bridge's default."""
+    return os.environ.get("IFPX_CONTROL", DEFAULT_CONTROL)
+
+
+class BridgeError(Exception):
+    """The bridge answered with an error."""
+
+    def __init__(self, code: c.ErrorCode, message: str) -> None:
+        super().__init__(f"{code.value}: {message}")
+        self.code = code
+        self.message = message
+
+
+class BridgeUnreachable(Exception):
+    """No reply within the time allowed."""
+
+
+_ids = itertools.count(1)
+
+
+class ControlClient:
+    """Sends commands and waits for replies; never waits longer than asked."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        timeout: float = 3.0,
+        retries: int = 2,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        self.endpoint = endpoint or default_control()
+        self.timeout = timeout
+        self.retries = retries
+        self._ctx = context or zmq.Context.instance()
+        self._sock: zmq.Socket[bytes] | None = None
+
+    def _socket(self) -> zmq.Socket[bytes]:
+        if self._sock is None:
+            sock = self._ctx.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.endpoint)
+            self._sock = sock
+        return self._sock
+
+    def close(self) -> None:
+        """Close the socket."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def raw(self, payload: bytes, timeout: float | None = None) -> bytes:
+        """Send raw bytes and return the raw reply (for tools and tests)."""
+        per_try = self.timeout if timeout is None else timeout
+        for _attempt in range(self.retries + 1):
+            sock = self._socket()
+            sock.send(payload)
+            if sock.poll(int(per_try * 1000), zmq.POLLIN):
+                return sock.recv()
+            # REQ is stuck waiting for a reply that will never come: start afresh.
+            self.close()
+        raise BridgeUnreachable(
+            f"no reply from {self.endpoint} after {self.retries + 1} tries of {per_try:.1f}s"
+        )
+
+    def request(self, cmd: c.Command, timeout: float | None = None) -> c.Result:
+        """Send ``cmd``; return its result or raise :class:`BridgeError`/:class:`BridgeUnreachable`."""
+        cmd = cmd.model_copy(update={"id": next(_ids)})
+        reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
+        if isinstance(reply, c.ErrorReply):
+            raise BridgeError(reply.error.code, reply.error.message)
+        return reply.result

@@ -1,0 +1,60 @@
+"""One-line, human-readable rendering of events, in the spirit of ``ip monitor``."""
+
+from __future__ import annotations
+
+import time
+
+from ifpx.schemas import events as ev
+
+
+def _hops(hops: list[ev.NextHop]) -> str:
+    parts = []
+    for h in hops:
+        via = f"via {h.gateway} " if h.gateway else ""
+        port = f"port {h.port_id}" if h.port_id is not None else f"ifindex {h.ifindex}"
+        weight = f" weight {h.weight}" if len(hops) > 1 else ""
+        parts.append(f"{via}{port}{weight}")
+    return ", ".join(parts) if parts else "no next hop"
+
+
+def describe(e: ev.EventBase) -> str:
+    """What changed, without timestamp."""
+    kind: str = e.kind
+    if isinstance(e, ev.PortScoped):
+        head = f"port {e.port_id} ({e.proxy}) "
+        if isinstance(e, ev.MacChange):
+            return f"{head}mac {e.mac}"
+        if isinstance(e, ev.MtuChange):
+            return f"{head}mtu {e.mtu}"
+        if isinstance(e, ev.LinkChange):
+            carrier = "carrier" if e.carrier else "no-carrier"
+            return f"{head}link {'up' if e.up else 'down'} {carrier}"
+        if isinstance(e, ev.AddrAdd | ev.AddrDel | ev.Addr6Add | ev.Addr6Del):
+            verb = "addr add" if kind.endswith("_add") else "addr del"
+            return f"{head}{verb} {e.ip}/{e.prefixlen}"
+        if isinstance(e, ev.NeighAdd | ev.Neigh6Add):
+            return f"{head}neigh {e.ip} lladdr {e.mac or '-'} {e.state}"
+        if isinstance(e, ev.NeighDel | ev.Neigh6Del):
+            return f"{head}neigh del {e.ip}"
+        if isinstance(e, ev.ProxyRenamed):
+            return f"{head}renamed from {e.old_name}"
+        if isinstance(e, ev.ProxyBack):
+            return f"{head}proxy back as ifindex {e.ifindex} (was {e.old_ifindex})"
+        return f"{head}{kind.replace('_', ' ')} ifindex {e.ifindex}"
+    if isinstance(e, ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del):
+        verb = "route add" if kind.endswith("_add") else "route del"
+        table = "" if e.table == 254 else f" table {e.table}"
+        metric = f" metric {e.metric}" if e.metric else ""
+        return f"{verb} {e.dst}/{e.prefixlen} {_hops(e.nexthops)}{table} proto {e.proto}{metric}"
+    if isinstance(e, ev.ResyncEnd):
+        return f"resync end ({e.reason}): {e.changes} changes"
+    if isinstance(e, ev.ResyncBegin):
+        return f"resync begin ({e.reason})"
+    return kind.replace("_", " ")
+
+
+def line(e: ev.EventBase, when: float | None = None) -> str:
+    """``HH:MM:SS.mmm what changed``."""
+    t = time.time() if when is None else when
+    stamp = time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+    return f"{stamp} {describe(e)}"

@@ -1,0 +1,359 @@
+"""A worker's replica of the published state (pure).
+
+Applying events is idempotent, so replaying a journal slice or a snapshot diff
+twice changes nothing. Routes are stored compactly (integers and interned
+next-hop tuples) and indexed by prefix length for longest-prefix match.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ifpx.schemas import events as ev
+from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+
+RouteKey = tuple[int, int, int, int, int]
+"""(family 4|6, table, network as int, prefixlen, metric)."""
+Hop = tuple[str | None, int, int | None, int]
+"""(gateway, ifindex, port_id, weight)."""
+RouteVal = tuple[int, tuple[Hop, ...]]
+"""(proto, next hops)."""
+
+_ROUTE_KINDS = {"route_add": 4, "route_del": 4, "route6_add": 6, "route6_del": 6}
+
+
+@dataclass
+class Port:
+    """A bound port's proxy configuration."""
+
+    port_id: int
+    proxy: str
+    ifindex: int
+    mac: str | None = None
+    mtu: int = 0
+    up: bool = False
+    carrier: bool = False
+    addrs: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route as :meth:`Replica.lookup` returns it."""
+
+    family: int
+    dst: str
+    table: int
+    proto: int
+    metric: int
+    nexthops: tuple[Hop, ...]
+
+
+def _net(family: int, dst: str, plen: int) -> int:
+    bits = 32 if family == 4 else 128
+    raw = int(ipaddress.IPv4Address(dst) if family == 4 else ipaddress.IPv6Address(dst))
+    return raw >> (bits - plen) << (bits - plen) if plen else 0
+
+
+def _text(family: int, net: int) -> str:
+    return str(ipaddress.IPv4Address(net) if family == 4 else ipaddress.IPv6Address(net))
+
+
+class Replica:
+    """Bindings, ports, routes and neighbours, kept equal to the bridge's by events."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.bindings: dict[int, Binding] = {}
+        self.ports: dict[int, Port] = {}
+        self.routes: dict[RouteKey, RouteVal] = {}
+        self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
+        self.cfg_done = False
+        # (family, table) -> prefixlen -> network -> metrics present
+        self._lpm: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
+        self._hops: dict[tuple[Hop, ...], tuple[Hop, ...]] = {}
+
+    # ---- events ----------------------------------------------------------------
+
+    def apply(self, e: ev.EventBase) -> None:
+        """Apply one event (idempotent)."""
+        kind: str = e.kind
+        if kind in _ROUTE_KINDS:
+            r: ev.RouteAdd = e  # type: ignore[assignment]  # all four route kinds share fields
+            fam = _ROUTE_KINDS[kind]
+            hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
+            if kind.endswith("_add"):
+                self._route_add(fam, r.table, r.dst, r.prefixlen, r.metric, r.proto, hops)
+            else:
+                self._route_del(fam, r.table, r.dst, r.prefixlen, r.metric)
+            return
+        handler = getattr(self, "_on_" + kind, None)
+        if handler is not None:
+            handler(e)
+
+    def apply_all(self, events: Iterable[ev.EventBase]) -> None:
+        """Apply events in order."""
+        for e in events:
+            self.apply(e)
+
+    def _port(self, e: ev.PortScoped) -> Port:
+        port = self.ports.get(e.port_id)
+        if port is None or port.ifindex != e.ifindex:
+            port = Port(e.port_id, e.proxy, e.ifindex)
+            self.ports[e.port_id] = port
+            self.bindings[e.port_id] = Binding(port_id=e.port_id, proxy=e.proxy, ifindex=e.ifindex)
+        return port
+
+    def _drop_port(self, port_id: int) -> None:
+        self.ports.pop(port_id, None)
+        for key in [k for k in self.neighs if k[0] == port_id]:
+            del self.neighs[key]
+
+    def _on_port_bound(self, e: ev.PortBound) -> None:
+        self.bindings[e.port_id] = Binding(port_id=e.port_id, proxy=e.proxy, ifindex=e.ifindex)
+        self._drop_port(e.port_id)
+        self.ports[e.port_id] = Port(e.port_id, e.proxy, e.ifindex)
+
+    def _on_port_unbound(self, e: ev.PortUnbound) -> None:
+        self.bindings.pop(e.port_id, None)
+        self._drop_port(e.port_id)
+
+    def _on_proxy_gone(self, e: ev.ProxyGone) -> None:
+        self.bindings[e.port_id] = Binding(
+            port_id=e.port_id, proxy=e.proxy, ifindex=None, state="gone"
+        )
+        self._drop_port(e.port_id)
+
+    def _on_proxy_back(self, e: ev.ProxyBack) -> None:
+        self._on_port_bound(e)  # type: ignore[arg-type]
+
+    def _on_proxy_renamed(self, e: ev.ProxyRenamed) -> None:
+        self.bindings[e.port_id] = Binding(port_id=e.port_id, proxy=e.proxy, ifindex=e.ifindex)
+        self._port(e).proxy = e.proxy
+
+    def _on_mac_change(self, e: ev.MacChange) -> None:
+        self._port(e).mac = e.mac
+
+    def _on_mtu_change(self, e: ev.MtuChange) -> None:
+        self._port(e).mtu = e.mtu
+
+    def _on_link_change(self, e: ev.LinkChange) -> None:
+        port = self._port(e)
+        port.up, port.carrier = e.up, e.carrier
+
+    def _on_addr_add(self, e: ev.AddrAdd) -> None:
+        self._port(e).addrs.add(f"{e.ip}/{e.prefixlen}")
+
+    def _on_addr_del(self, e: ev.AddrDel) -> None:
+        self._port(e).addrs.discard(f"{e.ip}/{e.prefixlen}")
+
+    _on_addr6_add = _on_addr_add
+    _on_addr6_del = _on_addr_del
+
+    def _on_neigh_add(self, e: ev.NeighAdd) -> None:
+        self._port(e)
+        self.neighs[(e.port_id, e.ip)] = (e.mac, e.state)
+
+    def _on_neigh_del(self, e: ev.NeighDel) -> None:
+        self.neighs.pop((e.port_id, e.ip), None)
+
+    _on_neigh6_add = _on_neigh_add
+    _on_neigh6_del = _on_neigh_del
+
+    def _on_cfg_done(self, _e: ev.CfgDone) -> None:
+        self.cfg_done = True
+
+    # ---- routes ----------------------------------------------------------------
+
+    def _route_add(
+        self,
+        fam: int,
+        table: int,
+        dst: str,
+        plen: int,
+        metric: int,
+        proto: int,
+        hops: tuple[Hop, ...],
+    ) -> None:
+        net = _net(fam, dst, plen)
+        key = (fam, table, net, plen, metric)
+        hops = self._hops.setdefault(hops, hops)
+        if key not in self.routes:
+            metrics = (
+                self._lpm.setdefault((fam, table), {}).setdefault(plen, {}).setdefault(net, [])
+            )
+            metrics.append(metric)
+        self.routes[key] = (proto, hops)
+
+    def _route_del(self, fam: int, table: int, dst: str, plen: int, metric: int) -> None:
+        net = _net(fam, dst, plen)
+        key = (fam, table, net, plen, metric)
+        if self.routes.pop(key, None) is None:
+            return
+        by_len = self._lpm[(fam, table)]
+        metrics = by_len[plen][net]
+        metrics.remove(metric)
+        if not metrics:
+            del by_len[plen][net]
+            if not by_len[plen]:
+                del by_len[plen]
+
+    def lookup(self, ip: str, table: int = 254) -> Route | None:
+        """Longest-prefix match of ``ip`` in ``table`` (lowest metric wins a tie)."""
+        addr = ipaddress.ip_address(ip)
+        fam = addr.version
+        bits = addr.max_prefixlen
+        by_len = self._lpm.get((fam, table))
+        if not by_len:
+            return None
+        value = int(addr)
+        for plen in sorted(by_len, reverse=True):
+            net = value >> (bits - plen) << (bits - plen) if plen else 0
+            metrics = by_len[plen].get(net)
+            if metrics:
+                metric = min(metrics)
+                proto, hops = self.routes[(fam, table, net, plen, metric)]
+                return Route(fam, f"{_text(fam, net)}/{plen}", table, proto, metric, hops)
+        return None
+
+    # ---- snapshots -------------------------------------------------------------
+
+    def load(self, state: State) -> None:
+        """Replace everything with a snapshot's state."""
+        self._reset()
+        for b in state.bindings:
+            self.bindings[b.port_id] = b
+        for p in state.ports:
+            self.ports[p.port_id] = Port(
+                p.port_id, p.proxy, p.ifindex, p.mac, p.mtu, p.up, p.carrier, set(p.addrs)
+            )
+        for r in state.routes:
+            dst, plen = r.dst.rsplit("/", 1)
+            hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
+            self._route_add(r.family, r.table, dst, int(plen), r.metric, r.proto, hops)
+        for n in state.neighs:
+            self.neighs[(n.port_id, n.ip)] = (n.mac, n.state)
+
+    def to_state(self) -> State:
+        """The replica as a canonical :class:`State` (sorted), comparable with a snapshot."""
+        ports = [
+            PortState(
+                port_id=p.port_id,
+                proxy=p.proxy,
+                ifindex=p.ifindex,
+                mac=p.mac,
+                mtu=p.mtu,
+                up=p.up,
+                carrier=p.carrier,
+                addrs=sorted(p.addrs),
+            )
+            for p in self.ports.values()
+        ]
+        routes = [
+            RouteState(
+                family=fam,
+                dst=f"{_text(fam, net)}/{plen}",
+                table=table,
+                proto=proto,
+                metric=metric,
+                nexthops=[
+                    ev.NextHop(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
+                ],
+            )
+            for (fam, table, net, plen, metric), (proto, hops) in self.routes.items()
+        ]
+        neighs = [
+            NeighState(port_id=p, ip=ip, mac=mac, state=st)
+            for (p, ip), (mac, st) in self.neighs.items()
+        ]
+        state = State(
+            bindings=list(self.bindings.values()), ports=ports, routes=routes, neighs=neighs
+        )
+        return state.canonical()
+
+
+def diff(old: Replica, new: State) -> list[ev.EventBase]:
+    """Events that take a replica holding ``old`` to ``new`` (used after a snapshot repair)."""
+    target = Replica()
+    target.load(new)
+    out: list[ev.EventBase] = []
+    for pid, b in sorted(old.bindings.items()):
+        nb = target.bindings.get(pid)
+        if nb is None:
+            out.append(ev.PortUnbound(port_id=pid, proxy=b.proxy, ifindex=b.ifindex or 0))
+        elif nb.state == "gone" and b.state != "gone":
+            out.append(ev.ProxyGone(port_id=pid, proxy=b.proxy, ifindex=b.ifindex or 0))
+    for pid, nb in sorted(target.bindings.items()):
+        ob = old.bindings.get(pid)
+        if nb.state == "gone":
+            if ob is None:
+                out.append(ev.ProxyGone(port_id=pid, proxy=nb.proxy, ifindex=0))
+            continue
+        np_ = target.ports[pid]
+        op = old.ports.get(pid)
+        fresh = ob is None or op is None or op.ifindex != np_.ifindex
+        if fresh or op is None:
+            out.append(ev.PortBound(port_id=pid, proxy=np_.proxy, ifindex=np_.ifindex))
+            op = Port(pid, np_.proxy, np_.ifindex)
+        elif op.proxy != np_.proxy:
+            out.append(
+                ev.ProxyRenamed(
+                    port_id=pid, proxy=np_.proxy, ifindex=np_.ifindex, old_name=op.proxy
+                )
+            )
+        common = {"port_id": pid, "proxy": np_.proxy, "ifindex": np_.ifindex}
+        # A freshly bound port gets its whole link configuration, as a bind replay does.
+        if np_.mac is not None and (fresh or np_.mac != op.mac):
+            out.append(ev.MacChange(mac=np_.mac, **common))
+        if fresh or np_.mtu != op.mtu:
+            out.append(ev.MtuChange(mtu=np_.mtu, **common))
+        if fresh or (np_.up, np_.carrier) != (op.up, op.carrier):
+            out.append(ev.LinkChange(up=np_.up, carrier=np_.carrier, **common))
+        for a in sorted(op.addrs - np_.addrs):
+            ip, plen = a.rsplit("/", 1)
+            cls = ev.AddrDel if ":" not in ip else ev.Addr6Del
+            out.append(cls(ip=ip, prefixlen=int(plen), **common))
+        for a in sorted(np_.addrs - op.addrs):
+            ip, plen = a.rsplit("/", 1)
+            acls = ev.AddrAdd if ":" not in ip else ev.Addr6Add
+            out.append(acls(ip=ip, prefixlen=int(plen), **common))
+    for (pid, ip), (mac, _st) in sorted(old.neighs.items()):
+        if (pid, ip) not in target.neighs and pid in target.ports:
+            p = target.ports[pid]
+            dcls = ev.NeighDel if ":" not in ip else ev.Neigh6Del
+            out.append(dcls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=mac))
+    for (pid, ip), val in sorted(target.neighs.items(), key=lambda kv: kv[0]):
+        if old.neighs.get((pid, ip)) != val or pid not in old.ports:
+            p = target.ports[pid]
+            ncls = ev.NeighAdd if ":" not in ip else ev.Neigh6Add
+            out.append(
+                ncls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=val[0], state=val[1])
+            )
+    for key, (proto, hops) in old.routes.items():
+        if key not in target.routes:
+            out.append(_route_event(key, proto, hops, deleted=True))
+    for key, rval in target.routes.items():
+        if old.routes.get(key) != rval:
+            out.append(_route_event(key, rval[0], rval[1], deleted=False))
+    return out
+
+
+def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool) -> ev.EventBase:
+    fam, table, net, plen, metric = key
+    nexthops = [ev.NextHop(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops]
+    cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
+    if fam == 4:
+        cls = ev.RouteDel if deleted else ev.RouteAdd
+    else:
+        cls = ev.Route6Del if deleted else ev.Route6Add
+    return cls(
+        dst=_text(fam, net),
+        prefixlen=plen,
+        table=table,
+        proto=proto,
+        metric=metric,
+        nexthops=nexthops,
+    )

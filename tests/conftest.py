@@ -1,0 +1,47 @@
+"""Shared fixtures: network namespaces with taps, and bridges running in them."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ifpx.bridge.harness import BridgeProcess, Netns, bridge, is_root, netns
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+needs_root = pytest.mark.skipif(
+    not is_root(), reason="needs root: creates network namespaces and taps"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "netns" in item.keywords:
+            item.add_marker(needs_root)
+
+
+@pytest.fixture
+def ns() -> Iterator[Netns]:
+    """A fresh namespace with taps tap0 and tap1 (down, no addresses)."""
+    with netns("ifpx-test") as n:
+        n.add_tap("tap0")
+        n.add_tap("tap1")
+        yield n
+
+
+@pytest.fixture
+def br(ns: Netns) -> Iterator[BridgeProcess]:
+    """A bridge in ``ns``."""
+    with bridge(ns, ["--heartbeat", "0.5"]) as b:
+        yield b
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in list(os.environ):
+        if var.startswith("IFPX_"):
+            monkeypatch.delenv(var)

@@ -1,0 +1,233 @@
+"""The wire contract: golden bytes, round trips, hostile bytes, JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from samples import COMMANDS, EVENTS, RESULTS, all_samples
+
+from ifpx.schemas import codec, jsonschema
+from ifpx.schemas import commands as c
+from ifpx.schemas import events as ev
+from ifpx.schemas.envelope import Message
+from ifpx.schemas.events import WireModel
+from ifpx.schemas.state import State
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("IFPX_UPDATE_GOLDENS") == "1"
+
+
+def _decode(name: str, data: bytes) -> WireModel:
+    if name.startswith("command."):
+        return codec.decode_request(data)
+    if name.startswith(("result.", "reply.")):
+        if name.startswith("result."):
+            return c.OkReply.model_validate({"result": msgpack.unpackb(data)}).result
+        return codec.decode_reply(data)
+    if name.startswith("event."):
+        return ev.EVENT_ADAPTER.validate_python(msgpack.unpackb(data))
+    if name == "envelope.message":
+        return codec.decode_message([b"route", data])
+    return State.model_validate(msgpack.unpackb(data))
+
+
+@pytest.mark.parametrize("name", sorted(all_samples()))
+def test_golden(name: str) -> None:
+    model = all_samples()[name]
+    data = codec.dump(model)
+    doc = {"json": model.model_dump(mode="json"), "msgpack_hex": data.hex()}
+    path = GOLDEN / f"{name}.json"
+    if UPDATE:
+        path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    golden = json.loads(path.read_text())
+    assert golden["msgpack_hex"] == data.hex(), "the wire changed: review, then regenerate goldens"
+    assert golden["json"] == doc["json"]
+    assert _decode(name, bytes.fromhex(golden["msgpack_hex"])) == model
+
+
+def test_every_kind_command_and_result_has_a_sample() -> None:
+    assert set(EVENTS) == set(ev.EVENT_TYPES)
+    assert set(COMMANDS) == set(c.COMMAND_TYPES)
+    assert set(RESULTS) == set(c.COMMAND_TYPES)
+    on_disk = {p.name.removesuffix(".json") for p in GOLDEN.glob("*.json")}
+    assert on_disk == set(all_samples())
+
+
+def test_schema_cli_writes_every_kind(tmp_path: Path) -> None:
+    from ifpx.subscribers.cli import main
+
+    assert main(["schema", "--out", str(tmp_path)]) == 0
+    names = {p.name.removesuffix(".schema.json") for p in tmp_path.iterdir()}
+    for kind in ev.EVENT_TYPES:
+        assert f"event.{kind}" in names
+    for cmd in c.COMMAND_TYPES:
+        assert f"command.{cmd}" in names and f"result.{cmd}" in names
+    mtu = json.loads((tmp_path / "event.mtu_change.schema.json").read_text())
+    assert mtu["properties"]["port_id"]["maximum"] == 65535
+    assert set(jsonschema.schemas()) == names
+
+
+# ---- round trips ----------------------------------------------------------------
+
+ports = st.integers(0, 65535)
+ifnames = st.text("abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=15)
+ifindexes = st.integers(0, 2**31 - 1)
+v4 = st.ip_addresses(v=4).map(str)
+v6 = st.ip_addresses(v=6).map(str)
+macs = st.binary(min_size=6, max_size=6).map(lambda b: b.hex(":"))
+hops4 = st.builds(
+    ev.NextHop,
+    gateway=st.none() | v4,
+    ifindex=ifindexes,
+    port_id=st.none() | ports,
+    weight=st.integers(1, 256),
+)
+hops6 = st.builds(
+    ev.NextHop,
+    gateway=st.none() | v6,
+    ifindex=ifindexes,
+    port_id=st.none() | ports,
+    weight=st.integers(1, 256),
+)
+u32 = st.integers(0, 2**32 - 1)
+
+
+def _port_fields() -> dict[str, Any]:
+    return {"port_id": ports, "proxy": ifnames, "ifindex": ifindexes}
+
+
+def _event_strategy(cls: type[ev.EventBase]) -> st.SearchStrategy[ev.EventBase]:
+    kind = cls.model_fields["kind"].default
+    six = "6" in kind
+    fields: dict[str, Any] = _port_fields() if issubclass(cls, ev.PortScoped) else {}
+    names = set(cls.model_fields)
+    if "mac" in names:
+        fields["mac"] = macs if kind == "mac_change" else st.none() | macs
+    if "mtu" in names:
+        fields["mtu"] = u32
+    if "up" in names:
+        fields["up"] = st.booleans()
+        fields["carrier"] = st.booleans()
+    if "ip" in names:
+        fields["ip"] = v6 if six else v4
+    if "prefixlen" in names:
+        fields["prefixlen"] = st.integers(0, 128 if six else 32)
+    if "dst" in names:
+        fields["dst"] = v6 if six else v4
+        fields["table"] = u32
+        fields["proto"] = st.integers(0, 255)
+        fields["metric"] = u32
+        fields["nexthops"] = st.lists(hops6 if six else hops4, max_size=4)
+    if "state" in names:
+        fields["state"] = st.sampled_from(["reachable", "stale", "permanent", "none"])
+    if "old_name" in names:
+        fields["old_name"] = ifnames
+    if "old_ifindex" in names:
+        fields["old_ifindex"] = ifindexes
+    if "reason" in names:
+        fields["reason"] = st.text(max_size=50)
+    if "changes" in names:
+        fields["changes"] = st.integers(0, 10**6)
+    if "topic_seqs" in names:
+        fields["topic_seqs"] = st.dictionaries(st.sampled_from(["link", "route"]), u32)
+    return st.builds(cls, **fields)
+
+
+any_event = st.one_of([_event_strategy(cls) for cls in ev.EVENT_TYPES.values()])
+
+
+@settings(max_examples=300)
+@given(st.lists(any_event, min_size=1, max_size=8), st.integers(0, 2**64 - 1), u32, u32)
+def test_messages_round_trip(events: list[ev.EventBase], epoch: int, seq: int, tseq: int) -> None:
+    msg = Message(epoch=epoch, seq=seq, tseq=tseq, ts=1.5, topic="link", events=events)
+    assert codec.decode_message(codec.encode_message(msg)) == msg
+
+
+@settings(max_examples=200)
+@given(
+    st.one_of(
+        st.builds(c.Bind, id=st.integers(0, 2**63 - 1), port_id=ports, proxy=ifnames | ifindexes),
+        st.builds(c.Unbind, port_id=ports, proxy=st.none() | ifnames),
+        st.builds(c.CreateProxy, name=ifnames, mac=st.none() | macs, mtu=st.integers(68, 65535)),
+        st.builds(c.Replay, epoch=u32, from_seq=u32, topics=st.none() | st.just(["route"])),
+        st.builds(c.Hello, client=st.text(max_size=64), versions=st.lists(u32, min_size=1, max_size=4)),
+    )
+)
+def test_commands_round_trip(cmd: c.Command) -> None:
+    assert codec.decode_request(codec.encode_request(cmd)) == cmd
+
+
+@settings(max_examples=2000)
+@given(st.binary(max_size=512))
+def test_arbitrary_bytes_decode_or_raise_codec_error(data: bytes) -> None:
+    for decode in (
+        codec.decode_request,
+        codec.decode_reply,
+        lambda d: codec.decode_message([b"link", d]),
+    ):
+        try:
+            decode(data)
+        except codec.CodecError:
+            pass
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=1000)
+@given(st.dictionaries(st.sampled_from(["v", "id", "cmd", "port_id", "proxy", "x"]), json_values))
+def test_arbitrary_maps_decode_or_raise_codec_error(doc: dict[str, Any]) -> None:
+    data = msgpack.packb(doc)
+    try:
+        codec.decode_request(data)
+    except codec.CodecError as exc:
+        assert exc.code in set(c.ErrorCode)
+
+
+def test_bounds() -> None:
+    deep: Any = 1
+    for _ in range(200):
+        deep = [deep]
+    with pytest.raises(codec.CodecError, match="nesting"):
+        codec.decode_request(msgpack.packb(deep))
+    big = msgpack.packb({"v": 1, "cmd": "hello", "client": "x" * (codec.MAX_REQUEST_BYTES + 1)})
+    with pytest.raises(codec.CodecError) as info:
+        codec.decode_request(big)
+    assert info.value.code == c.ErrorCode.TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    ("doc", "code"),
+    [
+        ({"v": 1, "cmd": "launch_missiles"}, c.ErrorCode.UNKNOWN_COMMAND),
+        ({"v": 99, "cmd": "status"}, c.ErrorCode.UNSUPPORTED_VERSION),
+        ({"v": 1, "cmd": "bind", "port_id": 70000, "proxy": "tap0"}, c.ErrorCode.BAD_REQUEST),
+        ({"v": 1, "cmd": "bind", "port_id": "0", "proxy": "tap0"}, c.ErrorCode.BAD_REQUEST),
+        ({"v": 1, "cmd": "status", "extra": 1}, c.ErrorCode.BAD_REQUEST),
+        ([1, 2, 3], c.ErrorCode.BAD_REQUEST),
+    ],
+)
+def test_typed_errors(doc: Any, code: c.ErrorCode) -> None:
+    with pytest.raises(codec.CodecError) as info:
+        codec.decode_request(msgpack.packb(doc))
+    assert info.value.code == code
+
+
+def test_addresses_are_canonicalised_and_validated() -> None:
+    e = ev.Addr6Add(port_id=0, proxy="p", ifindex=1, ip="2001:DB8:0::1", prefixlen=64)
+    assert e.ip == "2001:db8::1"
+    with pytest.raises(ValueError):
+        ev.AddrAdd(port_id=0, proxy="p", ifindex=1, ip="2001:db8::1", prefixlen=24)
+    with pytest.raises(ValueError):
+        ev.MacChange(port_id=0, proxy="p", ifindex=1, mac="zz:00:00:00:00:00")
