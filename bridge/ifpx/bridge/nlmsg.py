@@ -175,7 +175,7 @@ def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     while off + 4 <= end:
         alen, atype = _RTA.unpack_from(buf, off)
-        if alen < 4:
+        if alen < 4 or off + alen > end:
             break
         out[atype & 0x3FFF] = buf[off + 4 : off + alen]
         off += (alen + 3) & ~3
@@ -292,14 +292,14 @@ def _neigh(mtype: int, buf: bytes, off: int, end: int) -> Neigh | None:
 
 
 _DECODERS = {
-    RTM_NEWLINK: _link,
-    RTM_DELLINK: _link,
-    RTM_NEWADDR: _addr,
-    RTM_DELADDR: _addr,
-    RTM_NEWROUTE: _route,
-    RTM_DELROUTE: _route,
-    RTM_NEWNEIGH: _neigh,
-    RTM_DELNEIGH: _neigh,
+    RTM_NEWLINK: (_link, _IFINFO.size),
+    RTM_DELLINK: (_link, _IFINFO.size),
+    RTM_NEWADDR: (_addr, _IFADDR.size),
+    RTM_DELADDR: (_addr, _IFADDR.size),
+    RTM_NEWROUTE: (_route, _RTMSG.size),
+    RTM_DELROUTE: (_route, _RTMSG.size),
+    RTM_NEWNEIGH: (_neigh, _NDMSG.size),
+    RTM_DELNEIGH: (_neigh, _NDMSG.size),
 }
 
 
@@ -316,7 +316,10 @@ def decode(buf: bytes) -> list[Record]:
         end = off + mlen
         dec = _DECODERS.get(mtype)
         if dec is not None:
-            rec = dec(mtype, buf, body, end)
+            try:
+                rec = dec[0](mtype, buf, body, end) if end - body >= dec[1] else None
+            except (struct.error, ValueError):
+                rec = None  # malformed: the kernel never sends it, and we never trust it
             if rec is not None:
                 out.append(rec)
         elif mtype == NLMSG_DONE:

@@ -1,0 +1,121 @@
+"""The reference decoder: pyroute2's parser, mapped onto ifpx's record types.
+
+The differential tests check that ifpx's struct decoder says exactly this.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+from ifpx.bridge import nlmsg
+
+
+def _gw(attrs: Any) -> str | None:
+    gw = attrs.get_attr("RTA_GATEWAY")
+    if gw is not None:
+        return str(gw)
+    via = attrs.get_attr("RTA_VIA")
+    if via is not None:
+        return str(via["addr"])
+    return None
+
+
+def _hop_gw(hop: dict[str, Any]) -> str | None:
+    for name, value in hop.get("attrs", []):
+        if name == "RTA_GATEWAY":
+            return str(value)
+        if name == "RTA_VIA":
+            return str(value["addr"])
+    return None
+
+
+def reference(data: bytes) -> list[nlmsg.Record]:
+    """Decode with pyroute2; only the message kinds ifpx tracks."""
+    out: list[nlmsg.Record] = []
+    for msg in MarshalRtnl().parse(data):
+        mtype = msg["header"]["type"]
+        if mtype in (nlmsg.RTM_NEWLINK, nlmsg.RTM_DELLINK):
+            mac = msg.get_attr("IFLA_ADDRESS")
+            out.append(
+                nlmsg.Link(
+                    deleted=mtype == nlmsg.RTM_DELLINK,
+                    ifindex=msg["index"],
+                    name=msg.get_attr("IFLA_IFNAME") or "",
+                    mtu=msg.get_attr("IFLA_MTU") or 0,
+                    mac=mac if mac and len(mac) == 17 else None,
+                    up=bool(msg["flags"] & nlmsg.IFF_UP),
+                    carrier=bool(msg["flags"] & nlmsg.IFF_LOWER_UP),
+                )
+            )
+        elif mtype in (nlmsg.RTM_NEWADDR, nlmsg.RTM_DELADDR):
+            if msg["family"] not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            ip = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+            if ip is None:
+                continue
+            out.append(
+                nlmsg.Addr(
+                    mtype == nlmsg.RTM_DELADDR, msg["index"], msg["family"], ip, msg["prefixlen"]
+                )
+            )
+        elif mtype in (nlmsg.RTM_NEWROUTE, nlmsg.RTM_DELROUTE):
+            fam = msg["family"]
+            if fam not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            mp = msg.get_attr("RTA_MULTIPATH")
+            if mp is not None:
+                hops = tuple((_hop_gw(h), h["oif"], h["hops"] + 1) for h in mp)
+            else:
+                oif = msg.get_attr("RTA_OIF") or 0
+                gw = _gw(msg)
+                hops = ((gw, oif, 1),) if (oif or gw) else ()
+            dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if fam == socket.AF_INET else "::")
+            table = msg.get_attr("RTA_TABLE")
+            out.append(
+                nlmsg.Route(
+                    deleted=mtype == nlmsg.RTM_DELROUTE,
+                    family=fam,
+                    table=msg["table"] if table is None else table,
+                    dst=dst,
+                    prefixlen=msg["dst_len"],
+                    tos=msg["tos"],
+                    proto=msg["proto"],
+                    type=msg["type"],
+                    flags=msg["flags"],
+                    metric=msg.get_attr("RTA_PRIORITY") or 0,
+                    nexthops=hops,
+                )
+            )
+        elif mtype in (nlmsg.RTM_NEWNEIGH, nlmsg.RTM_DELNEIGH):
+            fam = msg["family"]
+            dst = msg.get_attr("NDA_DST")
+            if fam not in (socket.AF_INET, socket.AF_INET6) or dst is None:
+                continue
+            ll = msg.get_attr("NDA_LLADDR")
+            out.append(
+                nlmsg.Neigh(
+                    mtype == nlmsg.RTM_DELNEIGH,
+                    msg["ifindex"],
+                    fam,
+                    dst,
+                    ll if ll and len(ll) == 17 else None,
+                    msg["state"],
+                )
+            )
+        elif mtype == nlmsg.NLMSG_DONE:
+            out.append(nlmsg.Done(msg["header"]["sequence_number"], bool(msg["header"]["flags"] & 0x10)))
+    return out
+
+
+def split_recording(blob: bytes) -> list[bytes]:
+    """Datagrams from a recording: each prefixed by its length as u32 little-endian."""
+    out = []
+    off = 0
+    while off < len(blob):
+        n = int.from_bytes(blob[off : off + 4], "little")
+        out.append(blob[off + 4 : off + 4 + n])
+        off += 4 + n
+    return out

@@ -1,0 +1,225 @@
+"""The bridge's pure core on synthetic netlink records: events, quirks, bindings, snapshots."""
+
+from __future__ import annotations
+
+import socket
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ifpx.bridge import nlmsg
+from ifpx.bridge.bindings import Entry
+from ifpx.bridge.core import BridgeCore, Redump
+from ifpx.schemas import events as ev
+from ifpx.subscribers.replica import Replica
+
+AF4, AF6 = socket.AF_INET, socket.AF_INET6
+
+
+def link(ifindex: int, name: str, mtu: int = 1500, mac: str = "02:00:00:00:00:01", up: bool = False) -> nlmsg.Link:
+    return nlmsg.Link(False, ifindex, name, mtu, mac, up, False)
+
+
+def route(dst: str, plen: int, *hops: tuple[str | None, int, int], deleted: bool = False, metric: int = 0) -> nlmsg.Route:
+    return nlmsg.Route(deleted, AF4, 254, dst, plen, 0, 4, 1, 0, metric, tuple(hops))
+
+
+def kinds(events: list[ev.EventBase]) -> list[str]:
+    return [e.kind for e in events]
+
+
+def core_with_taps() -> BridgeCore:
+    core = BridgeCore()
+    core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "eth0")])
+    return core
+
+
+def test_link_changes_emit_only_what_changed_per_port() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    core.bind(2, core.links[3])
+    assert core.apply(link(3, "tap1")) == []
+    out = core.apply(link(3, "tap1", mtu=9000, mac="02:00:00:00:00:99"))
+    assert kinds(out) == ["mac_change", "mac_change", "mtu_change", "mtu_change"]
+    assert [e.port_id for e in out] == [1, 2, 1, 2]  # type: ignore[attr-defined]
+    out = core.apply(link(2, "tap0", up=True))
+    assert out == [ev.LinkChange(port_id=0, proxy="tap0", ifindex=2, up=True, carrier=False)]
+    assert core.apply(link(4, "eth0", mtu=1400)) == []  # not bound: silent
+
+
+def test_addresses_and_neighbours() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    add = nlmsg.Addr(False, 2, AF4, "192.0.2.1", 24)
+    assert kinds(core.apply(add)) == ["addr_add"]
+    assert core.apply(add) == []
+    assert kinds(core.apply(nlmsg.Addr(False, 2, AF6, "2001:db8::1", 64))) == ["addr6_add"]
+    assert kinds(core.apply(nlmsg.Addr(True, 2, AF4, "192.0.2.1", 24))) == ["addr_del"]
+    assert Redump(AF4, 2) in core.redumps  # the kernel may have dropped routes silently
+    n = nlmsg.Neigh(False, 2, AF4, "192.0.2.9", "02:00:00:00:00:09", 0x02)
+    assert kinds(core.apply(n)) == ["neigh_add"]
+    assert core.apply(n) == []
+    stale = nlmsg.Neigh(False, 2, AF4, "192.0.2.9", "02:00:00:00:00:09", 0x04)
+    out = core.apply(stale)
+    assert isinstance(out[0], ev.NeighAdd) and out[0].state == "stale"
+    noarp = nlmsg.Neigh(False, 2, AF6, "ff02::16", "33:33:00:00:00:16", 0x40)
+    assert core.apply(noarp) == []
+    assert kinds(core.apply(nlmsg.Neigh(True, 2, AF4, "192.0.2.9", None, 0))) == ["neigh_del"]
+
+
+def test_routes_through_bound_proxies_with_ecmp_port_ids() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.bind(5, core.links[3])
+    core.bind(1, core.links[3])
+    assert core.apply(route("10.9.0.0", 16, (None, 4, 1))) == []  # via eth0: not published
+    out = core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1), ("10.1.0.2", 3, 2)))
+    assert len(out) == 1 and isinstance(out[0], ev.RouteAdd)
+    assert [(h.port_id, h.weight) for h in out[0].nexthops] == [(0, 1), (1, 2)]
+    assert core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1), ("10.1.0.2", 3, 2))) == []
+    out = core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1), deleted=True))
+    assert kinds(out) == ["route_del"]
+    all_core = BridgeCore(all_routes=True)
+    all_core.apply(link(4, "eth0"))
+    assert kinds(all_core.apply(route("10.9.0.0", 16, (None, 4, 1)))) == ["route_add"]
+
+
+def test_non_unicast_and_cloned_routes_are_ignored() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    local = nlmsg.Route(False, AF4, 255, "192.0.2.1", 32, 0, 2, 2, 0, 0, ((None, 2, 1),))
+    cloned = nlmsg.Route(False, AF6, 254, "2001:db8::9", 128, 0, 2, 1, 0x200, 0, ((None, 2, 1),))
+    assert core.apply(local) == [] and core.apply(cloned) == []
+    assert not core.routes
+
+
+def test_link_down_asks_for_a_route_redump_and_reconcile_sweeps() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.apply(link(2, "tap0", up=True))
+    core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1)))
+    core.apply(route("10.60.0.0", 16, ("10.0.0.3", 2, 1)))
+    core.apply(link(2, "tap0", up=False))
+    assert Redump(AF4, 2) in core.redumps
+    # The kernel's answer: only 10.60/16 survived; the sweep removes 10.50/16.
+    out = core.reconcile("route", [route("10.60.0.0", 16, ("10.0.0.3", 2, 1))], AF4, oif=2)
+    assert [(e.kind, e.dst) for e in out] == [("route_del", "10.50.0.0")]  # type: ignore[attr-defined]
+
+
+def test_delete_and_recreate_proxy_with_same_name() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.apply(nlmsg.Addr(False, 2, AF4, "192.0.2.1", 24))
+    core.apply(route("10.50.0.0", 16, ("192.0.2.2", 2, 1)))
+    out = core.apply(nlmsg.Link(True, 2, "tap0", 1500, None, False, False))
+    assert kinds(out) == ["addr_del", "route_del", "proxy_gone"]
+    assert core.bindings.get(0) == Entry(0, "tap0", None, 2)
+    out = core.apply(link(9, "tap0", mtu=1400))
+    assert out[0] == ev.ProxyBack(port_id=0, proxy="tap0", ifindex=9, old_ifindex=2)
+    assert kinds(out)[1:] == ["mac_change", "mtu_change", "link_change"]
+    # Nothing of the old interface survives on the new one.
+    assert core.snapshot().ports[0].addrs == []
+
+
+def test_rename_keeps_binding() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    out = core.apply(link(2, "wan0"))
+    assert out == [ev.ProxyRenamed(port_id=0, proxy="wan0", ifindex=2, old_name="tap0")]
+    assert core.bindings.get(0) == Entry(0, "wan0", 2)
+
+
+def test_bind_replays_and_is_idempotent_unbind_reroutes() -> None:
+    core = core_with_taps()
+    core.apply_all(
+        [
+            nlmsg.Addr(False, 3, AF4, "198.51.100.1", 24),
+            nlmsg.Neigh(False, 3, AF4, "198.51.100.2", "02:00:00:00:00:02", 0x80),
+            route("10.50.0.0", 16, ("198.51.100.2", 3, 1)),
+        ]
+    )
+    entry, changed, out = core.bind(7, core.links[3])
+    assert changed
+    assert kinds(out) == [
+        "port_bound", "mac_change", "mtu_change", "link_change", "addr_add", "neigh_add", "route_add",
+    ]  # fmt: skip
+    assert core.bind(7, core.links[3])[1:] == (False, [])
+    removed, out = core.unbind(7)
+    assert removed == [entry] and kinds(out) == ["port_unbound", "route_del"]
+    assert core.unbind(7) == ([], [])
+
+
+def test_restore_rules() -> None:
+    core = core_with_taps()
+    out = core.restore(
+        [
+            Entry(0, "tap0", 2),  # same name, same ifindex
+            Entry(1, "tap1", 77),  # re-created while we were down: follows the name
+            Entry(2, "old", 4),  # renamed while down: follows the ifindex
+            Entry(3, "gone0", 5),  # nowhere: kept, marked gone
+        ]
+    )
+    assert kinds(out).count("port_bound") == 3
+    assert core.bindings.get(1) == Entry(1, "tap1", 3)
+    assert core.bindings.get(2) == Entry(2, "eth0", 4)
+    assert core.bindings.get(3) == Entry(3, "gone0", None, 5)
+
+
+# ---- the events a core emits rebuild exactly the state it snapshots ---------------
+
+names = ["tap0", "tap1", "tap2"]
+ops = st.one_of(
+    st.tuples(st.just("link"), st.integers(2, 4), st.sampled_from([1400, 1500, 9000]), st.booleans()),
+    st.tuples(st.just("rename"), st.integers(2, 4), st.sampled_from(["tap0", "wan", "tap1"])),
+    st.tuples(st.just("dellink"), st.integers(2, 4)),
+    st.tuples(st.just("addr"), st.integers(2, 4), st.integers(1, 3), st.booleans()),
+    st.tuples(st.just("route"), st.integers(1, 4), st.integers(2, 4), st.integers(2, 4), st.booleans()),
+    st.tuples(st.just("neigh"), st.integers(2, 4), st.integers(1, 3), st.sampled_from([0, 2, 4, 64, 128])),
+    st.tuples(st.just("bind"), st.integers(0, 3), st.integers(2, 4)),
+    st.tuples(st.just("unbind"), st.integers(0, 3)),
+)
+
+
+def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignore[type-arg]
+    kind = op[0]
+    if kind == "link":
+        old = core.links.get(op[1])
+        name = old.name if old else names[op[1] - 2]
+        return core.apply(nlmsg.Link(False, op[1], name, op[2], "02:00:00:00:00:01", op[3], False))
+    if kind == "rename":
+        old = core.links.get(op[1])
+        if old is None or core.link_by_name(op[2]):
+            return []
+        return core.apply(nlmsg.Link(False, op[1], op[2], old.mtu, old.mac, old.up, False))
+    if kind == "dellink":
+        return core.apply(nlmsg.Link(True, op[1], "x", 0, None, False, False))
+    if kind == "addr":
+        return core.apply(nlmsg.Addr(op[3], op[1], AF4, f"192.0.2.{op[2]}", 24))
+    if kind == "route":
+        hops = ((f"10.0.0.{op[2]}", op[2], 1),) if op[2] == op[3] else (
+            (f"10.0.0.{op[2]}", op[2], 1), (f"10.0.1.{op[3]}", op[3], 2))
+        return core.apply(route(f"10.{op[1]}.0.0", 16, *hops, deleted=op[4]))
+    if kind == "neigh":
+        return core.apply(nlmsg.Neigh(False, op[1], AF4, f"192.0.2.{op[2]}", "02:00:00:00:00:02", op[3]))
+    if kind == "bind":
+        link_ = core.links.get(op[2])
+        return core.bind(op[1], link_)[2] if link_ else []
+    return core.unbind(op[1])[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, max_size=40), st.lists(ops, max_size=40))
+def test_replica_fed_with_core_events_equals_core_snapshot(pre: list, post: list) -> None:  # type: ignore[type-arg]
+    core = BridgeCore()
+    core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "tap2")])
+    for op in pre:
+        _apply_op(core, op)
+    replica = Replica()
+    replica.load(core.snapshot())  # late join
+    for op in post:
+        if op[0] == "dellink" and op[1] not in core.links:
+            continue
+        replica.apply_all(_apply_op(core, op))
+        core.redumps.clear()
+    assert replica.to_state() == core.snapshot().canonical()
