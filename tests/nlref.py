@@ -106,7 +106,9 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                 )
             )
         elif mtype == nlmsg.NLMSG_DONE:
-            out.append(nlmsg.Done(msg["header"]["sequence_number"], bool(msg["header"]["flags"] & 0x10)))
+            out.append(
+                nlmsg.Done(msg["header"]["sequence_number"], bool(msg["header"]["flags"] & 0x10))
+            )
     return out
 
 

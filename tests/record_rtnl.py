@@ -1,6 +1,6 @@
 """Record raw rtnetlink dump datagrams from a scratch netns into tests/data (run as root).
 
-    python tests/record_rtnl.py
+python tests/record_rtnl.py
 """
 
 from __future__ import annotations

@@ -84,7 +84,9 @@ def test_addrs(mtype: int, local: bool, index: int, ip: Any, plen: int) -> None:
     assert nlmsg.decode(data) == reference(data)
 
 
-hop = st.tuples(st.none() | st.ip_addresses(v=4).map(str), st.integers(1, 1000), st.integers(0, 255))
+hop = st.tuples(
+    st.none() | st.ip_addresses(v=4).map(str), st.integers(1, 1000), st.integers(0, 255)
+)
 
 
 @settings(max_examples=300)
@@ -160,7 +162,7 @@ def test_neighs(mtype: int, ip: Any, mac: str | None, state: int) -> None:
 
 @settings(max_examples=1000)
 @given(
-    st.sampled_from(sorted(nlmsg._DECODERS) + [nlmsg.NLMSG_DONE, nlmsg.NLMSG_ERROR]),
+    st.sampled_from([*sorted(nlmsg._DECODERS), nlmsg.NLMSG_DONE, nlmsg.NLMSG_ERROR]),
     st.binary(max_size=120),
 )
 def test_garbage_bodies_never_raise(mtype: int, body: bytes) -> None:

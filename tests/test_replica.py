@@ -33,6 +33,7 @@ def test_longest_prefix_match() -> None:
             _route("10.1.2.0", 24, port=5, table=100),
         ]
     )
+
     def port(ip: str, table: int = 254) -> int | None:
         found = r.lookup(ip, table)
         return None if found is None else found.nexthops[0][2]

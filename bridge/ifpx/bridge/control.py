@@ -86,6 +86,14 @@ class Controller:
         self.cfg_done = False
         self.stats = ControlStats()
 
+    def handle_frames(self, frames: list[bytes]) -> bytes:
+        """Answer one request as it came off the socket (a request is a single frame)."""
+        if len(frames) != 1:
+            self.stats.errors += 1
+            message = f"a request is one frame, got {len(frames)}"
+            return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, message))
+        return self.handle(frames[0])
+
     def handle(self, data: bytes) -> bytes:
         """Answer one request. Never raises."""
         rid = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
@@ -136,7 +137,7 @@ class BridgeCore:
         return out
 
     def _port_event(
-        self, cls: type[ev.PortScoped], link: LinkState, **kw: object
+        self, cls: type[ev.PortScoped], link: LinkState, **kw: Any
     ) -> list[ev.EventBase]:
         return [
             cls(port_id=p, proxy=link.name, ifindex=link.ifindex, **kw)
@@ -146,7 +147,7 @@ class BridgeCore:
     def _link_config(self, link: LinkState, ports: list[int]) -> list[ev.EventBase]:
         out: list[ev.EventBase] = []
         for p in ports:
-            common = {"port_id": p, "proxy": link.name, "ifindex": link.ifindex}
+            common: dict[str, Any] = {"port_id": p, "proxy": link.name, "ifindex": link.ifindex}
             if link.mac is not None:
                 out.append(ev.MacChange(mac=link.mac, **common))
             out.append(ev.MtuChange(mtu=link.mtu, **common))
@@ -417,7 +418,7 @@ class BridgeCore:
 
     def _replay_port(self, port_id: int, link: LinkState) -> list[ev.EventBase]:
         out = self._link_config(link, [port_id])
-        common = {"port_id": port_id, "proxy": link.name, "ifindex": link.ifindex}
+        common: dict[str, Any] = {"port_id": port_id, "proxy": link.name, "ifindex": link.ifindex}
         for fam, ip, plen in sorted(self.addrs.get(link.ifindex, ())):
             cls = ev.AddrAdd if fam == AF4 else ev.Addr6Add
             out.append(cls(ip=ip, prefixlen=plen, **common))

@@ -280,13 +280,7 @@ class Bridge:
             frames = rep.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
-        if len(frames) != 1:
-            reply = codec.encode_reply(
-                codec.error_reply(c.ErrorCode.BAD_REQUEST, f"expected 1 frame, got {len(frames)}")
-            )
-        else:
-            reply = self.controller.handle(frames[0])
-        rep.send(reply)
+        rep.send(self.controller.handle_frames(frames))
 
     def _status_extra(self) -> dict[str, int]:
         return {

@@ -130,23 +130,9 @@ def _run(
         _say(f"bound port {port} -> {proxy} (ifindex {result.binding.ifindex})")
     _say(f"starting {workers} worker subscribers (one process each)")
     for i in range(workers):
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ifpx.subscribers.workers",
-                    "--worker-id",
-                    str(i),
-                    "--events",
-                    bridge.events,
-                    "--control",
-                    bridge.control,
-                    "--dump-dir",
-                    str(workdir),
-                ]  # fmt: skip
-            )
-        )
+        argv = [sys.executable, "-m", "ifpx.subscribers.workers", "--worker-id", str(i)]
+        argv += ["--events", bridge.events, "--control", bridge.control]
+        procs.append(subprocess.Popen([*argv, "--dump-dir", str(workdir)]))
     for i in range(workers):
         wait_for((workdir / f"worker-{i}.ready").exists, 15.0, what=f"worker {i} to sync")
     for what, line in SCRIPT:

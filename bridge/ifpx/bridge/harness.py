@@ -56,13 +56,13 @@ class Netns:
             raise RuntimeError(f"ip -n {self.name} {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout
 
-    def batch(self, lines: list[str]) -> None:
-        """Feed ``lines`` to ``ip -batch -`` (fast bulk changes)."""
+    def batch(self, lines: list[str], force: bool = False) -> None:
+        """Feed ``lines`` to ``ip -batch -`` (fast bulk changes); ``force`` goes on past errors."""
         subprocess.run(
-            ["ip", "-n", self.name, "-batch", "-"],
+            ["ip", "-n", self.name, *(["-force"] if force else []), "-batch", "-"],
             input="\n".join(lines) + "\n",
             text=True,
-            check=True,
+            check=not force,
             timeout=600,
             capture_output=True,
         )

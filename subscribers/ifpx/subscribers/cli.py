@@ -92,7 +92,8 @@ def _render(result: c.Result) -> str:
         lines += [f"  addr {a}" for a in result.addrs]
         return "\n".join(lines)
     if isinstance(result, c.CreateProxyResult):
-        return f"{result.name}: ifindex {result.ifindex} ({'created' if result.created else 'existed'})"
+        how = "created" if result.created else "existed"
+        return f"{result.name}: ifindex {result.ifindex} ({how})"
     if isinstance(result, c.DestroyProxyResult):
         return f"{result.name} destroyed; {len(result.removed_bindings)} bindings removed"
     if isinstance(result, c.StatusResult):

@@ -91,7 +91,7 @@ class ControlClient:
         )
 
     def request(self, cmd: c.Command, timeout: float | None = None) -> c.Result:
-        """Send ``cmd``; return its result or raise :class:`BridgeError`/:class:`BridgeUnreachable`."""
+        """Send ``cmd``; return its result, or raise BridgeError / BridgeUnreachable."""
         cmd = cmd.model_copy(update={"id": next(_ids)})
         reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
         if isinstance(reply, c.ErrorReply):

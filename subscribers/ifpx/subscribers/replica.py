@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
@@ -254,7 +255,7 @@ class Replica:
         ]
         routes = [
             RouteState(
-                family=fam,
+                family=fam,  # type: ignore[arg-type]  # 4 or 6 by construction
                 dst=f"{_text(fam, net)}/{plen}",
                 table=table,
                 proto=proto,
@@ -304,7 +305,7 @@ def diff(old: Replica, new: State) -> list[ev.EventBase]:
                     port_id=pid, proxy=np_.proxy, ifindex=np_.ifindex, old_name=op.proxy
                 )
             )
-        common = {"port_id": pid, "proxy": np_.proxy, "ifindex": np_.ifindex}
+        common: dict[str, Any] = {"port_id": pid, "proxy": np_.proxy, "ifindex": np_.ifindex}
         # A freshly bound port gets its whole link configuration, as a bind replay does.
         if np_.mac is not None and (fresh or np_.mac != op.mac):
             out.append(ev.MacChange(mac=np_.mac, **common))

@@ -319,7 +319,7 @@ class Subscriber:
         if self._req is not None:
             return
         assert self.epoch is not None
-        topics = sorted(t for t in self.topics if t != "hb")
+        topics: list[str] = sorted(t for t in self.topics if t != "hb")
         self._send("replay", c.Replay(epoch=self.epoch, from_seq=from_seq, topics=topics), reason)
 
     def _service_control(self) -> None:

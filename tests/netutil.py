@@ -1,0 +1,95 @@
+"""Helpers for the netns tests: a raw SUB socket that collects events, and state comparisons."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import zmq
+
+from ifpx.bridge.harness import BridgeProcess
+from ifpx.bridge.kernelview import kernel_state
+from ifpx.schemas import codec
+from ifpx.schemas import events as ev
+from ifpx.schemas.envelope import Message
+from ifpx.schemas.state import State
+
+
+class EventTap:
+    """A plain SUB socket on the bridge's events, decoding everything it receives."""
+
+    def __init__(self, endpoint: str, topics: tuple[str, ...] = ("",)) -> None:
+        self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        for t in topics:
+            self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        self.messages: list[Message] = []
+        self.events: list[ev.EventBase] = []
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _drain(self, timeout: float) -> None:
+        if self.sock.poll(int(timeout * 1000), zmq.POLLIN):
+            while True:
+                try:
+                    frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    return
+                msg = codec.decode_message(frames)
+                self.messages.append(msg)
+                if msg.topic != "hb":
+                    self.events.extend(msg.events)
+
+    def ready(self, timeout: float = 5.0) -> None:
+        """Wait for a heartbeat: the subscription has reached the bridge."""
+        self.wait(lambda: any(m.topic == "hb" for m in self.messages), timeout, "a heartbeat")
+
+    def wait(self, pred: Callable[[], object], timeout: float = 5.0, what: str = "events") -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                got = [e.kind for e in self.events]
+                raise TimeoutError(f"no {what} within {timeout}s; got {got}")
+            self._drain(min(left, 0.1))
+
+    def expect(self, kind: str, timeout: float = 5.0, **fields: object) -> list[ev.EventBase]:
+        """Wait until events of ``kind`` with ``fields`` arrived; return and consume them."""
+
+        def matching() -> list[ev.EventBase]:
+            return [
+                e
+                for e in self.events
+                if e.kind == kind and all(getattr(e, k) == v for k, v in fields.items())
+            ]
+
+        self.wait(matching, timeout, f"{kind} {fields}")
+        found = matching()
+        self.events = [e for e in self.events if e not in found]
+        return found
+
+    def clear(self) -> None:
+        self._drain(0.05)
+        self.events.clear()
+
+
+def bridge_equals_kernel(br: BridgeProcess) -> tuple[bool, State, State]:
+    """(equal?, bridge's canonical state, kernel's canonical state)."""
+    snap = br.snapshot()
+    want = snap.state.canonical()
+    kernel = kernel_state(br.ns.name, snap.state.bindings).canonical()
+    return want == kernel, want, kernel
+
+
+def wait_bridge_equals_kernel(br: BridgeProcess, timeout: float = 15.0) -> State:
+    """Wait until the bridge's snapshot equals the kernel's view; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        same, want, kernel = bridge_equals_kernel(br)
+        if same:
+            return want
+        if time.monotonic() > deadline:
+            raise AssertionError(f"bridge != kernel\nbridge: {want}\nkernel: {kernel}")
+        time.sleep(0.1)
