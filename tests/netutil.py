@@ -91,5 +91,21 @@ def wait_bridge_equals_kernel(br: BridgeProcess, timeout: float = 15.0) -> State
         if same:
             return want
         if time.monotonic() > deadline:
-            raise AssertionError(f"bridge != kernel\nbridge: {want}\nkernel: {kernel}")
+            raise AssertionError(f"bridge != kernel: {describe_difference(want, kernel)}")
         time.sleep(0.1)
+
+
+def describe_difference(a: State, b: State, limit: int = 5) -> str:
+    """A short account of how two states differ (first few items of each list)."""
+    parts = []
+    for name in ("bindings", "ports", "routes", "neighs"):
+        left = [x.model_dump_json() for x in getattr(a, name)]
+        right = [x.model_dump_json() for x in getattr(b, name)]
+        only_a = sorted(set(left) - set(right))
+        only_b = sorted(set(right) - set(left))
+        if only_a or only_b:
+            parts.append(
+                f"{name}: {len(left)} vs {len(right)}; only left {only_a[:limit]}; "
+                f"only right {only_b[:limit]}"
+            )
+    return "; ".join(parts) or "equal"

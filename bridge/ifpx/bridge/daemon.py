@@ -129,8 +129,7 @@ class Bridge:
         pipe.bind(_PIPE)
 
         # Subscribe first, then dump: nothing that happens during the dump is lost.
-        listener = nlsock.open_listener(opts.rcvbuf)
-        listener.settimeout(0.25)
+        listener = self._open_listener()
         reader = threading.Thread(target=self._reader, args=(ctx, listener), daemon=True)
         reader.start()
         self.dumper = nlsock.Dumper()
@@ -147,11 +146,16 @@ class Bridge:
         finally:
             self._stop.set()
             reader.join(timeout=2)
-            listener.close()
             self.dumper.close()
             log.info("bridge stopped")
 
+    def _open_listener(self) -> socket.socket:
+        listener = nlsock.open_listener(self.opts.rcvbuf)
+        listener.settimeout(0.25)  # so the reader notices a stop request
+        return listener
+
     def _reader(self, ctx: zmq.Context[zmq.Socket[bytes]], listener: socket.socket) -> None:
+        """Owns the listener from here on; replaces it after an overrun."""
         push = ctx.socket(zmq.PAIR)
         push.setsockopt(zmq.SNDHWM, 0)
         push.setsockopt(zmq.LINGER, 0)
@@ -163,6 +167,11 @@ class Bridge:
                 except TimeoutError:
                     continue
                 except nlsock.Overrun:
+                    # What is still queued on this socket predates the hole: replaying it
+                    # after the resync dump would resurrect deleted state. A fresh socket,
+                    # subscribed before the main thread dumps, gives a complete suffix.
+                    listener.close()
+                    listener = self._open_listener()
                     push.send(_OVERRUN)
                     continue
                 except OSError as exc:
@@ -171,6 +180,7 @@ class Bridge:
                     raise
                 push.send(data, copy=False)
         finally:
+            listener.close()
             push.close()
 
     # ---- netlink --------------------------------------------------------------

@@ -1,0 +1,44 @@
+"""A netlink overrun leads to a resync and an exact state, never to silent loss."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from netutil import wait_bridge_equals_kernel
+
+from ifpx.bridge.harness import Netns, bridge, wait_for
+from ifpx.schemas import commands as c
+from ifpx.subscribers import Subscriber
+
+pytestmark = pytest.mark.netns
+
+
+def test_overrun_storm_resyncs_to_the_kernel(ns: Netns) -> None:
+    with bridge(ns, ["--rcvbuf", "65536", "--heartbeat", "0.5"]) as br:
+        br.result(c.Bind(port_id=0, proxy="tap0"))
+        ns.ip("link", "set", "tap0", "up")
+        ns.ip("addr", "add", "10.0.0.1/24", "dev", "tap0")
+        with Subscriber(br.events, br.control) as sub:
+            sub.sync(timeout=5)
+            assert br.proc is not None
+            br.proc.send_signal(signal.SIGSTOP)  # the reader cannot drain: the kernel drops
+            try:
+                ns.batch(
+                    [f"route add 100.{i // 250}.{i % 250}.0/24 via 10.0.0.2" for i in range(20_000)]
+                )
+                ns.batch([f"route del 100.{i // 250}.{i % 250}.0/24" for i in range(0, 20_000, 7)])
+            finally:
+                br.proc.send_signal(signal.SIGCONT)
+            state = wait_bridge_equals_kernel(br, timeout=60)
+            status = br.result(c.Status())
+            assert isinstance(status, c.StatusResult)
+            print(f"overruns={status.counters['overruns']} resyncs={status.counters['resyncs']}")
+            assert status.counters["overruns"] >= 1 and status.counters["resyncs"] >= 1
+            assert len(state.routes) == 1 + 20_000 - len(range(0, 20_000, 7))
+
+            def replica_exact() -> bool:
+                sub.poll(max_events=1_000_000, timeout=0.1)
+                return not sub.repairing and sub.state.to_state() == state
+
+            wait_for(replica_exact, 60, what="the subscriber's replica to match")
