@@ -1,0 +1,243 @@
+"""``ifpx replay``: act as a bridge that publishes a recording.
+
+Unmodified subscribers attach to it as to a live bridge: it publishes the
+recorded messages with their original spacing (scaled by ``speed``) or as fast
+as it can, sends heartbeats, and answers ``hello``, ``snapshot``, ``replay``,
+``status``, ``list_bindings`` and ``events_available`` from the state the
+recording has reached. Commands that would change anything are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from ifpx.schemas import codec
+from ifpx.schemas import commands as c
+from ifpx.schemas import events as ev
+from ifpx.schemas.envelope import Message
+from ifpx.schemas.topics import TOPICS
+
+from .recording import RecordingError, read_header, records
+from .replica import Replica
+
+log = logging.getLogger(__name__)
+
+SERVER = "ifpx-replay/0.1"
+_JOURNAL_LIMIT = 1_000_000
+
+
+@dataclass
+class ReplayStats:
+    """What a replay did, and how faithfully it kept time."""
+
+    published: int = 0
+    snapshots_served: int = 0
+    loops: int = 0
+    lateness: list[float] = field(default_factory=list)
+    """Seconds each message went out after its scheduled time."""
+
+
+class Replayer:
+    """Serves one recording on a PUB and a REP socket."""
+
+    def __init__(
+        self,
+        path: Path,
+        events: str,
+        control: str,
+        speed: float = 1.0,
+        as_fast_as_possible: bool = False,
+        loop: bool = False,
+        linger: float = 2.0,
+        heartbeat: float = 1.0,
+    ) -> None:
+        self.path = path
+        self.speed = speed
+        self.max = as_fast_as_possible
+        self.loop = loop
+        self.linger = linger
+        self.heartbeat_interval = heartbeat
+        self.stats = ReplayStats()
+        self._stop = False
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._pub: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._rep: zmq.Socket[bytes] = ctx.socket(zmq.REP)
+        self._rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
+        self._rep.setsockopt(zmq.LINGER, 0)
+        for ep in (events, control):
+            if ep.startswith("ipc://"):
+                Path(ep[6:]).parent.mkdir(parents=True, exist_ok=True)
+        self._pub.bind(events)
+        self._rep.bind(control)
+        self._started = time.monotonic()
+        self._next_hb = 0.0
+        self.replica = Replica()
+        self.epoch = 0
+        self.seq = 0
+        self.topic_seqs: dict[str, int] = {}
+        self.journal: list[Message] = []
+
+    def stop(self) -> None:
+        """Finish soon (signal-safe)."""
+        self._stop = True
+
+    def close(self) -> None:
+        """Close the sockets."""
+        self._pub.close()
+        self._rep.close()
+
+    # ---- serving ------------------------------------------------------------------
+
+    def _serve_until(self, deadline: float) -> None:
+        """Answer commands and send heartbeats until ``deadline`` (monotonic)."""
+        while not self._stop:
+            now = time.monotonic()
+            if now >= self._next_hb:
+                self._heartbeat()
+                self._next_hb = now + self.heartbeat_interval
+            wait = max(0.0, min(deadline, self._next_hb) - now)
+            if self._rep.poll(int(wait * 1000), zmq.POLLIN):
+                self._rep.send(self._answer(self._rep.recv_multipart()))
+                continue
+            if time.monotonic() >= deadline:
+                return
+
+    def _heartbeat(self) -> None:
+        msg = Message(
+            epoch=self.epoch,
+            seq=self.seq,
+            tseq=0,
+            ts=time.time(),
+            topic="hb",
+            events=[
+                ev.Heartbeat(topic_seqs=dict(self.topic_seqs), interval=self.heartbeat_interval)
+            ],
+        )
+        self._pub.send_multipart(codec.encode_message(msg))
+
+    def _answer(self, frames: list[bytes]) -> bytes:
+        if len(frames) != 1:
+            return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, "one frame"))
+        try:
+            cmd = codec.decode_request(frames[0])
+        except codec.CodecError as exc:
+            return codec.encode_reply(codec.error_reply(exc.code, str(exc), exc.request_id))
+        result: c.Result
+        if isinstance(cmd, c.Hello):
+            result = c.HelloResult(
+                version=1, epoch=self.epoch, server=SERVER, capabilities=["journal", "snapshot"]
+            )
+        elif isinstance(cmd, c.Snapshot):
+            self.stats.snapshots_served += 1
+            result = c.SnapshotResult(
+                epoch=self.epoch,
+                seq=self.seq,
+                topic_seqs=dict(self.topic_seqs),
+                cfg_done=True,
+                state=self.replica.to_state(),
+            )
+        elif isinstance(cmd, c.Replay):
+            missing = self._since(cmd)
+            if missing is None:
+                return codec.encode_reply(
+                    codec.error_reply(c.ErrorCode.JOURNAL_GAP, "not in the replay journal", cmd.id)
+                )
+            result = c.ReplayResult(epoch=self.epoch, messages=missing)
+        elif isinstance(cmd, c.Status):
+            result = c.StatusResult(
+                epoch=self.epoch,
+                seq=self.seq,
+                uptime=time.monotonic() - self._started,
+                bindings=len(self.replica.bindings),
+                counters={"published": self.stats.published, "loops": self.stats.loops},
+            )
+        elif isinstance(cmd, c.ListBindings):
+            result = c.ListBindingsResult(bindings=list(self.replica.bindings.values()))
+        elif isinstance(cmd, c.EventsAvailable):
+            result = c.EventsAvailableResult(kinds=list(ev.EVENT_TYPES))
+        else:
+            return codec.encode_reply(
+                codec.error_reply(
+                    c.ErrorCode.NOT_SUPPORTED, f"{cmd.cmd}: a replay is read-only", cmd.id
+                )
+            )
+        return codec.encode_reply(c.OkReply(id=cmd.id, result=result))
+
+    def _since(self, cmd: c.Replay) -> list[Message] | None:
+        if cmd.epoch != self.epoch:
+            return None
+        topics = None if cmd.topics is None else set(cmd.topics)
+        wanted = [m for m in self.journal if m.seq > cmd.from_seq]
+        # Everything after from_seq must still be held, or the answer would have a hole.
+        if wanted and wanted[0].seq != cmd.from_seq + 1 and cmd.from_seq < self.seq:
+            return None
+        if not wanted and cmd.from_seq < self.seq:
+            return None
+        return [m for m in wanted if topics is None or m.topic in topics]
+
+    # ---- playing ------------------------------------------------------------------
+
+    def _install(self, snap: c.SnapshotResult, epoch: int) -> None:
+        self.replica.load(snap.state)
+        self.replica.cfg_done = snap.cfg_done
+        self.epoch = epoch
+        self.seq = snap.seq
+        self.topic_seqs = {t: snap.topic_seqs.get(t, 0) for t in TOPICS if t != "hb"}
+        self.journal = []
+
+    def _play_once(self, iteration: int) -> None:
+        with self.path.open("rb") as fh:
+            read_header(fh)
+            t0: float | None = None
+            start = time.monotonic()
+            for rec in records(fh):
+                if self._stop:
+                    return
+                if rec.type == "snapshot":
+                    reply = codec.decode_reply(rec.payload)
+                    if not isinstance(reply, c.OkReply) or not isinstance(
+                        reply.result, c.SnapshotResult
+                    ):
+                        raise RecordingError(f"record {rec.index}: not a snapshot", rec.index)
+                    # A new epoch per loop, so subscribers resync when the story restarts.
+                    self._install(reply.result, reply.result.epoch + iteration)
+                    continue
+                msg = codec.decode_message([rec.topic.encode(), rec.payload])
+                if t0 is None:
+                    t0 = rec.time
+                due = start + (rec.time - t0) / self.speed
+                self._serve_until(time.monotonic() if self.max else due)
+                if iteration:
+                    msg = msg.model_copy(update={"epoch": self.epoch})
+                    frames = codec.encode_message(msg)
+                else:
+                    frames = [rec.topic.encode(), rec.payload]
+                self._pub.send_multipart(frames)
+                if not self.max:
+                    self.stats.lateness.append(time.monotonic() - due)
+                self.stats.published += 1
+                self.seq = msg.seq
+                self.topic_seqs[msg.topic] = msg.tseq
+                self.journal.append(msg)
+                if len(self.journal) > _JOURNAL_LIMIT:
+                    del self.journal[: len(self.journal) // 2]
+                self.replica.apply_all(msg.events)
+
+    def run(self) -> ReplayStats:
+        """Play the recording (again and again with ``loop``), then linger; return the stats."""
+        iteration = 0
+        while not self._stop:
+            self._play_once(iteration)
+            self.stats.loops += 1
+            iteration += 1
+            if not self.loop:
+                break
+        self._serve_until(time.monotonic() + self.linger)
+        return self.stats

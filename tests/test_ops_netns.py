@@ -1,0 +1,237 @@
+"""Ops tooling against a live bridge: ifpx ctl, watch, snapshot, record, replay, recording."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from netutil import wait_bridge_equals_kernel
+
+from ifpx.bridge.harness import BridgeProcess, Netns, wait_for
+from ifpx.schemas import commands as c
+from ifpx.subscribers import Subscriber
+from ifpx.subscribers.recording import RecordingError, records, verify
+
+pytestmark = pytest.mark.netns
+
+
+def ifpx(
+    br: BridgeProcess | None, *args: str, timeout: float = 30, control: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if br is not None:
+        env.update(IFPX_EVENTS=br.events, IFPX_CONTROL=br.control)
+    if control is not None:
+        env.update(IFPX_CONTROL=control, IFPX_EVENTS=control + ".events")
+    return subprocess.run(
+        [sys.executable, "-m", "ifpx.subscribers", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_ctl_every_subcommand(ns: Netns, br: BridgeProcess) -> None:
+    ok = ifpx(br, "ctl", "--json", "bind", "0", "tap0")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["binding"]["proxy"] == "tap0"
+    again = ifpx(br, "ctl", "bind", "0", "tap0")
+    assert again.returncode == 0 and "already bound" in again.stdout
+    assert ifpx(br, "ctl", "bind", "1", "tap0").returncode == 0
+    listing = ifpx(br, "ctl", "list")
+    assert listing.returncode == 0 and "PORT" in listing.stdout and "tap0" in listing.stdout
+    info = json.loads(ifpx(br, "ctl", "--json", "info", "tap0").stdout)
+    assert info["port_ids"] == [0, 1] and info["name"] == "tap0"
+    port = json.loads(ifpx(br, "ctl", "--json", "port", "1").stdout)
+    assert port["binding"]["proxy"] == "tap0"
+    ports = json.loads(ifpx(br, "ctl", "--json", "ports", "tap0").stdout)
+    assert ports["port_ids"] == [0, 1]
+    status = json.loads(ifpx(br, "ctl", "--json", "status").stdout)
+    assert status["bindings"] == 2 and status["netns"] == ns.name
+    kinds = ifpx(br, "ctl", "events-available").stdout.split()
+    assert "mtu_change" in kinds and "neigh6_del" in kinds and "cfg_done" in kinds
+    made = ifpx(br, "ctl", "create-proxy", "px7", "--mtu", "1500")
+    assert made.returncode == 0 and "created" in made.stdout
+    assert ifpx(br, "ctl", "bind", "7", "px7").returncode == 0
+    gone = ifpx(br, "ctl", "destroy-proxy", "px7")
+    assert gone.returncode == 0 and "1 bindings removed" in gone.stdout
+    unbound = ifpx(br, "ctl", "unbind", "1")
+    assert unbound.returncode == 0 and "unbound" in unbound.stdout
+    assert "nothing to unbind" in ifpx(br, "ctl", "unbind", "1").stdout
+    hello = ifpx(br, "ctl", "hello")
+    assert "protocol v1" in hello.stdout
+
+
+def test_ctl_error_paths(br: BridgeProcess, tmp_path: Path) -> None:
+    missing = ifpx(br, "ctl", "bind", "0", "nope0")
+    assert missing.returncode == 1 and "no_such_proxy" in missing.stderr
+    notbound = ifpx(br, "ctl", "port", "9")
+    assert notbound.returncode == 1 and "not_bound" in notbound.stderr
+    bad_port = ifpx(br, "ctl", "bind", "70000", "tap0")
+    assert bad_port.returncode == 2 and "out of range" in bad_port.stderr
+    t0 = time.monotonic()
+    down = ifpx(
+        None, "ctl", "--timeout", "0.3", "--retries", "1", "status",
+        control=f"ipc://{tmp_path}/nobody.sock",
+    )  # fmt: skip
+    assert down.returncode == 3 and "not reachable" in down.stderr
+    assert time.monotonic() - t0 < 10
+
+
+def test_watch_and_snapshot(ns: Netns, br: BridgeProcess, tmp_path: Path) -> None:
+    br.result(c.Bind(port_id=0, proxy="tap0"))
+    log = tmp_path / "watch.err"
+    with log.open("w") as err:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "ifpx.subscribers", "watch", "--json", "--no-snapshot",
+             "--kind", "mtu_change", "--count", "1",
+             "--events", br.events, "--control", br.control],
+            stdout=subprocess.PIPE, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "# synced" in log.read_text(), 10, what="the watcher to sync")
+        ns.ip("link", "set", "tap0", "mtu", "1420")
+        out, _ = watch.communicate(timeout=20)
+    finally:
+        watch.kill()
+    line = json.loads(out.strip().splitlines()[-1])
+    assert line["kind"] == "mtu_change" and line["mtu"] == 1420 and line["port_id"] == 0
+    snap = ifpx(br, "snapshot", "--json")
+    doc = json.loads(snap.stdout)
+    assert {"epoch", "seq", "bindings", "ports", "routes", "neighs"} <= set(doc)
+    assert doc["ports"]["0"]["mtu"] == 1420 and doc["bindings"][0]["proxy"] == "tap0"
+    human = ifpx(br, "snapshot")
+    assert "port 0 tap0: mac" in human.stdout
+
+
+def _record_session(ns: Netns, br: BridgeProcess, path: Path) -> Subscriber:
+    """Record while making changes; return a live subscriber that followed along."""
+    br.result(c.Bind(port_id=0, proxy="tap0"))
+    br.result(c.Bind(port_id=1, proxy="tap1"))
+    live = Subscriber(br.events, br.control)
+    live.sync(timeout=5)
+    rec = subprocess.Popen(
+        [sys.executable, "-m", "ifpx.subscribers", "record", str(path), "--duration", "30",
+         "--events", br.events, "--control", br.control],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: path.exists() and path.stat().st_size > 100, 10, what="the recorder")
+        for step in [
+            "link set tap0 up", "link set tap1 up", "addr add 10.0.0.1/24 dev tap0",
+            "link set tap0 mtu 1400", "addr add 10.1.0.1/24 dev tap1",
+            "route add 10.50.0.0/16 nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1",
+            "neigh add 10.0.0.2 lladdr 02:00:00:00:00:02 dev tap0", "link set tap1 down",
+        ]:  # fmt: skip
+            ns.ip(*step.split())
+        want = wait_bridge_equals_kernel(br)
+        wait_for(
+            lambda: live.poll(10_000, 0.05) is not None and live.state.to_state() == want,
+            10,
+            what="the live subscriber",
+        )
+        # The recorder has everything once the file stops growing past the last message.
+        wait_for(lambda: _recorded_seq(path) >= br.snapshot().seq, 10, what="the recording")
+    finally:
+        rec.terminate()
+        _, err = rec.communicate(timeout=10)
+    assert rec.returncode == 0, err
+    return live
+
+
+def _recorded_seq(path: Path) -> int:
+    from ifpx.schemas import codec
+    from ifpx.subscribers.recording import read_header
+
+    seq = 0
+    with path.open("rb") as fh:
+        read_header(fh)
+        try:
+            for r in records(fh):
+                if r.type == "message":
+                    seq = codec.decode_message([r.topic.encode(), r.payload]).seq
+        except RecordingError:
+            pass  # the record being written right now
+    return seq
+
+
+def test_record_then_replay_into_a_fresh_subscriber(
+    ns: Netns, br: BridgeProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "session.ifpxrec"
+    live = _record_session(ns, br, path)
+    live_state = live.state.to_state()
+    live.close()
+    with path.open("rb") as fh:
+        assert verify(fh) >= 9
+    shown = ifpx(None, "recording", "show", str(path))
+    assert shown.returncode == 0 and "mtu 1400" in shown.stdout and "snapshot" in shown.stdout
+
+    events, control = f"ipc://{tmp_path}/r-ev.sock", f"ipc://{tmp_path}/r-ctl.sock"
+    player = subprocess.Popen(
+        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--speed", "1",
+         "--linger", "3", "--events", events, "--control", control],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with Subscriber(events, control) as sub:
+            sub.sync(timeout=10)
+            bind = sub_client_refuses_bind(control)
+            assert bind == c.ErrorCode.NOT_SUPPORTED
+            wait_for(
+                lambda: sub.poll(10_000, 0.05) is not None and sub.state.to_state() == live_state,
+                15,
+                what="the replayed replica to equal the live one",
+            )
+        _, err = player.communicate(timeout=30)
+    finally:
+        player.kill()
+    assert player.returncode == 0, err
+    assert "replayed" in err and "lateness p50" in err
+    print(err.strip())
+
+
+def sub_client_refuses_bind(control: str) -> c.ErrorCode:
+    from ifpx.subscribers import BridgeError, ControlClient
+
+    with ControlClient(control, timeout=5) as client:
+        try:
+            client.request(c.Bind(port_id=0, proxy="tap0"))
+        except BridgeError as exc:
+            return exc.code
+    raise AssertionError("a replay accepted a bind")
+
+
+def test_corrupt_and_truncated_recordings(ns: Netns, br: BridgeProcess, tmp_path: Path) -> None:
+    path = tmp_path / "good.ifpxrec"
+    _record_session(ns, br, path).close()
+    data = path.read_bytes()
+    with path.open("rb") as fh:
+        from ifpx.subscribers.recording import read_header
+
+        read_header(fh)
+        recs = list(records(fh))
+    victim = recs[3]
+    corrupt = bytearray(data)
+    corrupt[victim.offset + 12] ^= 0xFF
+    bad = tmp_path / "corrupt.ifpxrec"
+    bad.write_bytes(bytes(corrupt))
+    out = ifpx(None, "recording", "verify", str(bad))
+    assert out.returncode == 1
+    assert f"record 3 at offset {victim.offset}" in out.stderr and "checksum" in out.stderr
+    short = tmp_path / "truncated.ifpxrec"
+    short.write_bytes(data[: recs[-1].offset + 5])
+    out = ifpx(None, "recording", "verify", str(short))
+    assert out.returncode == 1 and f"record {len(recs) - 1}" in out.stderr
+    replay = ifpx(
+        None, "replay", str(bad), "--max", "--linger", "0",
+        "--events", f"ipc://{tmp_path}/x-ev.sock", "--control", f"ipc://{tmp_path}/x-ctl.sock",
+    )  # fmt: skip
+    assert replay.returncode == 1 and "record 3" in replay.stderr
+    assert ifpx(None, "recording", "verify", str(path)).returncode == 0
