@@ -354,3 +354,40 @@ def test_sub_topic_filter_sees_only_its_topic(ns: Netns, br: BridgeProcess) -> N
         assert len({m.seq for m in got}) == len(got)
     finally:
         routes.close()
+
+
+def test_tcp_endpoints_stay_in_the_callers_namespace(ns: Netns) -> None:
+    # The bridge listens to ns's netlink, but subscribers reach it from here over tcp.
+    import socket as pysocket
+
+    ports = []
+    for _ in range(2):
+        with pysocket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    events, control = (f"tcp://127.0.0.1:{p}" for p in ports)
+    with bridge(ns, ["--events", events, "--control", control]) as br:
+        tap = EventTap(br.events)
+        try:
+            tap.ready()
+            _bind(br, 0, "tap0")
+            ns.ip("link", "set", "tap0", "mtu", "1300")
+            tap.expect("mtu_change", port_id=0, mtu=1300)
+        finally:
+            tap.close()
+        made = br.result(c.CreateProxy(name="px5"))
+        assert isinstance(made, c.CreateProxyResult)
+        assert "px5" in ns.ip("link", "show")  # made in the bridge's netns, not here
+
+
+def test_two_bridges_side_by_side(ns: Netns) -> None:
+    from ifpx.bridge.harness import netns
+
+    with netns("ifpx-test-b") as other, bridge(ns) as a, bridge(other) as b:
+        other.add_tap("tapz")
+        _bind(a, 0, "tap0")
+        _bind(b, 0, "tapz")
+        la, lb = a.result(c.ListBindings()), b.result(c.ListBindings())
+        assert isinstance(la, c.ListBindingsResult) and isinstance(lb, c.ListBindingsResult)
+        assert [x.proxy for x in la.bindings] == ["tap0"]
+        assert [x.proxy for x in lb.bindings] == ["tapz"]

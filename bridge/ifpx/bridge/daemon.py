@@ -29,6 +29,7 @@ from .config import Options
 from .control import CommandError, Controller
 from .core import AF4, AF6, BridgeCore
 from .journal import Journal
+from .netns import Namespace
 from .publisher import Publisher
 
 log = logging.getLogger("ifpx.bridge")
@@ -41,16 +42,6 @@ _DUMP_RETRIES = 5
 
 class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
-
-
-def enter_netns(name: str) -> None:
-    """Move this process (its current thread, before any other starts) into ``name``."""
-    from pyroute2 import netns
-
-    try:
-        netns.setns(name)
-    except OSError as exc:
-        raise StartupError(f"cannot enter netns {name!r}: {exc}") from None
 
 
 def _prepare_ipc(endpoint: str) -> None:
@@ -95,8 +86,10 @@ class Bridge:
     def run(self) -> None:
         """Start, serve until stopped, clean up."""
         opts = self.opts
-        if opts.netns:
-            enter_netns(opts.netns)
+        try:
+            self.ns = Namespace(opts.netns)
+        except OSError as exc:
+            raise StartupError(str(exc)) from None
         saved = statefile.load(self.state_path)
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         try:
@@ -105,6 +98,7 @@ class Bridge:
             self._serve(ctx, saved)
         finally:
             ctx.destroy(linger=0)
+            self.ns.close()
 
     def _serve(self, ctx: zmq.Context[zmq.Socket[bytes]], saved: list[Entry]) -> None:
         opts = self.opts
@@ -129,10 +123,11 @@ class Bridge:
         pipe.bind(_PIPE)
 
         # Subscribe first, then dump: nothing that happens during the dump is lost.
-        listener = self._open_listener()
+        with self.ns.inside():
+            listener = self._open_listener()
+            self.dumper = nlsock.Dumper()
         reader = threading.Thread(target=self._reader, args=(ctx, listener), daemon=True)
         reader.start()
-        self.dumper = nlsock.Dumper()
         try:
             log.info("bridge starting epoch=%d netns=%s", self.epoch, opts.netns or "-")
             self._initial_sync(saved)
@@ -156,6 +151,7 @@ class Bridge:
 
     def _reader(self, ctx: zmq.Context[zmq.Socket[bytes]], listener: socket.socket) -> None:
         """Owns the listener from here on; replaces it after an overrun."""
+        self.ns.enter_this_thread()
         push = ctx.socket(zmq.PAIR)
         push.setsockopt(zmq.SNDHWM, 0)
         push.setsockopt(zmq.LINGER, 0)
@@ -314,16 +310,20 @@ class Bridge:
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create a persistent multi_queue tap."""
         try:
-            return taps.create(name, mac, mtu)
+            with self.ns.inside():
+                return taps.create(name, mac, mtu)
         except taps.TapError as exc:
             raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
 
     def destroy_tap(self, name: str) -> None:
         """Remove a tap (and refuse anything that is not one)."""
-        if not taps.is_tap(name):
+        with self.ns.inside():
+            is_tap = taps.is_tap(name)
+        if not is_tap:
             raise CommandError(c.ErrorCode.INVALID_VALUE, f"{name} is not a tap; not removing it")
         try:
-            taps.destroy(name)
+            with self.ns.inside():
+                taps.destroy(name)
         except taps.TapError as exc:
             raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
 

@@ -91,12 +91,17 @@ class BridgeProcess:
     def __init__(self, ns: Netns, workdir: Path, extra: list[str] | None = None) -> None:
         self.ns = ns
         self.workdir = workdir
-        self.events = f"ipc://{workdir}/events.sock"
-        self.control = f"ipc://{workdir}/control.sock"
+        self.extra = extra or []
+        self.events = self._flag("--events", f"ipc://{workdir}/events.sock")
+        self.control = self._flag("--control", f"ipc://{workdir}/control.sock")
         self.state = workdir / "state.json"
         self.log = workdir / "bridge.log"
-        self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _flag(self, name: str, default: str) -> str:
+        if name in self.extra:
+            return self.extra[self.extra.index(name) + 1]
+        return default
 
     def argv(self) -> list[str]:
         """The command line that starts this bridge."""
@@ -107,13 +112,11 @@ class BridgeProcess:
             "bridge",
             "--netns",
             self.ns.name,
-            "--events",
-            self.events,
-            "--control",
-            self.control,
             "--state",
             str(self.state),
             *self.extra,
+            *([] if "--events" in self.extra else ["--events", self.events]),
+            *([] if "--control" in self.extra else ["--control", self.control]),
         ]
 
     def start(self, timeout: float = 20.0) -> None:
