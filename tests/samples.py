@@ -6,7 +6,7 @@ from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.events import EventBase, WireModel
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, SnapshotState, State
 
 P = {"port_id": 3, "proxy": "dtap0", "ifindex": 7}
 HOPS = [
@@ -100,7 +100,11 @@ RESULTS: dict[str, WireModel] = {
     "proxy_info": c.ProxyInfoResult(name="dtap0", ifindex=7, mtu=1500, addrs=["192.0.2.1/24"]),
     "events_available": c.EventsAvailableResult(kinds=["mtu_change", "cfg_done"]),
     "snapshot": c.SnapshotResult(
-        epoch=1, seq=42, topic_seqs={"route": 9}, cfg_done=True, state=STATE
+        epoch=1,
+        seq=42,
+        topic_seqs={"route": 9},
+        cfg_done=True,
+        state=SnapshotState.from_state(STATE),
     ),
     "status": c.StatusResult(epoch=1, seq=42, uptime=3.5, bindings=1, counters={"events": 7}),
     "replay": c.ReplayResult(epoch=1795534145962322791, messages=[MESSAGE]),

@@ -237,3 +237,19 @@ def test_replica_fed_with_core_events_equals_core_snapshot(pre: list, post: list
         replica.apply_all(_apply_op(core, op))
         core.redumps.clear()
     assert replica.to_state() == core.snapshot().canonical()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(ops, max_size=40))
+def test_unvalidated_construction_matches_validated(seq: list) -> None:  # type: ignore[type-arg]
+    from ifpx.schemas import codec
+
+    fast, checked = BridgeCore(), BridgeCore(validate=True)
+    for core in (fast, checked):
+        core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "tap2")])
+    for op in seq:
+        a, b = _apply_op(fast, op), _apply_op(checked, op)
+        assert a == b
+        assert [codec.dump(e) for e in a] == [codec.dump(e) for e in b]
+    snap = fast.snapshot_wire()
+    assert codec.dump(snap) == codec.dump(type(snap).model_validate(snap.model_dump()))

@@ -14,7 +14,7 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
-from ifpx.schemas.state import State
+from ifpx.schemas.state import SnapshotState
 from ifpx.subscribers.recording import Writer
 
 SPACING = [0.002, 0.010, 0.005, 0.020]  # seconds between consecutive messages, cycled
@@ -25,7 +25,7 @@ def _synthetic(path: Path) -> list[float]:
     times = [0.0]
     for i in range(1, COUNT):
         times.append(times[-1] + SPACING[i % len(SPACING)])
-    snap = c.SnapshotResult(epoch=7, seq=0, topic_seqs={}, cfg_done=True, state=State())
+    snap = c.SnapshotResult(epoch=7, seq=0, topic_seqs={}, cfg_done=True, state=SnapshotState())
     with path.open("wb") as fh:
         w = Writer(fh, {"epoch": 7, "start": 1000.0, "topics": ["link"]})
         w.write(999.0, "snapshot", "", codec.encode_reply(c.OkReply(result=snap)))

@@ -224,7 +224,7 @@ class Controller:
             seq=self.pub.seq,
             topic_seqs=self.pub.topic_seqs(),
             cfg_done=self.cfg_done,
-            state=self.core.snapshot(),
+            state=self.core.snapshot_wire(),
         )
 
     def _cmd_status(self, _cmd: c.Status) -> c.Result:

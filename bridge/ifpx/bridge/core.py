@@ -14,13 +14,22 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from ifpx.schemas import events as ev
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+from ifpx.schemas.state import (
+    Binding,
+    NeighState,
+    PortState,
+    RouteTable,
+    SnapshotState,
+    State,
+)
 
 from . import nlmsg
 from .bindings import BindingTable, Entry
+
+_M = TypeVar("_M", bound=ev.WireModel)
 
 AF4 = socket.AF_INET
 AF6 = socket.AF_INET6
@@ -85,8 +94,9 @@ def _nud_name(state: int) -> str:
 class BridgeCore:
     """Kernel mirror, binding table and the translation between them."""
 
-    def __init__(self, all_routes: bool = False) -> None:
+    def __init__(self, all_routes: bool = False, validate: bool = False) -> None:
         self.all_routes = all_routes
+        self.validate = validate
         self.bindings = BindingTable()
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
@@ -95,6 +105,12 @@ class BridgeCore:
         self.neighs = _Neighs()
         self.counters = Counters()
         self.redumps: set[Redump] = set()
+
+    def _ev(self, cls: type[_M], **fields: Any) -> _M:
+        # Our own decoder produced these values, so by default the models are built
+        # without re-validation (several times cheaper per event); ``validate=True``
+        # takes the checked path, and a test holds the two to identical output.
+        return cls(**fields) if self.validate else cls.model_construct(**fields)  # type: ignore[return-value]
 
     # ---- lookups ------------------------------------------------------------
 
@@ -140,7 +156,7 @@ class BridgeCore:
         self, cls: type[ev.PortScoped], link: LinkState, **kw: Any
     ) -> list[ev.EventBase]:
         return [
-            cls(port_id=p, proxy=link.name, ifindex=link.ifindex, **kw)
+            self._ev(cls, port_id=p, proxy=link.name, ifindex=link.ifindex, **kw)
             for p in self.bindings.ports(link.ifindex)
         ]
 
@@ -149,9 +165,9 @@ class BridgeCore:
         for p in ports:
             common: dict[str, Any] = {"port_id": p, "proxy": link.name, "ifindex": link.ifindex}
             if link.mac is not None:
-                out.append(ev.MacChange(mac=link.mac, **common))
-            out.append(ev.MtuChange(mtu=link.mtu, **common))
-            out.append(ev.LinkChange(up=link.up, carrier=link.carrier, **common))
+                out.append(self._ev(ev.MacChange, mac=link.mac, **common))
+            out.append(self._ev(ev.MtuChange, mtu=link.mtu, **common))
+            out.append(self._ev(ev.LinkChange, up=link.up, carrier=link.carrier, **common))
         return out
 
     def _link(self, rec: nlmsg.Link) -> list[ev.EventBase]:
@@ -164,7 +180,8 @@ class BridgeCore:
             ports = [e.port_id for e, _ in back]
             for entry, old_ifindex in back:
                 out.append(
-                    ev.ProxyBack(
+                    self._ev(
+                        ev.ProxyBack,
                         port_id=entry.port_id,
                         proxy=new.name,
                         ifindex=new.ifindex,
@@ -180,7 +197,8 @@ class BridgeCore:
         if old.name != new.name:
             for entry, old_name in self.bindings.rename(new.ifindex, new.name):
                 out.append(
-                    ev.ProxyRenamed(
+                    self._ev(
+                        ev.ProxyRenamed,
                         port_id=entry.port_id,
                         proxy=new.name,
                         ifindex=new.ifindex,
@@ -218,7 +236,9 @@ class BridgeCore:
             rec = nlmsg.Route(True, family, table, dst, plen, tos, proto, 1, 0, metric, hops)
             out.extend(self._route(rec))
         for entry in self.bindings.mark_gone(ifindex):
-            out.append(ev.ProxyGone(port_id=entry.port_id, proxy=link.name, ifindex=ifindex))
+            out.append(
+                self._ev(ev.ProxyGone, port_id=entry.port_id, proxy=link.name, ifindex=ifindex)
+            )
         del self.links[ifindex]
         self.addrs.pop(ifindex, None)
         self.neighs.by_ifindex.pop(ifindex, None)
@@ -290,15 +310,16 @@ class BridgeCore:
     def _route_event(self, key: RouteKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
         family, table, dst, plen, _tos, metric = key
         nexthops = [
-            ev.NextHop(gateway=gw, ifindex=ifx, port_id=port, weight=w) for gw, ifx, port, w in view
+            self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
+            for gw, ifx, port, w in view
         ]
         cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
         if family == AF4:
             cls = ev.RouteDel if deleted else ev.RouteAdd
         else:
             cls = ev.Route6Del if deleted else ev.Route6Add
-        return cls(
-            dst=dst, prefixlen=plen, table=table, proto=proto, metric=metric, nexthops=nexthops
+        return self._ev(
+            cls, dst=dst, prefixlen=plen, table=table, proto=proto, metric=metric, nexthops=nexthops
         )
 
     def _index_route(self, key: RouteKey, hops: Iterable[nlmsg.NextHopT], add: bool) -> None:
@@ -412,7 +433,7 @@ class BridgeCore:
         out: list[ev.EventBase] = []
         if old is not None:
             out.extend(self._unbound(old))
-        out.append(ev.PortBound(port_id=port_id, proxy=link.name, ifindex=link.ifindex))
+        out.append(self._ev(ev.PortBound, port_id=port_id, proxy=link.name, ifindex=link.ifindex))
         out.extend(self._replay_port(port_id, link))
         return entry, True, out
 
@@ -421,10 +442,10 @@ class BridgeCore:
         common: dict[str, Any] = {"port_id": port_id, "proxy": link.name, "ifindex": link.ifindex}
         for fam, ip, plen in sorted(self.addrs.get(link.ifindex, ())):
             cls = ev.AddrAdd if fam == AF4 else ev.Addr6Add
-            out.append(cls(ip=ip, prefixlen=plen, **common))
+            out.append(self._ev(cls, ip=ip, prefixlen=plen, **common))
         for (fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
-            out.append(ncls(ip=ip, mac=mac, state=st, **common))
+            out.append(self._ev(ncls, ip=ip, mac=mac, state=st, **common))
         for key in sorted(self.routes_by_ifindex.get(link.ifindex, ())):
             val = self.routes[key]
             out.extend(self._route_change(key, val, val, force=True))
@@ -443,7 +464,7 @@ class BridgeCore:
     def _unbound(self, entry: Entry) -> list[ev.EventBase]:
         ifindex = entry.ifindex if entry.ifindex is not None else 0
         out: list[ev.EventBase] = [
-            ev.PortUnbound(port_id=entry.port_id, proxy=entry.proxy, ifindex=ifindex)
+            self._ev(ev.PortUnbound, port_id=entry.port_id, proxy=entry.proxy, ifindex=ifindex)
         ]
         if entry.ifindex is None:
             return out
@@ -485,10 +506,10 @@ class BridgeCore:
 
     # ---- snapshot -------------------------------------------------------------
 
-    def snapshot(self) -> State:
-        """The published state, as subscribers' replicas must hold it."""
+    def snapshot_wire(self) -> SnapshotState:
+        """The published state, as a ``snapshot`` reply carries it (built without re-validation)."""
         bindings = [
-            Binding(
+            Binding.model_construct(
                 port_id=e.port_id,
                 proxy=e.proxy,
                 ifindex=e.ifindex,
@@ -504,7 +525,7 @@ class BridgeCore:
             link = self.links[e.ifindex]
             addrs = [f"{ip}/{plen}" for _f, ip, plen in sorted(self.addrs.get(e.ifindex, ()))]
             ports.append(
-                PortState(
+                PortState.model_construct(
                     port_id=e.port_id,
                     proxy=link.name,
                     ifindex=link.ifindex,
@@ -516,24 +537,33 @@ class BridgeCore:
                 )
             )
             for (_fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(e.ifindex, {}).items()):
-                neighs.append(NeighState(port_id=e.port_id, ip=ip, mac=mac, state=st))
-        routes = []
+                neighs.append(
+                    NeighState.model_construct(port_id=e.port_id, ip=ip, mac=mac, state=st)
+                )
+        sets: dict[NhView, int] = {}
+        rows: list[tuple[Literal[4, 6], str, int, int, int, int, int]] = []
         for key, (proto, hops) in self.routes.items():
             view = self._nh_view(hops)
             if view is None:
                 continue
             family, table, dst, plen, _tos, metric = key
-            routes.append(
-                RouteState(
-                    family=4 if family == AF4 else 6,
-                    dst=f"{dst}/{plen}",
-                    table=table,
-                    proto=proto,
-                    metric=metric,
-                    nexthops=[
-                        ev.NextHop(gateway=gw, ifindex=ifx, port_id=port, weight=w)
-                        for gw, ifx, port, w in view
-                    ],
-                )
-            )
-        return State(bindings=bindings, ports=ports, routes=routes, neighs=neighs)
+            index = sets.setdefault(view, len(sets))
+            fam: Literal[4, 6] = 4 if family == AF4 else 6
+            rows.append((fam, dst, plen, table, proto, metric, index))
+        nexthop_sets = [
+            [
+                ev.NextHop.model_construct(gateway=gw, ifindex=ifx, port_id=port, weight=w)
+                for gw, ifx, port, w in view
+            ]
+            for view in sets
+        ]
+        return SnapshotState.model_construct(
+            bindings=bindings,
+            ports=ports,
+            routes=RouteTable.model_construct(nexthop_sets=nexthop_sets, rows=rows),
+            neighs=neighs,
+        )
+
+    def snapshot(self) -> State:
+        """The published state in its readable form (one model per route)."""
+        return self.snapshot_wire().expand()

@@ -15,7 +15,7 @@ from pydantic import Field, TypeAdapter
 
 from .envelope import Message
 from .events import WireModel
-from .state import Binding, State
+from .state import Binding, SnapshotState
 from .types import U64, IfIndex, IfName, Mac, PortId
 from .version import PROTOCOL_VERSION
 
@@ -285,7 +285,7 @@ class SnapshotResult(WireModel):
     seq: U64
     topic_seqs: dict[str, int]
     cfg_done: bool
-    state: State
+    state: SnapshotState
 
 
 class StatusResult(WireModel):

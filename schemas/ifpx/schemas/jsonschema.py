@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from .commands import COMMAND_TYPES, REPLY_ADAPTER, ErrorReply, OkReply
 from .envelope import Message
 from .events import EVENT_ADAPTER, EVENT_TYPES
-from .state import State
+from .state import SnapshotState, State
 
 
 def schemas() -> dict[str, dict[str, Any]]:
@@ -30,6 +30,7 @@ def schemas() -> dict[str, dict[str, Any]]:
     out["envelope.reply"] = REPLY_ADAPTER.json_schema()
     out["envelope.error_reply"] = ErrorReply.model_json_schema()
     out["state"] = State.model_json_schema()
+    out["snapshot_state"] = SnapshotState.model_json_schema()
     return out
 
 

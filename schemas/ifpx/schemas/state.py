@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, Strict, model_validator
 
 from .events import NextHop, WireModel
 from .types import U32, IfIndex, IfName, IPAny, Mac, PortId
@@ -75,3 +76,100 @@ class State(WireModel):
             routes=sorted(self.routes, key=lambda r: (r.family, r.table, r.dst, r.metric)),
             neighs=sorted(self.neighs, key=lambda n: (n.port_id, n.ip)),
         )
+
+
+Family = Literal[4, 6]
+RouteRow = Annotated[
+    tuple[
+        Family,
+        IPAny,
+        Annotated[int, Strict(), Field(ge=0, le=128)],
+        Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)],
+        Annotated[int, Strict(), Field(ge=0, le=255)],
+        Annotated[int, Strict(), Field(ge=0, le=2**32 - 1)],
+        Annotated[int, Strict(), Field(ge=0)],
+    ],
+    Strict(False),  # msgpack arrays arrive as lists; every item stays strictly typed
+]
+"""(family, dst, prefixlen, table, proto, metric, index into ``nexthop_sets``)."""
+
+
+class RouteTable(WireModel):
+    """Routes as a snapshot carries them: a full Internet table is a million of these.
+
+    Each row is positional, and the next hops, which few routes do not share,
+    are stored once in ``nexthop_sets`` and referred to by index.
+    """
+
+    nexthop_sets: list[Annotated[list[NextHop], Field(max_length=256)]] = Field(
+        default_factory=list
+    )
+    rows: list[RouteRow] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RouteTable:
+        sets = len(self.nexthop_sets)
+        for fam, dst, plen, _t, _p, _m, nhs in self.rows:
+            if (fam == 4) == (":" in dst) or (fam == 4 and plen > 32):
+                raise ValueError(f"route {dst}/{plen} does not fit family {fam}")
+            if nhs >= sets:
+                raise ValueError(f"route {dst}/{plen} refers to next-hop set {nhs} of {sets}")
+        return self
+
+    @classmethod
+    def from_routes(cls, routes: Iterable[RouteState]) -> RouteTable:
+        """The compact form of ``routes``."""
+        index: dict[tuple[NextHop, ...], int] = {}
+        rows = []
+        for r in routes:
+            dst, plen = r.dst.rsplit("/", 1)
+            key = tuple(r.nexthops)
+            nhs = index.setdefault(key, len(index))
+            rows.append((r.family, dst, int(plen), r.table, r.proto, r.metric, nhs))
+        return cls(nexthop_sets=[list(k) for k in index], rows=rows)
+
+    def expand(self) -> list[RouteState]:
+        """One :class:`RouteState` per row."""
+        return [
+            RouteState(
+                family=fam,
+                dst=f"{dst}/{plen}",
+                table=table,
+                proto=proto,
+                metric=metric,
+                nexthops=self.nexthop_sets[nhs],
+            )
+            for fam, dst, plen, table, proto, metric, nhs in self.rows
+        ]
+
+
+class SnapshotState(WireModel):
+    """The state a ``snapshot`` reply carries: :class:`State` with compact routes."""
+
+    bindings: list[Binding] = Field(default_factory=list)
+    ports: list[PortState] = Field(default_factory=list)
+    routes: RouteTable = Field(default_factory=RouteTable)
+    neighs: list[NeighState] = Field(default_factory=list)
+
+    @classmethod
+    def from_state(cls, state: State) -> SnapshotState:
+        """The wire form of ``state``."""
+        return cls(
+            bindings=state.bindings,
+            ports=state.ports,
+            routes=RouteTable.from_routes(state.routes),
+            neighs=state.neighs,
+        )
+
+    def expand(self) -> State:
+        """The readable form, one :class:`RouteState` per route."""
+        return State(
+            bindings=self.bindings,
+            ports=self.ports,
+            routes=self.routes.expand(),
+            neighs=self.neighs,
+        )
+
+    def canonical(self) -> State:
+        """``expand().canonical()``: comparable with any other state."""
+        return self.expand().canonical()

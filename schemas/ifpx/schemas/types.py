@@ -6,8 +6,8 @@ non-Python consumers need nothing but a msgpack decoder and ``inet_pton``.
 
 from __future__ import annotations
 
-import ipaddress
 import re
+import socket
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, WithJsonSchema
@@ -15,16 +15,24 @@ from pydantic import AfterValidator, Field, WithJsonSchema
 _MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
+# inet_pton/inet_ntop validate and canonicalise in C, several times faster than the
+# ipaddress module; validation of a full routing table spends most of its time here.
 def _ipv4(value: str) -> str:
-    return str(ipaddress.IPv4Address(value))
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value))
+    except OSError:
+        raise ValueError(f"not an IPv4 address: {value!r}") from None
 
 
 def _ipv6(value: str) -> str:
-    return str(ipaddress.IPv6Address(value))
+    try:
+        return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, value))
+    except OSError:
+        raise ValueError(f"not an IPv6 address: {value!r}") from None
 
 
 def _ip(value: str) -> str:
-    return str(ipaddress.ip_address(value))
+    return _ipv6(value) if ":" in value else _ipv4(value)
 
 
 def _mac(value: str) -> str:

@@ -379,7 +379,7 @@ def _recording(ns: argparse.Namespace) -> int:
                         print(
                             f"#{rec.index} +{rec.time - t0:.3f}s snapshot epoch {snap.epoch} "
                             f"seq {snap.seq}: {len(state.bindings)} bindings, "
-                            f"{len(state.routes)} routes, {len(state.neighs)} neighbours"
+                            f"{len(state.routes.rows)} routes, {len(state.neighs)} neighbours"
                         )
                     continue
                 msg = codec.decode_message([rec.topic.encode(), rec.payload])

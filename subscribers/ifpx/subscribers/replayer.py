@@ -141,7 +141,7 @@ class Replayer:
                 seq=self.seq,
                 topic_seqs=dict(self.topic_seqs),
                 cfg_done=True,
-                state=self.replica.to_state(),
+                state=self.replica.to_wire(),
             )
         elif isinstance(cmd, c.Replay):
             missing = self._since(cmd)

@@ -7,19 +7,27 @@ next-hop tuples) and indexed by prefix length for longest-prefix match.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ifpx.schemas import events as ev
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+from ifpx.schemas.state import (
+    Binding,
+    NeighState,
+    PortState,
+    RouteTable,
+    SnapshotState,
+    State,
+)
 
 RouteKey = tuple[int, int, int, int, int]
 """(family 4|6, table, network as int, prefixlen, metric)."""
 Hop = tuple[str | None, int, int | None, int]
 """(gateway, ifindex, port_id, weight)."""
 RouteVal = tuple[int, tuple[Hop, ...]]
+RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
 """(proto, next hops)."""
 
 _ROUTE_KINDS = {"route_add": 4, "route_del": 4, "route6_add": 6, "route6_del": 6}
@@ -51,14 +59,18 @@ class Route:
     nexthops: tuple[Hop, ...]
 
 
+def _af(family: int) -> int:
+    return socket.AF_INET if family == 4 else socket.AF_INET6
+
+
 def _net(family: int, dst: str, plen: int) -> int:
     bits = 32 if family == 4 else 128
-    raw = int(ipaddress.IPv4Address(dst) if family == 4 else ipaddress.IPv6Address(dst))
+    raw = int.from_bytes(socket.inet_pton(_af(family), dst))
     return raw >> (bits - plen) << (bits - plen) if plen else 0
 
 
 def _text(family: int, net: int) -> str:
-    return str(ipaddress.IPv4Address(net) if family == 4 else ipaddress.IPv6Address(net))
+    return socket.inet_ntop(_af(family), net.to_bytes(4 if family == 4 else 16))
 
 
 class Replica:
@@ -204,13 +216,12 @@ class Replica:
 
     def lookup(self, ip: str, table: int = 254) -> Route | None:
         """Longest-prefix match of ``ip`` in ``table`` (lowest metric wins a tie)."""
-        addr = ipaddress.ip_address(ip)
-        fam = addr.version
-        bits = addr.max_prefixlen
+        fam = 6 if ":" in ip else 4
+        bits = 128 if fam == 6 else 32
         by_len = self._lpm.get((fam, table))
         if not by_len:
             return None
-        value = int(addr)
+        value = int.from_bytes(socket.inet_pton(_af(fam), ip))
         for plen in sorted(by_len, reverse=True):
             net = value >> (bits - plen) << (bits - plen) if plen else 0
             metrics = by_len[plen].get(net)
@@ -222,7 +233,7 @@ class Replica:
 
     # ---- snapshots -------------------------------------------------------------
 
-    def load(self, state: State) -> None:
+    def load(self, state: State | SnapshotState) -> None:
         """Replace everything with a snapshot's state."""
         self._reset()
         for b in state.bindings:
@@ -231,17 +242,26 @@ class Replica:
             self.ports[p.port_id] = Port(
                 p.port_id, p.proxy, p.ifindex, p.mac, p.mtu, p.up, p.carrier, set(p.addrs)
             )
-        for r in state.routes:
-            dst, plen = r.dst.rsplit("/", 1)
-            hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
-            self._route_add(r.family, r.table, dst, int(plen), r.metric, r.proto, hops)
+        if isinstance(state, SnapshotState):
+            sets = [
+                tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in hops)
+                for hops in state.routes.nexthop_sets
+            ]
+            add = self._route_add
+            for fam, dst, plen, table, proto, metric, nhs in state.routes.rows:
+                add(fam, table, dst, plen, metric, proto, sets[nhs])
+        else:
+            for r in state.routes:
+                rdst, rplen = r.dst.rsplit("/", 1)
+                hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
+                self._route_add(r.family, r.table, rdst, int(rplen), r.metric, r.proto, hops)
         for n in state.neighs:
             self.neighs[(n.port_id, n.ip)] = (n.mac, n.state)
 
-    def to_state(self) -> State:
-        """The replica as a canonical :class:`State` (sorted), comparable with a snapshot."""
+    def to_wire(self) -> SnapshotState:
+        """The replica as a snapshot would carry it (what a replay serves)."""
         ports = [
-            PortState(
+            PortState.model_construct(
                 port_id=p.port_id,
                 proxy=p.proxy,
                 ifindex=p.ifindex,
@@ -253,30 +273,35 @@ class Replica:
             )
             for p in self.ports.values()
         ]
-        routes = [
-            RouteState(
-                family=fam,  # type: ignore[arg-type]  # 4 or 6 by construction
-                dst=f"{_text(fam, net)}/{plen}",
-                table=table,
-                proto=proto,
-                metric=metric,
-                nexthops=[
-                    ev.NextHop(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
-                ],
-            )
-            for (fam, table, net, plen, metric), (proto, hops) in self.routes.items()
+        index: dict[tuple[Hop, ...], int] = {}
+        rows: list[RouteRowT] = []
+        for (fam, table, net, plen, metric), (proto, hops) in self.routes.items():
+            nhs = index.setdefault(hops, len(index))
+            rows.append((fam, _text(fam, net), plen, table, proto, metric, nhs))  # type: ignore[arg-type]
+        nexthop_sets = [
+            [
+                ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w)
+                for g, i, p, w in h
+            ]
+            for h in index
         ]
         neighs = [
-            NeighState(port_id=p, ip=ip, mac=mac, state=st)
+            NeighState.model_construct(port_id=p, ip=ip, mac=mac, state=st)
             for (p, ip), (mac, st) in self.neighs.items()
         ]
-        state = State(
-            bindings=list(self.bindings.values()), ports=ports, routes=routes, neighs=neighs
+        return SnapshotState.model_construct(
+            bindings=list(self.bindings.values()),
+            ports=ports,
+            routes=RouteTable.model_construct(nexthop_sets=nexthop_sets, rows=rows),
+            neighs=neighs,
         )
-        return state.canonical()
+
+    def to_state(self) -> State:
+        """The replica as a canonical :class:`State` (sorted), comparable with a snapshot."""
+        return self.to_wire().canonical()
 
 
-def diff(old: Replica, new: State) -> list[ev.EventBase]:
+def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
     """Events that take a replica holding ``old`` to ``new`` (used after a snapshot repair)."""
     target = Replica()
     target.load(new)

@@ -23,7 +23,7 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
-from ifpx.schemas.state import State
+from ifpx.schemas.state import RouteTable, SnapshotState
 from ifpx.schemas.topics import topics_for_kinds
 
 from .callbacks import Callbacks
@@ -370,9 +370,11 @@ class Subscriber:
                 else:
                     self._process(msg)
 
-    def _filtered(self, state: State) -> State:
+    def _filtered(self, state: SnapshotState) -> SnapshotState:
         ports = self.ports
         keep = self.topics
+        if ports is None and keep >= {"link", "addr", "route", "neigh"}:
+            return state
         out_ports = []
         for p in state.ports:
             if ports is not None and p.port_id not in ports:
@@ -383,10 +385,10 @@ class Subscriber:
             if "link" not in keep:
                 update.update(mac=None, mtu=0, up=False, carrier=False)
             out_ports.append(p.model_copy(update=update) if update else p)
-        return State(
+        return SnapshotState.model_construct(
             bindings=[b for b in state.bindings if ports is None or b.port_id in ports],
             ports=out_ports,
-            routes=state.routes if "route" in keep else [],
+            routes=state.routes if "route" in keep else RouteTable(),
             neighs=[
                 n for n in state.neighs if "neigh" in keep and (ports is None or n.port_id in ports)
             ],
