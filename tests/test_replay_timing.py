@@ -77,3 +77,32 @@ def test_spacing_error_at_speed_1(tmp_path: Path) -> None:
     # Generous: a shared 2-core machine. A replay that ignored the spacing would be off by
     # the spacing itself (2-20 ms) on every message.
     assert p50 < 1.5
+
+
+def test_loop_starts_a_new_epoch_each_time(tmp_path: Path) -> None:
+    from ifpx.bridge.harness import wait_for
+    from ifpx.subscribers import Subscriber
+
+    path = tmp_path / "loop.ifpxrec"
+    _synthetic(path)
+    events, control = f"ipc://{tmp_path}/ev.sock", f"ipc://{tmp_path}/ctl.sock"
+    player = subprocess.Popen(
+        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--loop", "--speed", "20",
+         "--events", events, "--control", control],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with Subscriber(events, control) as sub:
+            sub.sync(timeout=10)
+            first = sub.epoch
+            wait_for(
+                lambda: sub.poll(10_000, 0.05) is not None and sub.epoch != first,
+                20,
+                what="a second loop",
+            )
+            assert sub.stats.epochs >= 1 and sub.state.ports[0].mtu > 1000
+        player.terminate()
+        _, err = player.communicate(timeout=10)
+    finally:
+        player.kill()
+    assert player.returncode == 0, err

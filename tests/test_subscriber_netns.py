@@ -253,3 +253,27 @@ def test_four_worker_processes_end_equal_to_bridge_and_kernel(
         return True
 
     wait_for(replicas_equal, 15, interval=0.2, what="4 replicas equal to the bridge and kernel")
+
+
+def test_ports_filter(ns: Netns, br: BridgeProcess) -> None:
+    _setup(ns, br)
+    with Subscriber(br.events, br.control, ports={1}) as sub:
+        sub.sync(timeout=5)
+        assert set(sub.state.ports) == {1} and set(sub.state.bindings) == {1}
+        sub.poll(max_events=1000)
+        ns.ip("link", "set", "tap0", "mtu", "1333")
+        ns.ip("link", "set", "tap1", "mtu", "1444")
+        got: list[ev.EventBase] = []
+        wait_for(
+            lambda: got.extend(sub.poll(100, 0.05)) or any(e.kind == "mtu_change" for e in got),
+            10,
+            what="port 1's mtu change",
+        )
+        assert all(getattr(e, "port_id", 1) == 1 for e in got)
+        assert sub.state.ports[1].mtu == 1444 and 0 not in sub.state.ports
+
+
+def test_bridge_stops_cleanly_on_sigterm(ns: Netns) -> None:
+    with bridge(ns) as br:
+        assert br.stop(signal.SIGTERM) == 0
+        assert "bridge stopped" in br.log.read_text()
