@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
@@ -107,7 +108,9 @@ RESULTS: dict[str, WireModel] = {
         state=SnapshotState.from_state(STATE),
     ),
     "status": c.StatusResult(epoch=1, seq=42, uptime=3.5, bindings=1, counters={"events": 7}),
-    "replay": c.ReplayResult(epoch=1795534145962322791, messages=[MESSAGE]),
+    "replay": c.ReplayResult(
+        epoch=1795534145962322791, messages=[codec.encode_message(MESSAGE)[1]]
+    ),
 }
 
 REPLIES: dict[str, WireModel] = {

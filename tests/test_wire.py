@@ -234,3 +234,7 @@ def test_addresses_are_canonicalised_and_validated() -> None:
         ev.AddrAdd(port_id=0, proxy="p", ifindex=1, ip="2001:db8::1", prefixlen=24)
     with pytest.raises(ValueError):
         ev.MacChange(port_id=0, proxy="p", ifindex=1, mac="zz:00:00:00:00:00")
+    with pytest.raises(ValueError):
+        ev.MacChange(port_id=0, proxy="p", ifindex=1, mac="02:00:00:00:00:AA")  # lower case only
+    with pytest.raises(ValueError):
+        ev.AddrAdd(port_id=0, proxy="p", ifindex=1, ip="010.0.0.1", prefixlen=24)

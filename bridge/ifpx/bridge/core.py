@@ -110,7 +110,7 @@ class BridgeCore:
         # Our own decoder produced these values, so by default the models are built
         # without re-validation (several times cheaper per event); ``validate=True``
         # takes the checked path, and a test holds the two to identical output.
-        return cls(**fields) if self.validate else cls.model_construct(**fields)  # type: ignore[return-value]
+        return cls(**fields) if self.validate else ev.trusted(cls, **fields)
 
     # ---- lookups ------------------------------------------------------------
 

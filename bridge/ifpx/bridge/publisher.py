@@ -56,8 +56,8 @@ class Publisher:
             events=batch,  # type: ignore[arg-type]  # concrete event models
             v=1,
         )
-        self.journal.append(msg)
         frames = codec.encode_message(msg)
+        self.journal.append(msg.seq, topic, frames[1])
         self._sock.send_multipart(frames, copy=False)
         self.messages += 1
         self.bytes += len(frames[1])

@@ -58,7 +58,7 @@ def _pack(obj: Any) -> bytes:
     return data
 
 
-def _unpack(data: bytes, limit: int) -> Any:
+def _unpack(data: bytes, limit: int, check_depth: bool = True) -> Any:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > limit:
@@ -76,7 +76,8 @@ def _unpack(data: bytes, limit: int) -> Any:
         )
     except Exception as exc:  # msgpack raises a zoo of types; all mean "not ours"
         raise CodecError(f"not a msgpack document: {type(exc).__name__}: {exc}") from None
-    _check_depth(obj)
+    if check_depth:
+        _check_depth(obj)
     return obj
 
 
@@ -128,14 +129,22 @@ def decode_message(frames: Sequence[bytes]) -> Message:
     if len(frames) != 2:
         raise CodecError(f"expected 2 frames, got {len(frames)}")
     topic, payload = frames
-    obj = _unpack(payload, MAX_MESSAGE_BYTES)
-    try:
-        msg = Message.model_validate(obj)
-    except ValidationError as exc:
-        raise CodecError(f"invalid message: {_describe(exc)}") from None
+    msg = decode_payload(payload)
     if bytes(topic) != msg.topic.encode():
         raise CodecError(f"topic frame {bytes(topic)!r} does not match payload topic {msg.topic}")
     return msg
+
+
+def decode_payload(payload: bytes) -> Message:
+    """Validate a message's payload frame alone (as a ``replay`` result carries them)."""
+    # No separate depth walk on this hot path: msgpack's unpacker stops at a fixed
+    # depth, and the models, having no free-form fields, refuse a container wherever
+    # a scalar belongs without descending into it.
+    obj = _unpack(payload, MAX_MESSAGE_BYTES, check_depth=False)
+    try:
+        return Message.model_validate(obj)
+    except ValidationError as exc:
+        raise CodecError(f"invalid message: {_describe(exc)}") from None
 
 
 # ---- commands and replies -------------------------------------------------------
@@ -182,7 +191,7 @@ def error_reply(code: ErrorCode, message: str, request_id: int = 0) -> ErrorRepl
 
 def decode_reply(data: bytes) -> Reply:
     """Validate a reply; raise :class:`CodecError` if invalid."""
-    obj = _unpack(data, MAX_REPLY_BYTES)
+    obj = _unpack(data, MAX_REPLY_BYTES, check_depth=False)  # as decode_payload
     try:
         return REPLY_ADAPTER.validate_python(obj)
     except ValidationError as exc:

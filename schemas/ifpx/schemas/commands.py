@@ -13,7 +13,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from .envelope import Message
 from .events import WireModel
 from .state import Binding, SnapshotState
 from .types import U64, IfIndex, IfName, Mac, PortId
@@ -301,11 +300,15 @@ class StatusResult(WireModel):
 
 
 class ReplayResult(WireModel):
-    """Journalled messages after the requested sequence, in order."""
+    """Journalled messages after the requested sequence, in order.
+
+    Each item is a published message's payload (its second frame), byte for
+    byte as it was published: decode it as any message.
+    """
 
     type: Literal["replay"] = "replay"
     epoch: U64
-    messages: list[Message] = Field(default_factory=list)
+    messages: list[bytes] = Field(default_factory=list)
 
 
 Result = Annotated[

@@ -12,7 +12,7 @@ Imports only ``ifpx.schemas``: a worker host needs no netlink library.
 from .callbacks import Callbacks
 from .client import BridgeError, BridgeUnreachable, ControlClient
 from .replica import Replica, Route
-from .subscriber import Subscriber, SubscriberStats
+from .subscriber import Subscriber, SubscriberStats, tune_gc
 
 __all__ = [
     "BridgeError",
@@ -23,4 +23,5 @@ __all__ = [
     "Route",
     "Subscriber",
     "SubscriberStats",
+    "tune_gc",
 ]

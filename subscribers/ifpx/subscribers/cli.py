@@ -117,7 +117,9 @@ def _ctl(ns: argparse.Namespace) -> int:
         "info": lambda a: c.ProxyInfo(proxy=a.proxy),
         "port": lambda a: c.ProxyOfPort(port_id=a.port),
         "ports": lambda a: c.PortsOfProxy(proxy=a.proxy),
-        "create-proxy": lambda a: c.CreateProxy(name=a.name, mac=a.mac, mtu=a.mtu),
+        "create-proxy": lambda a: c.CreateProxy(
+            name=a.name, mac=a.mac.lower() if a.mac else None, mtu=a.mtu
+        ),
         "destroy-proxy": lambda a: c.DestroyProxy(name=a.name),
         "status": lambda a: c.Status(),
         "events-available": lambda a: c.EventsAvailable(),

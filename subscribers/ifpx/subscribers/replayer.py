@@ -82,7 +82,7 @@ class Replayer:
         self.epoch = 0
         self.seq = 0
         self.topic_seqs: dict[str, int] = {}
-        self.journal: list[Message] = []
+        self.journal: list[tuple[Message, bytes]] = []
 
     def stop(self) -> None:
         """Finish soon (signal-safe)."""
@@ -170,17 +170,15 @@ class Replayer:
             )
         return codec.encode_reply(c.OkReply(id=cmd.id, result=result))
 
-    def _since(self, cmd: c.Replay) -> list[Message] | None:
+    def _since(self, cmd: c.Replay) -> list[bytes] | None:
         if cmd.epoch != self.epoch:
             return None
         topics = None if cmd.topics is None else set(cmd.topics)
-        wanted = [m for m in self.journal if m.seq > cmd.from_seq]
+        wanted = [(m, p) for m, p in self.journal if m.seq > cmd.from_seq]
         # Everything after from_seq must still be held, or the answer would have a hole.
-        if wanted and wanted[0].seq != cmd.from_seq + 1 and cmd.from_seq < self.seq:
+        if cmd.from_seq < self.seq and (not wanted or wanted[0][0].seq != cmd.from_seq + 1):
             return None
-        if not wanted and cmd.from_seq < self.seq:
-            return None
-        return [m for m in wanted if topics is None or m.topic in topics]
+        return [p for m, p in wanted if topics is None or m.topic in topics]
 
     # ---- playing ------------------------------------------------------------------
 
@@ -225,7 +223,7 @@ class Replayer:
                 self.stats.published += 1
                 self.seq = msg.seq
                 self.topic_seqs[msg.topic] = msg.tseq
-                self.journal.append(msg)
+                self.journal.append((msg, frames[1]))
                 if len(self.journal) > _JOURNAL_LIMIT:
                     del self.journal[: len(self.journal) // 2]
                 self.replica.apply_all(msg.events)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from . import fmt
-from .subscriber import Subscriber
+from .subscriber import Subscriber, tune_gc
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -54,6 +54,7 @@ def run_worker(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGUSR1, _dump)
     out_dir = Path(dump_dir) if dump_dir else None
+    tune_gc()
     with Subscriber(events, control) as sub:
         sub.sync(timeout=10.0)
         if out_dir is not None:

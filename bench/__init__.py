@@ -1,0 +1,1 @@
+"""ifpx benchmarks: each figure beside a reference measured in the same run."""

@@ -1,0 +1,364 @@
+"""Run the benchmarks and write bench/RESULTS.md.
+
+    python -m bench            # quick: 100k routes, a couple of minutes
+    python -m bench --full     # 1M routes
+
+Every figure is compared with a reference measured in the same run on the same
+machine (the kernel's own install time, iproute2's ``ip route show`` and
+``ip monitor``), because these machines are shared and noisy: ratios and
+medians, not absolute times, are what to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from operator import contains
+from pathlib import Path
+
+from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.bridge.netns import Namespace
+from ifpx.schemas import commands as c
+from ifpx.schemas import events as ev
+from ifpx.subscribers import Subscriber
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class Figure:
+    """One measured quantity over several runs, with its reference and target."""
+
+    name: str
+    unit: str
+    values: list[float] = field(default_factory=list)
+    reference: list[float] = field(default_factory=list)
+    ref_name: str = ""
+    target: str = ""
+
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else float("nan")
+
+    def ratio(self) -> float | None:
+        if not self.reference:
+            return None
+        return self.median() / statistics.median(self.reference)
+
+
+def _route(i: int) -> str:
+    return f"{11 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24"
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t0 = time.monotonic()
+    fn()
+    return time.monotonic() - t0
+
+
+def _ip_route_show(ns: Netns) -> float:
+    return _timed(
+        lambda: subprocess.run(
+            ["ip", "-n", ns.name, "route", "show"], stdout=subprocess.DEVNULL, check=True
+        )
+    )
+
+
+@contextmanager
+def _setup(extra: list[str] | None = None) -> Iterator[tuple[Netns, BridgeProcess]]:
+    with netns("ifpx-bench") as ns:
+        ns.add_tap("tap0")
+        ns.ip("link", "set", "tap0", "up")
+        ns.ip("addr", "add", "10.0.0.1/24", "dev", "tap0")
+        with bridge(ns, extra) as br:
+            br.result(c.Bind(port_id=0, proxy="tap0"))
+            yield ns, br
+
+
+class _Monitor:
+    """``ip monitor route`` as the C reference consumer: when has it printed N lines?"""
+
+    def __init__(self, ns: Netns) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "-n", ns.name, "monitor", "route"], stdout=subprocess.PIPE, text=True
+        )
+        self.lines = 0
+        self.marks: dict[int, float] = {}
+        self._watch: list[int] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def expect(self, *counts: int) -> None:
+        self._watch = sorted(counts)
+
+    def _run(self) -> None:
+        assert self.proc.stdout is not None
+        for _ in self.proc.stdout:
+            self.lines += 1
+            if self._watch and self.lines >= self._watch[0]:
+                self.marks[self._watch.pop(0)] = time.monotonic()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _start_workers(
+    br: BridgeProcess, n: int, target: int, base: int
+) -> list[subprocess.Popen[str]]:
+    argv = [sys.executable, "-m", "bench.worker", "--events", br.events, "--control", br.control]
+    argv += ["--routes", str(target), "--base", str(base)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=HERE.parent) for _ in range(n)
+    ]
+    for p in procs:
+        assert p.stdout is not None
+        json.loads(p.stdout.readline())  # synced
+    return procs
+
+
+def _milestone(p: subprocess.Popen[str], key: str) -> dict[str, float]:
+    assert p.stdout is not None
+    doc: dict[str, float] = json.loads(p.stdout.readline())
+    if key not in doc:
+        raise RuntimeError(f"worker: expected {key}, got {doc}")
+    return doc
+
+
+def _fig(figs: dict[str, Figure], key: str, name: str, unit: str, ref: str, target: str) -> Figure:
+    return figs.setdefault(key, Figure(name, unit, ref_name=ref, target=target))
+
+
+def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
+    """Target 1 and 5: add then delete n routes; every subscriber equal to the kernel."""
+    add = _fig(figs, "churn_add", "churn: add, all subscribers have it", "s",
+               "kernel install (ip -batch)", "<= 1.1x")  # fmt: skip
+    dele = _fig(figs, "churn_del", "churn: delete, all subscribers have it", "s",
+                "kernel delete (ip -batch)", "<= 1.1x")  # fmt: skip
+    mon = _fig(figs, "monitor_add", "ip monitor route (C) sees every add", "s",
+               "kernel install", "reference")  # fmt: skip
+    mem_b = _fig(figs, "bridge_mem", "bridge RSS growth per route", "bytes", "", "<= 300")
+    mem_s = _fig(figs, "sub_mem", "subscriber RSS growth per route", "bytes", "", "<= 300")
+    loss = _fig(figs, "churn_repairs", "gaps + snapshot repairs during churn", "count", "", "0")
+    adds = [f"route add {_route(i)} via 10.0.0.2" for i in range(n)]
+    dels = [f"route del {_route(i)}" for i in range(n)]
+    for _ in range(runs):
+        with _setup() as (ns, br):
+            base = 1  # the connected route of 10.0.0.0/24
+            workers = _start_workers(br, subscribers, n + base, base)
+            monitor = _Monitor(ns)
+            try:
+                assert br.proc is not None
+                rss0 = _rss(br.proc.pid)
+                monitor.expect(n, 2 * n)
+                t0 = time.monotonic()
+                ns.batch(adds)
+                kernel = time.monotonic() - t0
+                reached = [_milestone(w, "reached") for w in workers]
+                add.values.append(max(d["reached"] for d in reached) - t0)
+                add.reference.append(kernel)
+                wait_for(partial(contains, monitor.marks, n), 60, what="ip monitor")
+                mon.values.append(monitor.marks[n] - t0)
+                mon.reference.append(kernel)
+                mem_b.values.append((_rss(br.proc.pid) - rss0) / n)
+                mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
+                loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
+                t0 = time.monotonic()
+                ns.batch(dels)
+                kernel = time.monotonic() - t0
+                emptied = [_milestone(w, "emptied") for w in workers]
+                dele.values.append(max(d["emptied"] for d in emptied) - t0)
+                dele.reference.append(kernel)
+            finally:
+                monitor.close()
+                for w in workers:
+                    w.kill()
+                    w.wait()
+
+
+def cold_start_and_late_join(n: int, runs: int, figs: dict[str, Figure]) -> None:
+    """Targets 2 and 3 with n routes already in the kernel."""
+    cold = _fig(figs, "cold_start", "cold start to cfg_done", "s", "ip route show", "<= 3x")
+    late = _fig(figs, "late_join", "late joiner synced", "s", "ip route show", "<= 2x")
+    with _setup() as (ns, br):
+        ns.batch([f"route add {_route(i)} via 10.0.0.2" for i in range(n)])
+        for _ in range(runs):
+            show = _ip_route_show(ns)
+            br.stop()
+            cold.values.append(_timed(lambda: br.start(timeout=300)))
+            cold.reference.append(show)
+            wait_for(lambda: len(br.snapshot().state.routes.rows) == n + 1, 120, what="routes")
+            show = _ip_route_show(ns)
+
+            def join() -> None:
+                with Subscriber(br.events, br.control) as sub:
+                    sub.sync(timeout=300)
+                    assert len(sub.state.routes) == n + 1
+
+            late.values.append(_timed(join))
+            late.reference.append(show)
+
+
+def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
+    """Target 4: a link change made over netlink in-process, to the subscriber's event."""
+    name = "latency_idle" if not under_load else "latency_load"
+    label = "idle" if not under_load else f"during a {under_load // 1000}k-route burst"
+    fig = _fig(figs, name, f"link change -> subscriber ({label}), p50", "us", "",
+               "<= 100" if not under_load else "report")  # fmt: skip
+    p99 = _fig(figs, name + "_p99", f"link change -> subscriber ({label}), p99", "us", "",
+               "<= 300" if not under_load else "report")  # fmt: skip
+    from pyroute2 import IPRoute
+
+    with _setup() as (ns, br):
+        space = Namespace(ns.name)
+        with space.inside():
+            ipr = IPRoute()
+        idx = ipr.link_lookup(ifname="tap0")[0]
+        burst = None
+        if under_load:
+            burst = threading.Thread(
+                target=ns.batch,
+                args=([f"route add {_route(i)} via 10.0.0.2" for i in range(under_load)],),
+            )
+        samples = []
+        with Subscriber(br.events, br.control, kinds={"mtu_change"}) as sub:
+            sub.sync(timeout=10)
+            sub.poll(max_events=100_000)
+            if burst:
+                burst.start()
+            for i in range(count):
+                mtu = 1400 + (i % 2)
+                t0 = time.perf_counter()
+                ipr.link("set", index=idx, mtu=mtu)
+                while True:
+                    got = [
+                        e
+                        for e in sub.poll(max_events=100_000, timeout=1.0)
+                        if isinstance(e, ev.MtuChange) and e.mtu == mtu
+                    ]
+                    if got:
+                        samples.append((time.perf_counter() - t0) * 1e6)
+                        break
+            if burst:
+                burst.join()
+        ipr.close()
+        space.close()
+    samples.sort()
+    fig.values.append(statistics.median(samples))
+    p99.values.append(samples[int(len(samples) * 0.99) - 1])
+
+
+def fan_out(n: int, figs: dict[str, Figure]) -> None:
+    """Target 6: the bridge's CPU for one churn with 8 subscribers vs 1."""
+    fig = _fig(figs, "fan_out", "bridge CPU, 8 subscribers", "s",
+               "bridge CPU, 1 subscriber", "<= 1.25x")  # fmt: skip
+    adds = [f"route add {_route(i)} via 10.0.0.2" for i in range(n)]
+    dels = [f"route del {_route(i)}" for i in range(n)]
+    cpu: dict[int, float] = {}
+    for subs in (1, 8):
+        with _setup() as (ns, br):
+            workers = _start_workers(br, subs, n + 1, 1)
+            try:
+                assert br.proc is not None
+                c0 = _cpu(br.proc.pid)
+                ns.batch(adds)
+                for w in workers:
+                    _milestone(w, "reached")
+                ns.batch(dels)
+                for w in workers:
+                    _milestone(w, "emptied")
+                cpu[subs] = _cpu(br.proc.pid) - c0
+            finally:
+                for w in workers:
+                    w.kill()
+                    w.wait()
+    fig.values.append(cpu[8])
+    fig.reference.append(cpu[1])
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def report(figs: dict[str, Figure], mode: str, n: int, runs: int, seconds: float) -> str:
+    uname = platform.uname()
+    lines = [
+        "# ifpx benchmark results",
+        "",
+        f"Mode: {mode} ({n:,} routes, {runs} runs where repeated; {seconds:.0f} s in all). "
+        f"Machine: {os.cpu_count()} cores, kernel {uname.release}, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}.",
+        "",
+        "Medians; spread is min-max over the runs; the ratio is ours over the reference "
+        "measured in the same run.",
+        "",
+        "| figure | median | spread | reference | ratio | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in figs.values():
+        spread = f"{_fmt(min(f.values))}-{_fmt(max(f.values))}" if f.values else "-"
+        ref = (
+            f"{f.ref_name}: {_fmt(statistics.median(f.reference))} {f.unit}" if f.reference else "-"
+        )
+        ratio = f.ratio()
+        lines.append(
+            f"| {f.name} | {_fmt(f.median())} {f.unit} | {spread} | {ref} | "
+            f"{'-' if ratio is None else f'{ratio:.2f}x'} | {f.target} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--full", action="store_true", help="1M routes (slow)")
+    p.add_argument("--routes", type=int, help="override the route count")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    p.add_argument("--only", action="append", help="churn, cold, latency, fanout")
+    ns = p.parse_args()
+    n = ns.routes or (1_000_000 if ns.full else 100_000)
+    only = set(ns.only or ["churn", "cold", "latency", "fanout"])
+    figs: dict[str, Figure] = {}
+    t0 = time.monotonic()
+    if "churn" in only:
+        churn(n, ns.runs, 4, figs)
+        print(report(figs, "partial", n, ns.runs, time.monotonic() - t0), flush=True)
+    if "cold" in only:
+        cold_start_and_late_join(n, ns.runs, figs)
+    if "latency" in only:
+        latency(1000, figs)
+        latency(300, figs, under_load=min(n, 100_000))
+    if "fanout" in only:
+        fan_out(min(n, 100_000), figs)
+    text = report(figs, "full" if ns.full else "quick", n, ns.runs, time.monotonic() - t0)
+    Path(ns.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
