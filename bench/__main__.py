@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -223,6 +225,33 @@ def cold_start_and_late_join(n: int, runs: int, figs: dict[str, Figure]) -> None
             late.reference.append(show)
 
 
+class _MtuSetter:
+    """Sets a link's MTU with one raw rtnetlink request and waits for the kernel's ack.
+
+    The reference path a control plane would use, without any library's overhead.
+    """
+
+    def __init__(self, space: Namespace, ifindex: int) -> None:
+        with space.inside():
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        self.sock.bind((0, 0))
+        self.ifindex = ifindex
+        self.seq = 0
+
+    def set(self, mtu: int) -> None:
+        self.seq += 1
+        body = struct.pack("=BxHiII", 0, 0, self.ifindex, 0, 0) + struct.pack("=HHI", 8, 4, mtu)
+        header = struct.pack("=IHHII", 16 + len(body), 16, 0x1 | 0x4, self.seq, 0)
+        self.sock.send(header + body)
+        reply = self.sock.recv(65536)
+        errno_ = struct.unpack_from("=i", reply, 16)[0]
+        if errno_:
+            raise OSError(-errno_, "RTM_NEWLINK refused")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
     """Target 4: a link change made over netlink in-process, to the subscriber's event."""
     name = "latency_idle" if not under_load else "latency_load"
@@ -231,13 +260,10 @@ def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
                "<= 100" if not under_load else "report")  # fmt: skip
     p99 = _fig(figs, name + "_p99", f"link change -> subscriber ({label}), p99", "us", "",
                "<= 300" if not under_load else "report")  # fmt: skip
-    from pyroute2 import IPRoute
-
     with _setup() as (ns, br):
         space = Namespace(ns.name)
-        with space.inside():
-            ipr = IPRoute()
-        idx = ipr.link_lookup(ifname="tap0")[0]
+        snap = br.snapshot()
+        setter = _MtuSetter(space, snap.state.ports[0].ifindex)
         burst = None
         if under_load:
             burst = threading.Thread(
@@ -253,7 +279,7 @@ def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
             for i in range(count):
                 mtu = 1400 + (i % 2)
                 t0 = time.perf_counter()
-                ipr.link("set", index=idx, mtu=mtu)
+                setter.set(mtu)
                 while True:
                     got = [
                         e
@@ -265,7 +291,7 @@ def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
                         break
             if burst:
                 burst.join()
-        ipr.close()
+        setter.close()
         space.close()
     samples.sort()
     fig.values.append(statistics.median(samples))

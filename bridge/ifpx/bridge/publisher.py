@@ -9,7 +9,7 @@ import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas.envelope import MAX_BATCH, Message
-from ifpx.schemas.events import EventBase, Heartbeat
+from ifpx.schemas.events import EventBase, Heartbeat, trusted
 from ifpx.schemas.topics import KIND_TOPIC, TOPICS, Topic
 
 from .journal import Journal
@@ -47,14 +47,14 @@ class Publisher:
     def _send(self, topic: Topic, batch: list[EventBase]) -> None:
         self.seq += 1
         self.tseq[topic] += 1
-        msg = Message.model_construct(
+        msg = trusted(
+            Message,
             epoch=self.epoch,
             seq=self.seq,
             tseq=self.tseq[topic],
             ts=time.time(),
             topic=topic,
-            events=batch,  # type: ignore[arg-type]  # concrete event models
-            v=1,
+            events=batch,
         )
         frames = codec.encode_message(msg)
         self.journal.append(msg.seq, topic, frames[1])
@@ -67,13 +67,13 @@ class Publisher:
 
     def heartbeat(self, interval: float) -> None:
         """Announce the latest sequence numbers (no sequence number of its own)."""
-        msg = Message.model_construct(
+        msg = trusted(
+            Message,
             epoch=self.epoch,
             seq=self.seq,
             tseq=0,
             ts=time.time(),
             topic="hb",
             events=[Heartbeat(topic_seqs=self.topic_seqs(), interval=interval)],
-            v=1,
         )
         self._sock.send_multipart(codec.encode_message(msg), copy=False)

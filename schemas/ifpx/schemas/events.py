@@ -46,7 +46,7 @@ def trusted(cls: type[_M], **fields: Any) -> _M:
         if name in fields:
             values[name] = fields[name]
         else:
-            values[name] = factory() if factory is not None else default  # type: ignore[call-arg]
+            values[name] = factory() if factory is not None else default
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
     object.__setattr__(model, "__pydantic_fields_set__", set(fields))

@@ -214,11 +214,14 @@ class Subscriber:
     # ---- receiving ----------------------------------------------------------------
 
     def _wait(self, seconds: float) -> None:
+        ms = int(max(seconds, 0.0) * 1000)
+        if self._ctl is None or self._req is None:
+            self._sub.poll(ms, zmq.POLLIN)
+            return
         poller = zmq.Poller()
         poller.register(self._sub, zmq.POLLIN)
-        if self._ctl is not None and self._req is not None:
-            poller.register(self._ctl, zmq.POLLIN)
-        poller.poll(int(max(seconds, 0.0) * 1000))
+        poller.register(self._ctl, zmq.POLLIN)
+        poller.poll(ms)
 
     def _read_one(self) -> bool:
         try:
