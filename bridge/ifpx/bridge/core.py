@@ -188,7 +188,8 @@ class BridgeCore:
                         old_ifindex=old_ifindex,
                     )
                 )
-            out.extend(self._link_config(new, ports))
+            for port in ports:
+                out.extend(self._replay_port(port, new))
             return out
         if not self.bindings.is_bound(new.ifindex):
             if old.up and not new.up:

@@ -24,7 +24,7 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
 
-from . import nlmsg, nlsock, statefile, taps
+from . import nlmsg, nlsock, statefile
 from .bindings import Entry
 from .config import Options
 from .control import CommandError, Controller
@@ -316,6 +316,8 @@ class Bridge:
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create a persistent multi_queue tap."""
+        from . import taps  # pyroute2 is only needed here, not at start-up
+
         try:
             with self.ns.inside():
                 return taps.create(name, mac, mtu)
@@ -324,6 +326,8 @@ class Bridge:
 
     def destroy_tap(self, name: str) -> None:
         """Remove a tap (and refuse anything that is not one)."""
+        from . import taps
+
         with self.ns.inside():
             is_tap = taps.is_tap(name)
         if not is_tap:

@@ -8,8 +8,9 @@ next-hop tuples) and indexed by prefix length for longest-prefix match.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Literal
 
 from ifpx.schemas import events as ev
@@ -85,8 +86,8 @@ class Replica:
         self.routes: dict[RouteKey, RouteVal] = {}
         self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
         self.cfg_done = False
-        # (family, table) -> prefixlen -> network -> metrics present
-        self._lpm: dict[tuple[int, int], dict[int, dict[int, list[int]]]] = {}
+        # (family, table) -> prefixlen -> network -> metrics; None until the first lookup.
+        self._lpm: dict[tuple[int, int], dict[int, dict[int, list[int]]]] | None = None
         self._hops: dict[tuple[Hop, ...], tuple[Hop, ...]] = {}
 
     # ---- events ----------------------------------------------------------------
@@ -194,17 +195,20 @@ class Replica:
         net = _net(fam, dst, plen)
         key = (fam, table, net, plen, metric)
         hops = self._hops.setdefault(hops, hops)
-        if key not in self.routes:
-            metrics = (
-                self._lpm.setdefault((fam, table), {}).setdefault(plen, {}).setdefault(net, [])
-            )
-            metrics.append(metric)
+        if self._lpm is not None and key not in self.routes:
+            self._index(key)
         self.routes[key] = (proto, hops)
+
+    def _index(self, key: RouteKey) -> None:
+        assert self._lpm is not None
+        fam, table, net, plen, metric = key
+        by_len = self._lpm.setdefault((fam, table), {})
+        by_len.setdefault(plen, {}).setdefault(net, []).append(metric)
 
     def _route_del(self, fam: int, table: int, dst: str, plen: int, metric: int) -> None:
         net = _net(fam, dst, plen)
         key = (fam, table, net, plen, metric)
-        if self.routes.pop(key, None) is None:
+        if self.routes.pop(key, None) is None or self._lpm is None:
             return
         by_len = self._lpm[(fam, table)]
         metrics = by_len[plen][net]
@@ -218,6 +222,12 @@ class Replica:
         """Longest-prefix match of ``ip`` in ``table`` (lowest metric wins a tie)."""
         fam = 6 if ":" in ip else 4
         bits = 128 if fam == 6 else 32
+        if self._lpm is None:
+            # Built on the first lookup, not on every load: a worker that never looks up
+            # (or looks up only once synced) does not pay for it per route.
+            self._lpm = {}
+            for key in self.routes:
+                self._index(key)
         by_len = self._lpm.get((fam, table))
         if not by_len:
             return None
@@ -257,6 +267,10 @@ class Replica:
                 self._route_add(r.family, r.table, rdst, int(rplen), r.metric, r.proto, hops)
         for n in state.neighs:
             self.neighs[(n.port_id, n.ip)] = (n.mac, n.state)
+
+    def adopt(self, other: Replica) -> None:
+        """Take over ``other``'s contents (this object stays the one callers hold)."""
+        self.__dict__.update(other.__dict__)
 
     def to_wire(self) -> SnapshotState:
         """The replica as a snapshot would carry it (what a replay serves)."""
@@ -305,6 +319,21 @@ def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
     """Events that take a replica holding ``old`` to ``new`` (used after a snapshot repair)."""
     target = Replica()
     target.load(new)
+    return diff_replicas(old, target)
+
+
+def initial_events(target: Replica) -> Iterator[ev.EventBase]:
+    """The events that build ``target`` from nothing, produced as they are consumed.
+
+    What it iterates is copied first, so later changes to ``target`` do not disturb it.
+    """
+    head = diff_replicas(Replica(), target, routes=False)
+    routes = list(target.routes.items())
+    return chain(head, (_route_event(k, v[0], v[1], deleted=False) for k, v in routes))
+
+
+def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:
+    """Events that take ``old`` to ``target``; applying them to ``old`` makes the two equal."""
     out: list[ev.EventBase] = []
     for pid, b in sorted(old.bindings.items()):
         nb = target.bindings.get(pid)
@@ -358,6 +387,8 @@ def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
             out.append(
                 ncls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=val[0], state=val[1])
             )
+    if not routes:
+        return out
     for key, (proto, hops) in old.routes.items():
         if key not in target.routes:
             out.append(_route_event(key, proto, hops, deleted=True))
@@ -369,13 +400,17 @@ def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
 
 def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool) -> ev.EventBase:
     fam, table, net, plen, metric = key
-    nexthops = [ev.NextHop(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops]
+    # The values come from a validated snapshot: no need to validate them again.
+    nexthops = [
+        ev.trusted(ev.NextHop, gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
+    ]
     cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
     if fam == 4:
         cls = ev.RouteDel if deleted else ev.RouteAdd
     else:
         cls = ev.Route6Del if deleted else ev.Route6Add
-    return cls(
+    return ev.trusted(
+        cls,
         dst=_text(fam, net),
         prefixlen=plen,
         table=table,

@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import zmq
@@ -29,7 +29,7 @@ from ifpx.schemas.topics import topics_for_kinds
 
 from .callbacks import Callbacks
 from .client import default_control, default_events
-from .replica import Replica, diff
+from .replica import Replica, diff_replicas, initial_events
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,40 @@ class SubscriberStats:
     bad_messages: int = 0
     callback_errors: int = 0
     request_retries: int = 0
+
+
+class _EventQueue:
+    """Events waiting for the application: ready ones, and lazily produced runs."""
+
+    def __init__(self) -> None:
+        self._segments: deque[deque[ev.EventBase] | Iterator[ev.EventBase]] = deque()
+
+    def append(self, e: ev.EventBase) -> None:
+        last = self._segments[-1] if self._segments else None
+        if isinstance(last, deque):
+            last.append(e)
+        else:
+            self._segments.append(deque([e]))
+
+    def extend(self, events: Iterable[ev.EventBase]) -> None:
+        for e in events:
+            self.append(e)
+
+    def add_lazy(self, events: Iterator[ev.EventBase]) -> None:
+        self._segments.append(events)
+
+    def pop(self) -> ev.EventBase | None:
+        while self._segments:
+            head = self._segments[0]
+            if isinstance(head, deque):
+                if head:
+                    return head.popleft()
+            else:
+                e = next(head, None)
+                if e is not None:
+                    return e
+            self._segments.popleft()
+        return None
 
 
 @dataclass
@@ -121,7 +155,7 @@ class Subscriber:
         self._tseq: dict[str, int] = {}
         self._tseq_at: dict[str, int] = {}
         self._held: list[Message] = []
-        self._pending: deque[ev.EventBase] = deque()
+        self._pending = _EventQueue()
         self._last_rx = time.monotonic()
         self.synced = False
         self._closed = False
@@ -152,8 +186,9 @@ class Subscriber:
         deadline = time.monotonic() + timeout if timeout > 0 else 0.0
         self._service_control()
         while len(out) < max_events:
-            if self._pending:
-                out.append(self._pending.popleft())
+            e = self._pending.pop()
+            if e is not None:
+                out.append(e)
                 continue
             if self._read_one():
                 continue
@@ -417,16 +452,20 @@ class Subscriber:
         )
 
     def _install(self, snap: c.SnapshotResult, reason: str) -> None:
-        state = self._filtered(snap.state)
-        first = not self.synced
-        changes = diff(self.state, state)
-        self.state.load(state)
-        self.state.cfg_done = snap.cfg_done
-        if first:
-            self._pending.extend(changes)
+        target = Replica()
+        target.load(self._filtered(snap.state))
+        target.cfg_done = snap.cfg_done
+        if not self.synced:
+            # The initial state reaches the application as events (as the RFC's initial
+            # dump does), produced as it polls for them: a full table costs no events
+            # up front, and sync() returns as soon as the replica is loaded.
+            self._pending.add_lazy(initial_events(target))
+            self.state.adopt(target)
             if snap.cfg_done:
                 self._pending.append(ev.CfgDone())
         else:
+            changes = diff_replicas(self.state, target)
+            self.state.adopt(target)
             self.stats.snapshot_repairs += 1
             self._pending.append(ev.ResyncBegin(reason=reason))
             self._pending.extend(changes)
