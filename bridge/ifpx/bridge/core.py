@@ -97,6 +97,8 @@ class BridgeCore:
     def __init__(self, all_routes: bool = False, validate: bool = False) -> None:
         self.all_routes = all_routes
         self.validate = validate
+        self.quiet = False
+        """While True, route changes update the mirror but build no events (initial dump)."""
         self.bindings = BindingTable()
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
@@ -353,6 +355,8 @@ class BridgeCore:
             self._index_route(key, old[1], add=False)
         self.routes[key] = new
         self._index_route(key, new[1], add=True)
+        if self.quiet:
+            return []
         return self._route_change(key, old, new)
 
     def _route_change(

@@ -215,12 +215,18 @@ class Bridge:
         return events
 
     def _initial_sync(self, saved: list[Entry]) -> None:
-        events = self._dump_all(saved)
-        self.pub.publish(events)
+        # Nobody can hold state of this epoch yet: every subscriber, old or new, takes a
+        # snapshot when it sees a new epoch. So the initial dump only fills the mirror
+        # (building a million route events for nobody was most of the start-up time),
+        # and the epoch's stream begins with cfg_done.
+        self.core.quiet = True
+        try:
+            self._dump_all(saved)
+        finally:
+            self.core.quiet = False
         statefile.save(self.state_path, self.core.bindings)
         self.controller.cfg_done = True
         self.pub.publish([CfgDone()])
-        del events
         # The mirror is long-lived and acyclic: keep the collector from rescanning it.
         gc.freeze()
 
