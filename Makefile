@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint typecheck unit clean
+.PHONY: venv demo test lint typecheck unit reliability bench clean
 
 $(BIN)/ifpx: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: lint typecheck
 
 unit: venv
 	$(BIN)/pytest -q -m "not netns"
+
+## the fault tests alone, then a table of what each one measured (root)
+reliability: venv
+	@rm -f .reliability.tsv
+	RELIABILITY_FIGURES=$(CURDIR)/.reliability.tsv $(BIN)/pytest -q -m reliability tests/test_overrun_netns.py tests/test_reliability_netns.py
+	@printf '\n%-75s %s\n' FIGURE VALUE; sort .reliability.tsv | awk -F'\t' '{printf "%-75s %s\n", $$1, $$2}'
+	@rm -f .reliability.tsv
+
+## benchmarks, quick mode (100k routes); writes bench/RESULTS.md (root)
+bench: venv
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

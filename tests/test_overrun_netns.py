@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 
 import pytest
+from figures import record
 from netutil import wait_bridge_equals_kernel
 
 from ifpx.bridge.harness import Netns, bridge, wait_for
 from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber
 
-pytestmark = pytest.mark.netns
+pytestmark = [pytest.mark.netns, pytest.mark.reliability]
 
 
 def test_overrun_storm_resyncs_to_the_kernel(ns: Netns) -> None:
@@ -33,7 +34,10 @@ def test_overrun_storm_resyncs_to_the_kernel(ns: Netns) -> None:
             state = wait_bridge_equals_kernel(br, timeout=60)
             status = br.result(c.Status())
             assert isinstance(status, c.StatusResult)
-            print(f"overruns={status.counters['overruns']} resyncs={status.counters['resyncs']}")
+            record(
+                "overrun storm (20k routes, SIGSTOPped bridge): overruns / resyncs",
+                f"{status.counters['overruns']} / {status.counters['resyncs']}",
+            )
             assert status.counters["overruns"] >= 1 and status.counters["resyncs"] >= 1
             assert len(state.routes) == 1 + 20_000 - len(range(0, 20_000, 7))
 
@@ -42,3 +46,4 @@ def test_overrun_storm_resyncs_to_the_kernel(ns: Netns) -> None:
                 return not sub.repairing and sub.state.to_state() == state
 
             wait_for(replica_exact, 60, what="the subscriber's replica to match")
+            record("overrun storm: routes missing / extra after resync", "0 / 0")

@@ -26,12 +26,29 @@ def save(path: Path, table: BindingTable) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+    _crash_hook()
     os.replace(tmp, path)
     dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+_saves = 0
+
+
+def _crash_hook() -> None:
+    # Test hook for the fault tests: IFPX_TEST_CRASH=statefile-before-rename[:N] makes
+    # the Nth save (every save without N) die between the durable write and the rename.
+    global _saves
+    spec = os.environ.get("IFPX_TEST_CRASH", "")
+    if not spec.startswith("statefile-before-rename"):
+        return
+    _saves += 1
+    _, _, nth = spec.partition(":")
+    if not nth or int(nth) == _saves:
+        os._exit(99)
 
 
 def load(path: Path) -> list[Entry]:

@@ -16,6 +16,7 @@ import multiprocessing
 import os
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from . import fmt
@@ -69,6 +70,7 @@ def run_worker(
                 doc = {
                     "seq": sub.seq,
                     "epoch": sub.epoch,
+                    "stats": asdict(sub.stats),
                     "state": sub.state.to_state().model_dump(),
                 }
                 _write_atomic(out_dir / f"worker-{worker_id}.json", json.dumps(doc))
