@@ -366,7 +366,7 @@ def test_tcp_endpoints_stay_in_the_callers_namespace(ns: Netns) -> None:
             s.bind(("127.0.0.1", 0))
             ports.append(s.getsockname()[1])
     events, control = (f"tcp://127.0.0.1:{p}" for p in ports)
-    with bridge(ns, ["--events", events, "--control", control]) as br:
+    with bridge(ns, ["--events", events, "--control", control, "--insecure"]) as br:
         tap = EventTap(br.events)
         try:
             tap.ready()

@@ -322,3 +322,114 @@ def test_hostile_input_ten_thousand_cases(ns: Netns, br: BridgeProcess) -> None:
     record("hostile input: bridge RSS growth (MB)", f"{growth:.1f}")
     assert counts["cases"] >= 10_000
     assert growth < 50
+
+
+def _connect_as(uid: int, gid: int, path: Path) -> bool:
+    """Whether a process running as uid:gid may connect to the Unix socket at ``path``."""
+    import socket as pysocket
+
+    pid = os.fork()
+    if pid == 0:  # child: drop privileges, try, report through the exit status
+        code = 2
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            with pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM) as s:
+                s.connect(str(path))
+            code = 0
+        except PermissionError:
+            code = 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    assert code in (0, 1), f"child failed with {code}"
+    return code == 0
+
+
+def test_ipc_endpoints_admit_only_root_and_the_ipc_group(ns: Netns) -> None:
+    import grp
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="ifpx-acl-", dir="/tmp"))
+    top.chmod(0o755)
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    try:
+        for group, outsider_ok in ((None, False), ("nogroup", True)):
+            run = top / f"run-{group}"
+            events, control = f"ipc://{run}/events.sock", f"ipc://{run}/control.sock"
+            ro = f"ipc://{run}/control-ro.sock"
+            extra = ["--events", events, "--control", control, "--control-ro", ro]
+            extra += ["--ipc-group", group] if group else []
+            with bridge(ns, extra) as br:
+                assert run.stat().st_mode & 0o777 == 0o750
+                sock = run / "control.sock"
+                assert sock.stat().st_mode & 0o777 == 0o660
+                assert not _connect_as(65534, 65534 if not group else 12345, sock)
+                assert _connect_as(65534, nogroup, sock) is outsider_ok
+                # The read-only endpoint answers queries and refuses changes.
+                br.control = ro
+                assert isinstance(br.result(c.Status()), c.StatusResult)
+                denied = br.request(c.Bind(port_id=0, proxy="tap0"))
+                assert isinstance(denied, c.ErrorReply)
+                assert denied.error.code == c.ErrorCode.PERMISSION_DENIED
+        record("ipc access: other uid refused / ipc group admitted / read-only bind refused",
+               "yes / yes / yes")  # fmt: skip
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def _free_ports(n: int) -> list[int]:
+    import socket as pysocket
+
+    ports = []
+    for _ in range(n):
+        with pysocket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    return ports
+
+
+def test_tcp_requires_curve_and_wrong_keys_are_refused(ns: Netns, tmp_path: Path) -> None:
+    from ifpx.subscribers import BridgeUnreachable, ControlClient
+    from ifpx.subscribers.security import CurveClient, keygen
+
+    ev_port, ctl_port = _free_ports(2)
+    events, control = f"tcp://127.0.0.1:{ev_port}", f"tcp://127.0.0.1:{ctl_port}"
+    # Plain tcp is refused unless asked for by name.
+    plain = subprocess.run(
+        [sys.executable, "-m", "ifpx.subscribers", "bridge", "--netns", ns.name,
+         "--events", events, "--control", control, "--state", str(tmp_path / "s.json")],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert plain.returncode == 2 and "need CURVE" in plain.stderr
+    server_pub, server_sec = keygen(tmp_path / "server", "bridge")
+    allowed = tmp_path / "allowed"
+    client_pub, client_sec = keygen(tmp_path / "client", "worker")
+    _, intruder_sec = keygen(tmp_path / "intruder", "intruder")
+    allowed.mkdir()
+    (allowed / client_pub.name).write_bytes(client_pub.read_bytes())
+    extra = ["--events", events, "--control", control]
+    extra += ["--curve-secret", str(server_sec), "--curve-clients", str(allowed)]
+    good = CurveClient.load(server_pub, client_sec)
+    bad = CurveClient.load(server_pub, intruder_sec)
+    with bridge(ns, extra, (good.server_public, good.public, good.secret)):
+        with ControlClient(control, timeout=2, retries=0, curve=good) as client:
+            assert isinstance(client.request(c.Bind(port_id=0, proxy="tap0")), c.BindResult)
+        for keys in (bad, None):  # a key nobody listed, and no key at all
+            with (
+                ControlClient(control, timeout=1, retries=0, curve=keys) as client,
+                pytest.raises(BridgeUnreachable),
+            ):
+                client.request(c.Status())
+        with Subscriber(events, control, curve=good) as sub:
+            sub.sync(timeout=5)
+            ns.ip("link", "set", "tap0", "mtu", "1300")
+            wait_for(
+                lambda: sub.poll(100, 0.05) is not None and sub.state.ports[0].mtu == 1300,
+                10,
+                what="the event over CURVE",
+            )
+    record("tcp: plain refused / wrong key refused / listed key served", "yes / yes / yes")

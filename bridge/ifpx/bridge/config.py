@@ -23,11 +23,16 @@ class Options:
     netns: str | None = None
     events: str = DEFAULT_EVENTS
     control: str = DEFAULT_CONTROL
+    control_ro: str | None = None
+    ipc_group: str | None = None
     state: str = DEFAULT_STATE
     rcvbuf: int = 64 << 20
     all_routes: bool = False
     log_level: str = "info"
     log_format: str = "kv"
+    curve_secret: str | None = None
+    curve_clients: str | None = None
+    insecure: bool = False
     hwm: int = 100_000
     journal: int = 65_536
     heartbeat: float = 1.0
@@ -53,6 +58,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--netns", default=d, help="listen and act in this network namespace")
     parser.add_argument("--events", default=d, help=f"PUB endpoint (default {DEFAULT_EVENTS})")
     parser.add_argument("--control", default=d, help=f"REP endpoint (default {DEFAULT_CONTROL})")
+    parser.add_argument(
+        "--control-ro", default=d, help="a second control endpoint that refuses changes"
+    )
+    parser.add_argument(
+        "--ipc-group", default=d, help="group allowed to connect to ipc endpoints (0660)"
+    )
     parser.add_argument("--state", default=d, help=f"bindings file (default {DEFAULT_STATE})")
     parser.add_argument("--rcvbuf", type=int, default=d, help="netlink receive buffer bytes")
     parser.add_argument(
@@ -60,6 +71,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", default=d, help="debug, info, warning, error")
     parser.add_argument("--log-format", default=d, choices=["kv", "json"], help="log line format")
+    parser.add_argument(
+        "--curve-secret", default=d, help="the bridge's secret key file (ifpx keygen): CURVE on"
+    )
+    parser.add_argument(
+        "--curve-clients", default=d, help="directory of the public keys allowed to connect"
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", default=d, help="allow tcp endpoints without CURVE"
+    )
     parser.add_argument("--hwm", type=int, default=d, help="PUB high-water mark (messages)")
     parser.add_argument("--journal", type=int, default=d, help="messages kept for replay")
     parser.add_argument("--heartbeat", type=float, default=d, help="seconds between heartbeats")

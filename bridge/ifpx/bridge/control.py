@@ -27,6 +27,21 @@ log = logging.getLogger(__name__)
 
 SERVER = "ifpx-bridge/0.1"
 
+READ_ONLY = frozenset(
+    {
+        "hello",
+        "list_bindings",
+        "proxy_of_port",
+        "ports_of_proxy",
+        "proxy_info",
+        "events_available",
+        "snapshot",
+        "status",
+        "replay",
+    }
+)
+"""Commands a read-only control endpoint (``--control-ro``) answers."""
+
 
 class CommandError(Exception):
     """A command that cannot be carried out, with its wire error code."""
@@ -86,20 +101,24 @@ class Controller:
         self.cfg_done = False
         self.stats = ControlStats()
 
-    def handle_frames(self, frames: list[bytes]) -> bytes:
+    def handle_frames(self, frames: list[bytes], read_only: bool = False) -> bytes:
         """Answer one request as it came off the socket (a request is a single frame)."""
         if len(frames) != 1:
             self.stats.errors += 1
             message = f"a request is one frame, got {len(frames)}"
             return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, message))
-        return self.handle(frames[0])
+        return self.handle(frames[0], read_only)
 
-    def handle(self, data: bytes) -> bytes:
-        """Answer one request. Never raises."""
+    def handle(self, data: bytes, read_only: bool = False) -> bytes:
+        """Answer one request. Never raises. ``read_only`` refuses commands that change things."""
         rid = 0
         try:
             cmd = codec.decode_request(data)
             rid = cmd.id
+            if read_only and cmd.cmd not in READ_ONLY:
+                raise CommandError(
+                    c.ErrorCode.PERMISSION_DENIED, f"{cmd.cmd} is not allowed on this endpoint"
+                )
             result = self._dispatch(cmd)
             self.stats.ok += 1
             return codec.encode_reply(c.OkReply(id=rid, result=result))

@@ -24,7 +24,7 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
 
-from . import nlmsg, nlsock, statefile
+from . import endpoints, nlmsg, nlsock, statefile
 from .bindings import Entry
 from .config import Options
 from .control import CommandError, Controller
@@ -43,12 +43,6 @@ _DUMP_RETRIES = 5
 
 class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
-
-
-def _prepare_ipc(endpoint: str) -> None:
-    if endpoint.startswith("ipc://"):
-        path = Path(endpoint[len("ipc://") :])
-        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def endpoint_in_use(
@@ -75,6 +69,7 @@ class Bridge:
         self.core = BridgeCore(all_routes=opts.all_routes)
         self.state_path = Path(opts.state)
         self._stop = threading.Event()
+        self.curve: endpoints.Curve | None = None
         self.overruns = 0
         self.dump_retries = 0
 
@@ -101,21 +96,28 @@ class Bridge:
                 raise StartupError(f"another bridge answers on {opts.control}")
             self._serve(ctx, saved)
         finally:
+            if self.curve is not None:
+                self.curve.stop()
             ctx.destroy(linger=0)
             self.ns.close()
 
     def _serve(self, ctx: zmq.Context[zmq.Socket[bytes]], saved: list[Entry]) -> None:
         opts = self.opts
-        for ep in (opts.events, opts.control):
-            _prepare_ipc(ep)
+        tcp = [ep for ep in (opts.events, opts.control, opts.control_ro) if ep and "tcp://" in ep]
+        if tcp and not (opts.curve_secret or opts.curve_clients) and not opts.insecure:
+            raise StartupError(
+                f"{', '.join(tcp)}: tcp endpoints need CURVE (--curve-secret and "
+                "--curve-clients, keys from 'ifpx keygen'), or --insecure"
+            )
+        self.curve = endpoints.start_curve(ctx, opts.curve_secret, opts.curve_clients)
         pub_sock = ctx.socket(zmq.PUB)
         pub_sock.setsockopt(zmq.SNDHWM, opts.hwm)
         pub_sock.setsockopt(zmq.LINGER, 0)
-        pub_sock.bind(opts.events)
-        rep = ctx.socket(zmq.REP)
-        rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
-        rep.setsockopt(zmq.LINGER, 0)
-        rep.bind(opts.control)
+        self._secure(pub_sock)
+        endpoints.bind(pub_sock, opts.events, opts.ipc_group)
+        controls = [(self._rep(ctx, opts.control), False)]
+        if opts.control_ro:
+            controls.append((self._rep(ctx, opts.control_ro), True))
 
         self.epoch = time.time_ns()
         self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
@@ -141,7 +143,7 @@ class Bridge:
                 len(self.core.routes),
                 len(self.core.bindings),
             )
-            self._loop(pipe, rep)
+            self._loop(pipe, controls)
         finally:
             self._stop.set()
             reader.join(timeout=2)
@@ -265,10 +267,25 @@ class Bridge:
 
     # ---- main loop ------------------------------------------------------------
 
-    def _loop(self, pipe: zmq.Socket[bytes], rep: zmq.Socket[bytes]) -> None:
+    def _rep(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+        rep = ctx.socket(zmq.REP)
+        rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
+        rep.setsockopt(zmq.LINGER, 0)
+        self._secure(rep)
+        endpoints.bind(rep, endpoint, self.opts.ipc_group)
+        return rep
+
+    def _secure(self, sock: zmq.Socket[bytes]) -> None:
+        if self.curve is not None:
+            self.curve.serve(sock)
+
+    def _loop(
+        self, pipe: zmq.Socket[bytes], controls: list[tuple[zmq.Socket[bytes], bool]]
+    ) -> None:
         poller = zmq.Poller()
         poller.register(pipe, zmq.POLLIN)
-        poller.register(rep, zmq.POLLIN)
+        for rep, _read_only in controls:
+            poller.register(rep, zmq.POLLIN)
         interval = self.opts.heartbeat
         next_hb = time.monotonic()
         while not self._stop.is_set():
@@ -291,15 +308,16 @@ class Bridge:
                     except zmq.Again:
                         break
                 self._process(batch)
-            if rep in ready:
-                self._answer(rep)
+            for rep, read_only in controls:
+                if rep in ready:
+                    self._answer(rep, read_only)
 
-    def _answer(self, rep: zmq.Socket[bytes]) -> None:
+    def _answer(self, rep: zmq.Socket[bytes], read_only: bool) -> None:
         try:
             frames = rep.recv_multipart(zmq.NOBLOCK)
         except zmq.Again:
             return
-        rep.send(self.controller.handle_frames(frames))
+        rep.send(self.controller.handle_frames(frames, read_only))
 
     def _status_extra(self) -> dict[str, int]:
         return {

@@ -88,8 +88,16 @@ def netns(prefix: str = "ifpx") -> Iterator[Netns]:
 class BridgeProcess:
     """``ifpx bridge`` as a subprocess, with its endpoints in a private directory."""
 
-    def __init__(self, ns: Netns, workdir: Path, extra: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        ns: Netns,
+        workdir: Path,
+        extra: list[str] | None = None,
+        client_keys: tuple[bytes, bytes, bytes] | None = None,
+    ) -> None:
         self.ns = ns
+        self.client_keys = client_keys
+        """(server public, client public, client secret) when the bridge requires CURVE."""
         self.workdir = workdir
         self.extra = extra or []
         self.events = self._flag("--events", f"ipc://{workdir}/events.sock")
@@ -149,6 +157,8 @@ class BridgeProcess:
         """Send raw frames on a fresh REQ socket; return the raw reply."""
         sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REQ)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.client_keys is not None:
+            sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.client_keys
         try:
             sock.connect(self.control)
             if isinstance(payload, list):
@@ -185,10 +195,14 @@ class BridgeProcess:
 
 
 @contextmanager
-def bridge(ns: Netns, extra: list[str] | None = None) -> Iterator[BridgeProcess]:
+def bridge(
+    ns: Netns,
+    extra: list[str] | None = None,
+    client_keys: tuple[bytes, bytes, bytes] | None = None,
+) -> Iterator[BridgeProcess]:
     """A running bridge in ``ns`` (stopped, and its directory removed, on exit)."""
     workdir = Path(tempfile.mkdtemp(prefix="ifpx-"))
-    proc = BridgeProcess(ns, workdir, extra)
+    proc = BridgeProcess(ns, workdir, extra, client_keys)
     try:
         proc.start()
         yield proc

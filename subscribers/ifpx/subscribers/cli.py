@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -35,6 +36,11 @@ def _endpoints(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", default=None, help="PUB endpoint (IFPX_EVENTS)")
     p.add_argument("--control", default=None, help="control endpoint (IFPX_CONTROL)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds per try (default 3)")
+    p.add_argument(
+        "--curve-server-key",
+        help="the bridge's public key file, for tcp+CURVE (IFPX_CURVE_SERVER_KEY)",
+    )
+    p.add_argument("--curve-cert", help="this client's secret key file (IFPX_CURVE_CERT)")
 
 
 def _print_json(doc: Any) -> None:
@@ -456,16 +462,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ctl(sub)
     _add_watch(sub)
     _add_recording(sub)
+    kg = sub.add_parser("keygen", help="make a CURVE key pair (NAME.key, NAME.key_secret)")
+    kg.add_argument("dir")
+    kg.add_argument("--name", default="ifpx", help="file name stem (default ifpx)")
+    kg.set_defaults(func=_keygen)
     sc = sub.add_parser("schema", help="JSON Schema of every event, command and reply")
     sc.add_argument("--out", help="directory to write <name>.schema.json files into")
     sc.set_defaults(func=_schema)
     return parser
 
 
+def _keygen(ns: argparse.Namespace) -> int:
+    from .security import keygen
+
+    public, secret = keygen(ns.dir, ns.name)
+    print(f"public key: {public}\nsecret key: {secret} (keep it private)")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ifpx`` console script."""
     parser = build_parser()
     ns = parser.parse_args(argv)
+    # CURVE settings travel through the environment to every client this process makes.
+    for flag, var in (
+        ("curve_server_key", "IFPX_CURVE_SERVER_KEY"),
+        ("curve_cert", "IFPX_CURVE_CERT"),
+    ):
+        if getattr(ns, flag, None):
+            os.environ[var] = getattr(ns, flag)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.DEBUG if ns.verbose else logging.WARNING,

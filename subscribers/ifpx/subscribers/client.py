@@ -10,6 +10,8 @@ import zmq
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 
+from .security import CurveClient
+
 DEFAULT_EVENTS = "ipc:///run/ifpx/events.sock"
 DEFAULT_CONTROL = "ipc:///run/ifpx/control.sock"
 
@@ -49,8 +51,10 @@ class ControlClient:
         timeout: float = 3.0,
         retries: int = 2,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: CurveClient | None = None,
     ) -> None:
         self.endpoint = endpoint or default_control()
+        self.curve = curve or CurveClient.from_env()
         self.timeout = timeout
         self.retries = retries
         self._ctx = context or zmq.Context.instance()
@@ -60,6 +64,8 @@ class ControlClient:
         if self._sock is None:
             sock = self._ctx.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
+            if self.curve is not None:
+                self.curve.apply(sock)
             sock.connect(self.endpoint)
             self._sock = sock
         return self._sock

@@ -15,6 +15,7 @@ from ifpx.schemas.topics import topics_for_kinds
 
 from .client import ControlClient
 from .recording import Writer
+from .security import CurveClient
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ class Recorder:
         sub: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 1_000_000)
         sub.setsockopt(zmq.LINGER, 0)
+        curve = CurveClient.from_env()
+        if curve is not None:
+            curve.apply(sub)
         sub.connect(self.events)
         for topic in self.topics:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())

@@ -339,8 +339,9 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
         nb = target.bindings.get(pid)
         if nb is None:
             out.append(ev.PortUnbound(port_id=pid, proxy=b.proxy, ifindex=b.ifindex or 0))
-        elif nb.state == "gone" and b.state != "gone":
-            out.append(ev.ProxyGone(port_id=pid, proxy=b.proxy, ifindex=b.ifindex or 0))
+        elif nb.state == "gone" and (b.state != "gone" or b.proxy != nb.proxy):
+            # The name the binding waits for now, which may not be the one it had.
+            out.append(ev.ProxyGone(port_id=pid, proxy=nb.proxy, ifindex=b.ifindex or 0))
     for pid, nb in sorted(target.bindings.items()):
         ob = old.bindings.get(pid)
         if nb.state == "gone":

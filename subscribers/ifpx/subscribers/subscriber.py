@@ -30,6 +30,7 @@ from ifpx.schemas.topics import topics_for_kinds
 from .callbacks import Callbacks
 from .client import default_control, default_events
 from .replica import Replica, diff_replicas, initial_events
+from .security import CurveClient
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class Subscriber:
         heartbeat_timeout: float = 3.5,
         request_timeout: float = 5.0,
         rcvhwm: int = 100_000,
+        curve: CurveClient | None = None,
     ) -> None:
         self.events_endpoint = events or default_events()
         self.control_endpoint = control or default_control()
@@ -141,10 +143,13 @@ class Subscriber:
         self.stats = SubscriberStats()
         self.heartbeat_timeout = heartbeat_timeout
         self.request_timeout = request_timeout
+        self.curve = curve or CurveClient.from_env()
         self._ctx = context or zmq.Context.instance()
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sub.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.apply(self._sub)
         self._sub.connect(self.events_endpoint)
         for topic in sorted(self.topics):
             self._sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
@@ -350,6 +355,8 @@ class Subscriber:
             sock = self._ctx.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REPLY_BYTES)
+            if self.curve is not None:
+                self.curve.apply(sock)
             sock.connect(self.control_endpoint)
             self._ctl = sock
         return self._ctl
