@@ -32,6 +32,34 @@ def _hop_gw(hop: dict[str, Any]) -> str | None:
     return None
 
 
+def _done_error(data: bytes, header: dict[str, Any]) -> int:
+    # pyroute2 does not expose the errno a failed dump carries in NLMSG_DONE; read it.
+    off = 0
+    while off + 16 <= len(data):
+        length = int.from_bytes(data[off : off + 4], "little")
+        mtype = int.from_bytes(data[off + 4 : off + 6], "little")
+        seq = int.from_bytes(data[off + 8 : off + 12], "little")
+        if mtype == nlmsg.NLMSG_DONE and seq == header["sequence_number"] and length >= 20:
+            return max(-int.from_bytes(data[off + 16 : off + 20], "little", signed=True), 0)
+        off += (length + 3) & ~3 if length >= 16 else len(data)
+    return 0
+
+
+def _done_error(data: bytes, seq: int) -> int:
+    # pyroute2 does not expose the errno a failed dump carries in NLMSG_DONE; read it.
+    off = 0
+    while off + 16 <= len(data):
+        length = int.from_bytes(data[off : off + 4], "little")
+        mtype = int.from_bytes(data[off + 4 : off + 6], "little")
+        mseq = int.from_bytes(data[off + 8 : off + 12], "little")
+        if mtype == nlmsg.NLMSG_DONE and mseq == seq and length >= 20:
+            return max(-int.from_bytes(data[off + 16 : off + 20], "little", signed=True), 0)
+        if length < 16:
+            break
+        off += (length + 3) & ~3
+    return 0
+
+
 def reference(data: bytes) -> list[nlmsg.Record]:
     """Decode with pyroute2; only the message kinds ifpx tracks."""
     out: list[nlmsg.Record] = []
@@ -106,9 +134,9 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                 )
             )
         elif mtype == nlmsg.NLMSG_DONE:
-            out.append(
-                nlmsg.Done(msg["header"]["sequence_number"], bool(msg["header"]["flags"] & 0x10))
-            )
+            hdr = msg["header"]
+            seq, intr = hdr["sequence_number"], bool(hdr["flags"] & 0x10)
+            out.append(nlmsg.Done(seq, intr, _done_error(data, seq)))
     return out
 
 

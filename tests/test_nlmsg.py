@@ -184,3 +184,10 @@ def test_several_messages_in_one_datagram() -> None:
     recs = nlmsg.decode(data)
     assert [type(r) for r in recs] == [nlmsg.Link, nlmsg.Addr]
     assert recs == reference(data)
+
+
+def test_a_failed_dump_reports_its_errno() -> None:
+    # What the kernel answered to a route dump filtered on a missing interface (ENODEV).
+    data = bytes.fromhex("140000000300020001000000fc580000edffffff")
+    assert nlmsg.decode(data) == [nlmsg.Done(seq=1, interrupted=False, error=19)]
+    assert reference(data) == nlmsg.decode(data)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from ifpx.schemas import events as ev
@@ -72,13 +72,6 @@ class Redump:
     oif: int = 0
 
 
-@dataclass
-class _Neighs:
-    by_ifindex: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = field(
-        default_factory=dict
-    )
-
-
 def _publishable_neigh(state: int) -> bool:
     # iproute2's `ip neigh show` hides NONE and NOARP entries; so do we.
     return state != 0 and not state & nlmsg.NUD_NOARP
@@ -104,7 +97,8 @@ class BridgeCore:
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.routes_by_ifindex: dict[int, set[RouteKey]] = {}
-        self.neighs = _Neighs()
+        self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
+        """ifindex -> (family, ip) -> (mac, NUD state name)."""
         self.counters = Counters()
         self.redumps: set[Redump] = set()
 
@@ -226,7 +220,7 @@ class BridgeCore:
         out: list[ev.EventBase] = []
         for fam, ip, plen in sorted(self.addrs.get(ifindex, ())):
             out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
-        for (fam, ip), (mac, _st) in sorted(self.neighs.by_ifindex.get(ifindex, {}).items()):
+        for (fam, ip), (mac, _st) in sorted(self.neighs.get(ifindex, {}).items()):
             out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
         # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
         # but dropping both here keeps the mirror exact either way.
@@ -244,7 +238,7 @@ class BridgeCore:
             )
         del self.links[ifindex]
         self.addrs.pop(ifindex, None)
-        self.neighs.by_ifindex.pop(ifindex, None)
+        self.neighs.pop(ifindex, None)
         return out
 
     def _addr(self, rec: nlmsg.Addr) -> list[ev.EventBase]:
@@ -273,7 +267,7 @@ class BridgeCore:
 
     def _neigh(self, rec: nlmsg.Neigh) -> list[ev.EventBase]:
         key = (rec.family, rec.ip)
-        table = self.neighs.by_ifindex.setdefault(rec.ifindex, {})
+        table = self.neighs.setdefault(rec.ifindex, {})
         old = table.get(key)
         if rec.deleted or not _publishable_neigh(rec.state):
             if old is None:
@@ -419,7 +413,7 @@ class BridgeCore:
                 )
         elif kind == "neigh":
             seen_n = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
-            for ifindex, entries in list(self.neighs.by_ifindex.items()):
+            for ifindex, entries in list(self.neighs.items()):
                 for (fam, ip), (mac, _st) in sorted(entries.items()):
                     if (ifindex, fam, ip) not in seen_n:
                         out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
@@ -448,7 +442,7 @@ class BridgeCore:
         for fam, ip, plen in sorted(self.addrs.get(link.ifindex, ())):
             cls = ev.AddrAdd if fam == AF4 else ev.Addr6Add
             out.append(self._ev(cls, ip=ip, prefixlen=plen, **common))
-        for (fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(link.ifindex, {}).items()):
+        for (fam, ip), (mac, st) in sorted(self.neighs.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
             out.append(self._ev(ncls, ip=ip, mac=mac, state=st, **common))
         for key in sorted(self.routes_by_ifindex.get(link.ifindex, ())):
@@ -541,7 +535,7 @@ class BridgeCore:
                     addrs=addrs,
                 )
             )
-            for (_fam, ip), (mac, st) in sorted(self.neighs.by_ifindex.get(e.ifindex, {}).items()):
+            for (_fam, ip), (mac, st) in sorted(self.neighs.get(e.ifindex, {}).items()):
                 neighs.append(
                     NeighState.model_construct(port_id=e.port_id, ip=ip, mac=mac, state=st)
                 )

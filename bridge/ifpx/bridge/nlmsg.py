@@ -154,10 +154,15 @@ class Neigh:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """NLMSG_DONE: the end of a dump; ``interrupted`` if the kernel flagged NLM_F_DUMP_INTR."""
+    """NLMSG_DONE: the end of a dump.
+
+    ``interrupted`` if the kernel flagged NLM_F_DUMP_INTR; ``error`` is the errno a
+    failed dump reports in its DONE message (0 when it succeeded).
+    """
 
     seq: int
     interrupted: bool
+    error: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +328,8 @@ def decode(buf: bytes) -> list[Record]:
             if rec is not None:
                 out.append(rec)
         elif mtype == NLMSG_DONE:
-            out.append(Done(seq, bool(mflags & NLM_F_DUMP_INTR)))
+            err = struct.unpack_from("=i", buf, body)[0] if end - body >= 4 else 0
+            out.append(Done(seq, bool(mflags & NLM_F_DUMP_INTR), max(-err, 0)))
         elif mtype == NLMSG_ERROR:
             err = struct.unpack_from("=i", buf, body)[0] if end - body >= 4 else 0
             out.append(Error(seq, -err))

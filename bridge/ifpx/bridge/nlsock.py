@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from collections.abc import Iterator
 
@@ -68,7 +69,7 @@ class Dumper:
         """Close the socket."""
         self._sock.close()
 
-    def _run(self, build: bytes) -> Iterator[nlmsg.Record]:
+    def _run(self, build: bytes, gone_is_empty: bool = False) -> Iterator[nlmsg.Record]:
         self._sock.send(build)
         while True:
             data = self._sock.recv(RECV_SIZE)
@@ -76,6 +77,10 @@ class Dumper:
                 if isinstance(rec, nlmsg.Done):
                     if rec.interrupted:
                         raise DumpInterrupted()
+                    if rec.error == errno.ENODEV and gone_is_empty:
+                        return  # filtered on an interface that no longer exists: nothing
+                    if rec.error:
+                        raise OSError(rec.error, f"netlink dump failed: {os.strerror(rec.error)}")
                     return
                 if isinstance(rec, nlmsg.Error):
                     if rec.errno:
@@ -97,7 +102,7 @@ class Dumper:
 
     def routes(self, family: int, oif: int = 0) -> Iterator[nlmsg.Record]:
         """Every route of ``family`` (only those using ``oif`` when given)."""
-        return self._run(nlmsg.dump_routes(self._next_seq(), family, oif))
+        return self._run(nlmsg.dump_routes(self._next_seq(), family, oif), gone_is_empty=bool(oif))
 
     def neighs(self) -> Iterator[nlmsg.Record]:
         """Every neighbour entry."""
