@@ -55,10 +55,6 @@ class BindingTable:
         """True if any port is bound to ``ifindex``."""
         return ifindex in self._by_ifindex
 
-    def bound_ifindexes(self) -> list[int]:
-        """Every proxy ifindex with at least one port."""
-        return list(self._by_ifindex)
-
     def _index(self, entry: Entry) -> None:
         if entry.ifindex is not None:
             ports = self._by_ifindex.setdefault(entry.ifindex, [])
