@@ -28,6 +28,7 @@ class Options:
     state: str = DEFAULT_STATE
     rcvbuf: int = 64 << 20
     all_routes: bool = False
+    metrics: str | None = None
     log_level: str = "info"
     log_format: str = "kv"
     curve_secret: str | None = None
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all-routes", action="store_true", default=d, help="also publish routes via unbound links"
     )
+    parser.add_argument("--metrics", default=d, help="serve Prometheus metrics on ADDR:PORT")
     parser.add_argument("--log-level", default=d, help="debug, info, warning, error")
     parser.add_argument("--log-format", default=d, choices=["kv", "json"], help="log line format")
     parser.add_argument(

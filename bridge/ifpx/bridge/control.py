@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ifpx.schemas import codec
@@ -69,10 +69,16 @@ class Effects(Protocol):
 
 @dataclass
 class ControlStats:
-    """Commands answered, by outcome."""
+    """Commands answered, by outcome, and by (command, result code)."""
 
     ok: int = 0
     errors: int = 0
+    by_result: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def count(self, cmd: str, result: str) -> None:
+        """One more answer to ``cmd`` with ``result`` ("ok" or an error code)."""
+        key = (cmd, result)
+        self.by_result[key] = self.by_result.get(key, 0) + 1
 
 
 def _binding(e: Entry) -> Binding:
@@ -112,15 +118,17 @@ class Controller:
     def handle(self, data: bytes, read_only: bool = False) -> bytes:
         """Answer one request. Never raises. ``read_only`` refuses commands that change things."""
         rid = 0
+        name = "invalid"
         try:
             cmd = codec.decode_request(data)
-            rid = cmd.id
+            rid, name = cmd.id, cmd.cmd
             if read_only and cmd.cmd not in READ_ONLY:
                 raise CommandError(
                     c.ErrorCode.PERMISSION_DENIED, f"{cmd.cmd} is not allowed on this endpoint"
                 )
             result = self._dispatch(cmd)
             self.stats.ok += 1
+            self.stats.count(name, "ok")
             return codec.encode_reply(c.OkReply(id=rid, result=result))
         except codec.CodecError as exc:
             reply = codec.error_reply(exc.code, str(exc), exc.request_id)
@@ -130,6 +138,7 @@ class Controller:
             log.exception("command failed")
             reply = codec.error_reply(c.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", rid)
         self.stats.errors += 1
+        self.stats.count(name, reply.error.code.value)
         return codec.encode_reply(reply)
 
     def _publish(self, events: list[EventBase]) -> None:

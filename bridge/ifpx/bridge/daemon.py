@@ -72,6 +72,7 @@ class Bridge:
         self.curve: endpoints.Curve | None = None
         self.overruns = 0
         self.dump_retries = 0
+        self.resync_seconds = 0.0
 
     # ---- lifecycle ------------------------------------------------------------
 
@@ -127,6 +128,10 @@ class Bridge:
         pipe = ctx.socket(zmq.PAIR)
         pipe.setsockopt(zmq.RCVHWM, 0)
         pipe.bind(_PIPE)
+        if opts.metrics:
+            from . import metrics
+
+            metrics.serve(self, opts.metrics)
 
         # Subscribe first, then dump: nothing that happens during the dump is lost.
         with self.ns.inside():
@@ -240,6 +245,7 @@ class Bridge:
         self.pub.publish(
             [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
         )
+        self.resync_seconds += time.monotonic() - t0
         log.info("resync done changes=%d seconds=%.3f", len(events), time.monotonic() - t0)
 
     def _compensate(self) -> list[EventBase]:
