@@ -27,20 +27,20 @@ def test_overrun_storm_resyncs_to_the_kernel(ns: Netns) -> None:
             br.proc.send_signal(signal.SIGSTOP)  # the reader cannot drain: the kernel drops
             try:
                 ns.batch(
-                    [f"route add 100.{i // 250}.{i % 250}.0/24 via 10.0.0.2" for i in range(20_000)]
+                    [f"route add 100.{i // 250}.{i % 250}.0/24 via 10.0.0.2" for i in range(50_000)]
                 )
-                ns.batch([f"route del 100.{i // 250}.{i % 250}.0/24" for i in range(0, 20_000, 7)])
+                ns.batch([f"route del 100.{i // 250}.{i % 250}.0/24" for i in range(0, 50_000, 7)])
             finally:
                 br.proc.send_signal(signal.SIGCONT)
             state = wait_bridge_equals_kernel(br, timeout=60)
             status = br.result(c.Status())
             assert isinstance(status, c.StatusResult)
             record(
-                "overrun storm (20k routes, SIGSTOPped bridge): overruns / resyncs",
+                "overrun storm (50k routes, SIGSTOPped bridge): overruns / resyncs",
                 f"{status.counters['overruns']} / {status.counters['resyncs']}",
             )
             assert status.counters["overruns"] >= 1 and status.counters["resyncs"] >= 1
-            assert len(state.routes) == 1 + 20_000 - len(range(0, 20_000, 7))
+            assert len(state.routes) == 1 + 50_000 - len(range(0, 50_000, 7))
 
             def replica_exact() -> bool:
                 sub.poll(max_events=1_000_000, timeout=0.1)

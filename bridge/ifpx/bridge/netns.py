@@ -9,19 +9,16 @@ thread lives there.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from pyroute2 import netns as _pyroute2_netns
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+    # flags=0: never create a namespace by accident (pyroute2's default is O_CREAT).
+    _pyroute2_netns.setns(fd, flags=0)
 
 
 class Namespace:
