@@ -37,7 +37,7 @@ def main() -> None:
         ns.add_tap("tp0")
         ns.add_tap("tp1")
         for line in SETUP.strip().splitlines():
-            ns.ip(*line.split())
+            ns.cmd(line)
         script = (
             "import sys, socket\n"
             "from ifpx.bridge import nlmsg, nlsock\n"

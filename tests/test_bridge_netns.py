@@ -62,24 +62,9 @@ def test_every_event_kind_reaches_a_subscriber(ns: Netns, br: BridgeProcess, tap
     assert isinstance(r, ev.RouteAdd)
     assert (r.prefixlen, r.proto, r.metric, r.table) == (24, 4, 7, 254)
     assert [(h.gateway, h.port_id, h.ifindex) for h in r.nexthops] == [("192.0.2.254", 0, i0)]
-    ns.ip(
-        *[
-            "route",
-            "add",
-            "10.50.0.0/16",
-            "nexthop",
-            "via",
-            "192.0.2.2",
-            "dev",
-            "tap0",
-            "nexthop",
-            "via",
-            "198.51.100.2",
-            "dev",
-            "tap1",
-            "weight",
-            "3",
-        ]
+    ns.cmd(
+        "route add 10.50.0.0/16 nexthop via 192.0.2.2 dev tap0"
+        " nexthop via 198.51.100.2 dev tap1 weight 3"
     )
     (r,) = tap.expect("route_add", dst="10.50.0.0")
     assert isinstance(r, ev.RouteAdd)
@@ -281,22 +266,8 @@ def test_random_iproute2_operations_keep_bridge_equal_to_kernel(
     ns.ip("link", "set", "tap1", "up")
     ns.ip("addr", "replace", "10.0.0.1/24", "dev", "tap0")
     ns.ip("addr", "replace", "10.1.0.1/24", "dev", "tap1")
-    ns.ip(
-        *[
-            "route",
-            "replace",
-            "172.18.0.0/16",
-            "nexthop",
-            "via",
-            "10.0.0.2",
-            "dev",
-            "tap0",
-            "nexthop",
-            "via",
-            "10.1.0.2",
-            "dev",
-            "tap1",
-        ]
+    ns.cmd(
+        "route replace 172.18.0.0/16 nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1"
     )
     state = wait_bridge_equals_kernel(br)
     assert state.routes and state.ports and len(state.ports) == 3

@@ -129,7 +129,7 @@ def _record_session(ns: Netns, br: BridgeProcess, path: Path) -> Subscriber:
             "route add 10.50.0.0/16 nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1",
             "neigh add 10.0.0.2 lladdr 02:00:00:00:00:02 dev tap0", "link set tap1 down",
         ]:  # fmt: skip
-            ns.ip(*step.split())
+            ns.cmd(step)
         want = wait_bridge_equals_kernel(br)
         wait_for(
             lambda: live.poll(10_000, 0.05) is not None and live.state.to_state() == want,

@@ -218,23 +218,7 @@ def test_four_worker_processes_end_equal_to_bridge_and_kernel(
         wait_for((tmp_path / f"worker-{i}.ready").exists, 15, what=f"worker {i}")
     _setup(ns, br)
     ns.ip("link", "set", "tap0", "mtu", "1450")
-    ns.ip(
-        *[
-            "route",
-            "add",
-            "10.50.0.0/16",
-            "nexthop",
-            "via",
-            "10.0.0.2",
-            "dev",
-            "tap0",
-            "nexthop",
-            "via",
-            "10.1.0.2",
-            "dev",
-            "tap1",
-        ]
-    )
+    ns.cmd("route add 10.50.0.0/16 nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1")
     ns.batch([f"route add 172.22.{i}.0/24 via 10.1.0.2" for i in range(100)])
     ns.ip("neigh", "add", "10.0.0.2", "lladdr", "02:00:00:00:00:02", "dev", "tap0")
     want = wait_bridge_equals_kernel(br)

@@ -137,7 +137,7 @@ def _run(
         wait_for((workdir / f"worker-{i}.ready").exists, 15.0, what=f"worker {i} to sync")
     for what, line in SCRIPT:
         _say(f"{what}: ip {line}")
-        ns.ip(*line.split())
+        ns.cmd(line)
         time.sleep(0.25)  # pacing for the reader; the end check below synchronises
     snap = bridge.snapshot()
     kernel = kernel_state(ns.name, snap.state.bindings).canonical()

@@ -56,6 +56,10 @@ class Netns:
             raise RuntimeError(f"ip -n {self.name} {' '.join(args)}: {proc.stderr.strip()}")
         return proc.stdout
 
+    def cmd(self, line: str) -> str:
+        """``ip -n NAME`` followed by ``line``, split on white space."""
+        return self.ip(*line.split())
+
     def batch(self, lines: list[str], force: bool = False) -> None:
         """Feed ``lines`` to ``ip -batch -`` (fast bulk changes); ``force`` goes on past errors."""
         subprocess.run(
