@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint typecheck unit reliability bench clean
+.PHONY: venv demo test lint typecheck unit reliability bench docker-test clean
 
 $(BIN)/ifpx: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,6 +41,10 @@ reliability: venv
 ## benchmarks, quick mode (100k routes); writes bench/RESULTS.md (root)
 bench: venv
 	$(BIN)/python -m bench
+
+## build the container images with podman and check a worker container sees a change (root)
+docker-test: venv
+	PY=$(BIN)/python bash docker/test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
