@@ -238,3 +238,12 @@ def test_addresses_are_canonicalised_and_validated() -> None:
         ev.MacChange(port_id=0, proxy="p", ifindex=1, mac="02:00:00:00:00:AA")  # lower case only
     with pytest.raises(ValueError):
         ev.AddrAdd(port_id=0, proxy="p", ifindex=1, ip="010.0.0.1", prefixlen=24)
+
+
+def test_reference_doc_is_current() -> None:
+    from ifpx.schemas import reference
+
+    doc = Path(__file__).parent.parent / "docs" / "reference.md"
+    assert doc.read_text() == reference.render(), (
+        "run: python -m ifpx.schemas.reference > docs/reference.md"
+    )
