@@ -101,6 +101,7 @@ class BridgeCore:
         """ifindex -> (family, ip) -> (mac, NUD state name)."""
         self.counters = Counters()
         self.redumps: set[Redump] = set()
+        self._hops: dict[tuple[nlmsg.NextHopT, ...], tuple[nlmsg.NextHopT, ...]] = {}
 
     def _ev(self, cls: type[_M], **fields: Any) -> _M:
         # Our own decoder produced these values, so by default the models are built
@@ -342,7 +343,9 @@ class BridgeCore:
             self._index_route(key, old[1], add=False)
             old_view = self._nh_view(old[1])
             return [] if old_view is None else [self._route_event(key, old[0], old_view, True)]
-        new: RouteVal = (rec.proto, rec.nexthops)
+        # Interned: a full table has a million routes but a handful of next-hop sets.
+        hops = self._hops.setdefault(rec.nexthops, rec.nexthops)
+        new: RouteVal = (rec.proto, hops)
         if old == new:
             return []
         if old is not None:
