@@ -114,7 +114,6 @@ class _EventQueue:
 class _Request:
     id: int
     kind: str
-    payload: bytes
     sent: float
     reason: str
 
@@ -364,7 +363,7 @@ class Subscriber:
     def _send(self, kind: str, cmd: c.Command, reason: str) -> None:
         rid = next(_ids)
         payload = codec.encode_request(cmd.model_copy(update={"id": rid}))
-        self._req = _Request(rid, kind, payload, time.monotonic(), reason)
+        self._req = _Request(rid, kind, time.monotonic(), reason)
         self._socket().send_multipart([b"", payload])
 
     def _start_snapshot(self, reason: str) -> None:
