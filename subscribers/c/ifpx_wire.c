@@ -1,0 +1,356 @@
+/* ifpx wire decoding: see ifpx_wire.h. */
+#include "ifpx_wire.h"
+
+#include <arpa/inet.h>
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define MAX_MESSAGE_BYTES (16u << 20)
+#define MAX_BATCH 4096u
+
+static const char *const KIND_NAMES[IFPX_KIND_COUNT] = {
+    "mac_change", "mtu_change", "link_change",
+    "addr_add", "addr_del", "addr6_add", "addr6_del",
+    "route_add", "route_del", "route6_add", "route6_del",
+    "neigh_add", "neigh_del", "neigh6_add", "neigh6_del",
+    "cfg_done", "port_bound", "port_unbound",
+    "proxy_gone", "proxy_renamed", "proxy_back",
+    "resync_begin", "resync_end", "heartbeat",
+};
+
+const char *ifpx_kind_name(enum ifpx_kind kind)
+{
+    return (unsigned)kind < IFPX_KIND_COUNT ? KIND_NAMES[kind] : "?";
+}
+
+static int key_is(const msgpack_object *key, const char *name)
+{
+    size_t n = strlen(name);
+    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == n &&
+           memcmp(key->via.str.ptr, name, n) == 0;
+}
+
+static const msgpack_object *field(const msgpack_object *map, const char *name)
+{
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (key_is(&map->via.map.ptr[i].key, name))
+            return &map->via.map.ptr[i].val;
+    return NULL;
+}
+
+static int get_uint(const msgpack_object *map, const char *name, uint64_t max, uint64_t *out,
+                    int required, uint64_t dflt)
+{
+    const msgpack_object *o = field(map, name);
+    if (!o) {
+        *out = dflt;
+        return required ? IFPX_E_FIELD : IFPX_OK;
+    }
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+        return IFPX_E_FIELD;
+    *out = o->via.u64;
+    return IFPX_OK;
+}
+
+static int get_bool(const msgpack_object *map, const char *name, int *out, int dflt)
+{
+    const msgpack_object *o = field(map, name);
+    if (!o) {
+        *out = dflt;
+        return IFPX_OK;
+    }
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return IFPX_E_FIELD;
+    *out = o->via.boolean;
+    return IFPX_OK;
+}
+
+/* Copies a string into a NUL-terminated buffer; 1 if null (when allowed). */
+static int get_str(const msgpack_object *o, char *buf, size_t size)
+{
+    if (!o || o->type != MSGPACK_OBJECT_STR || o->via.str.size >= size)
+        return IFPX_E_FIELD;
+    memcpy(buf, o->via.str.ptr, o->via.str.size);
+    buf[o->via.str.size] = '\0';
+    return IFPX_OK;
+}
+
+static int parse_ip(const msgpack_object *o, int *family, uint8_t out[16])
+{
+    char text[INET6_ADDRSTRLEN];
+    if (get_str(o, text, sizeof text))
+        return IFPX_E_FIELD;
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, text, out) == 1) {
+        *family = AF_INET;
+        return IFPX_OK;
+    }
+    if (inet_pton(AF_INET6, text, out) == 1) {
+        *family = AF_INET6;
+        return IFPX_OK;
+    }
+    return IFPX_E_FIELD;
+}
+
+static int parse_mac(const msgpack_object *o, int *has, uint8_t mac[6])
+{
+    char text[18];
+    unsigned b[6];
+    if (!o || o->type == MSGPACK_OBJECT_NIL) {
+        *has = 0;
+        return IFPX_OK;
+    }
+    if (get_str(o, text, sizeof text) || strlen(text) != 17 ||
+        sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+        return IFPX_E_FIELD;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)b[i];
+    *has = 1;
+    return IFPX_OK;
+}
+
+static int parse_nexthops(const msgpack_object *o, struct ifpx_event *ev)
+{
+    if (!o) {
+        ev->nh_count = 0;
+        return IFPX_OK;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return IFPX_E_FIELD;
+    if (o->via.array.size > IFPX_MAX_NEXTHOPS)
+        return IFPX_E_LIMIT;
+    ev->nh_count = (uint16_t)o->via.array.size;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        const msgpack_object *h = &o->via.array.ptr[i];
+        struct ifpx_nexthop *nh = &ev->nh[i];
+        uint64_t v;
+        if (h->type != MSGPACK_OBJECT_MAP)
+            return IFPX_E_FIELD;
+        const msgpack_object *gw = field(h, "gateway");
+        nh->has_gateway = gw && gw->type != MSGPACK_OBJECT_NIL;
+        if (nh->has_gateway && parse_ip(gw, &nh->gw_family, nh->gateway))
+            return IFPX_E_FIELD;
+        if (get_uint(h, "ifindex", INT32_MAX, &v, 1, 0))
+            return IFPX_E_FIELD;
+        nh->ifindex = (uint32_t)v;
+        const msgpack_object *port = field(h, "port_id");
+        if (!port || port->type == MSGPACK_OBJECT_NIL) {
+            nh->port_id = -1;
+        } else {
+            if (port->type != MSGPACK_OBJECT_POSITIVE_INTEGER || port->via.u64 > 65535)
+                return IFPX_E_FIELD;
+            nh->port_id = (int32_t)port->via.u64;
+        }
+        if (get_uint(h, "weight", 256, &v, 0, 1) || v < 1)
+            return IFPX_E_FIELD;
+        nh->weight = (uint16_t)v;
+    }
+    return IFPX_OK;
+}
+
+static int kind_of(const msgpack_object *map, enum ifpx_kind *kind)
+{
+    const msgpack_object *k = field(map, "kind");
+    if (!k || k->type != MSGPACK_OBJECT_STR)
+        return IFPX_E_FIELD;
+    for (int i = 0; i < IFPX_KIND_COUNT; i++)
+        if (key_is(k, KIND_NAMES[i])) {
+            *kind = (enum ifpx_kind)i;
+            return IFPX_OK;
+        }
+    return IFPX_E_KIND;
+}
+
+static int is_port_scoped(enum ifpx_kind k)
+{
+    return k <= IFPX_ADDR6_DEL || (k >= IFPX_NEIGH_ADD && k <= IFPX_NEIGH6_DEL) ||
+           (k >= IFPX_PORT_BOUND && k <= IFPX_PROXY_BACK);
+}
+
+static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
+{
+    uint64_t v;
+    int rc;
+    if (m->type != MSGPACK_OBJECT_MAP)
+        return IFPX_E_FORMAT;
+    memset(ev, 0, offsetof(struct ifpx_event, nh));
+    if ((rc = kind_of(m, &ev->kind)))
+        return rc;
+    enum ifpx_kind k = ev->kind;
+    if (is_port_scoped(k)) {
+        if (get_uint(m, "port_id", 65535, &v, 1, 0))
+            return IFPX_E_FIELD;
+        ev->port_id = (uint16_t)v;
+        if (get_uint(m, "ifindex", INT32_MAX, &v, 1, 0))
+            return IFPX_E_FIELD;
+        ev->ifindex = (uint32_t)v;
+        if (get_str(field(m, "proxy"), ev->proxy, sizeof ev->proxy))
+            return IFPX_E_FIELD;
+    }
+    switch (k) {
+    case IFPX_MAC_CHANGE:
+        if (parse_mac(field(m, "mac"), &ev->has_mac, ev->mac) || !ev->has_mac)
+            return IFPX_E_FIELD;
+        break;
+    case IFPX_MTU_CHANGE:
+        if (get_uint(m, "mtu", UINT32_MAX, &v, 1, 0))
+            return IFPX_E_FIELD;
+        ev->mtu = (uint32_t)v;
+        break;
+    case IFPX_LINK_CHANGE:
+        if (get_bool(m, "up", &ev->up, 0) || get_bool(m, "carrier", &ev->carrier, 0) ||
+            !field(m, "up"))
+            return IFPX_E_FIELD;
+        break;
+    case IFPX_ADDR_ADD: case IFPX_ADDR_DEL: case IFPX_ADDR6_ADD: case IFPX_ADDR6_DEL:
+    case IFPX_NEIGH_ADD: case IFPX_NEIGH_DEL: case IFPX_NEIGH6_ADD: case IFPX_NEIGH6_DEL: {
+        int six = (k == IFPX_ADDR6_ADD || k == IFPX_ADDR6_DEL || k == IFPX_NEIGH6_ADD ||
+                   k == IFPX_NEIGH6_DEL);
+        if (parse_ip(field(m, "ip"), &ev->family, ev->ip) ||
+            ev->family != (six ? AF_INET6 : AF_INET))
+            return IFPX_E_FIELD;
+        if (k <= IFPX_ADDR6_DEL) {
+            if (get_uint(m, "prefixlen", six ? 128 : 32, &v, 1, 0))
+                return IFPX_E_FIELD;
+            ev->prefixlen = (uint8_t)v;
+        } else {
+            if (parse_mac(field(m, "mac"), &ev->has_mac, ev->mac))
+                return IFPX_E_FIELD;
+            const msgpack_object *st = field(m, "state");
+            if (st && get_str(st, ev->state, sizeof ev->state))
+                return IFPX_E_FIELD;
+        }
+        break;
+    }
+    case IFPX_ROUTE_ADD: case IFPX_ROUTE_DEL: case IFPX_ROUTE6_ADD: case IFPX_ROUTE6_DEL: {
+        int six = (k == IFPX_ROUTE6_ADD || k == IFPX_ROUTE6_DEL);
+        if (parse_ip(field(m, "dst"), &ev->family, ev->ip) ||
+            ev->family != (six ? AF_INET6 : AF_INET))
+            return IFPX_E_FIELD;
+        if (get_uint(m, "prefixlen", six ? 128 : 32, &v, 1, 0))
+            return IFPX_E_FIELD;
+        ev->prefixlen = (uint8_t)v;
+        if (get_uint(m, "table", UINT32_MAX, &v, 0, 254))
+            return IFPX_E_FIELD;
+        ev->table = (uint32_t)v;
+        if (get_uint(m, "proto", 255, &v, 0, 0))
+            return IFPX_E_FIELD;
+        ev->proto = (uint8_t)v;
+        if (get_uint(m, "metric", UINT32_MAX, &v, 0, 0))
+            return IFPX_E_FIELD;
+        ev->metric = (uint32_t)v;
+        if ((rc = parse_nexthops(field(m, "nexthops"), ev)))
+            return rc;
+        break;
+    }
+    case IFPX_PROXY_RENAMED:
+        if (get_str(field(m, "old_name"), ev->old_name, sizeof ev->old_name))
+            return IFPX_E_FIELD;
+        break;
+    case IFPX_PROXY_BACK:
+        if (get_uint(m, "old_ifindex", INT32_MAX, &v, 1, 0))
+            return IFPX_E_FIELD;
+        ev->old_ifindex = (uint32_t)v;
+        break;
+    case IFPX_RESYNC_BEGIN: case IFPX_RESYNC_END:
+        if (get_str(field(m, "reason"), ev->reason, sizeof ev->reason))
+            return IFPX_E_FIELD;
+        if (k == IFPX_RESYNC_END && get_uint(m, "changes", UINT64_MAX, &ev->changes, 0, 0))
+            return IFPX_E_FIELD;
+        break;
+    case IFPX_HEARTBEAT: {
+        const msgpack_object *ts = field(m, "topic_seqs");
+        const msgpack_object *iv = field(m, "interval");
+        if (!ts || ts->type != MSGPACK_OBJECT_MAP)
+            return IFPX_E_FIELD;
+        if (ts->via.map.size > IFPX_MAX_TOPICS)
+            return IFPX_E_LIMIT;
+        ev->n_topics = (uint8_t)ts->via.map.size;
+        for (uint32_t i = 0; i < ts->via.map.size; i++) {
+            const msgpack_object_kv *kv = &ts->via.map.ptr[i];
+            if (get_str(&kv->key, ev->topic_seqs[i].topic, sizeof ev->topic_seqs[i].topic) ||
+                kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                return IFPX_E_FIELD;
+            ev->topic_seqs[i].tseq = kv->val.via.u64;
+        }
+        ev->interval = 1.0;
+        if (iv) {
+            if (iv->type != MSGPACK_OBJECT_FLOAT64 && iv->type != MSGPACK_OBJECT_FLOAT32)
+                return IFPX_E_FIELD;
+            ev->interval = iv->via.f64;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return IFPX_OK;
+}
+
+int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
+                        ifpx_event_cb cb, void *ctx)
+{
+    msgpack_unpacked up;
+    size_t off = 0;
+    uint64_t v;
+    int rc = IFPX_OK;
+    struct ifpx_event *ev;
+
+    if (len > MAX_MESSAGE_BYTES)
+        return IFPX_E_LIMIT;
+    /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
+    ev = malloc(sizeof *ev);
+    if (!ev)
+        return IFPX_E_LIMIT;
+    msgpack_unpacked_init(&up);
+    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        up.data.type != MSGPACK_OBJECT_MAP) {
+        rc = IFPX_E_FORMAT;
+        goto out;
+    }
+    const msgpack_object *root = &up.data;
+    memset(hdr, 0, sizeof *hdr);
+    if (get_uint(root, "v", 255, &v, 1, 0) || v != 1) {
+        rc = IFPX_E_FIELD;
+        goto out;
+    }
+    hdr->v = (int)v;
+    if (get_uint(root, "epoch", UINT64_MAX, &hdr->epoch, 1, 0) ||
+        get_uint(root, "seq", UINT64_MAX, &hdr->seq, 1, 0) ||
+        get_uint(root, "tseq", UINT64_MAX, &hdr->tseq, 1, 0) ||
+        get_str(field(root, "topic"), hdr->topic, sizeof hdr->topic)) {
+        rc = IFPX_E_FIELD;
+        goto out;
+    }
+    const msgpack_object *ts = field(root, "ts");
+    if (!ts || (ts->type != MSGPACK_OBJECT_FLOAT64 && ts->type != MSGPACK_OBJECT_FLOAT32)) {
+        rc = IFPX_E_FIELD;
+        goto out;
+    }
+    hdr->ts = ts->via.f64;
+    const msgpack_object *events = field(root, "events");
+    if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
+        rc = IFPX_E_FIELD;
+        goto out;
+    }
+    if (events->via.array.size > MAX_BATCH) {
+        rc = IFPX_E_LIMIT;
+        goto out;
+    }
+    hdr->n_events = events->via.array.size;
+    for (uint32_t i = 0; i < events->via.array.size; i++) {
+        if ((rc = parse_event(&events->via.array.ptr[i], ev)))
+            goto out;
+        if (cb && cb(ev, ctx)) {
+            rc = IFPX_E_CALLBACK;
+            goto out;
+        }
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    free(ev);
+    return rc;
+}

@@ -1,0 +1,95 @@
+/* ifpx wire decoding for C consumers: published messages -> typed events.
+ *
+ * The layout is documented in docs/protocol.md and docs/reference.md; the golden
+ * files in tests/golden/ are the shared truth, and tests/test_c_wire.py holds
+ * this decoder to them, field by field. Decoding is bounded: every length is
+ * checked against the contract's limits and malformed input is rejected with
+ * a negative status, never a crash.
+ */
+#ifndef IFPX_WIRE_H
+#define IFPX_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IFPX_MAX_NEXTHOPS 256
+#define IFPX_NAME_LEN 16   /* IFNAMSIZ */
+#define IFPX_MAX_TOPICS 16
+
+enum ifpx_kind {
+    IFPX_MAC_CHANGE, IFPX_MTU_CHANGE, IFPX_LINK_CHANGE,
+    IFPX_ADDR_ADD, IFPX_ADDR_DEL, IFPX_ADDR6_ADD, IFPX_ADDR6_DEL,
+    IFPX_ROUTE_ADD, IFPX_ROUTE_DEL, IFPX_ROUTE6_ADD, IFPX_ROUTE6_DEL,
+    IFPX_NEIGH_ADD, IFPX_NEIGH_DEL, IFPX_NEIGH6_ADD, IFPX_NEIGH6_DEL,
+    IFPX_CFG_DONE, IFPX_PORT_BOUND, IFPX_PORT_UNBOUND,
+    IFPX_PROXY_GONE, IFPX_PROXY_RENAMED, IFPX_PROXY_BACK,
+    IFPX_RESYNC_BEGIN, IFPX_RESYNC_END, IFPX_HEARTBEAT,
+    IFPX_KIND_COUNT
+};
+
+enum ifpx_status {
+    IFPX_OK = 0,
+    IFPX_E_FORMAT = -1,    /* not msgpack, or not the shape the contract says */
+    IFPX_E_FIELD = -2,     /* a field is missing, of the wrong type or out of range */
+    IFPX_E_KIND = -3,      /* an event kind this build does not know */
+    IFPX_E_LIMIT = -4,     /* a length beyond the contract's bounds */
+    IFPX_E_CALLBACK = -5   /* the callback asked to stop */
+};
+
+struct ifpx_nexthop {
+    int has_gateway;
+    int gw_family;          /* AF_INET or AF_INET6 */
+    uint8_t gateway[16];    /* network order */
+    uint32_t ifindex;
+    int32_t port_id;        /* -1: no port bound to that interface */
+    uint16_t weight;
+};
+
+struct ifpx_event {
+    enum ifpx_kind kind;
+    /* port-scoped events */
+    uint16_t port_id;
+    uint32_t ifindex;
+    char proxy[IFPX_NAME_LEN];
+    /* mac_change, neigh*: mac (has_mac 0 when null) */
+    int has_mac;
+    uint8_t mac[6];
+    uint32_t mtu;
+    int up, carrier;
+    /* addr*, neigh*: ip; route*: dst (family AF_INET / AF_INET6) */
+    int family;
+    uint8_t ip[16];
+    uint8_t prefixlen;
+    uint32_t table, metric;
+    uint8_t proto;
+    uint16_t nh_count;
+    struct ifpx_nexthop nh[IFPX_MAX_NEXTHOPS];
+    char state[33];          /* neigh NUD state */
+    char old_name[IFPX_NAME_LEN];
+    uint32_t old_ifindex;
+    char reason[201];
+    uint64_t changes;
+    /* heartbeat: the latest tseq of every topic */
+    uint8_t n_topics;
+    struct { char topic[8]; uint64_t tseq; } topic_seqs[IFPX_MAX_TOPICS];
+    double interval;
+};
+
+struct ifpx_header {
+    int v;
+    uint64_t epoch, seq, tseq;
+    double ts;
+    char topic[8];
+    uint32_t n_events;
+};
+
+typedef int (*ifpx_event_cb)(const struct ifpx_event *ev, void *ctx);
+
+/* Decode one message payload (the second frame). Calls cb for each event in order
+ * (cb returns non-zero to stop). Returns IFPX_OK or a negative ifpx_status. */
+int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
+                        ifpx_event_cb cb, void *ctx);
+
+const char *ifpx_kind_name(enum ifpx_kind kind);
+
+#endif

@@ -1,0 +1,95 @@
+"""The C decoder (subscribers/c) against the Python models: same bytes, same fields."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from samples import EVENTS
+
+from ifpx.schemas import codec
+from ifpx.schemas.envelope import Message
+from ifpx.schemas.topics import KIND_TOPIC
+
+C_DIR = Path(__file__).parent.parent / "subscribers" / "c"
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _have_toolchain() -> bool:
+    if not (shutil.which("cc") and shutil.which("make") and shutil.which("pkg-config")):
+        return False
+    return subprocess.run(["pkg-config", "--exists", "msgpack"], check=False).returncode == 0
+
+
+pytestmark = pytest.mark.skipif(
+    not _have_toolchain(), reason="needs cc, make, pkg-config and libmsgpack-dev (apt)"
+)
+
+
+@pytest.fixture(scope="module")
+def dump_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cbuild")
+    subprocess.run(["make", "-s", "-C", str(C_DIR), f"OUT={out}"], check=True, timeout=120)
+    return out / "ifpx_wire_dump"
+
+
+def _run(tool: Path, payloads: list[bytes]) -> tuple[int, list[dict[str, object]]]:
+    proc = subprocess.run(
+        [str(tool)],
+        input="".join(p.hex() + "\n" for p in payloads),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), f"decoder died: {proc.returncode} {proc.stderr}"
+    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_every_golden_event_decodes_to_the_same_fields(dump_tool: Path) -> None:
+    payloads = []
+    for kind, event in EVENTS.items():
+        msg = Message(epoch=7, seq=3, tseq=2, ts=1.5, topic=KIND_TOPIC[kind], events=[event])
+        payloads.append(codec.encode_message(msg)[1])
+    code, lines = _run(dump_tool, payloads)
+    assert code == 0
+    events = [line for line in lines if "kind" in line]
+    assert len(events) == len(EVENTS)
+    for got, (kind, want) in zip(events, EVENTS.items(), strict=True):
+        assert got == want.model_dump(mode="json"), kind
+    headers = [line["header"] for line in lines if "header" in line]
+    assert headers[0] == {"epoch": 7, "seq": 3, "tseq": 2, "topic": "link", "events": 1}
+
+
+def test_golden_message_bytes(dump_tool: Path) -> None:
+    golden = json.loads((GOLDEN / "envelope.message.json").read_text())
+    code, lines = _run(dump_tool, [bytes.fromhex(golden["msgpack_hex"])])
+    assert code == 0
+    assert [line for line in lines if "kind" in line] == golden["json"]["events"]
+    header = lines[-1]["header"]
+    assert header["seq"] == golden["json"]["seq"] and header["topic"] == "route"
+
+
+def test_malformed_input_is_rejected_without_crashing(dump_tool: Path) -> None:
+    rng = random.Random(4242)
+    valid = [
+        codec.encode_message(
+            Message(epoch=1, seq=1, tseq=1, ts=0.0, topic=KIND_TOPIC[k], events=[e])
+        )[1]
+        for k, e in EVENTS.items()
+    ]
+    cases: list[bytes] = [b"", b"\xc1", b"\x91" * 100_000, b"\xdd\xff\xff\xff\xff"]
+    for _ in range(3000):
+        base = bytearray(rng.choice(valid))
+        for _ in range(rng.randint(1, 4)):
+            base[rng.randrange(len(base))] = rng.randrange(256)
+        cases.append(bytes(base[: rng.randint(0, len(base))]))
+        cases.append(bytes(rng.randrange(256) for _ in range(rng.randint(0, 64))))
+    code, lines = _run(dump_tool, cases)
+    errors = [line["error"] for line in lines if "error" in line]
+    decoded = [line for line in lines if "header" in line]
+    assert code == 1 and len(errors) + len(decoded) == len(cases)
+    assert all(e in (-1, -2, -3, -4) for e in errors)
