@@ -93,3 +93,48 @@ def test_malformed_input_is_rejected_without_crashing(dump_tool: Path) -> None:
     decoded = [line for line in lines if "header" in line]
     assert code == 1 and len(errors) + len(decoded) == len(cases)
     assert all(e in (-1, -2, -3, -4) for e in errors)
+
+
+def _run_snapshot(tool: Path, replies: list[bytes]) -> list[dict[str, object]]:
+    proc = subprocess.run(
+        [str(tool)],
+        input="".join("S " + r.hex() + "\n" for r in replies),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_snapshot_becomes_the_same_initial_events_as_in_python(dump_tool: Path) -> None:
+    from ifpx.schemas import commands as c
+    from ifpx.subscribers.replica import Replica, initial_events
+
+    golden = json.loads((GOLDEN / "result.snapshot.json").read_text())
+    result = c.SnapshotResult.model_validate(golden["json"] | {"state": golden["json"]["state"]})
+    reply = codec.encode_reply(c.OkReply(result=result))
+    lines = _run_snapshot(dump_tool, [reply])
+    got = [line for line in lines if "kind" in line]
+    replica = Replica()
+    replica.load(result.state)
+    want = [e.model_dump(mode="json") for e in initial_events(replica)]
+    want.append({"kind": "cfg_done"})
+
+    # The same events; C emits each port's addresses in snapshot order, Python sorted.
+    def canon(events: list[dict[str, object]]) -> list[str]:
+        return sorted(json.dumps(e, sort_keys=True) for e in events)
+
+    assert canon(got) == canon(want)
+    assert got[-1] == {"kind": "cfg_done"}
+    assert lines[-1] == {"snapshot": {"epoch": 1, "seq": 42, "cfg_done": True}}
+    # An error reply and garbage are refused.
+    refused = _run_snapshot(
+        dump_tool,
+        [
+            codec.encode_reply(codec.error_reply(c.ErrorCode.INTERNAL, "x")),
+            b"\x93\x01\x02",
+            reply[:-3],
+        ],
+    )
+    assert all("error" in line for line in refused) and len(refused) == 3

@@ -90,6 +90,21 @@ typedef int (*ifpx_event_cb)(const struct ifpx_event *ev, void *ctx);
 int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
                         ifpx_event_cb cb, void *ctx);
 
+struct ifpx_snapshot {
+    uint64_t epoch, seq;
+    int cfg_done;
+    uint8_t n_topics;
+    struct { char topic[8]; uint64_t tseq; } topic_seqs[IFPX_MAX_TOPICS];
+};
+
+/* Decode a reply to the `snapshot` command and hand the state to cb as the events
+ * that build it from nothing (per bound port: port_bound, mac_change, mtu_change,
+ * link_change, addr(6)_add; then neigh(6)_add, route(6)_add; cfg_done last when the
+ * bridge had finished its dump), after a proxy_gone for each binding whose proxy is gone.
+ * An error reply or anything malformed: a negative status. */
+int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap,
+                         ifpx_event_cb cb, void *ctx);
+
 const char *ifpx_kind_name(enum ifpx_kind kind);
 
 #endif

@@ -1,4 +1,5 @@
-/* Decode message payloads given as hex lines on stdin; print each event as a JSON line
+/* Decode message payloads given as hex lines on stdin (a line starting with "S " holds a
+ * reply to `snapshot` instead); print each event as a JSON line
  * with the field names of the wire contract. Exit 0 if every line decoded, 1 if some
  * line was rejected (its status is printed as {"error": N}). Used by the tests to hold
  * the C decoder to the Python models, and to feed it hostile input. */
@@ -111,7 +112,9 @@ int main(void)
     static char bin[1 << 21];
     int failed = 0;
     while (fgets(line, sizeof line, stdin)) {
-        size_t n = strcspn(line, "\r\n");
+        int snapshot = strncmp(line, "S ", 2) == 0;
+        char *hex = snapshot ? line + 2 : line;
+        size_t n = strcspn(hex, "\r\n");
         size_t len = n / 2;
         if (n % 2 || len > sizeof bin) {
             printf("{\"error\": %d}\n", IFPX_E_FORMAT);
@@ -120,8 +123,22 @@ int main(void)
         }
         for (size_t i = 0; i < len; i++) {
             unsigned b;
-            if (sscanf(line + 2 * i, "%2x", &b) != 1) { len = 0; break; }
+            if (sscanf(hex + 2 * i, "%2x", &b) != 1) { len = 0; break; }
             bin[i] = (char)b;
+        }
+        if (snapshot) {
+            struct ifpx_snapshot snap;
+            int rc = ifpx_decode_snapshot(bin, len, &snap, print_event, NULL);
+            if (rc) {
+                printf("{\"error\": %d}\n", rc);
+                failed = 1;
+            } else {
+                printf("{\"snapshot\": {\"epoch\": %llu, \"seq\": %llu, \"cfg_done\": %s}}\n",
+                       (unsigned long long)snap.epoch, (unsigned long long)snap.seq,
+                       snap.cfg_done ? "true" : "false");
+            }
+            fflush(stdout);
+            continue;
         }
         struct ifpx_header hdr;
         int rc = ifpx_decode_message(bin, len, &hdr, print_event, NULL);
