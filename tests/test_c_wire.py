@@ -138,3 +138,21 @@ def test_snapshot_becomes_the_same_initial_events_as_in_python(dump_tool: Path) 
         ],
     )
     assert all("error" in line for line in refused) and len(refused) == 3
+
+
+def test_malformed_snapshots_are_rejected_without_crashing(dump_tool: Path) -> None:
+    from ifpx.schemas import commands as c
+
+    golden = json.loads((GOLDEN / "result.snapshot.json").read_text())
+    reply = codec.encode_reply(c.OkReply(result=c.SnapshotResult.model_validate(golden["json"])))
+    rng = random.Random(77)
+    cases = []
+    for _ in range(2000):
+        mutated = bytearray(reply)
+        for _ in range(rng.randint(1, 4)):
+            mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+        cases.append(bytes(mutated[: rng.randint(0, len(mutated))]))
+    lines = _run_snapshot(dump_tool, cases)
+    outcomes = [line for line in lines if "error" in line or "snapshot" in line]
+    assert len(outcomes) == len(cases)
+    assert all(line.get("error", 0) in (0, -1, -2, -3, -4) for line in outcomes)
