@@ -198,6 +198,15 @@ def test_create_and_destroy_proxy(ns: Netns, br: BridgeProcess, tap: EventTap) -
     reply = br.request(c.DestroyProxy(name="lo"))
     assert isinstance(reply, c.ErrorReply)  # lo is not a tap: refused
     assert reply.error.code in (c.ErrorCode.INVALID_VALUE, c.ErrorCode.NO_SUCH_PROXY)
+    # A bound interface that is not a tap: refused, and its binding untouched.
+    ns.cmd("link add vpx0 type veth peer name vpx1")
+    _bind(br, 5, "vpx0")
+    refused = br.request(c.DestroyProxy(name="vpx0"))
+    assert isinstance(refused, c.ErrorReply) and refused.error.code == c.ErrorCode.INVALID_VALUE
+    listing = br.result(c.ListBindings())
+    assert isinstance(listing, c.ListBindingsResult)
+    assert [(b.port_id, b.proxy) for b in listing.bindings] == [(5, "vpx0")]
+    assert "vpx0" in ns.ip("link", "show")
 
 
 def test_random_iproute2_operations_keep_bridge_equal_to_kernel(

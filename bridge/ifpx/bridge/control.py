@@ -63,8 +63,11 @@ class Effects(Protocol):
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create (or reuse) a tap; return (ifindex, created)."""
 
+    def is_tap(self, name: str) -> bool:
+        """True if ``name`` is a tun/tap interface (the only kind destroy_proxy removes)."""
+
     def destroy_tap(self, name: str) -> None:
-        """Remove a tap; raise CommandError if it is not one."""
+        """Remove a tap."""
 
 
 @dataclass
@@ -195,6 +198,11 @@ class Controller:
 
     def _cmd_destroy_proxy(self, cmd: c.DestroyProxy) -> c.Result:
         link = self._link(cmd.name)
+        if not self.effects.is_tap(cmd.name):
+            # Checked before anything changes: a refused command leaves the bindings alone.
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE, f"{cmd.name} is not a tap; not removing it"
+            )
         removed: list[Entry] = []
         events: list[EventBase] = []
         for port in list(self.core.bindings.ports(link.ifindex)):

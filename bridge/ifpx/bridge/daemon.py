@@ -354,14 +354,17 @@ class Bridge:
         except taps.TapError as exc:
             raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
 
-    def destroy_tap(self, name: str) -> None:
-        """Remove a tap (and refuse anything that is not one)."""
+    def is_tap(self, name: str) -> bool:
+        """True if ``name`` is a tun/tap interface in the bridge's netns."""
         from . import taps
 
         with self.ns.inside():
-            is_tap = taps.is_tap(name)
-        if not is_tap:
-            raise CommandError(c.ErrorCode.INVALID_VALUE, f"{name} is not a tap; not removing it")
+            return taps.is_tap(name)
+
+    def destroy_tap(self, name: str) -> None:
+        """Remove a tap."""
+        from . import taps
+
         try:
             with self.ns.inside():
                 taps.destroy(name)
