@@ -155,6 +155,18 @@ def _fig(figs: dict[str, Figure], key: str, name: str, unit: str, ref: str, targ
     return figs.setdefault(key, Figure(name, unit, ref_name=ref, target=target))
 
 
+def _churn_step(
+    ns: Netns, lines: list[str], workers: list[subprocess.Popen[str]], milestone: str, fig: Figure
+) -> tuple[float, list[dict[str, float]]]:
+    """Apply ``lines`` with ip -batch; record when every worker reached ``milestone``."""
+    t0 = time.monotonic()
+    ns.batch(lines)
+    fig.reference.append(time.monotonic() - t0)  # the kernel's own time
+    docs = [_milestone(w, milestone) for w in workers]
+    fig.values.append(max(d[milestone] for d in docs) - t0)
+    return t0, docs
+
+
 def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
     """Target 1 and 5: add then delete n routes; every subscriber equal to the kernel."""
     add = _fig(figs, "churn_add", "churn: add, all subscribers have it", "s",
@@ -180,17 +192,12 @@ def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
             try:
                 assert br.proc is not None
                 rss0 = _rss(br.proc.pid)
-                monitor.expect(n, 2 * n)
-                t0 = time.monotonic()
-                ns.batch(adds)
-                kernel = time.monotonic() - t0
-                reached = [_milestone(w, "reached") for w in workers]
-                add.values.append(max(d["reached"] for d in reached) - t0)
-                add.reference.append(kernel)
+                monitor.expect(n)
+                t0, reached = _churn_step(ns, adds, workers, "reached", add)
                 try:
                     wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
                     mon.values.append(monitor.marks[n] - t0)
-                    mon.reference.append(kernel)
+                    mon.reference.append(add.reference[-1])
                 except TimeoutError:
                     # ip monitor's own socket overflowed (ENOBUFS) and lost events: it never
                     # sees them all. Counted, not timed.
@@ -198,12 +205,7 @@ def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
                 mem_b.values.append((_rss(br.proc.pid) - rss0) / n)
                 mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
                 loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
-                t0 = time.monotonic()
-                ns.batch(dels)
-                kernel = time.monotonic() - t0
-                emptied = [_milestone(w, "emptied") for w in workers]
-                dele.values.append(max(d["emptied"] for d in emptied) - t0)
-                dele.reference.append(kernel)
+                _churn_step(ns, dels, workers, "emptied", dele)
             finally:
                 monitor.close()
                 for w in workers:

@@ -151,6 +151,24 @@ static int parse_nexthops(const msgpack_object *o, struct ifpx_event *ev)
     return IFPX_OK;
 }
 
+/* A map of topic -> tseq (heartbeats and snapshots carry one). */
+static int parse_topic_seqs(const msgpack_object *o, uint8_t *n, struct ifpx_topic_seq *out)
+{
+    if (!o || o->type != MSGPACK_OBJECT_MAP)
+        return IFPX_E_FIELD;
+    if (o->via.map.size > IFPX_MAX_TOPICS)
+        return IFPX_E_LIMIT;
+    *n = (uint8_t)o->via.map.size;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (get_str(&kv->key, out[i].topic, sizeof out[i].topic) ||
+            kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return IFPX_E_FIELD;
+        out[i].tseq = kv->val.via.u64;
+    }
+    return IFPX_OK;
+}
+
 static int kind_of(const msgpack_object *map, enum ifpx_kind *kind)
 {
     const msgpack_object *k = field(map, "kind");
@@ -262,20 +280,9 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
             return IFPX_E_FIELD;
         break;
     case IFPX_HEARTBEAT: {
-        const msgpack_object *ts = field(m, "topic_seqs");
         const msgpack_object *iv = field(m, "interval");
-        if (!ts || ts->type != MSGPACK_OBJECT_MAP)
-            return IFPX_E_FIELD;
-        if (ts->via.map.size > IFPX_MAX_TOPICS)
-            return IFPX_E_LIMIT;
-        ev->n_topics = (uint8_t)ts->via.map.size;
-        for (uint32_t i = 0; i < ts->via.map.size; i++) {
-            const msgpack_object_kv *kv = &ts->via.map.ptr[i];
-            if (get_str(&kv->key, ev->topic_seqs[i].topic, sizeof ev->topic_seqs[i].topic) ||
-                kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                return IFPX_E_FIELD;
-            ev->topic_seqs[i].tseq = kv->val.via.u64;
-        }
+        if ((rc = parse_topic_seqs(field(m, "topic_seqs"), &ev->n_topics, ev->topic_seqs)))
+            return rc;
         ev->interval = 1.0;
         if (iv) {
             if (iv->type != MSGPACK_OBJECT_FLOAT64 && iv->type != MSGPACK_OBJECT_FLOAT32)
@@ -290,27 +297,34 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
     return IFPX_OK;
 }
 
+/* Unpacks ``buf`` as exactly one msgpack map and allocates the event buffer. */
+static int begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up,
+                 struct ifpx_event **ev)
+{
+    size_t off = 0;
+    *ev = NULL;
+    msgpack_unpacked_init(up);
+    if (len > limit)
+        return IFPX_E_LIMIT;
+    /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
+    if (!(*ev = malloc(sizeof **ev)))
+        return IFPX_E_LIMIT;
+    if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        up->data.type != MSGPACK_OBJECT_MAP)
+        return IFPX_E_FORMAT;
+    return IFPX_OK;
+}
+
 int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
                         ifpx_event_cb cb, void *ctx)
 {
     msgpack_unpacked up;
-    size_t off = 0;
     uint64_t v;
-    int rc = IFPX_OK;
     struct ifpx_event *ev;
+    int rc = begin(buf, len, MAX_MESSAGE_BYTES, &up, &ev);
 
-    if (len > MAX_MESSAGE_BYTES)
-        return IFPX_E_LIMIT;
-    /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
-    ev = malloc(sizeof *ev);
-    if (!ev)
-        return IFPX_E_LIMIT;
-    msgpack_unpacked_init(&up);
-    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        up.data.type != MSGPACK_OBJECT_MAP) {
-        rc = IFPX_E_FORMAT;
+    if (rc)
         goto out;
-    }
     const msgpack_object *root = &up.data;
     memset(hdr, 0, sizeof *hdr);
     if (get_uint(root, "v", 255, &v, 1, 0) || v != 1) {
@@ -542,21 +556,11 @@ int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap
                          ifpx_event_cb cb, void *ctx)
 {
     msgpack_unpacked up;
-    size_t off = 0;
-    int rc = IFPX_OK;
     struct ifpx_event *ev;
+    int rc = begin(buf, len, MAX_SNAPSHOT_BYTES, &up, &ev);
 
-    if (len > MAX_SNAPSHOT_BYTES)
-        return IFPX_E_LIMIT;
-    ev = malloc(sizeof *ev);
-    if (!ev)
-        return IFPX_E_LIMIT;
-    msgpack_unpacked_init(&up);
-    if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        up.data.type != MSGPACK_OBJECT_MAP) {
-        rc = IFPX_E_FORMAT;
+    if (rc)
         goto out;
-    }
     const msgpack_object *ok = field(&up.data, "ok");
     const msgpack_object *res = field(&up.data, "result");
     const msgpack_object *type = res && res->type == MSGPACK_OBJECT_MAP ? field(res, "type") : NULL;
@@ -572,21 +576,8 @@ int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap
         rc = IFPX_E_FIELD;
         goto out;
     }
-    const msgpack_object *ts = field(res, "topic_seqs");
-    if (!ts || ts->type != MSGPACK_OBJECT_MAP || ts->via.map.size > IFPX_MAX_TOPICS) {
-        rc = IFPX_E_FIELD;
+    if ((rc = parse_topic_seqs(field(res, "topic_seqs"), &snap->n_topics, snap->topic_seqs)))
         goto out;
-    }
-    snap->n_topics = (uint8_t)ts->via.map.size;
-    for (uint32_t i = 0; i < ts->via.map.size; i++) {
-        const msgpack_object_kv *kv = &ts->via.map.ptr[i];
-        if (get_str(&kv->key, snap->topic_seqs[i].topic, sizeof snap->topic_seqs[i].topic) ||
-            kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            rc = IFPX_E_FIELD;
-            goto out;
-        }
-        snap->topic_seqs[i].tseq = kv->val.via.u64;
-    }
     const msgpack_object *state = field(res, "state");
     if (!state || state->type != MSGPACK_OBJECT_MAP) {
         rc = IFPX_E_FIELD;

@@ -36,6 +36,11 @@ enum ifpx_status {
     IFPX_E_CALLBACK = -5   /* the callback asked to stop */
 };
 
+struct ifpx_topic_seq {
+    char topic[8];
+    uint64_t tseq;
+};
+
 struct ifpx_nexthop {
     int has_gateway;
     int gw_family;          /* AF_INET or AF_INET6 */
@@ -71,7 +76,7 @@ struct ifpx_event {
     uint64_t changes;
     /* heartbeat: the latest tseq of every topic */
     uint8_t n_topics;
-    struct { char topic[8]; uint64_t tseq; } topic_seqs[IFPX_MAX_TOPICS];
+    struct ifpx_topic_seq topic_seqs[IFPX_MAX_TOPICS];
     double interval;
 };
 
@@ -94,7 +99,7 @@ struct ifpx_snapshot {
     uint64_t epoch, seq;
     int cfg_done;
     uint8_t n_topics;
-    struct { char topic[8]; uint64_t tseq; } topic_seqs[IFPX_MAX_TOPICS];
+    struct ifpx_topic_seq topic_seqs[IFPX_MAX_TOPICS];
 };
 
 /* Decode a reply to the `snapshot` command and hand the state to cb as the events
