@@ -4,37 +4,28 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from ctools import build, have_toolchain
 from samples import EVENTS
 
 from ifpx.schemas import codec
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.topics import KIND_TOPIC
 
-C_DIR = Path(__file__).parent.parent / "subscribers" / "c"
 GOLDEN = Path(__file__).parent / "golden"
 
-
-def _have_toolchain() -> bool:
-    if not (shutil.which("cc") and shutil.which("make") and shutil.which("pkg-config")):
-        return False
-    return subprocess.run(["pkg-config", "--exists", "msgpack"], check=False).returncode == 0
-
-
 pytestmark = pytest.mark.skipif(
-    not _have_toolchain(), reason="needs cc, make, pkg-config and libmsgpack-dev (apt)"
+    not have_toolchain("msgpack", "libzmq"),
+    reason="needs cc, make, pkg-config, libmsgpack-dev and libzmq3-dev (apt)",
 )
 
 
 @pytest.fixture(scope="module")
 def dump_tool(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("cbuild")
-    subprocess.run(["make", "-s", "-C", str(C_DIR), f"OUT={out}"], check=True, timeout=120)
-    return out / "ifpx_wire_dump"
+    return build(tmp_path_factory.mktemp("cbuild")) / "ifpx_wire_dump"
 
 
 def _run(tool: Path, payloads: list[bytes]) -> tuple[int, list[dict[str, object]]]:

@@ -185,6 +185,7 @@ ops = st.one_of(
     st.tuples(
         st.just("neigh"), st.integers(2, 4), st.integers(1, 3), st.sampled_from([0, 2, 4, 64, 128])
     ),
+    st.tuples(st.just("neighdel"), st.integers(2, 4), st.integers(1, 3)),
     st.tuples(st.just("bind"), st.integers(0, 3), st.integers(2, 4)),
     st.tuples(st.just("unbind"), st.integers(0, 3)),
 )
@@ -216,6 +217,8 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
         return core.apply(
             nlmsg.Neigh(False, op[1], AF4, f"192.0.2.{op[2]}", "02:00:00:00:00:02", op[3])
         )
+    if kind == "neighdel":
+        return core.apply(nlmsg.Neigh(True, op[1], AF4, f"192.0.2.{op[2]}", None, 0))
     if kind == "bind":
         link_ = core.links.get(op[2])
         return core.bind(op[1], link_)[2] if link_ else []

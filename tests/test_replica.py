@@ -8,6 +8,7 @@ from test_core import _apply_op, link, ops
 
 from ifpx.bridge.core import BridgeCore
 from ifpx.schemas import events as ev
+from ifpx.schemas.state import Binding, NeighState, PortState, State
 from ifpx.subscribers.replica import Replica, diff
 
 
@@ -88,3 +89,24 @@ def test_diff_takes_any_state_to_any_other(a: list, b: list) -> None:  # type: i
     r.apply_all(diff(r, new))
     assert r.to_state() == new.canonical()
     assert diff(r, new) == []
+
+
+def _rebound(ifindex: int) -> State:
+    return State(
+        bindings=[Binding(port_id=0, proxy="tap0", ifindex=ifindex)],
+        ports=[PortState(port_id=0, proxy="tap0", ifindex=ifindex, mtu=1500)],
+        neighs=[NeighState(port_id=0, ip="192.0.2.1", mac="02:00:00:00:00:01")],
+    )
+
+
+REBOUND = (_rebound(2), _rebound(3))
+"""A port bound anew to another interface that has the same neighbour: port_bound drops the
+port's neighbours, so the difference must announce that neighbour again."""
+
+
+def test_diff_after_rebind_announces_unchanged_neighbours() -> None:
+    old, new = REBOUND
+    r = Replica()
+    r.load(old)
+    r.apply_all(diff(r, new))
+    assert r.to_state() == new.canonical()

@@ -182,7 +182,7 @@ static int kind_of(const msgpack_object *map, enum ifpx_kind *kind)
     return IFPX_E_KIND;
 }
 
-static int is_port_scoped(enum ifpx_kind k)
+int ifpx_kind_is_port_scoped(enum ifpx_kind k)
 {
     return k <= IFPX_ADDR6_DEL || (k >= IFPX_NEIGH_ADD && k <= IFPX_NEIGH6_DEL) ||
            (k >= IFPX_PORT_BOUND && k <= IFPX_PROXY_BACK);
@@ -198,7 +198,7 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
     if ((rc = kind_of(m, &ev->kind)))
         return rc;
     enum ifpx_kind k = ev->kind;
-    if (is_port_scoped(k)) {
+    if (ifpx_kind_is_port_scoped(k)) {
         if (get_uint(m, "port_id", 65535, &v, 1, 0))
             return IFPX_E_FIELD;
         ev->port_id = (uint16_t)v;
@@ -315,57 +315,110 @@ static int begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up
     return IFPX_OK;
 }
 
-int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
-                        ifpx_event_cb cb, void *ctx)
-{
+struct ifpx_msg {
     msgpack_unpacked up;
-    uint64_t v;
-    struct ifpx_event *ev;
-    int rc = begin(buf, len, MAX_MESSAGE_BYTES, &up, &ev);
+    struct ifpx_header hdr;
+    const msgpack_object *events;
+    uint32_t next;
+    char *buf; /* the unpacked strings point into it */
+};
 
-    if (rc)
-        goto out;
-    const msgpack_object *root = &up.data;
+static int parse_header(const msgpack_object *root, struct ifpx_header *hdr,
+                        const msgpack_object **events)
+{
+    uint64_t v;
     memset(hdr, 0, sizeof *hdr);
-    if (get_uint(root, "v", 255, &v, 1, 0) || v != 1) {
-        rc = IFPX_E_FIELD;
-        goto out;
-    }
+    if (get_uint(root, "v", 255, &v, 1, 0) || v != 1)
+        return IFPX_E_FIELD;
     hdr->v = (int)v;
     if (get_uint(root, "epoch", UINT64_MAX, &hdr->epoch, 1, 0) ||
         get_uint(root, "seq", UINT64_MAX, &hdr->seq, 1, 0) ||
         get_uint(root, "tseq", UINT64_MAX, &hdr->tseq, 1, 0) ||
-        get_str(field(root, "topic"), hdr->topic, sizeof hdr->topic)) {
-        rc = IFPX_E_FIELD;
-        goto out;
-    }
+        get_str(field(root, "topic"), hdr->topic, sizeof hdr->topic))
+        return IFPX_E_FIELD;
     const msgpack_object *ts = field(root, "ts");
-    if (!ts || (ts->type != MSGPACK_OBJECT_FLOAT64 && ts->type != MSGPACK_OBJECT_FLOAT32)) {
-        rc = IFPX_E_FIELD;
-        goto out;
-    }
+    if (!ts || (ts->type != MSGPACK_OBJECT_FLOAT64 && ts->type != MSGPACK_OBJECT_FLOAT32))
+        return IFPX_E_FIELD;
     hdr->ts = ts->via.f64;
-    const msgpack_object *events = field(root, "events");
-    if (!events || events->type != MSGPACK_OBJECT_ARRAY) {
-        rc = IFPX_E_FIELD;
-        goto out;
+    *events = field(root, "events");
+    if (!*events || (*events)->type != MSGPACK_OBJECT_ARRAY)
+        return IFPX_E_FIELD;
+    if ((*events)->via.array.size > MAX_BATCH)
+        return IFPX_E_LIMIT;
+    hdr->n_events = (*events)->via.array.size;
+    return IFPX_OK;
+}
+
+struct ifpx_msg *ifpx_msg_open(const char *buf, size_t len, struct ifpx_header *hdr, int *status)
+{
+    struct ifpx_event *ev;
+    struct ifpx_msg *m = calloc(1, sizeof *m);
+    int rc = IFPX_E_LIMIT;
+
+    if (!m || !(m->buf = malloc(len ? len : 1))) {
+        free(m);
+        *status = IFPX_E_LIMIT;
+        return NULL;
     }
-    if (events->via.array.size > MAX_BATCH) {
-        rc = IFPX_E_LIMIT;
-        goto out;
-    }
-    hdr->n_events = events->via.array.size;
-    for (uint32_t i = 0; i < events->via.array.size; i++) {
-        if ((rc = parse_event(&events->via.array.ptr[i], ev)))
-            goto out;
-        if (cb && cb(ev, ctx)) {
-            rc = IFPX_E_CALLBACK;
-            goto out;
-        }
-    }
-out:
-    msgpack_unpacked_destroy(&up);
+    memcpy(m->buf, buf, len);
+    if ((rc = begin(m->buf, len, MAX_MESSAGE_BYTES, &m->up, &ev)) ||
+        (rc = parse_header(&m->up.data, &m->hdr, &m->events)))
+        goto fail;
+    /* Every event is checked now, so that none is applied from a message that is bad later on. */
+    for (uint32_t i = 0; i < m->events->via.array.size; i++)
+        if ((rc = parse_event(&m->events->via.array.ptr[i], ev)))
+            goto fail;
     free(ev);
+    if (hdr)
+        *hdr = m->hdr;
+    *status = IFPX_OK;
+    return m;
+fail:
+    free(ev);
+    ifpx_msg_free(m);
+    *status = rc;
+    return NULL;
+}
+
+int ifpx_msg_next(struct ifpx_msg *m, struct ifpx_event *ev)
+{
+    if (m->next >= m->events->via.array.size)
+        return 0;
+    return parse_event(&m->events->via.array.ptr[m->next++], ev) == IFPX_OK ? 1 : 0;
+}
+
+const struct ifpx_header *ifpx_msg_header(const struct ifpx_msg *m)
+{
+    return &m->hdr;
+}
+
+void ifpx_msg_free(struct ifpx_msg *m)
+{
+    if (!m)
+        return;
+    msgpack_unpacked_destroy(&m->up);
+    free(m->buf);
+    free(m);
+}
+
+int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,
+                        ifpx_event_cb cb, void *ctx)
+{
+    int rc;
+    struct ifpx_msg *m = ifpx_msg_open(buf, len, hdr, &rc);
+    struct ifpx_event *ev = malloc(sizeof *ev);
+
+    if (m && ev) {
+        while (ifpx_msg_next(m, ev))
+            if (cb && cb(ev, ctx)) {
+                rc = IFPX_E_CALLBACK;
+                break;
+            }
+    } else if (m) {
+        rc = IFPX_E_LIMIT;
+    }
+    free(ev);
+    ifpx_msg_free(m);
     return rc;
 }
 
@@ -598,4 +651,186 @@ out:
     msgpack_unpacked_destroy(&up);
     free(ev);
     return rc;
+}
+
+/* ---- replies and requests ---------------------------------------------------------- */
+
+#define MAX_REPLY_BYTES (1u << 30)
+
+static int unpack_reply(const char *buf, size_t len, msgpack_unpacked *up)
+{
+    size_t off = 0;
+    msgpack_unpacked_init(up);
+    if (len > MAX_REPLY_BYTES)
+        return IFPX_E_LIMIT;
+    if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
+        up->data.type != MSGPACK_OBJECT_MAP)
+        return IFPX_E_FORMAT;
+    return IFPX_OK;
+}
+
+int ifpx_decode_reply(const char *buf, size_t len, struct ifpx_reply *r)
+{
+    msgpack_unpacked up;
+    int rc = unpack_reply(buf, len, &up);
+    memset(r, 0, sizeof *r);
+    if (rc)
+        goto out;
+    const msgpack_object *root = &up.data;
+    const msgpack_object *ok = field(root, "ok");
+    rc = IFPX_E_FIELD;
+    if (get_uint(root, "id", UINT64_MAX, &r->id, 1, 0) || !ok ||
+        ok->type != MSGPACK_OBJECT_BOOLEAN)
+        goto out;
+    r->ok = ok->via.boolean;
+    if (r->ok) {
+        const msgpack_object *res = field(root, "result");
+        if (!res || res->type != MSGPACK_OBJECT_MAP || get_str(field(res, "type"), r->type,
+                                                                sizeof r->type))
+            goto out;
+    } else {
+        const msgpack_object *err = field(root, "error");
+        if (!err || err->type != MSGPACK_OBJECT_MAP ||
+            get_str(field(err, "code"), r->code, sizeof r->code))
+            goto out;
+        const msgpack_object *msg = field(err, "message");
+        if (msg && msg->type == MSGPACK_OBJECT_STR) {
+            size_t n = msg->via.str.size < sizeof r->message - 1 ? msg->via.str.size
+                                                                 : sizeof r->message - 1;
+            memcpy(r->message, msg->via.str.ptr, n);
+            r->message[n] = '\0';
+        }
+    }
+    rc = IFPX_OK;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+int ifpx_decode_replay(const char *buf, size_t len, uint64_t *epoch, ifpx_payload_cb cb,
+                       void *ctx)
+{
+    msgpack_unpacked up;
+    int rc = unpack_reply(buf, len, &up);
+    if (rc)
+        goto out;
+    const msgpack_object *res = field(&up.data, "result");
+    const msgpack_object *type = res && res->type == MSGPACK_OBJECT_MAP ? field(res, "type") : NULL;
+    const msgpack_object *msgs = type ? field(res, "messages") : NULL;
+    rc = IFPX_E_FIELD;
+    if (!type || !key_is(type, "replay") || !msgs || msgs->type != MSGPACK_OBJECT_ARRAY ||
+        get_uint(res, "epoch", UINT64_MAX, epoch, 1, 0))
+        goto out;
+    for (uint32_t i = 0; i < msgs->via.array.size; i++)
+        if (msgs->via.array.ptr[i].type != MSGPACK_OBJECT_BIN)
+            goto out;
+    rc = IFPX_OK;
+    for (uint32_t i = 0; i < msgs->via.array.size && rc == IFPX_OK; i++) {
+        const msgpack_object_bin *b = &msgs->via.array.ptr[i].via.bin;
+        if (cb(b->ptr, b->size, ctx))
+            rc = IFPX_E_CALLBACK;
+    }
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* msgpack_sbuffer grows on the heap; requests are small, so copy into the caller's buffer. */
+static int finish(msgpack_sbuffer *sb, char *buf, size_t cap)
+{
+    int n = sb->size <= cap ? (int)sb->size : IFPX_E_LIMIT;
+    if (n > 0)
+        memcpy(buf, sb->data, sb->size);
+    msgpack_sbuffer_destroy(sb);
+    return n;
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_head(msgpack_packer *pk, size_t n_fields, uint64_t id, const char *cmd)
+{
+    msgpack_pack_map(pk, n_fields + 3);
+    pack_str(pk, "v");
+    msgpack_pack_uint8(pk, 1);
+    pack_str(pk, "id");
+    msgpack_pack_uint64(pk, id);
+    pack_str(pk, "cmd");
+    pack_str(pk, cmd);
+}
+
+int ifpx_encode_snapshot(char *buf, size_t cap, uint64_t id)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, 0, id, "snapshot");
+    return finish(&sb, buf, cap);
+}
+
+int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint64_t from_seq,
+                       const char *const *topics, int n_topics)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, 3, id, "replay");
+    pack_str(&pk, "epoch");
+    msgpack_pack_uint64(&pk, epoch);
+    pack_str(&pk, "from_seq");
+    msgpack_pack_uint64(&pk, from_seq);
+    pack_str(&pk, "topics");
+    msgpack_pack_array(&pk, (size_t)n_topics);
+    for (int i = 0; i < n_topics; i++)
+        pack_str(&pk, topics[i]);
+    return finish(&sb, buf, cap);
+}
+
+int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, 2, id, "bind");
+    pack_str(&pk, "port_id");
+    msgpack_pack_uint16(&pk, port_id);
+    pack_str(&pk, "proxy");
+    pack_str(&pk, proxy);
+    return finish(&sb, buf, cap);
+}
+
+int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_head(&pk, 1, id, "unbind");
+    pack_str(&pk, "port_id");
+    msgpack_pack_uint16(&pk, port_id);
+    return finish(&sb, buf, cap);
+}
+
+const char *ifpx_kind_topic(enum ifpx_kind k)
+{
+    if (k <= IFPX_LINK_CHANGE)
+        return "link";
+    if (k <= IFPX_ADDR6_DEL)
+        return "addr";
+    if (k <= IFPX_ROUTE6_DEL)
+        return "route";
+    if (k <= IFPX_NEIGH6_DEL)
+        return "neigh";
+    if (k >= IFPX_PORT_BOUND && k <= IFPX_PROXY_BACK)
+        return "port";
+    if (k == IFPX_HEARTBEAT)
+        return "hb";
+    return "sync";
 }

@@ -68,7 +68,6 @@ struct ifpx_event {
     uint32_t table, metric;
     uint8_t proto;
     uint16_t nh_count;
-    struct ifpx_nexthop nh[IFPX_MAX_NEXTHOPS];
     char state[33];          /* neigh NUD state */
     char old_name[IFPX_NAME_LEN];
     uint32_t old_ifindex;
@@ -78,6 +77,8 @@ struct ifpx_event {
     uint8_t n_topics;
     struct ifpx_topic_seq topic_seqs[IFPX_MAX_TOPICS];
     double interval;
+    /* route*: the next hops; last, so code may copy only the nh_count it uses */
+    struct ifpx_nexthop nh[IFPX_MAX_NEXTHOPS];
 };
 
 struct ifpx_header {
@@ -110,6 +111,45 @@ struct ifpx_snapshot {
 int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap,
                          ifpx_event_cb cb, void *ctx);
 
+/* A decoded message whose events are taken one at a time (for bounded polling).
+ * Opening it checks the header and every event, so a message is applied whole or
+ * not at all; it keeps its own copy of the payload. */
+struct ifpx_msg;
+
+struct ifpx_msg *ifpx_msg_open(const char *buf, size_t len, struct ifpx_header *hdr, int *status);
+/* 1 and the next event in *ev, or 0 at the end. */
+int ifpx_msg_next(struct ifpx_msg *msg, struct ifpx_event *ev);
+const struct ifpx_header *ifpx_msg_header(const struct ifpx_msg *msg);
+void ifpx_msg_free(struct ifpx_msg *msg);
+
+/* The head of any reply: its id, and for an error its code. */
+struct ifpx_reply {
+    uint64_t id;
+    int ok;
+    char type[32];        /* result type when ok */
+    char code[32];        /* error code when not */
+    char message[256];
+};
+
+int ifpx_decode_reply(const char *buf, size_t len, struct ifpx_reply *reply);
+
+typedef int (*ifpx_payload_cb)(const char *payload, size_t len, void *ctx);
+
+/* A reply to `replay`: hands each journalled payload (frame 2 of a published message) to cb. */
+int ifpx_decode_replay(const char *buf, size_t len, uint64_t *epoch, ifpx_payload_cb cb,
+                       void *ctx);
+
+/* Requests. Each writes a msgpack request into buf (size cap) and returns its length,
+ * or a negative status when it does not fit. */
+int ifpx_encode_snapshot(char *buf, size_t cap, uint64_t id);
+int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint64_t from_seq,
+                       const char *const *topics, int n_topics);
+int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy);
+int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id);
+
+/* The topic an event kind is published on ("link", "addr", ...). */
+const char *ifpx_kind_topic(enum ifpx_kind kind);
 const char *ifpx_kind_name(enum ifpx_kind kind);
+int ifpx_kind_is_port_scoped(enum ifpx_kind kind);
 
 #endif

@@ -1,0 +1,97 @@
+/* JSON text for C-side tools: see ifpx_json.h. */
+#include "ifpx_json.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+/* A JSON string: the decoder passes names through as they came, so escape them. */
+void ifpx_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void ifpx_json_ip(FILE *f, int family, const uint8_t *raw)
+{
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(family, raw, text, sizeof text);
+    fprintf(f, "\"%s\"", text);
+}
+
+void ifpx_json_mac(FILE *f, int has, const uint8_t *m)
+{
+    if (!has)
+        fprintf(f, "null");
+    else
+        fprintf(f, "\"%02x:%02x:%02x:%02x:%02x:%02x\"", m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+void ifpx_json_event(FILE *f, const struct ifpx_event *e)
+{
+    enum ifpx_kind k = e->kind;
+    fprintf(f, "{\"kind\": \"%s\"", ifpx_kind_name(k));
+    if (ifpx_kind_is_port_scoped(k)) {
+        fprintf(f, ", \"port_id\": %u, \"proxy\": ", e->port_id);
+        ifpx_json_str(f, e->proxy);
+        fprintf(f, ", \"ifindex\": %u", e->ifindex);
+    }
+    switch (k) {
+    case IFPX_MAC_CHANGE: fprintf(f, ", \"mac\": "); ifpx_json_mac(f, e->has_mac, e->mac); break;
+    case IFPX_MTU_CHANGE: fprintf(f, ", \"mtu\": %u", e->mtu); break;
+    case IFPX_LINK_CHANGE:
+        fprintf(f, ", \"up\": %s, \"carrier\": %s", e->up ? "true" : "false",
+               e->carrier ? "true" : "false");
+        break;
+    case IFPX_ADDR_ADD: case IFPX_ADDR_DEL: case IFPX_ADDR6_ADD: case IFPX_ADDR6_DEL:
+        fprintf(f, ", \"ip\": "); ifpx_json_ip(f, e->family, e->ip); fprintf(f, ", \"prefixlen\": %u", e->prefixlen);
+        break;
+    case IFPX_NEIGH_ADD: case IFPX_NEIGH_DEL: case IFPX_NEIGH6_ADD: case IFPX_NEIGH6_DEL:
+        fprintf(f, ", \"ip\": "); ifpx_json_ip(f, e->family, e->ip);
+        fprintf(f, ", \"mac\": "); ifpx_json_mac(f, e->has_mac, e->mac);
+        fprintf(f, ", \"state\": ");
+        ifpx_json_str(f, e->state);
+        break;
+    case IFPX_ROUTE_ADD: case IFPX_ROUTE_DEL: case IFPX_ROUTE6_ADD: case IFPX_ROUTE6_DEL:
+        fprintf(f, ", \"dst\": "); ifpx_json_ip(f, e->family, e->ip);
+        fprintf(f, ", \"prefixlen\": %u, \"table\": %u, \"proto\": %u, \"metric\": %u, \"nexthops\": [",
+               e->prefixlen, e->table, e->proto, e->metric);
+        for (int i = 0; i < e->nh_count; i++) {
+            const struct ifpx_nexthop *h = &e->nh[i];
+            fprintf(f, "%s{\"gateway\": ", i ? ", " : "");
+            if (h->has_gateway) ifpx_json_ip(f, h->gw_family, h->gateway); else fprintf(f, "null");
+            fprintf(f, ", \"ifindex\": %u, \"port_id\": ", h->ifindex);
+            if (h->port_id < 0) fprintf(f, "null"); else fprintf(f, "%d", h->port_id);
+            fprintf(f, ", \"weight\": %u}", h->weight);
+        }
+        fprintf(f, "]");
+        break;
+    case IFPX_PROXY_RENAMED: fprintf(f, ", \"old_name\": "); ifpx_json_str(f, e->old_name); break;
+    case IFPX_PROXY_BACK: fprintf(f, ", \"old_ifindex\": %u", e->old_ifindex); break;
+    case IFPX_RESYNC_BEGIN: fprintf(f, ", \"reason\": "); ifpx_json_str(f, e->reason); break;
+    case IFPX_RESYNC_END:
+        fprintf(f, ", \"reason\": ");
+        ifpx_json_str(f, e->reason);
+        fprintf(f, ", \"changes\": %llu", (unsigned long long)e->changes);
+        break;
+    case IFPX_HEARTBEAT:
+        fprintf(f, ", \"topic_seqs\": {");
+        for (int i = 0; i < e->n_topics; i++) {
+            fprintf(f, "%s", i ? ", " : "");
+            ifpx_json_str(f, e->topic_seqs[i].topic);
+            fprintf(f, ": %llu", (unsigned long long)e->topic_seqs[i].tseq);
+        }
+        fprintf(f, "}, \"interval\": %.17g", e->interval);
+        break;
+    default: break;
+    }
+    fprintf(f, "}");
+}
+

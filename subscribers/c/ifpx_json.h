@@ -1,0 +1,19 @@
+/* JSON text for C-side tools and state reports, with the wire contract's field names. */
+#ifndef IFPX_JSON_H
+#define IFPX_JSON_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ifpx_wire.h"
+
+/* A JSON string (names pass through as they came, so they are escaped). */
+void ifpx_json_str(FILE *f, const char *s);
+/* An address as inet_ntop writes it, quoted. */
+void ifpx_json_ip(FILE *f, int family, const uint8_t *raw);
+/* A MAC in lower case, quoted, or null. */
+void ifpx_json_mac(FILE *f, int has, const uint8_t *m);
+/* One event as the Python models dump it (no newline). */
+void ifpx_json_event(FILE *f, const struct ifpx_event *e);
+
+#endif

@@ -1,0 +1,150 @@
+/* ifpx_sub: the C subscriber on the command line. Binds ports if asked, syncs,
+ * prints every event as a JSON line, and writes its state on SIGUSR1.
+ *
+ *   ifpx_sub [--events EP] [--control EP] [--topics LIST] [--bind PORT=PROXY]...
+ *            [--state FILE] [--rcvhwm N] [--quiet]
+ *
+ * The state file (written whole, then renamed into place) holds
+ * {"gen": N, "epoch", "seq", "stats": {...}, "state": <replica>}, with gen counting
+ * the writes: the tests use it to compare this library with the bridge and with
+ * the Python Subscriber. It is also written once synced. SIGTERM/SIGINT: exit 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "ifpx.h"
+#include "ifpx_json.h"
+
+static volatile sig_atomic_t report_wanted, stop;
+
+static void on_usr1(int sig) { (void)sig; report_wanted = 1; }
+static void on_term(int sig) { (void)sig; stop = 1; }
+
+static int quiet;
+
+static int print_event(const struct ifpx_event *ev, void *ctx)
+{
+    (void)ctx;
+    if (!quiet) {
+        ifpx_json_event(stdout, ev);
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static void log_stderr(int level, const char *text, void *ctx)
+{
+    (void)ctx;
+    fprintf(stderr, "ifpx_sub: level=%d %s\n", level, text);
+}
+
+static int write_state(struct ifpx_sub *s, const char *path, unsigned gen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    const struct ifpx_stats *st = ifpx_stats(s);
+    fprintf(f, "{\"gen\": %u, \"epoch\": %llu, \"seq\": %llu, \"stats\": {\"messages\": %llu, "
+               "\"events\": %llu, \"bad_messages\": %llu, \"gaps\": %llu, \"journal_repairs\": %llu, "
+               "\"snapshot_repairs\": %llu, \"epochs\": %llu, \"heartbeat_misses\": %llu, "
+               "\"request_retries\": %llu}, \"state\": ",
+            gen, (unsigned long long)ifpx_epoch(s), (unsigned long long)ifpx_seq(s),
+            (unsigned long long)st->messages, (unsigned long long)st->events,
+            (unsigned long long)st->bad_messages, (unsigned long long)st->gaps,
+            (unsigned long long)st->journal_repairs, (unsigned long long)st->snapshot_repairs,
+            (unsigned long long)st->epochs, (unsigned long long)st->heartbeat_misses,
+            (unsigned long long)st->request_retries);
+    ifpx_replica_json(ifpx_state(s), f);
+    fprintf(f, "}\n");
+    if (fclose(f))
+        return -1;
+    return rename(tmp, path);
+}
+
+static const char *arg(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "ifpx_sub: %s needs a value\n", argv[*i]);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+int main(int argc, char **argv)
+{
+    struct ifpx_options opt = {.log = log_stderr};
+    const char *state = NULL;
+    const char *binds[64];
+    int n_binds = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--events"))
+            opt.events = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--control"))
+            opt.control = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--topics"))
+            opt.topics = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--state"))
+            state = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--bind") && n_binds < 64)
+            binds[n_binds++] = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--rcvhwm"))
+            opt.rcvhwm = atoi(arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = 1;
+        else {
+            fprintf(stderr, "usage: ifpx_sub [--events EP] [--control EP] [--topics LIST] "
+                            "[--bind PORT=PROXY]... [--state FILE] [--rcvhwm N] [--quiet]\n");
+            return 2;
+        }
+    }
+    signal(SIGUSR1, on_usr1);
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    for (int i = 0; i < n_binds; i++) {
+        struct ifpx_reply reply;
+        char *eq = strchr(binds[i], '=');
+        if (!eq) {
+            fprintf(stderr, "ifpx_sub: --bind wants PORT=PROXY\n");
+            return 2;
+        }
+        *eq = '\0';
+        int rc = ifpx_bind(&opt, (uint16_t)atoi(binds[i]), eq + 1, 5000, &reply);
+        if (rc) {
+            fprintf(stderr, "ifpx_sub: bind %s=%s: %s %s\n", binds[i], eq + 1,
+                    rc == -EPROTO ? reply.code : strerror(-rc), reply.message);
+            return 1;
+        }
+    }
+    struct ifpx_callbacks cb;
+    ifpx_cb *slot = (ifpx_cb *)&cb;
+    for (size_t i = 0; i < sizeof cb / sizeof *slot; i++)
+        slot[i] = print_event;
+    struct ifpx_sub *s = ifpx_open(&opt, &cb, NULL);
+    if (!s) {
+        fprintf(stderr, "ifpx_sub: %s\n", strerror(errno));
+        return 1;
+    }
+    while (!stop && ifpx_sync(s, 1000) == -ETIMEDOUT)
+        ;
+    unsigned gen = 0;
+    int pending_first = 1;
+    while (!stop) {
+        if (!ifpx_poll(s, 256))
+            ifpx_wait(s, 50);
+        /* The first report waits for the snapshot's events to be delivered. */
+        if ((report_wanted || pending_first) && state && !ifpx_wait(s, 0)) {
+            report_wanted = pending_first = 0;
+            if (write_state(s, state, ++gen))
+                fprintf(stderr, "ifpx_sub: cannot write %s: %s\n", state, strerror(errno));
+        }
+    }
+    ifpx_close(s);
+    return 0;
+}

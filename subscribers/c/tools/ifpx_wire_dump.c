@@ -1,0 +1,72 @@
+/* Decode message payloads given as hex lines on stdin (a line starting with "S " holds a
+ * reply to `snapshot` instead); print each event as a JSON line
+ * with the field names of the wire contract. Exit 0 if every line decoded, 1 if some
+ * line was rejected (its status is printed as {"error": N}). Used by the tests to hold
+ * the C decoder to the Python models, and to feed it hostile input. */
+#include "ifpx_json.h"
+#include "ifpx_wire.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static int print_event(const struct ifpx_event *e, void *ctx)
+{
+    (void)ctx;
+    ifpx_json_event(stdout, e);
+    putchar('\n');
+    return 0;
+}
+
+int main(void)
+{
+    static char line[1 << 22];
+    static char bin[1 << 21];
+    int failed = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        int snapshot = strncmp(line, "S ", 2) == 0;
+        char *hex = snapshot ? line + 2 : line;
+        size_t n = strcspn(hex, "\r\n");
+        size_t len = n / 2;
+        if (n % 2 || len > sizeof bin) {
+            printf("{\"error\": %d}\n", IFPX_E_FORMAT);
+            failed = 1;
+            continue;
+        }
+        for (size_t i = 0; i < len; i++) {
+            unsigned b;
+            if (sscanf(hex + 2 * i, "%2x", &b) != 1) { len = 0; break; }
+            bin[i] = (char)b;
+        }
+        if (snapshot) {
+            struct ifpx_snapshot snap;
+            int rc = ifpx_decode_snapshot(bin, len, &snap, print_event, NULL);
+            if (rc) {
+                printf("{\"error\": %d}\n", rc);
+                failed = 1;
+            } else {
+                printf("{\"snapshot\": {\"epoch\": %llu, \"seq\": %llu, \"cfg_done\": %s}}\n",
+                       (unsigned long long)snap.epoch, (unsigned long long)snap.seq,
+                       snap.cfg_done ? "true" : "false");
+            }
+            fflush(stdout);
+            continue;
+        }
+        struct ifpx_header hdr;
+        int rc = ifpx_decode_message(bin, len, &hdr, print_event, NULL);
+        if (rc) {
+            printf("{\"error\": %d}\n", rc);
+            failed = 1;
+        } else {
+            printf("{\"header\": {\"epoch\": %llu, \"seq\": %llu, \"tseq\": %llu, \"topic\": ",
+                   (unsigned long long)hdr.epoch, (unsigned long long)hdr.seq,
+                   (unsigned long long)hdr.tseq);
+            ifpx_json_str(stdout, hdr.topic);
+            printf(", \"events\": %u}}\n", hdr.n_events);
+        }
+        fflush(stdout);
+    }
+    return failed;
+}
