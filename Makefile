@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint typecheck unit reliability bench docker-test clean
+.PHONY: venv demo test lint typecheck unit reliability bench docker-test c dpdk-worker clean
 
 $(BIN)/ifpx: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,5 +46,14 @@ bench: venv
 docker-test: venv
 	PY=$(BIN)/python bash docker/test.sh
 
+## the C subscriber library and its tools (libzmq3-dev, libmsgpack-dev)
+c:
+	$(MAKE) -C subscribers/c
+
+## the DPDK example worker (libdpdk-dev too)
+dpdk-worker:
+	$(MAKE) -C subscribers/c/examples/dpdk-worker
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache subscribers/c/build \
+		subscribers/c/examples/dpdk-worker/build

@@ -109,6 +109,12 @@ def test_link_down_asks_for_a_route_redump_and_reconcile_sweeps() -> None:
     # The kernel's answer: only 10.60/16 survived; the sweep removes 10.50/16.
     out = core.reconcile("route", [route("10.60.0.0", 16, ("10.0.0.3", 2, 1))], AF4, oif=2)
     assert [(e.kind, e.dst) for e in out] == [("route_del", "10.50.0.0")]  # type: ignore[attr-defined]
+    # A re-dump of one family through a link leaves the other family's routes alone.
+    v6 = nlmsg.Route(False, AF6, 254, "2001:db8::", 64, 0, 3, 1, 0, 256, ((None, 2, 1),))
+    core.apply(v6)
+    assert core.reconcile("route", [], AF4, oif=2) != []
+    assert core.reconcile("route", [v6], AF6, oif=2) == []
+    assert len(core.routes) == 1
 
 
 def test_delete_and_recreate_proxy_with_same_name() -> None:
@@ -186,6 +192,8 @@ ops = st.one_of(
         st.just("neigh"), st.integers(2, 4), st.integers(1, 3), st.sampled_from([0, 2, 4, 64, 128])
     ),
     st.tuples(st.just("neighdel"), st.integers(2, 4), st.integers(1, 3)),
+    # Device routes: the kernel keeps one per interface under the same prefix and metric.
+    st.tuples(st.just("devroute"), st.integers(1, 2), st.integers(2, 4), st.booleans()),
     st.tuples(st.just("bind"), st.integers(0, 3), st.integers(2, 4)),
     st.tuples(st.just("unbind"), st.integers(0, 3)),
 )
@@ -217,6 +225,8 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
         return core.apply(
             nlmsg.Neigh(False, op[1], AF4, f"192.0.2.{op[2]}", "02:00:00:00:00:02", op[3])
         )
+    if kind == "devroute":
+        return core.apply(route(f"10.{op[1]}.0.0", 16, (None, op[2], 1), deleted=op[3]))
     if kind == "neighdel":
         return core.apply(nlmsg.Neigh(True, op[1], AF4, f"192.0.2.{op[2]}", None, 0))
     if kind == "bind":
@@ -256,3 +266,21 @@ def test_unvalidated_construction_matches_validated(seq: list) -> None:  # type:
         assert [codec.dump(e) for e in a] == [codec.dump(e) for e in b]
     snap = fast.snapshot_wire()
     assert codec.dump(snap) == codec.dump(type(snap).model_validate(snap.model_dump()))
+
+
+def test_device_routes_under_one_prefix_are_published_merged() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    first = core.apply(route("10.9.0.0", 16, (None, 2, 1)))
+    assert [len(e.nexthops) for e in first] == [1]  # type: ignore[attr-defined]
+    both = core.apply(route("10.9.0.0", 16, (None, 3, 1)))
+    assert kinds(both) == ["route_add"]
+    assert [(h.ifindex, h.port_id) for h in both[0].nexthops] == [(2, 0), (3, 1)]  # type: ignore[attr-defined]
+    assert core.redumps  # the new route may have replaced the other: a dump will tell
+    gone = core.apply(route("10.9.0.0", 16, (None, 2, 1), deleted=True))
+    assert kinds(gone) == ["route_add"]
+    assert [h.ifindex for h in gone[0].nexthops] == [3]  # type: ignore[attr-defined]
+    last = core.apply(route("10.9.0.0", 16, (None, 3, 1), deleted=True))
+    assert kinds(last) == ["route_del"]
+    assert core.snapshot().routes == []

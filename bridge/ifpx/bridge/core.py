@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Literal, TypeVar
 
 from ifpx.schemas import events as ev
@@ -34,8 +35,12 @@ _M = TypeVar("_M", bound=ev.WireModel)
 AF4 = socket.AF_INET
 AF6 = socket.AF_INET6
 
-RouteKey = tuple[int, int, str, int, int, int]
-"""(family, table, dst, prefixlen, tos, metric): what identifies a kernel route."""
+PublicKey = tuple[int, int, str, int, int, int]
+"""(family, table, dst, prefixlen, tos, metric): what identifies a published route."""
+RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
+"""A kernel route: its public key, plus the interface for a route with one next hop and
+no gateway. The kernel keeps such routes apart per interface under one public key (each
+port's fe80::/64, one subnet on two links); they are published merged, as one route."""
 RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
 """(proto, nexthops)."""
 NhView = tuple[tuple[str | None, int, int | None, int], ...]
@@ -97,6 +102,8 @@ class BridgeCore:
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.routes_by_ifindex: dict[int, set[RouteKey]] = {}
+        self._variants: dict[PublicKey, set[RouteKey]] = {}
+        """Public keys held by interface-keyed routes -> those routes' keys."""
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
         """ifindex -> (family, ip) -> (mac, NUD state name)."""
         self.counters = Counters()
@@ -227,7 +234,7 @@ class BridgeCore:
         # but dropping both here keeps the mirror exact either way.
         for key in sorted(self.routes_by_ifindex.get(ifindex, set())):
             proto, hops = self.routes[key]
-            family, table, dst, plen, tos, metric = key
+            family, table, dst, plen, tos, metric = key[:6]
             if len(hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
                 self.redumps.add(Redump(family))
@@ -305,7 +312,7 @@ class BridgeCore:
             return None
         return tuple(view)
 
-    def _route_event(self, key: RouteKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
+    def _route_event(self, key: PublicKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
         family, table, dst, plen, _tos, metric = key
         nexthops = [
             self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
@@ -331,37 +338,85 @@ class BridgeCore:
                     if not keys:
                         del self.routes_by_ifindex[ifindex]
 
+    @staticmethod
+    def route_key(rec: nlmsg.Route) -> RouteKey:
+        """The mirror's key for a kernel route (see :data:`RouteKey`)."""
+        pkey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
+        hops = rec.nexthops
+        if len(hops) == 1 and hops[0][0] is None:
+            return (*pkey, hops[0][1])
+        return pkey
+
+    def _published(self, pkey: PublicKey) -> RouteVal | None:
+        """What is published under ``pkey``: its routes merged, interface order."""
+        variants = self._variants.get(pkey)
+        if not variants:
+            return self.routes.get(pkey)
+        keys: list[RouteKey] = [pkey] if pkey in self.routes else []
+        keys += sorted(variants)
+        vals = [self.routes[k] for k in keys]
+        if len(vals) == 1:
+            return vals[0]
+        hops = tuple(h for _proto, hs in vals for h in hs)
+        return (vals[0][0], self._hops.setdefault(hops, hops))
+
+    def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
+        return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
+
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
         if rec.type != nlmsg.RTN_UNICAST or rec.flags & nlmsg.RTM_F_CLONED:
             return []
-        key: RouteKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
+        pkey: PublicKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
+        first = rec.nexthops[0] if len(rec.nexthops) == 1 else None
+        key: RouteKey = pkey if first is None or first[0] is not None else (*pkey, first[1])
         old = self.routes.get(key)
+        merged = len(key) == 7 or pkey in self._variants
         if rec.deleted:
             if old is None:
                 return []
+            before = self._published(pkey) if merged else old
             del self.routes[key]
             self._index_route(key, old[1], add=False)
-            old_view = self._nh_view(old[1])
-            return [] if old_view is None else [self._route_event(key, old[0], old_view, True)]
+            if len(key) == 7:
+                variants = self._variants[pkey]
+                variants.discard(key)
+                if not variants:
+                    del self._variants[pkey]
+            return self._route_change(pkey, before, self._published(pkey) if merged else None)
         # Interned: a full table has a million routes but a handful of next-hop sets.
         hops = self._hops.setdefault(rec.nexthops, rec.nexthops)
         new: RouteVal = (rec.proto, hops)
         if old == new:
             return []
+        before = self._published(pkey) if merged else old
         if old is not None:
             self._index_route(key, old[1], add=False)
         self.routes[key] = new
         self._index_route(key, new[1], add=True)
+        if len(key) == 7:
+            self._variants.setdefault(pkey, set()).add(key)
+        if merged and not self.quiet:
+            self._check_replaced(pkey, key)
         if self.quiet:
             return []
-        return self._route_change(key, old, new)
+        return self._route_change(pkey, before, self._published(pkey) if merged else new)
+
+    def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
+        # `ip route replace` swaps one route for another under the same public key
+        # with RTM_NEWROUTE alone: whether the others still exist, only a dump says.
+        others = ([pkey] if pkey in self.routes else []) + sorted(self._variants.get(pkey, ()))
+        for other in others:
+            if other != key:
+                hops = self.routes[other][1]
+                self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
+                self.counters.compensations += 1
 
     def _route_change(
-        self, key: RouteKey, old: RouteVal | None, new: RouteVal, force: bool = False
+        self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
     ) -> list[ev.EventBase]:
         old_view = None if old is None else self._nh_view(old[1])
-        new_view = self._nh_view(new[1])
-        if new_view is None:
+        new_view = None if new is None else self._nh_view(new[1])
+        if new_view is None or new is None:
             if old_view is None or old is None:
                 return []
             return [self._route_event(key, old[0], old_view, True)]
@@ -396,19 +451,12 @@ class BridgeCore:
                     if (ifindex, fam, ip, plen) not in seen_a:
                         out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
         elif kind == "route":
-            seen_r = {
-                (r.family, r.table, r.dst, r.prefixlen, r.tos, r.metric)
-                for r in dumped
-                if isinstance(r, nlmsg.Route)
-            }
-            scope = (
-                self.routes_by_ifindex.get(oif, set())
-                if oif
-                else [k for k in self.routes if k[0] == family]
-            )
+            seen_r = {self.route_key(r) for r in dumped if isinstance(r, nlmsg.Route)}
+            keys = self.routes_by_ifindex.get(oif, set()) if oif else self.routes
+            scope = [k for k in keys if k[0] == family]
             for key in sorted(set(scope) - seen_r):
                 proto, hops = self.routes[key]
-                fam, table, dst, plen, tos, metric = key
+                fam, table, dst, plen, tos, metric = key[:6]
                 out.extend(
                     self._route(
                         nlmsg.Route(True, fam, table, dst, plen, tos, proto, 1, 0, metric, hops)
@@ -448,9 +496,9 @@ class BridgeCore:
         for (fam, ip), (mac, st) in sorted(self.neighs.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
             out.append(self._ev(ncls, ip=ip, mac=mac, state=st, **common))
-        for key in sorted(self.routes_by_ifindex.get(link.ifindex, ())):
-            val = self.routes[key]
-            out.extend(self._route_change(key, val, val, force=True))
+        for pkey in self._published_keys(self.routes_by_ifindex.get(link.ifindex, ())):
+            val = self._published(pkey)
+            out.extend(self._route_change(pkey, val, val, force=True))
         return out
 
     def unbind(
@@ -471,13 +519,14 @@ class BridgeCore:
         if entry.ifindex is None:
             return out
         # Routes via this proxy now carry other port ids, or stop being published.
-        for key in sorted(self.routes_by_ifindex.get(entry.ifindex, ())):
-            val = self.routes[key]
+        for pkey in self._published_keys(self.routes_by_ifindex.get(entry.ifindex, ())):
+            val = self._published(pkey)
+            assert val is not None
             view = self._nh_view(val[1])
             if view is None:
-                out.append(self._route_event(key, val[0], self._view_with(val[1], entry), True))
+                out.append(self._route_event(pkey, val[0], self._view_with(val[1], entry), True))
             else:
-                out.append(self._route_event(key, val[0], view, False))
+                out.append(self._route_event(pkey, val[0], view, False))
         return out
 
     def _view_with(self, hops: tuple[nlmsg.NextHopT, ...], entry: Entry) -> NhView:
@@ -544,11 +593,20 @@ class BridgeCore:
                 )
         sets: dict[NhView, int] = {}
         rows: list[tuple[Literal[4, 6], str, int, int, int, int, int]] = []
-        for key, (proto, hops) in self.routes.items():
+        variants = self._variants
+        merged = [(pkey, self._published(pkey)) for pkey in variants]
+        plain = (
+            (key, val)
+            for key, val in self.routes.items()
+            if not variants or (len(key) == 6 and key not in variants)
+        )
+        for key, val in chain(plain, merged):
+            assert val is not None
+            proto, hops = val
             view = self._nh_view(hops)
             if view is None:
                 continue
-            family, table, dst, plen, _tos, metric = key
+            family, table, dst, plen, _tos, metric = key[:6]
             index = sets.setdefault(view, len(sets))
             fam: Literal[4, 6] = 4 if family == AF4 else 6
             rows.append((fam, dst, plen, table, proto, metric, index))

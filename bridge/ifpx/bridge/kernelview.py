@@ -60,7 +60,9 @@ def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = 
                 addrs=sorted(addrs.get(b.proxy, [])),
             )
         )
-    routes = []
+    # Routes the kernel keeps apart per interface under one (table, dst, metric) are
+    # published merged, gateway routes first, then by interface (as the bridge does).
+    grouped: dict[tuple[int, int, str, int], list[tuple[int, int, list[NextHop]]]] = {}
     for family in (4, 6):
         for r in ip_json(netns, f"-{family}", "route", "show", "table", "all"):
             if r.get("type", "1") not in ("1", "unicast") or "cloned" in r.get("flags", []):
@@ -78,20 +80,30 @@ def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = 
                         weight=h.get("weight", 1),
                     )
                 )
-            if not all_routes and not any(h.port_id is not None for h in hops):
-                continue
-            routes.append(
-                RouteState.model_validate(
-                    {
-                        "family": family,
-                        "dst": _dst(family, r["dst"]),
-                        "table": int(r.get("table", 254)),
-                        "proto": int(r.get("protocol", 3)),
-                        "metric": int(r.get("metric", 0)),
-                        "nexthops": hops,
-                    }
-                )
+            by_dev = hops[0].ifindex if len(hops) == 1 and hops[0].gateway is None else 0
+            key = (
+                family,
+                int(r.get("table", 254)),
+                _dst(family, r["dst"]),
+                int(r.get("metric", 0)),
             )
+            grouped.setdefault(key, []).append((by_dev, int(r.get("protocol", 3)), hops))
+    routes = []
+    for (family, table, dst, metric), variants in grouped.items():
+        variants.sort(key=lambda v: v[0])
+        merged = [h for _dev, _proto, hops in variants for h in hops]
+        if not all_routes and not any(h.port_id is not None for h in merged):
+            continue
+        routes.append(
+            RouteState(
+                family=family,  # type: ignore[arg-type]
+                dst=dst,
+                table=table,
+                proto=variants[0][1],
+                metric=metric,
+                nexthops=merged,
+            )
+        )
     neighs = []
     for n in ip_json(netns, "neigh", "show"):
         ifindex = ifindex_of.get(n.get("dev", ""), 0)
