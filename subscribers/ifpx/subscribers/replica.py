@@ -378,18 +378,18 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
             out.append(acls(ip=ip, prefixlen=int(plen), **common))
     # A port bound afresh (new, back, or on another interface) lost its neighbours with
     # port_bound, so they are all announced again.
-    fresh = {
+    rebound = {
         pid
         for pid, p in target.ports.items()
         if pid not in old.ports or old.ports[pid].ifindex != p.ifindex
     }
     for (pid, ip), (mac, _st) in sorted(old.neighs.items()):
-        if (pid, ip) not in target.neighs and pid in target.ports and pid not in fresh:
+        if (pid, ip) not in target.neighs and pid in target.ports and pid not in rebound:
             p = target.ports[pid]
             dcls = ev.NeighDel if ":" not in ip else ev.Neigh6Del
             out.append(dcls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=mac))
     for (pid, ip), val in sorted(target.neighs.items(), key=lambda kv: kv[0]):
-        if old.neighs.get((pid, ip)) != val or pid in fresh:
+        if old.neighs.get((pid, ip)) != val or pid in rebound:
             p = target.ports[pid]
             ncls = ev.NeighAdd if ":" not in ip else ev.Neigh6Add
             out.append(
