@@ -19,11 +19,16 @@ WORKER=ifpx-worker-$$
 
 # podman as this machine runs it: runc, and no default ulimits (they cannot be set here).
 export CONTAINERS_CONF=$WORK/containers.conf
-printf '[containers]\ndefault_ulimits = []\n' > "$CONTAINERS_CONF"
+printf '[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n' > "$CONTAINERS_CONF"
+PROJECT=ifpx-compose-$$
 pm() { podman --runtime runc "$@"; }
 
 cleanup() {
     pm rm -f "$BRIDGE" "$WORKER" >/dev/null 2>&1 || true
+    if [ -x "$WORK/compose/bin/podman-compose" ]; then
+        "$WORK/compose/bin/podman-compose" -p "$PROJECT" -f docker/compose.yaml down -v \
+            >/dev/null 2>&1 || true
+    fi
     ip netns del "$NS" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -79,12 +84,42 @@ ports = json.load(open(sys.argv[1]))["state"]["ports"]
 sys.exit(0 if ports and ports[0]["mtu"] == 1400 else 1)
 EOF
     then
-        echo "OK: the worker container saw the MTU change made on the bridge container's tap"
+        saw=1
+        break
+    fi
+    sleep 0.1
+done
+if [ -z "${saw:-}" ]; then
+    pm logs "$BRIDGE" | tail -20
+    pm logs "$WORKER" | tail -20
+    echo "FAILED: the worker never saw mtu 1400"
+    exit 1
+fi
+echo "OK: the worker container saw the MTU change made on the bridge container's tap"
+pm rm -f "$BRIDGE" "$WORKER" >/dev/null
+
+echo "== compose: docker/compose.yaml with podman-compose (bridge + two workers on a volume)"
+"$PY" -m venv "$WORK/compose"
+"$WORK/compose/bin/pip" install -q podman-compose
+compose() { "$WORK/compose/bin/podman-compose" -p "$PROJECT" -f docker/compose.yaml "$@"; }
+ip -n "$NS" link set tap0 mtu 1500
+IFPX_BRIDGE_NETWORK="ns:/run/netns/$NS" compose up -d bridge worker-0 worker-1 >/dev/null 2>&1
+VOLUME=$(pm volume inspect "${PROJECT}_ifpx-run" --format '{{.Mountpoint}}')
+export IFPX_CONTROL=ipc://$VOLUME/control.sock IFPX_EVENTS=ipc://$VOLUME/events.sock
+for _ in $(seq 100); do
+    "$PY" -m ifpx.subscribers ctl --timeout 0.2 --retries 0 hello >/dev/null 2>&1 && break
+    sleep 0.1
+done
+"$PY" -m ifpx.subscribers ctl bind 0 tap0
+ip -n "$NS" link set tap0 mtu 1280
+for _ in $(seq 300); do
+    logs=$(compose logs worker-0 worker-1 2>&1 || true)
+    if grep -q 'worker 0.*mtu.*1280' <<<"$logs" && grep -q 'worker 1.*mtu.*1280' <<<"$logs"; then
+        echo "OK: both compose workers saw the MTU change"
         exit 0
     fi
     sleep 0.1
 done
-pm logs "$BRIDGE" | tail -20
-pm logs "$WORKER" | tail -20
-echo "FAILED: the worker never saw mtu 1400"
+compose logs 2>&1 | tail -40
+echo "FAILED: the compose workers never saw mtu 1280"
 exit 1
