@@ -39,12 +39,22 @@ def state_of(report: dict[str, Any]) -> State:
 class CSubscriber:
     """``ifpx_sub`` as a subprocess: state reports on demand (SIGUSR1 -> a JSON file)."""
 
-    def __init__(self, tool: Path, workdir: Path, events: str, control: str, *extra: str) -> None:
+    def __init__(
+        self,
+        tool: Path,
+        workdir: Path,
+        events: str,
+        control: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.path = workdir / f"csub-{os.getpid()}-{id(self)}.json"
         self.log = workdir / f"{self.path.stem}.log"
         argv = [str(tool), "--events", events, "--control", control, "--state", str(self.path)]
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen([*argv, *extra], stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [*argv, *extra], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         self.gen = 0
 
     def _read(self) -> dict[str, Any] | None:

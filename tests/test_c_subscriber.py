@@ -238,3 +238,51 @@ def test_python_and_c_subscribers_end_identical(
             py.poll(max_events=100_000, timeout=0.05)
         assert py.state.to_state() == want
         assert state_of(csub.report()) == py.state.to_state()
+
+
+@pytest.mark.netns
+def test_c_subscriber_over_tcp_with_curve(ns: Netns, tools: Path, tmp_path: Path) -> None:
+    """The C library reads `ifpx keygen` certificates (IFPX_CURVE_*) as the Python tools do."""
+    import os
+
+    from test_reliability_netns import _free_ports
+
+    from ifpx.subscribers.security import CurveClient, keygen
+
+    ev_port, ctl_port = _free_ports(2)
+    events, control = f"tcp://127.0.0.1:{ev_port}", f"tcp://127.0.0.1:{ctl_port}"
+    server_pub, server_sec = keygen(tmp_path / "server", "bridge")
+    client_pub, client_sec = keygen(tmp_path / "client", "worker")
+    _, intruder_sec = keygen(tmp_path / "intruder", "intruder")
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / client_pub.name).write_bytes(client_pub.read_bytes())
+    extra = ["--events", events, "--control", control, "--heartbeat", "0.5"]
+    extra += ["--curve-secret", str(server_sec), "--curve-clients", str(allowed)]
+
+    def env(cert: Path) -> dict[str, str]:
+        return os.environ | {"IFPX_CURVE_SERVER_KEY": str(server_pub), "IFPX_CURVE_CERT": str(cert)}
+
+    good = CurveClient.load(server_pub, client_sec)
+    with bridge(ns, extra, (good.server_public, good.public, good.secret)):
+        intruder = CSubscriber(
+            tools / "ifpx_sub", tmp_path, events, control, "--bind", "0=tap0", env=env(intruder_sec)
+        )
+        try:
+            assert intruder.proc.wait(30) == 1  # its bind was never answered
+            assert "Connection timed out" in intruder.output()
+        finally:
+            intruder.close()
+        s = CSubscriber(
+            tools / "ifpx_sub", tmp_path, events, control, "--bind", "0=tap0", env=env(client_sec)
+        )
+        try:
+            s.report()
+            ns.ip("link", "set", "tap0", "mtu", "1300")
+            wait_for(
+                lambda: [p["mtu"] for p in s.report()["state"]["ports"]] == [1300],
+                10,
+                what="the event over CURVE",
+            )
+        finally:
+            s.close()
