@@ -263,15 +263,62 @@ class _MtuSetter:
         self.sock.close()
 
 
-def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
-    """Target 4: a link change made over netlink in-process, to the subscriber's event."""
+def zmq_floor(count: int, busy: bool, workdir: Path) -> float:
+    """Median bare pyzmq PUB -> SUB latency over ipc between two processes, in us.
+
+    The reference for target 4: what any ZeroMQ subscriber pays on this machine, in
+    this run, before ifpx does anything (each thread wake-up here costs tens of us).
+    """
+    import zmq
+
+    ctx = zmq.Context()
+    pub, back = ctx.socket(zmq.PUB), ctx.socket(zmq.PULL)
+    endpoint, back_ep = f"ipc://{workdir}/floor.sock", f"ipc://{workdir}/floor-back.sock"
+    pub.bind(endpoint)
+    back.bind(back_ep)
+    mode = "busy" if busy else "block"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.zmqfloor", endpoint, back_ep, mode])
+    samples = []
+    try:
+        # Until the subscription has propagated, PUB drops: probe until one comes back.
+        while not back.poll(50):
+            pub.send_multipart([b"t", b"0"])
+        while back.poll(50):
+            back.recv()
+        for _ in range(count):
+            t0 = time.perf_counter()
+            pub.send_multipart([b"t", b"x"])
+            back.recv()
+            samples.append((time.perf_counter() - t0) * 1e6)
+        pub.send_multipart([b"t", b"end"])
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        ctx.destroy(linger=0)
+    # A round trip: the echo back costs the same hop again.
+    return statistics.median(samples) / 2
+
+
+def latency(count: int, figs: dict[str, Figure], under_load: int = 0, busy: bool = False) -> None:
+    """Target 4: a link change made over netlink in-process, to the subscriber's event.
+
+    ``busy``: the subscriber polls without blocking, as a DPDK lcore calls ifpx_poll
+    in its loop; otherwise it sleeps in ``poll(timeout)`` between events.
+    """
     name = "latency_idle" if not under_load else "latency_load"
     label = "idle" if not under_load else f"during a {under_load // 1000}k-route burst"
-    fig = _fig(figs, name, f"link change -> subscriber ({label}), p50", "us", "",
-               "<= 100" if not under_load else "report")  # fmt: skip
-    p99 = _fig(figs, name + "_p99", f"link change -> subscriber ({label}), p99", "us", "",
+    mode = "busy-polling subscriber" if busy else "blocking subscriber"
+    if busy:
+        name += "_busy"
+    ref = f"bare pyzmq PUB->SUB hop ({'busy' if busy else 'blocking'})"
+    fig = _fig(figs, name, f"link change -> {mode} ({label}), p50", "us",
+               ref if not under_load else "", "<= 100" if not under_load else "report")  # fmt: skip
+    p99 = _fig(figs, name + "_p99", f"link change -> {mode} ({label}), p99", "us", "",
                "<= 300" if not under_load else "report")  # fmt: skip
     with _setup() as (ns, br):
+        if not under_load:
+            fig.reference.append(zmq_floor(count // 2, busy, br.workdir))
         space = Namespace(ns.name)
         snap = br.snapshot()
         setter = _MtuSetter(space, snap.state.ports[0].ifindex)
@@ -291,10 +338,11 @@ def latency(count: int, figs: dict[str, Figure], under_load: int = 0) -> None:
                 mtu = 1400 + (i % 2)
                 t0 = time.perf_counter()
                 setter.set(mtu)
-                while True:
+                deadline = t0 + 10
+                while time.perf_counter() < deadline:
                     got = [
                         e
-                        for e in sub.poll(max_events=100_000, timeout=1.0)
+                        for e in sub.poll(max_events=100_000, timeout=0.0 if busy else 1.0)
                         if isinstance(e, ev.MtuChange) and e.mtu == mtu
                     ]
                     if got:
@@ -390,6 +438,7 @@ def main() -> int:
         cold_start_and_late_join(n, ns.runs, figs)
     if "latency" in only:
         latency(1000, figs)
+        latency(1000, figs, busy=True)
         latency(300, figs, under_load=min(n, 100_000))
     if "fanout" in only:
         fan_out(min(n, 100_000), figs)

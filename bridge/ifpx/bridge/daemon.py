@@ -1,9 +1,11 @@
-"""The bridge process: wires the netlink reader, the core, the publisher and the controller.
+"""The bridge process: wires the netlink listener, the core, the publisher and the controller.
 
-Threads: one reader drains the netlink listener into an inproc pipe so that the
-kernel's buffer never fills while the main thread dumps, publishes or answers
-a command. The main thread owns every piece of state; nothing is shared but
-the pipe.
+One thread does everything: it polls the netlink listener beside the control
+sockets, so a change travels from the kernel to the PUB socket without a thread
+hand-over (each one cost tens of microseconds). While it dumps, publishes or
+answers a command, the kernel holds new messages in the listener's receive
+buffer (64 MiB by default, SO_RCVBUFFORCE); if that ever overflows, the bridge
+resyncs from a dump and publishes the difference.
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ from .publisher import Publisher
 
 log = logging.getLogger("ifpx.bridge")
 
-_PIPE = "inproc://ifpx-netlink"
-_OVERRUN = b""
 _DRAIN = 512
 _DUMP_RETRIES = 5
 
@@ -125,9 +125,6 @@ class Bridge:
         self.controller = Controller(
             self.core, self.pub, self, self._status_extra, netns=opts.netns
         )
-        pipe = ctx.socket(zmq.PAIR)
-        pipe.setsockopt(zmq.RCVHWM, 0)
-        pipe.bind(_PIPE)
         if opts.metrics:
             from . import metrics
 
@@ -135,10 +132,8 @@ class Bridge:
 
         # Subscribe first, then dump: nothing that happens during the dump is lost.
         with self.ns.inside():
-            listener = self._open_listener()
+            self.listener = self._open_listener()
             self.dumper = nlsock.Dumper()
-        reader = threading.Thread(target=self._reader, args=(ctx, listener), daemon=True)
-        reader.start()
         try:
             log.info("bridge starting epoch=%d netns=%s", self.epoch, opts.netns or "-")
             self._initial_sync(saved)
@@ -148,47 +143,35 @@ class Bridge:
                 len(self.core.routes),
                 len(self.core.bindings),
             )
-            self._loop(pipe, controls)
+            self._loop(controls)
         finally:
             self._stop.set()
-            reader.join(timeout=2)
+            self.listener.close()
             self.dumper.close()
             log.info("bridge stopped")
 
     def _open_listener(self) -> socket.socket:
         listener = nlsock.open_listener(self.opts.rcvbuf)
-        listener.settimeout(0.25)  # so the reader notices a stop request
+        listener.setblocking(False)
         return listener
 
-    def _reader(self, ctx: zmq.Context[zmq.Socket[bytes]], listener: socket.socket) -> None:
-        """Owns the listener from here on; replaces it after an overrun."""
-        self.ns.enter_this_thread()
-        push = ctx.socket(zmq.PAIR)
-        push.setsockopt(zmq.SNDHWM, 0)
-        push.setsockopt(zmq.LINGER, 0)
-        push.connect(_PIPE)
-        try:
-            while not self._stop.is_set():
-                try:
-                    data = nlsock.recv(listener)
-                except TimeoutError:
-                    continue
-                except nlsock.Overrun:
-                    # What is still queued on this socket predates the hole: replaying it
-                    # after the resync dump would resurrect deleted state. A fresh socket,
-                    # subscribed before the main thread dumps, gives a complete suffix.
-                    listener.close()
-                    listener = self._open_listener()
-                    push.send(_OVERRUN)
-                    continue
-                except OSError as exc:
-                    if self._stop.is_set() or exc.errno == errno.EBADF:
-                        return
-                    raise
-                push.send(data, copy=False)
-        finally:
-            listener.close()
-            push.close()
+    def _read_netlink(self) -> tuple[list[bytes], bool]:
+        """What the listener holds (up to a batch), and whether the kernel overran it."""
+        batch: list[bytes] = []
+        while len(batch) < _DRAIN:
+            try:
+                batch.append(nlsock.recv(self.listener))
+            except BlockingIOError:
+                return batch, False
+            except nlsock.Overrun:
+                # What is still queued on this socket predates the hole: replaying it
+                # after the resync dump would resurrect deleted state. A fresh socket,
+                # subscribed before the resync dumps, gives a complete suffix.
+                self.listener.close()
+                with self.ns.inside():
+                    self.listener = self._open_listener()
+                return batch, True
+        return batch, False
 
     # ---- netlink --------------------------------------------------------------
 
@@ -256,13 +239,9 @@ class Bridge:
             events.extend(self._dump("route", req.family, req.oif))
         return events
 
-    def _process(self, datagrams: list[bytes]) -> None:
+    def _process(self, datagrams: list[bytes], overrun: bool) -> None:
         events: list[EventBase] = []
-        overrun = False
         for data in datagrams:
-            if data == _OVERRUN:
-                overrun = True
-                continue
             events.extend(self.core.apply_all(nlmsg.decode(data)))
         events.extend(self._compensate())
         if events:
@@ -285,11 +264,10 @@ class Bridge:
         if self.curve is not None:
             self.curve.serve(sock)
 
-    def _loop(
-        self, pipe: zmq.Socket[bytes], controls: list[tuple[zmq.Socket[bytes], bool]]
-    ) -> None:
+    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool]]) -> None:
         poller = zmq.Poller()
-        poller.register(pipe, zmq.POLLIN)
+        listening = self.listener.fileno()
+        poller.register(listening, zmq.POLLIN)
         for rep, _read_only in controls:
             poller.register(rep, zmq.POLLIN)
         interval = self.opts.heartbeat
@@ -306,14 +284,13 @@ class Bridge:
                 if exc.errno == errno.EINTR:
                     continue
                 raise
-            if pipe in ready:
-                batch: list[bytes] = []
-                while len(batch) < _DRAIN:
-                    try:
-                        batch.append(pipe.recv(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-                self._process(batch)
+            if listening in ready:
+                batch, overrun = self._read_netlink()
+                if overrun:
+                    poller.unregister(listening)
+                    listening = self.listener.fileno()
+                    poller.register(listening, zmq.POLLIN)
+                self._process(batch, overrun)
             for rep, read_only in controls:
                 if rep in ready:
                     self._answer(rep, read_only)
