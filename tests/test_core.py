@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -284,3 +286,43 @@ def test_device_routes_under_one_prefix_are_published_merged() -> None:
     last = core.apply(route("10.9.0.0", 16, (None, 3, 1), deleted=True))
     assert kinds(last) == ["route_del"]
     assert core.snapshot().routes == []
+
+
+def test_initial_route_load_streams_and_an_interrupted_one_is_swept_on_retry() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.quiet = True
+
+    def interrupted() -> Iterator[nlmsg.Record]:
+        yield route("10.1.0.0", 16, ("10.0.0.2", 2, 1))
+        yield route("10.2.0.0", 16, ("10.0.0.2", 2, 1))
+        raise RuntimeError("dump interrupted")
+
+    with pytest.raises(RuntimeError):
+        core.load_routes(interrupted())
+    assert len(core.routes) == 2  # what came before the interruption stays
+    # The retry is a full reconcile: 10.2/16 went away meanwhile and is swept.
+    core.reconcile("route", [route("10.1.0.0", 16, ("10.0.0.2", 2, 1))], AF4)
+    core.quiet = False
+    assert [r.dst for r in core.snapshot().routes] == ["10.1.0.0/16"]
+
+
+def test_route_index_is_rebuilt_after_a_bulk_load() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    core.quiet = True
+    core.load_routes(
+        [
+            route("10.1.0.0", 16, ("10.0.0.2", 2, 1)),
+            route("10.2.0.0", 16, ("10.0.0.2", 2, 1)),
+            route("10.3.0.0", 16, ("10.0.1.2", 3, 1)),
+        ]
+    )
+    core.quiet = False
+    assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
+    out = core.apply(nlmsg.Link(True, 3, "tap1", 1500, None, False, False))
+    assert [(e.kind, getattr(e, "dst", None)) for e in out if e.kind.startswith("route")] == [
+        ("route_del", "10.3.0.0")
+    ]
+    assert not core.routes_via(3) and len(core.routes) == 2

@@ -143,6 +143,47 @@ def test_routes(
     assert isinstance(ours[0], nlmsg.Route) and ours[0].table == big_table
 
 
+@given(
+    st.sampled_from([nlmsg.RTM_NEWROUTE, nlmsg.RTM_DELROUTE]),
+    st.ip_addresses(v=4).map(str),
+    st.integers(0, 32),
+    u32,
+    st.integers(0, 255),
+    st.integers(0, 11),
+    st.none() | u32,
+    st.ip_addresses(v=4).map(str),
+    st.integers(1, 2**31 - 1),
+)
+def test_routes_in_the_kernels_layout_take_the_fast_path(
+    mtype: int,
+    dst: str,
+    plen: int,
+    table: int,
+    proto: int,
+    rtype: int,
+    metric: int | None,
+    gw: str,
+    oif: int,
+) -> None:
+    # table, dst, [priority,] gateway, oif: how the kernel sends IPv4 routes via a gateway.
+    m = rtmsg()
+    m["family"] = socket.AF_INET
+    m["dst_len"] = plen
+    m["table"] = table & 0xFF
+    m["proto"] = proto
+    m["type"] = rtype
+    attrs: list[tuple[str, Any]] = [("RTA_TABLE", table), ("RTA_DST", dst)]
+    if metric is not None:
+        attrs.append(("RTA_PRIORITY", metric))
+    attrs += [("RTA_GATEWAY", gw), ("RTA_OIF", oif)]
+    m["attrs"] = attrs
+    data = _encode(m, mtype)
+    fast = nlmsg._route4_fast(mtype, data, 16, len(data) - 16)
+    assert fast is not None
+    assert fast == nlmsg._route_any(mtype, data, 16, len(data))
+    assert nlmsg.decode(data) == reference(data) == [fast]
+
+
 @settings(max_examples=200)
 @given(
     st.sampled_from([nlmsg.RTM_NEWNEIGH, nlmsg.RTM_DELNEIGH]),

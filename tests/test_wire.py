@@ -247,3 +247,18 @@ def test_reference_doc_is_current() -> None:
     assert doc.read_text() == reference.render(), (
         "run: python -m ifpx.schemas.reference > docs/reference.md"
     )
+
+
+def test_snapshot_replies_take_a_shortcut_to_the_same_bytes() -> None:
+    from test_replica import _core
+
+    snapshot = RESULTS["snapshot"]
+    assert isinstance(snapshot, c.SnapshotResult)
+    states = [snapshot.state]
+    ops_ = [("bind", 0, 2), ("link", 2, 1400, True)]
+    ops_ += [("route", i % 4 + 1, 2, 3, False) for i in range(8)]
+    states.append(_core(ops_).snapshot_wire())
+    for state in states:
+        reply = c.OkReply(id=9, result=snapshot.model_copy(update={"state": state}))
+        assert state.routes.rows
+        assert codec.encode_reply(reply) == codec.dump(reply)

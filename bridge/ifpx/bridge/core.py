@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Literal, TypeVar
@@ -41,6 +42,7 @@ RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
 """A kernel route: its public key, plus the interface for a route with one next hop and
 no gateway. The kernel keeps such routes apart per interface under one public key (each
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
+_NO_KEYS: frozenset[RouteKey] = frozenset()
 RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
 """(proto, nexthops)."""
 NhView = tuple[tuple[str | None, int, int | None, int], ...]
@@ -101,7 +103,8 @@ class BridgeCore:
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
-        self.routes_by_ifindex: dict[int, set[RouteKey]] = {}
+        self._by_ifindex: dict[int, set[RouteKey]] | None = {}
+        """ifindex -> the routes through it; None until first needed after a bulk load."""
         self._variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
@@ -232,7 +235,7 @@ class BridgeCore:
             out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
         # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
         # but dropping both here keeps the mirror exact either way.
-        for key in sorted(self.routes_by_ifindex.get(ifindex, set())):
+        for key in sorted(self.routes_via(ifindex)):
             proto, hops = self.routes[key]
             family, table, dst, plen, tos, metric = key[:6]
             if len(hops) > 1:
@@ -327,16 +330,35 @@ class BridgeCore:
             cls, dst=dst, prefixlen=plen, table=table, proto=proto, metric=metric, nexthops=nexthops
         )
 
+    def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
+        """The keys of the routes with a next hop through ``ifindex`` (do not modify)."""
+        index = self._by_ifindex
+        if index is None:
+            # Built on first need after a bulk load: at a million routes that is half a
+            # second taken out of start-up, paid by the first link change or bind that
+            # needs it, if any does.
+            index = self._by_ifindex = {}
+            for key, (_proto, hops) in self.routes.items():
+                for _gw, ifx, _w in hops:
+                    keys = index.get(ifx)
+                    if keys is None:
+                        keys = index[ifx] = set()
+                    keys.add(key)
+        return index.get(ifindex, _NO_KEYS)
+
     def _index_route(self, key: RouteKey, hops: Iterable[nlmsg.NextHopT], add: bool) -> None:
+        index = self._by_ifindex
+        if index is None:
+            return
         for _gw, ifindex, _w in hops:
             if add:
-                self.routes_by_ifindex.setdefault(ifindex, set()).add(key)
+                index.setdefault(ifindex, set()).add(key)
             else:
-                keys = self.routes_by_ifindex.get(ifindex)
+                keys = index.get(ifindex)
                 if keys is not None:
                     keys.discard(key)
                     if not keys:
-                        del self.routes_by_ifindex[ifindex]
+                        del index[ifindex]
 
     @staticmethod
     def route_key(rec: nlmsg.Route) -> RouteKey:
@@ -427,7 +449,7 @@ class BridgeCore:
     # ---- resync ---------------------------------------------------------------
 
     def reconcile(
-        self, kind: str, dumped: list[nlmsg.Record], family: int = 0, oif: int = 0
+        self, kind: str, records: Iterable[nlmsg.Record], family: int = 0, oif: int = 0
     ) -> list[ev.EventBase]:
         """Make the mirror equal a complete dump; return exactly the difference as events.
 
@@ -436,6 +458,7 @@ class BridgeCore:
         are deleted (sweep); dumped entries are applied (no event if unchanged).
         """
         out: list[ev.EventBase] = []
+        dumped = list(records)
         if kind == "link":
             seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
             for ifindex in sorted(set(self.links) - seen):
@@ -451,9 +474,14 @@ class BridgeCore:
                     if (ifindex, fam, ip, plen) not in seen_a:
                         out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
         elif kind == "route":
-            seen_r = {self.route_key(r) for r in dumped if isinstance(r, nlmsg.Route)}
-            keys = self.routes_by_ifindex.get(oif, set()) if oif else self.routes
+            keys = self.routes_via(oif) if oif else self.routes
             scope = [k for k in keys if k[0] == family]
+            # At start the mirror is empty: nothing to sweep, so no need to index the dump.
+            seen_r = (
+                {self.route_key(r) for r in dumped if isinstance(r, nlmsg.Route)}
+                if scope
+                else set()
+            )
             for key in sorted(set(scope) - seen_r):
                 proto, hops = self.routes[key]
                 fam, table, dst, plen, tos, metric = key[:6]
@@ -472,6 +500,43 @@ class BridgeCore:
             raise ValueError(f"unknown dump kind {kind!r}")
         out.extend(self.apply_all(dumped))
         return out
+
+    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
+        """Apply a route dump to a mirror that holds none of its routes yet (the start).
+
+        Nothing to sweep and, while :attr:`quiet`, nobody to tell: the records are
+        applied as they stream in, so a million of them never sit in a list. An
+        exception from ``records`` (an interrupted dump) leaves what was applied.
+        """
+        routes, interned = self.routes, self._hops
+        route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
+        self._by_ifindex = None  # rebuilt from every route when first needed
+        loaded = 0
+        try:
+            for rec in records:
+                # The common case inline (about half the time of the general path);
+                # anything unusual (a repeated key, a device route, not unicast) takes
+                # the general one.
+                if rec.__class__ is not route_cls:
+                    self.apply(rec)
+                    continue
+                deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops = rec
+                if (
+                    deleted
+                    or rtype != unicast
+                    or flags & cloned
+                    or (len(hops) == 1 and hops[0][0] is None)
+                ):
+                    self.apply(rec)
+                    continue
+                hops = interned.setdefault(hops, hops)
+                val = (proto, hops)
+                if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
+                    self.apply(rec)
+                    continue
+                loaded += 1
+        finally:
+            self.counters.records += loaded
 
     # ---- bindings -------------------------------------------------------------
 
@@ -496,7 +561,7 @@ class BridgeCore:
         for (fam, ip), (mac, st) in sorted(self.neighs.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
             out.append(self._ev(ncls, ip=ip, mac=mac, state=st, **common))
-        for pkey in self._published_keys(self.routes_by_ifindex.get(link.ifindex, ())):
+        for pkey in self._published_keys(self.routes_via(link.ifindex)):
             val = self._published(pkey)
             out.extend(self._route_change(pkey, val, val, force=True))
         return out
@@ -519,7 +584,7 @@ class BridgeCore:
         if entry.ifindex is None:
             return out
         # Routes via this proxy now carry other port ids, or stop being published.
-        for pkey in self._published_keys(self.routes_by_ifindex.get(entry.ifindex, ())):
+        for pkey in self._published_keys(self.routes_via(entry.ifindex)):
             val = self._published(pkey)
             assert val is not None
             view = self._nh_view(val[1])
@@ -596,20 +661,23 @@ class BridgeCore:
         variants = self._variants
         merged = [(pkey, self._published(pkey)) for pkey in variants]
         plain = (
-            (key, val)
-            for key, val in self.routes.items()
-            if not variants or (len(key) == 6 and key not in variants)
+            self.routes.items()
+            if not variants
+            else [(k, v) for k, v in self.routes.items() if len(k) == 6 and k not in variants]
         )
-        for key, val in chain(plain, merged):
-            assert val is not None
-            proto, hops = val
-            view = self._nh_view(hops)
-            if view is None:
-                continue
-            family, table, dst, plen, _tos, metric = key[:6]
-            index = sets.setdefault(view, len(sets))
-            fam: Literal[4, 6] = 4 if family == AF4 else 6
-            rows.append((fam, dst, plen, table, proto, metric, index))
+        # Next-hop sets are interned: work out each one's published form and index once,
+        # then build the rows in one comprehension (a million of them).
+        used = {id(v[1]) for _k, v in chain(plain, merged) if v is not None}
+        index_of: dict[int, int | None] = {}
+        for hops in self._hops.values():
+            if id(hops) in used:
+                view = self._nh_view(hops)
+                index_of[id(hops)] = None if view is None else sets.setdefault(view, len(sets))
+        rows = [
+            (4 if k[0] == AF4 else 6, k[2], k[3], k[1], v[0], k[5], i)
+            for k, v in chain(plain, merged)
+            if v is not None and (i := index_of[id(v[1])]) is not None
+        ]
         nexthop_sets = [
             [
                 ev.NextHop.model_construct(gateway=gw, ifindex=ifx, port_id=port, weight=w)

@@ -74,6 +74,10 @@ class Dumper:
         while True:
             data = self._sock.recv(RECV_SIZE)
             for rec in nlmsg.decode(data):
+                cls = rec.__class__
+                if cls is not nlmsg.Done and cls is not nlmsg.Error:
+                    yield rec  # first: a dump is a million records and one Done
+                    continue
                 if isinstance(rec, nlmsg.Done):
                     if rec.interrupted:
                         raise DumpInterrupted()
@@ -86,7 +90,6 @@ class Dumper:
                     if rec.errno:
                         raise OSError(rec.errno, f"netlink dump failed: {rec.errno}")
                     return
-                yield rec
 
     def _next_seq(self) -> int:
         self._seq += 1

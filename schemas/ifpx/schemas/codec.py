@@ -22,6 +22,7 @@ from .commands import (
     ErrorInfo,
     ErrorReply,
     Reply,
+    SnapshotResult,
 )
 from .envelope import Message
 from .version import SUPPORTED_VERSIONS
@@ -181,6 +182,14 @@ def decode_request(data: bytes) -> Command:
 
 def encode_reply(reply: BaseModel) -> bytes:
     """Encode a reply."""
+    result = getattr(reply, "result", None)
+    if isinstance(result, SnapshotResult):
+        # A full table is a million route rows, already plain tuples of ints and
+        # strings: packing them as they are gives the same bytes as serialising each
+        # through the model, in a fraction of the time.
+        doc = reply.model_dump(exclude={"result": {"state": {"routes": {"rows"}}}})
+        doc["result"]["state"]["routes"]["rows"] = result.state.routes.rows
+        return _pack(doc)
     return dump(reply)
 
 

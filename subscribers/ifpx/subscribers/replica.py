@@ -1,8 +1,9 @@
 """A worker's replica of the published state (pure).
 
 Applying events is idempotent, so replaying a journal slice or a snapshot diff
-twice changes nothing. Routes are stored compactly (integers and interned
-next-hop tuples) and indexed by prefix length for longest-prefix match.
+twice changes nothing. Routes are keyed by their destination as the bridge
+writes it (the network address, canonical text) with interned next-hop tuples,
+and indexed by prefix length for longest-prefix match on the first lookup.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from ifpx.schemas.state import (
     State,
 )
 
-RouteKey = tuple[int, int, int, int, int]
-"""(family 4|6, table, network as int, prefixlen, metric)."""
+RouteKey = tuple[int, int, str, int, int]
+"""(family 4|6, table, destination network, prefixlen, metric)."""
 Hop = tuple[str | None, int, int | None, int]
 """(gateway, ifindex, port_id, weight)."""
 RouteVal = tuple[int, tuple[Hop, ...]]
@@ -70,10 +71,6 @@ def _net(family: int, dst: str, plen: int) -> int:
     return raw >> (bits - plen) << (bits - plen) if plen else 0
 
 
-def _text(family: int, net: int) -> str:
-    return socket.inet_ntop(_af(family), net.to_bytes(4 if family == 4 else 16))
-
-
 class Replica:
     """Bindings, ports, routes and neighbours, kept equal to the bridge's by events."""
 
@@ -86,8 +83,8 @@ class Replica:
         self.routes: dict[RouteKey, RouteVal] = {}
         self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
         self.cfg_done = False
-        # (family, table) -> prefixlen -> network -> metrics; None until the first lookup.
-        self._lpm: dict[tuple[int, int], dict[int, dict[int, list[int]]]] | None = None
+        # (family, table) -> prefixlen -> network -> keys; None until the first lookup.
+        self._lpm: dict[tuple[int, int], dict[int, dict[int, list[RouteKey]]]] | None = None
         self._hops: dict[tuple[Hop, ...], tuple[Hop, ...]] = {}
 
     # ---- events ----------------------------------------------------------------
@@ -192,8 +189,7 @@ class Replica:
         proto: int,
         hops: tuple[Hop, ...],
     ) -> None:
-        net = _net(fam, dst, plen)
-        key = (fam, table, net, plen, metric)
+        key = (fam, table, dst, plen, metric)
         hops = self._hops.setdefault(hops, hops)
         if self._lpm is not None and key not in self.routes:
             self._index(key)
@@ -201,19 +197,19 @@ class Replica:
 
     def _index(self, key: RouteKey) -> None:
         assert self._lpm is not None
-        fam, table, net, plen, metric = key
+        fam, table, dst, plen, _metric = key
         by_len = self._lpm.setdefault((fam, table), {})
-        by_len.setdefault(plen, {}).setdefault(net, []).append(metric)
+        by_len.setdefault(plen, {}).setdefault(_net(fam, dst, plen), []).append(key)
 
     def _route_del(self, fam: int, table: int, dst: str, plen: int, metric: int) -> None:
-        net = _net(fam, dst, plen)
-        key = (fam, table, net, plen, metric)
+        key = (fam, table, dst, plen, metric)
         if self.routes.pop(key, None) is None or self._lpm is None:
             return
         by_len = self._lpm[(fam, table)]
-        metrics = by_len[plen][net]
-        metrics.remove(metric)
-        if not metrics:
+        net = _net(fam, dst, plen)
+        keys = by_len[plen][net]
+        keys.remove(key)
+        if not keys:
             del by_len[plen][net]
             if not by_len[plen]:
                 del by_len[plen]
@@ -234,11 +230,11 @@ class Replica:
         value = int.from_bytes(socket.inet_pton(_af(fam), ip))
         for plen in sorted(by_len, reverse=True):
             net = value >> (bits - plen) << (bits - plen) if plen else 0
-            metrics = by_len[plen].get(net)
-            if metrics:
-                metric = min(metrics)
-                proto, hops = self.routes[(fam, table, net, plen, metric)]
-                return Route(fam, f"{_text(fam, net)}/{plen}", table, proto, metric, hops)
+            keys = by_len[plen].get(net)
+            if keys:
+                key = min(keys, key=lambda k: k[4])
+                proto, hops = self.routes[key]
+                return Route(fam, f"{key[2]}/{plen}", table, proto, key[4], hops)
         return None
 
     # ---- snapshots -------------------------------------------------------------
@@ -253,13 +249,17 @@ class Replica:
                 p.port_id, p.proxy, p.ifindex, p.mac, p.mtu, p.up, p.carrier, set(p.addrs)
             )
         if isinstance(state, SnapshotState):
-            sets = [
-                tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in hops)
-                for hops in state.routes.nexthop_sets
-            ]
-            add = self._route_add
-            for fam, dst, plen, table, proto, metric, nhs in state.routes.rows:
-                add(fam, table, dst, plen, metric, proto, sets[nhs])
+            interned = self._hops
+            sets: list[tuple[Hop, ...]] = []
+            for nexthops in state.routes.nexthop_sets:
+                hs = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in nexthops)
+                sets.append(interned.setdefault(hs, hs))
+            # One comprehension for a million rows: the snapshot is the bridge's own
+            # output, in the same canonical text the events use.
+            self.routes = {
+                (fam, table, dst, plen, metric): (proto, sets[nhs])
+                for fam, dst, plen, table, proto, metric, nhs in state.routes.rows
+            }
         else:
             for r in state.routes:
                 rdst, rplen = r.dst.rsplit("/", 1)
@@ -289,9 +289,9 @@ class Replica:
         ]
         index: dict[tuple[Hop, ...], int] = {}
         rows: list[RouteRowT] = []
-        for (fam, table, net, plen, metric), (proto, hops) in self.routes.items():
+        for (fam, table, dst, plen, metric), (proto, hops) in self.routes.items():
             nhs = index.setdefault(hops, len(index))
-            rows.append((fam, _text(fam, net), plen, table, proto, metric, nhs))  # type: ignore[arg-type]
+            rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
         nexthop_sets = [
             [
                 ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w)
@@ -407,7 +407,7 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
 
 
 def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool) -> ev.EventBase:
-    fam, table, net, plen, metric = key
+    fam, table, dst, plen, metric = key
     # The values come from a validated snapshot: no need to validate them again.
     nexthops = [
         ev.trusted(ev.NextHop, gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
@@ -419,7 +419,7 @@ def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool
         cls = ev.Route6Del if deleted else ev.Route6Add
     return ev.trusted(
         cls,
-        dst=_text(fam, net),
+        dst=dst,
         prefixlen=plen,
         table=table,
         proto=proto,
