@@ -112,6 +112,9 @@ class BridgeCore:
         self.counters = Counters()
         self.redumps: set[Redump] = set()
         self._hops: dict[tuple[nlmsg.NextHopT, ...], tuple[nlmsg.NextHopT, ...]] = {}
+        # Route values too: (proto, interned next hops) repeat across a whole table, and
+        # sharing them saves a tuple per route. Keyed by the next hops' identity.
+        self._values: dict[tuple[int, int], RouteVal] = {}
 
     def _ev(self, cls: type[_M], **fields: Any) -> _M:
         # Our own decoder produced these values, so by default the models are built
@@ -369,6 +372,13 @@ class BridgeCore:
             return (*pkey, hops[0][1])
         return pkey
 
+    def _value(self, proto: int, hops: tuple[nlmsg.NextHopT, ...]) -> RouteVal:
+        """The shared (proto, next hops) value; ``hops`` must be interned."""
+        val = self._values.get((proto, id(hops)))
+        if val is None:
+            val = self._values[(proto, id(hops))] = (proto, hops)
+        return val
+
     def _published(self, pkey: PublicKey) -> RouteVal | None:
         """What is published under ``pkey``: its routes merged, interface order."""
         variants = self._variants.get(pkey)
@@ -380,7 +390,7 @@ class BridgeCore:
         if len(vals) == 1:
             return vals[0]
         hops = tuple(h for _proto, hs in vals for h in hs)
-        return (vals[0][0], self._hops.setdefault(hops, hops))
+        return self._value(vals[0][0], self._hops.setdefault(hops, hops))
 
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
         return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
@@ -407,7 +417,7 @@ class BridgeCore:
             return self._route_change(pkey, before, self._published(pkey) if merged else None)
         # Interned: a full table has a million routes but a handful of next-hop sets.
         hops = self._hops.setdefault(rec.nexthops, rec.nexthops)
-        new: RouteVal = (rec.proto, hops)
+        new = self._value(rec.proto, hops)
         if old == new:
             return []
         before = self._published(pkey) if merged else old
@@ -508,7 +518,7 @@ class BridgeCore:
         applied as they stream in, so a million of them never sit in a list. An
         exception from ``records`` (an interrupted dump) leaves what was applied.
         """
-        routes, interned = self.routes, self._hops
+        routes, interned, values = self.routes, self._hops, self._values
         route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
         self._by_ifindex = None  # rebuilt from every route when first needed
         loaded = 0
@@ -530,7 +540,9 @@ class BridgeCore:
                     self.apply(rec)
                     continue
                 hops = interned.setdefault(hops, hops)
-                val = (proto, hops)
+                val = values.get((proto, id(hops)))
+                if val is None:
+                    val = values[(proto, id(hops))] = (proto, hops)
                 if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
                     self.apply(rec)
                     continue
