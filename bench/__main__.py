@@ -12,14 +12,17 @@ medians, not absolute times, are what to read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
+import shutil
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,9 +107,10 @@ def _setup(extra: list[str] | None = None) -> Iterator[tuple[Netns, BridgeProces
 class _Monitor:
     """``ip monitor route`` as the C reference consumer: when has it printed N lines?"""
 
-    def __init__(self, ns: Netns) -> None:
+    def __init__(self, ns: Netns, rcvbuf: int = 0) -> None:
+        size = ["-rcvbuf", str(rcvbuf)] if rcvbuf else []
         self.proc = subprocess.Popen(
-            ["ip", "-n", ns.name, "monitor", "route"], stdout=subprocess.PIPE, text=True
+            ["ip", "-n", ns.name, *size, "monitor", "route"], stdout=subprocess.PIPE, text=True
         )
         self.lines = 0
         self.marks: dict[int, float] = {}
@@ -208,6 +212,73 @@ def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
                 _churn_step(ns, dels, workers, "emptied", dele)
             finally:
                 monitor.close()
+                for w in workers:
+                    w.kill()
+                    w.wait()
+
+
+def _bird_conf(path: Path, n: int) -> None:
+    routes = "\n".join(f"    route {_route(i)} via 10.0.0.2;" for i in range(n))
+    path.write_text(
+        "router id 10.0.0.1;\n"
+        "protocol device {}\n"
+        "protocol kernel { ipv4 { export all; }; }\n"
+        f"protocol static bench {{\n    disabled;\n    ipv4;\n{routes}\n}}\n"
+    )
+
+
+def bird_churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
+    """Target 1 with a real routing daemon: BIRD 2 installs n static routes, then withdraws them.
+
+    The reference is iproute2's ``ip monitor route`` (C) on the same stream, with the
+    largest receive buffer it may ask for; if even it overflows, its loss is reported.
+    """
+    if not (shutil.which("bird") and shutil.which("birdc")):
+        print("bird2 is not installed (apt-get install bird2): BIRD churn skipped", flush=True)
+        return
+    add = _fig(figs, "bird_add", f"BIRD: {n // 1000}k routes enabled, all subscribers have them",
+               "s", "ip monitor route (C) sees every add", "<= 1.1x")  # fmt: skip
+    dele = _fig(figs, "bird_del", "BIRD: routes disabled, all subscribers emptied", "s",
+                "ip monitor route (C) sees every delete", "<= 1.1x")  # fmt: skip
+    lost = _fig(figs, "bird_monitor_lost", "BIRD: ip monitor route (C) events lost to ENOBUFS",
+                "count", "", "reference")  # fmt: skip
+    loss = _fig(figs, "bird_repairs", "BIRD: gaps + snapshot repairs", "count", "", "0")
+    for _ in range(runs):
+        with _setup() as (ns, br), tempfile.TemporaryDirectory() as tmp:
+            conf, ctl = Path(tmp) / "bird.conf", Path(tmp) / "bird.ctl"
+            _bird_conf(conf, n)
+            birdc = ["ip", "netns", "exec", ns.name, "birdc", "-s", str(ctl)]
+            subprocess.run(
+                ["ip", "netns", "exec", ns.name, "bird", "-c", str(conf), "-s", str(ctl),
+                 "-P", f"{tmp}/bird.pid"],
+                check=True, timeout=120,
+            )  # fmt: skip
+            workers: list[subprocess.Popen[str]] = []
+            monitor = _Monitor(ns, rcvbuf=64 << 20)
+            try:
+                workers = _start_workers(br, subscribers, n + 1, 1)
+                monitor.expect(n, 2 * n)
+                t0 = time.monotonic()
+                subprocess.run([*birdc, "enable", "bench"], check=True, capture_output=True)
+                docs = [_milestone(w, "reached") for w in workers]
+                add.values.append(max(d["reached"] for d in docs) - t0)
+                loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in docs))
+                with contextlib.suppress(TimeoutError):
+                    wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
+                    add.reference.append(monitor.marks[n] - t0)
+                t1 = time.monotonic()
+                subprocess.run([*birdc, "disable", "bench"], check=True, capture_output=True)
+                docs = [_milestone(w, "emptied") for w in workers]
+                dele.values.append(max(d["emptied"] for d in docs) - t1)
+                try:
+                    wait_for(partial(contains, monitor.marks, 2 * n), 30, what="ip monitor")
+                    dele.reference.append(monitor.marks[2 * n] - t1)
+                    lost.values.append(0)
+                except TimeoutError:
+                    lost.values.append(2 * n - monitor.lines)
+            finally:
+                monitor.close()
+                subprocess.run([*birdc, "down"], capture_output=True, check=False, timeout=30)
                 for w in workers:
                     w.kill()
                     w.wait()
@@ -425,15 +496,17 @@ def main() -> int:
     p.add_argument("--routes", type=int, help="override the route count")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    p.add_argument("--only", action="append", help="churn, cold, latency, fanout")
+    p.add_argument("--only", action="append", help="churn, bird, cold, latency, fanout")
     ns = p.parse_args()
     n = ns.routes or (1_000_000 if ns.full else 100_000)
-    only = set(ns.only or ["churn", "cold", "latency", "fanout"])
+    only = set(ns.only or ["churn", "bird", "cold", "latency", "fanout"])
     figs: dict[str, Figure] = {}
     t0 = time.monotonic()
     if "churn" in only:
         churn(n, ns.runs, 4, figs)
         print(report(figs, "partial", n, ns.runs, time.monotonic() - t0), flush=True)
+    if "bird" in only:
+        bird_churn(min(n, 100_000), ns.runs, int(os.environ.get("BENCH_SUBS", "4")), figs)
     if "cold" in only:
         cold_start_and_late_join(n, ns.runs, figs)
     if "latency" in only:

@@ -329,8 +329,9 @@ class BridgeCore:
             cls = ev.RouteDel if deleted else ev.RouteAdd
         else:
             cls = ev.Route6Del if deleted else ev.Route6Add
+        # In the models' field order, which lets trusted() take its shortcut.
         return self._ev(
-            cls, dst=dst, prefixlen=plen, table=table, proto=proto, metric=metric, nexthops=nexthops
+            cls, table=table, proto=proto, metric=metric, nexthops=nexthops, dst=dst, prefixlen=plen
         )
 
     def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:

@@ -24,7 +24,20 @@ class WireModel(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_DEFAULTS: dict[type[BaseModel], tuple[tuple[str, Any, Any], ...]] = {}
+_Spec = tuple[tuple[tuple[str, Any, Any], ...], dict[str, Any], tuple[str, ...]]
+_DEFAULTS: dict[type[BaseModel], _Spec] = {}
+"""Per model: (every field with its default and factory, the ``kind`` head, the order
+of the other fields)."""
+
+
+def _spec(cls: type[BaseModel]) -> _Spec:
+    every = tuple(
+        (name, info.default, info.default_factory) for name, info in cls.model_fields.items()
+    )
+    # The bridge passes every field but ``kind``, in field order: then the keyword dict
+    # itself, behind ``kind``, is the model's dict (no loop per field).
+    head = {"kind": every[0][1]} if every and every[0][0] == "kind" else {}
+    return every, head, tuple(name for name, _d, _f in every[len(head) :])
 
 
 def trusted(cls: type[_M], **fields: Any) -> _M:
@@ -37,16 +50,17 @@ def trusted(cls: type[_M], **fields: Any) -> _M:
     """
     spec = _DEFAULTS.get(cls)
     if spec is None:
-        spec = tuple(
-            (name, info.default, info.default_factory) for name, info in cls.model_fields.items()
-        )
-        _DEFAULTS[cls] = spec
-    values = {}
-    for name, default, factory in spec:
-        if name in fields:
-            values[name] = fields[name]
-        else:
-            values[name] = factory() if factory is not None else default
+        spec = _DEFAULTS[cls] = _spec(cls)
+    every, head, order = spec
+    if tuple(fields) == order:
+        values = {**head, **fields} if head else fields
+    else:
+        values = {}
+        for name, default, factory in every:
+            if name in fields:
+                values[name] = fields[name]
+            else:
+                values[name] = factory() if factory is not None else default
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
     object.__setattr__(model, "__pydantic_fields_set__", set(fields))
