@@ -34,6 +34,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Wait (10 s at most) for the bridge at $IFPX_CONTROL to answer, then bind port 0 to tap0.
+bind_when_up() {
+    for _ in $(seq 100); do
+        "$PY" -m ifpx.subscribers ctl --timeout 0.2 --retries 0 hello >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    "$PY" -m ifpx.subscribers ctl bind 0 tap0
+}
+
 if ! pm image exists "$BASE"; then
     echo "== base image $BASE: debootstrap from $MIRROR"
     debootstrap --variant=minbase --include=python3,python3-venv bookworm "$WORK/rootfs" "$MIRROR" >/dev/null
@@ -60,11 +69,7 @@ chmod 0777 "$RUN_DIR/dump"
 pm run -d --name "$BRIDGE" --network "ns:/run/netns/$NS" --cap-add NET_ADMIN \
     -v "$RUN_DIR:/run/ifpx" ifpx-bridge --ipc-group users --state /run/ifpx/state.json >/dev/null
 export IFPX_CONTROL=ipc://$RUN_DIR/control.sock IFPX_EVENTS=ipc://$RUN_DIR/events.sock
-for _ in $(seq 100); do
-    "$PY" -m ifpx.subscribers ctl --timeout 0.2 --retries 0 hello >/dev/null 2>&1 && break
-    sleep 0.1
-done
-"$PY" -m ifpx.subscribers ctl bind 0 tap0
+bind_when_up
 
 echo "== worker container (uid 10001, no network)"
 pm run -d --name "$WORKER" --network none -v "$RUN_DIR:/run/ifpx" ifpx-worker \
@@ -106,11 +111,7 @@ ip -n "$NS" link set tap0 mtu 1500
 IFPX_BRIDGE_NETWORK="ns:/run/netns/$NS" compose up -d bridge worker-0 worker-1 >/dev/null 2>&1
 VOLUME=$(pm volume inspect "${PROJECT}_ifpx-run" --format '{{.Mountpoint}}')
 export IFPX_CONTROL=ipc://$VOLUME/control.sock IFPX_EVENTS=ipc://$VOLUME/events.sock
-for _ in $(seq 100); do
-    "$PY" -m ifpx.subscribers ctl --timeout 0.2 --retries 0 hello >/dev/null 2>&1 && break
-    sleep 0.1
-done
-"$PY" -m ifpx.subscribers ctl bind 0 tap0
+bind_when_up
 ip -n "$NS" link set tap0 mtu 1280
 for _ in $(seq 300); do
     logs=$(compose logs worker-0 worker-1 2>&1 || true)

@@ -36,8 +36,67 @@ def state_of(report: dict[str, Any]) -> State:
     return State.model_validate(raw).canonical()
 
 
-class CSubscriber:
+class ReportingProcess:
+    """A C program that writes its state as JSON on SIGUSR1 (and once, unasked, when synced).
+
+    Subclasses start ``self.proc`` writing to ``self.log`` and say how to read the
+    report and which generation it has reached on every file it spans.
+    """
+
+    name = "the C program"
+    proc: subprocess.Popen[bytes]
+    log: Path
+    gen = 0
+
+    def _current(self) -> tuple[int, dict[str, Any]] | None:
+        """(the report's generation, the report), or None while unreadable."""
+        raise NotImplementedError
+
+    def report(self, timeout: float = 20.0) -> dict[str, Any]:
+        """A fresh report (written once everything queued was delivered)."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.output()}")
+        want = self.gen + 1
+        if self.gen:
+            self.proc.send_signal(signal.SIGUSR1)
+
+        def fresh() -> tuple[int, dict[str, Any]] | None:
+            got = self._current()
+            return got if got is not None and got[0] >= want else None
+
+        got = wait_for(fresh, timeout, interval=0.02, what=f"{self.name}'s report")
+        assert got is not None
+        self.gen, data = got
+        return data
+
+    def output(self) -> str:
+        """What it printed (its log lines, and for ifpx_sub the events as JSON lines)."""
+        return self.log.read_text(errors="replace")
+
+    def close(self, grace: float = 5.0) -> None:
+        """Stop it (SIGTERM, then SIGKILL)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(grace)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file written whole then renamed into place, or None if not there yet."""
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
+
+
+class CSubscriber(ReportingProcess):
     """``ifpx_sub`` as a subprocess: state reports on demand (SIGUSR1 -> a JSON file)."""
+
+    name = "ifpx_sub"
 
     def __init__(
         self,
@@ -55,43 +114,7 @@ class CSubscriber:
             self.proc = subprocess.Popen(
                 [*argv, *extra], stdout=log, stderr=subprocess.STDOUT, env=env
             )
-        self.gen = 0
 
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        return data
-
-    def report(self, timeout: float = 10.0) -> dict[str, Any]:
-        """A fresh state report (written after everything queued was delivered)."""
-        if self.proc.poll() is not None:
-            raise AssertionError(f"ifpx_sub exited {self.proc.returncode}: {self.output()}")
-        want = self.gen + 1
-        if self.gen:
-            self.proc.send_signal(signal.SIGUSR1)
-
-        def fresh() -> dict[str, Any] | None:
-            data = self._read()
-            return data if data is not None and data["gen"] >= want else None
-
-        wait_for(fresh, timeout, interval=0.02, what="a C state report")
-        data = self._read()
-        assert data is not None
-        self.gen = data["gen"]
-        return data
-
-    def output(self) -> str:
-        """What it printed (events as JSON lines, log lines)."""
-        return self.log.read_text(errors="replace")
-
-    def close(self) -> None:
-        """Stop it (SIGTERM, then SIGKILL)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+    def _current(self) -> tuple[int, dict[str, Any]] | None:
+        data = read_json(self.path)
+        return None if data is None else (data["gen"], data)

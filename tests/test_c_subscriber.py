@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from netutil import describe_difference, wait_bridge_equals_kernel
 from test_core import ops
 from test_replica import REBOUND, _core
+from test_subscriber_netns import _mtu_flaps
 
 from ifpx.bridge.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
@@ -176,15 +177,6 @@ def test_c_subscriber_resyncs_after_bridge_restart(
     assert '"route_del"' in tail and '"resync_end"' in tail
 
 
-def _flaps(ns: Netns, count: int) -> None:
-    # Alternating topics: consecutive events of one topic would share a message.
-    lines = []
-    for i in range(count):
-        lines.append(f"link set tap0 mtu {1300 + i % 100}")
-        lines.append(f"addr add 10.9.{i}.1/24 dev tap0")
-    ns.batch(lines)
-
-
 @pytest.mark.netns
 @pytest.mark.parametrize("journal", ["1000", "4"])
 def test_c_subscriber_repairs_gaps(ns: Netns, tools: Path, tmp_path: Path, journal: str) -> None:
@@ -205,7 +197,7 @@ def test_c_subscriber_repairs_gaps(ns: Netns, tools: Path, tmp_path: Path, journ
         try:
             seq = s.report()["seq"]
             s.proc.send_signal(signal.SIGSTOP)
-            _flaps(ns, 60)
+            _mtu_flaps(ns, 60)
             wait_for(lambda: br.snapshot().seq > seq + 20, 10, what="the burst")
             s.proc.send_signal(signal.SIGCONT)
             state = _converge(s, br)

@@ -9,7 +9,6 @@ checked with rte_lpm_is_rule_present), and are compared with the kernel.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ctools import C_DIR, build, have_toolchain, state_of
+from ctools import C_DIR, ReportingProcess, build, have_toolchain, read_json, state_of
 from netutil import describe_difference, wait_bridge_equals_kernel
 
 from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
@@ -44,68 +43,41 @@ def worker_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "dpdk-worker"
 
 
-class Worker:
+class Worker(ReportingProcess):
     """dpdk-worker in a namespace, with its state reports (SIGUSR1 -> JSON files)."""
+
+    name = "dpdk-worker"
 
     def __init__(self, binary: Path, ns: Netns, br: BridgeProcess, workdir: Path) -> None:
         self.report_path = workdir / "worker.json"
         self.log = workdir / "worker.log"
-        prefix = f"ifpx-{uuid.uuid4().hex[:8]}"
-        self.prefix = prefix
+        self.prefix = f"ifpx-{uuid.uuid4().hex[:8]}"
         lcores = "0-1" if (os.cpu_count() or 1) >= 2 else "0"
         argv = [
             "ip", "netns", "exec", ns.name, str(binary),
-            "--no-huge", "-m", "512", "--no-pci", f"--file-prefix={prefix}", "-l", lcores,
+            "--no-huge", "-m", "512", "--no-pci", f"--file-prefix={self.prefix}", "-l", lcores,
             "--vdev=net_tap0,iface=dtap0", "--vdev=net_tap1,iface=dtap1",
             "--",
             "--events", br.events, "--control", br.control, "--report", str(self.report_path),
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        self.gen = 0
 
-    def _files(self) -> dict[str, Any] | None:
-        try:
-            main = json.loads(self.report_path.read_text())
-            lcores = {
-                n: json.loads(Path(f"{self.report_path}.lcore{n}").read_text())
-                for n in main["lcores"]
-            }
-        except (FileNotFoundError, json.JSONDecodeError):
+    def _current(self) -> tuple[int, dict[str, Any]] | None:
+        # The main lcore writes the ports, every lcore its own file: the report is as
+        # fresh as the oldest of them.
+        main = read_json(self.report_path)
+        if main is None:
             return None
-        return {"ports": main["ports"], "gen": main["gen"], "lcores": lcores}
+        lcores = {n: read_json(Path(f"{self.report_path}.lcore{n}")) for n in main["lcores"]}
+        if any(lc is None for lc in lcores.values()):
+            return None
+        gen = min([main["gen"], *(lc["gen"] for lc in lcores.values() if lc is not None)])
+        return gen, {"ports": main["ports"], "gen": gen, "lcores": lcores}
 
-    def report(self, timeout: float = 20.0) -> dict[str, Any]:
-        """A fresh report from every lcore (the first is written once synced)."""
-        if self.proc.poll() is not None:
-            raise AssertionError(f"dpdk-worker exited {self.proc.returncode}:\n{self.output()}")
-        want = self.gen + 1
-        if self.gen:
-            self.proc.send_signal(signal.SIGUSR1)
-
-        def fresh() -> dict[str, Any] | None:
-            got = self._files()
-            if got is None or got["gen"] < want:
-                return None
-            return got if all(lc["gen"] >= want for lc in got["lcores"].values()) else None
-
-        got = wait_for(fresh, timeout, interval=0.05, what="dpdk-worker's report")
-        self.gen = got["gen"]
-        return got
-
-    def output(self) -> str:
-        """The worker's log (DPDK's EAL lines and its own)."""
-        return self.log.read_text(errors="replace")
-
-    def close(self) -> None:
+    def close(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL; the EAL's runtime directory is removed."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        super().close(grace)
         subprocess.run(["rm", "-rf", f"/var/run/dpdk/{self.prefix}"], check=False)
 
 
