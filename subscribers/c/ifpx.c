@@ -536,12 +536,12 @@ static void install_snapshot(struct ifpx_sub *s, const char *buf, size_t len, co
     struct apply_ctx a = {s, target, 0};
     int rc = -1;
 
-    if (it && target && old) {
+    if (target)
         ifpx_replica_init(target);
-        if (!s->synced)
-            ifpx_replica_init(old);
+    if (old && !s->synced)
+        ifpx_replica_init(old);
+    if (it && target && old)
         rc = ifpx_decode_snapshot(buf, len, &snap, apply_wanted, &a);
-    }
     if (rc) {
         logf_(s, LOG_WARNING, "unusable snapshot (status %d): asking again", rc);
         if (target)
@@ -639,7 +639,8 @@ static void install_replay(struct ifpx_sub *s, const char *buf, size_t len, cons
         start_snapshot(s, reason);
         return;
     }
-    memcpy(all + r.n, s->held, s->n_held * sizeof *all);
+    if (s->n_held)
+        memcpy(all + r.n, s->held, s->n_held * sizeof *all);
     s->n_held = 0;
     qsort(all, total, sizeof *all, by_seq);
     for (size_t i = 0; i < total; i++) {
