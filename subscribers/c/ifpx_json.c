@@ -34,6 +34,18 @@ void ifpx_json_mac(FILE *f, int has, const uint8_t *m)
         fprintf(f, "\"%02x:%02x:%02x:%02x:%02x:%02x\"", m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
+void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, int has_mac,
+                     const uint8_t *mac, const char *state)
+{
+    fprintf(f, "{\"port_id\": %u, \"ip\": ", port_id);
+    ifpx_json_ip(f, family, ip);
+    fprintf(f, ", \"mac\": ");
+    ifpx_json_mac(f, has_mac, mac);
+    fprintf(f, ", \"state\": ");
+    ifpx_json_str(f, state);
+    fputc('}', f);
+}
+
 void ifpx_json_event(FILE *f, const struct ifpx_event *e)
 {
     enum ifpx_kind k = e->kind;

@@ -13,6 +13,9 @@ void ifpx_json_str(FILE *f, const char *s);
 void ifpx_json_ip(FILE *f, int family, const uint8_t *raw);
 /* A MAC in lower case, quoted, or null. */
 void ifpx_json_mac(FILE *f, int has, const uint8_t *m);
+/* A neighbour as the Python NeighState dumps it: {"port_id", "ip", "mac", "state"}. */
+void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, int has_mac,
+                     const uint8_t *mac, const char *state);
 /* One event as the Python models dump it (no newline). */
 void ifpx_json_event(FILE *f, const struct ifpx_event *e);
 

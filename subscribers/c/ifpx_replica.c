@@ -494,14 +494,10 @@ void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
     cur = 0;
     first = 1;
     while ((nb = ht_next(&r->neighs, &cur))) {
-        fprintf(f, "%s{\"port_id\": %u, \"ip\": ", first ? "" : ", ", nb->key.port_id);
+        fprintf(f, "%s", first ? "" : ", ");
         first = 0;
-        ifpx_json_ip(f, nb->key.family, nb->key.ip);
-        fprintf(f, ", \"mac\": ");
-        ifpx_json_mac(f, nb->has_mac, nb->mac);
-        fprintf(f, ", \"state\": ");
-        ifpx_json_str(f, nb->state);
-        fprintf(f, "}");
+        ifpx_json_neigh(f, nb->key.port_id, nb->key.family, nb->key.ip, nb->has_mac, nb->mac,
+                        nb->state);
     }
     fprintf(f, "], \"cfg_done\": %s}", r->cfg_done ? "true" : "false");
 }

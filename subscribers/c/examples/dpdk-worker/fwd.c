@@ -339,14 +339,9 @@ void fwd_report(const struct fwd_tables *t, FILE *f)
         const struct fwd_neigh *n = t->neigh[i];
         if (!n)
             continue;
-        fprintf(f, "%s{\"port_id\": %u, \"ip\": ", first ? "" : ", ", n->key.port);
+        fprintf(f, "%s", first ? "" : ", ");
         first = 0;
-        ifpx_json_ip(f, n->key.family, n->key.ip);
-        fprintf(f, ", \"mac\": ");
-        ifpx_json_mac(f, n->has_mac, n->mac);
-        fprintf(f, ", \"state\": ");
-        ifpx_json_str(f, n->state);
-        fprintf(f, "}");
+        ifpx_json_neigh(f, n->key.port, n->key.family, n->key.ip, n->has_mac, n->mac, n->state);
     }
     const struct fwd_stats *s = &t->stats;
     fprintf(f, "], \"stats\": {\"route_events\": %llu, \"routes_other_table\": %llu, "
