@@ -79,6 +79,15 @@ class Redump:
     oif: int = 0
 
 
+def _keys(rec: nlmsg.Route) -> tuple[PublicKey, RouteKey]:
+    """A kernel route's public key and its key in the mirror (see :data:`RouteKey`)."""
+    pkey: PublicKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
+    hops = rec.nexthops
+    if len(hops) == 1 and hops[0][0] is None:
+        return pkey, (*pkey, hops[0][1])
+    return pkey, pkey
+
+
 def _publishable_neigh(state: int) -> bool:
     # iproute2's `ip neigh show` hides NONE and NOARP entries; so do we.
     return state != 0 and not state & nlmsg.NUD_NOARP
@@ -367,11 +376,7 @@ class BridgeCore:
     @staticmethod
     def route_key(rec: nlmsg.Route) -> RouteKey:
         """The mirror's key for a kernel route (see :data:`RouteKey`)."""
-        pkey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
-        hops = rec.nexthops
-        if len(hops) == 1 and hops[0][0] is None:
-            return (*pkey, hops[0][1])
-        return pkey
+        return _keys(rec)[1]
 
     def _value(self, proto: int, hops: tuple[nlmsg.NextHopT, ...]) -> RouteVal:
         """The shared (proto, next hops) value; ``hops`` must be interned."""
@@ -399,9 +404,7 @@ class BridgeCore:
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
         if rec.type != nlmsg.RTN_UNICAST or rec.flags & nlmsg.RTM_F_CLONED:
             return []
-        pkey: PublicKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
-        first = rec.nexthops[0] if len(rec.nexthops) == 1 else None
-        key: RouteKey = pkey if first is None or first[0] is not None else (*pkey, first[1])
+        pkey, key = _keys(rec)
         old = self.routes.get(key)
         merged = len(key) == 7 or pkey in self._variants
         if rec.deleted:

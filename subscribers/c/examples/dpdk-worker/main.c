@@ -20,6 +20,7 @@
  * of reports asked so far (the first is written unasked, once synced).
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <net/if.h>
 #include <signal.h>
@@ -105,28 +106,44 @@ static void log_line(int level, const char *text, void *ctx)
 
 /* ---- port events (main lcore) ------------------------------------------------------- */
 
-static int port_ok(const struct ifpx_event *ev)
+/* The port an event is about, when this lcore applies port events (the main one) and
+ * DPDK has that port; NULL otherwise. */
+static struct port_view *main_port(const struct ifpx_event *ev, void *ctx)
 {
-    if (rte_eth_dev_is_valid_port(ev->port_id))
-        return 1;
-    fprintf(stderr, "dpdk-worker: event for port %u, which DPDK does not have\n", ev->port_id);
-    return 0;
+    const struct lcore_ctx *lc = ctx;
+    if (!lc->is_main)
+        return NULL;
+    if (!rte_eth_dev_is_valid_port(ev->port_id)) {
+        fprintf(stderr, "dpdk-worker: event for port %u, which DPDK does not have\n",
+                ev->port_id);
+        return NULL;
+    }
+    return &ports[ev->port_id];
 }
 
-static void refuse(struct port_view *p, const char *what, const char *value, int error)
+/* A value DPDK would not take: logged, and kept for the report. */
+static void refuse(struct port_view *p, uint16_t port_id, const char *what, const char *value,
+                   int error)
 {
     struct refusal *r = &p->refused[p->n_refused++ % MAX_REFUSALS];
     snprintf(r->what, sizeof r->what, "%s", what);
     snprintf(r->value, sizeof r->value, "%s", value);
     r->error = error;
+    /* "MTU", "MAC" in the log, as operators write them; "link" stays a word */
+    char label[8];
+    size_t i = 0;
+    for (; what[i] && i < sizeof label - 1; i++)
+        label[i] = (char)(strcmp(what, "link") ? toupper((unsigned char)what[i]) : what[i]);
+    label[i] = '\0';
+    fprintf(stderr, "dpdk-worker: port %u refuses %s %s: %s\n", port_id, label, value,
+            rte_strerror(-error));
 }
 
 static int on_mtu(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    if (!lc->is_main || !port_ok(ev))
+    struct port_view *p = main_port(ev, ctx);
+    if (!p)
         return 0;
-    struct port_view *p = &ports[ev->port_id];
     p->mtu = ev->mtu;
     uint16_t now;
     if (rte_eth_dev_get_mtu(ev->port_id, &now) == 0 && now == ev->mtu)
@@ -135,19 +152,16 @@ static int on_mtu(const struct ifpx_event *ev, void *ctx)
     if (rc < 0 || ev->mtu > UINT16_MAX) {
         char value[24];
         snprintf(value, sizeof value, "%u", ev->mtu);
-        refuse(p, "mtu", value, rc);
-        fprintf(stderr, "dpdk-worker: port %u refuses MTU %u: %s\n", ev->port_id, ev->mtu,
-                rte_strerror(-rc));
+        refuse(p, ev->port_id, "mtu", value, rc < 0 ? rc : -EINVAL);
     }
     return 0;
 }
 
 static int on_mac(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    if (!lc->is_main || !port_ok(ev))
+    struct port_view *p = main_port(ev, ctx);
+    if (!p)
         return 0;
-    struct port_view *p = &ports[ev->port_id];
     struct rte_ether_addr mac;
     p->has_mac = ev->has_mac;
     memcpy(p->mac, ev->mac, 6);
@@ -157,35 +171,28 @@ static int on_mac(const struct ifpx_event *ev, void *ctx)
         char value[24];
         snprintf(value, sizeof value, "%02x:%02x:%02x:%02x:%02x:%02x", ev->mac[0], ev->mac[1],
                  ev->mac[2], ev->mac[3], ev->mac[4], ev->mac[5]);
-        refuse(p, "mac", value, rc);
-        fprintf(stderr, "dpdk-worker: port %u refuses MAC %s: %s\n", ev->port_id, value,
-                rte_strerror(-rc));
+        refuse(p, ev->port_id, "mac", value, rc);
     }
     return 0;
 }
 
 static int on_link(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    if (!lc->is_main || !port_ok(ev))
+    struct port_view *p = main_port(ev, ctx);
+    if (!p)
         return 0;
-    struct port_view *p = &ports[ev->port_id];
     p->up = ev->up;
     int rc = ev->up ? rte_eth_dev_set_link_up(ev->port_id) : rte_eth_dev_set_link_down(ev->port_id);
-    if (rc < 0) {
-        refuse(p, "link", ev->up ? "up" : "down", rc);
-        fprintf(stderr, "dpdk-worker: port %u refuses link %s: %s\n", ev->port_id,
-                ev->up ? "up" : "down", rte_strerror(-rc));
-    }
+    if (rc < 0)
+        refuse(p, ev->port_id, "link", ev->up ? "up" : "down", rc);
     return 0;
 }
 
 static int on_addr(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    if (!lc->is_main || !port_ok(ev))
+    struct port_view *p = main_port(ev, ctx);
+    if (!p)
         return 0;
-    struct port_view *p = &ports[ev->port_id];
     struct ifpx_addr a = {(uint8_t)ev->family, ev->prefixlen, {0}};
     memcpy(a.ip, ev->ip, 16);
     unsigned i;
@@ -201,10 +208,9 @@ static int on_addr(const struct ifpx_event *ev, void *ctx)
 
 static int on_bound(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    fwd_forget_port(&lc->fwd, ev->port_id);
-    if (lc->is_main && port_ok(ev)) {
-        struct port_view *p = &ports[ev->port_id];
+    struct port_view *p = main_port(ev, ctx);
+    fwd_forget_port(&((struct lcore_ctx *)ctx)->fwd, ev->port_id);
+    if (p) {
         unsigned n_refused = p->n_refused;
         struct refusal refused[MAX_REFUSALS];
         memcpy(refused, p->refused, sizeof refused);
@@ -219,9 +225,9 @@ static int on_bound(const struct ifpx_event *ev, void *ctx)
 
 static int on_renamed(const struct ifpx_event *ev, void *ctx)
 {
-    struct lcore_ctx *lc = ctx;
-    if (lc->is_main && port_ok(ev))
-        snprintf(ports[ev->port_id].proxy, sizeof ports[ev->port_id].proxy, "%s", ev->proxy);
+    struct port_view *p = main_port(ev, ctx);
+    if (p)
+        snprintf(p->proxy, sizeof p->proxy, "%s", ev->proxy);
     return 0;
 }
 
