@@ -133,11 +133,27 @@ class _Monitor:
         self.proc.wait()
 
 
+def _c_subscriber() -> Path | None:
+    """Build the C subscriber's ``ifpx_sub`` (once); None if there is no toolchain."""
+    out = Path(tempfile.gettempdir()) / "ifpx-bench-c"
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(HERE.parent / "subscribers" / "c"), f"OUT={out}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        print(f"C subscriber not built, its rows skipped: {proc.stderr.strip()[-300:]}", flush=True)
+        return None
+    return out / "ifpx_sub"
+
+
 def _start_workers(
-    br: BridgeProcess, n: int, target: int, base: int
+    br: BridgeProcess, n: int, marks: list[int], c_sub: Path | None = None
 ) -> list[subprocess.Popen[str]]:
-    argv = [sys.executable, "-m", "bench.worker", "--events", br.events, "--control", br.control]
-    argv += ["--routes", str(target), "--base", str(base)]
+    """``n`` subscriber processes (Python, or C when ``c_sub`` is given), each synced."""
+    argv = [sys.executable, "-m", "bench.worker"] if c_sub is None else [str(c_sub), "--quiet"]
+    argv += ["--events", br.events, "--control", br.control]
+    for mark in marks:
+        argv += ["--mark", str(mark)]
     procs = [
         subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=HERE.parent) for _ in range(n)
     ]
@@ -147,11 +163,12 @@ def _start_workers(
     return procs
 
 
-def _milestone(p: subprocess.Popen[str], key: str) -> dict[str, float]:
+def _milestone(p: subprocess.Popen[str], routes: int) -> dict[str, float]:
+    """The worker's line for the mark ``routes`` (see bench/worker.py)."""
     assert p.stdout is not None
-    doc: dict[str, float] = json.loads(p.stdout.readline())
-    if key not in doc:
-        raise RuntimeError(f"worker: expected {key}, got {doc}")
+    doc: dict[str, float] = json.loads(p.stdout.readline() or "{}")
+    if doc.get("routes") != routes or "t" not in doc:
+        raise RuntimeError(f"worker: expected the mark {routes}, got {doc}")
     return doc
 
 
@@ -160,14 +177,14 @@ def _fig(figs: dict[str, Figure], key: str, name: str, unit: str, ref: str, targ
 
 
 def _churn_step(
-    ns: Netns, lines: list[str], workers: list[subprocess.Popen[str]], milestone: str, fig: Figure
+    ns: Netns, lines: list[str], workers: list[subprocess.Popen[str]], mark: int, fig: Figure
 ) -> tuple[float, list[dict[str, float]]]:
-    """Apply ``lines`` with ip -batch; record when every worker reached ``milestone``."""
+    """Apply ``lines`` with ip -batch; record when every worker held ``mark`` routes."""
     t0 = time.monotonic()
     ns.batch(lines)
     fig.reference.append(time.monotonic() - t0)  # the kernel's own time
-    docs = [_milestone(w, milestone) for w in workers]
-    fig.values.append(max(d[milestone] for d in docs) - t0)
+    docs = [_milestone(w, mark) for w in workers]
+    fig.values.append(max(d["t"] for d in docs) - t0)
     return t0, docs
 
 
@@ -191,13 +208,13 @@ def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
     for _ in range(runs):
         with _setup() as (ns, br):
             base = 1  # the connected route of 10.0.0.0/24
-            workers = _start_workers(br, subscribers, n + base, base)
+            workers = _start_workers(br, subscribers, [n + base, base])
             monitor = _Monitor(ns)
             try:
                 assert br.proc is not None
                 rss0 = _rss(br.proc.pid)
                 monitor.expect(n)
-                t0, reached = _churn_step(ns, adds, workers, "reached", add)
+                t0, reached = _churn_step(ns, adds, workers, n + base, add)
                 try:
                     wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
                     mon.values.append(monitor.marks[n] - t0)
@@ -209,7 +226,7 @@ def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
                 mem_b.values.append((_rss(br.proc.pid) - rss0) / n)
                 mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
                 loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
-                _churn_step(ns, dels, workers, "emptied", dele)
+                _churn_step(ns, dels, workers, base, dele)
             finally:
                 monitor.close()
                 for w in workers:
@@ -238,26 +255,39 @@ def bird_churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> 
     if not (shutil.which("bird") and shutil.which("birdc")):
         print("bird2 is not installed (apt-get install bird2): BIRD churn skipped", flush=True)
         return
-    add = _fig(figs, "bird_add", f"BIRD: {n // 1000}k routes enabled, all subscribers have them",
-               "s", "ip monitor route (C) sees every add", "<= 1.1x")  # fmt: skip
-    dele = _fig(figs, "bird_del", "BIRD: routes disabled, all subscribers emptied", "s",
-                "ip monitor route (C) sees every delete", "<= 1.1x")  # fmt: skip
-    lost = _fig(figs, "bird_monitor_lost", "BIRD: ip monitor route (C) events lost to ENOBUFS",
-                "count", "", "reference")  # fmt: skip
-    loss = _fig(figs, "bird_repairs", "BIRD: gaps + snapshot repairs", "count", "", "0")
     rmem_max = Path("/proc/sys/net/core/rmem_max")
     saved = rmem_max.read_text()
     rmem_max.write_text(str(64 << 20))
+    c_sub = _c_subscriber()
     try:
-        for _ in range(runs):
-            _bird_run(n, subscribers, add, dele, lost, loss)
+        for c in (False, True) if c_sub else (False,):
+            who = "C subscribers" if c else "subscribers"
+            key = "bird_c" if c else "bird"
+            bird = _BirdFigures(
+                _fig(figs, f"{key}_add", f"BIRD: {n // 1000}k routes enabled, all {who} have them",
+                     "s", "ip monitor route (C) sees every add", "<= 1.1x"),
+                _fig(figs, f"{key}_del", f"BIRD: routes disabled, all {who} emptied", "s",
+                     "ip monitor route (C) sees every delete", "<= 1.1x"),
+                _fig(figs, f"{key}_monitor_lost",
+                     "BIRD: ip monitor route (C) events lost to ENOBUFS", "count", "", "reference"),
+                _fig(figs, f"{key}_repairs", f"BIRD: gaps + snapshot repairs ({who})", "count",
+                     "", "0"),
+            )  # fmt: skip
+            for _ in range(runs):
+                _bird_run(n, subscribers, bird, c_sub if c else None)
     finally:
         rmem_max.write_text(saved)
 
 
-def _bird_run(
-    n: int, subscribers: int, add: Figure, dele: Figure, lost: Figure, loss: Figure
-) -> None:
+@dataclass
+class _BirdFigures:
+    add: Figure
+    dele: Figure
+    lost: Figure
+    loss: Figure
+
+
+def _bird_run(n: int, subscribers: int, figs: _BirdFigures, c_sub: Path | None) -> None:
     """One BIRD run: a netns, a bridge, workers, ``birdc enable`` then ``disable``."""
     with _setup() as (ns, br), tempfile.TemporaryDirectory() as tmp:
         conf, ctl = Path(tmp) / "bird.conf", Path(tmp) / "bird.ctl"
@@ -271,26 +301,26 @@ def _bird_run(
         workers: list[subprocess.Popen[str]] = []
         monitor = _Monitor(ns, rcvbuf=64 << 20)
         try:
-            workers = _start_workers(br, subscribers, n + 1, 1)
+            workers = _start_workers(br, subscribers, [n + 1, 1], c_sub)
             monitor.expect(n, 2 * n)
             t0 = time.monotonic()
             subprocess.run([*birdc, "enable", "bench"], check=True, capture_output=True)
-            docs = [_milestone(w, "reached") for w in workers]
-            add.values.append(max(d["reached"] for d in docs) - t0)
-            loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in docs))
+            docs = [_milestone(w, n + 1) for w in workers]
+            figs.add.values.append(max(d["t"] for d in docs) - t0)
+            figs.loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in docs))
             with contextlib.suppress(TimeoutError):
                 wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
-                add.reference.append(monitor.marks[n] - t0)
+                figs.add.reference.append(monitor.marks[n] - t0)
             t1 = time.monotonic()
             subprocess.run([*birdc, "disable", "bench"], check=True, capture_output=True)
-            docs = [_milestone(w, "emptied") for w in workers]
-            dele.values.append(max(d["emptied"] for d in docs) - t1)
+            docs = [_milestone(w, 1) for w in workers]
+            figs.dele.values.append(max(d["t"] for d in docs) - t1)
             try:
                 wait_for(partial(contains, monitor.marks, 2 * n), 30, what="ip monitor")
-                dele.reference.append(monitor.marks[2 * n] - t1)
-                lost.values.append(0)
+                figs.dele.reference.append(monitor.marks[2 * n] - t1)
+                figs.lost.values.append(0)
             except TimeoutError:
-                lost.values.append(2 * n - monitor.lines)
+                figs.lost.values.append(2 * n - monitor.lines)
         finally:
             monitor.close()
             subprocess.run([*birdc, "down"], capture_output=True, check=False, timeout=30)
@@ -452,16 +482,16 @@ def fan_out(n: int, figs: dict[str, Figure]) -> None:
     cpu: dict[int, float] = {}
     for subs in (1, 8):
         with _setup() as (ns, br):
-            workers = _start_workers(br, subs, n + 1, 1)
+            workers = _start_workers(br, subs, [n + 1, 1])
             try:
                 assert br.proc is not None
                 c0 = _cpu(br.proc.pid)
                 ns.batch(adds)
                 for w in workers:
-                    _milestone(w, "reached")
+                    _milestone(w, n + 1)
                 ns.batch(dels)
                 for w in workers:
-                    _milestone(w, "emptied")
+                    _milestone(w, 1)
                 cpu[subs] = _cpu(br.proc.pid) - c0
             finally:
                 for w in workers:

@@ -1,7 +1,10 @@
-"""A benchmark subscriber process: sync, then report when the replica holds ``--routes`` routes.
+"""A benchmark subscriber process: sync, then report each time the replica reaches a mark.
 
-Prints one JSON line per milestone on stdout: {"synced": t}, {"reached": t, "rss": bytes}.
-Times are CLOCK_MONOTONIC, comparable across the processes of one machine.
+Prints one JSON line once synced, {"synced": t, "routes": n}, then one per ``--mark``,
+in order, when the replica first holds that many routes with no repair under way:
+{"routes": n, "t": t, "rss": bytes, "gaps": g, "snapshot_repairs": r}. Times are
+CLOCK_MONOTONIC, comparable across the processes of one machine. The C subscriber's
+``ifpx_sub --mark`` prints the same lines, so the bench drives both alike.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--events", required=True)
     p.add_argument("--control", required=True)
-    p.add_argument("--routes", type=int, required=True, help="route count to wait for")
-    p.add_argument("--base", type=int, default=0, help="route count once the churn is undone")
+    p.add_argument("--mark", type=int, action="append", default=[], help="route count to report")
     p.add_argument("--timeout", type=float, default=300)
     ns = p.parse_args()
     tune_gc()
@@ -33,28 +35,21 @@ def main() -> int:
         sub.sync(timeout=120)
         print(json.dumps({"synced": time.monotonic(), "routes": len(sub.state.routes)}), flush=True)
         deadline = time.monotonic() + ns.timeout
-        while time.monotonic() < deadline:
-            sub.poll(max_events=100_000, timeout=0.01)
-            if len(sub.state.routes) == ns.routes and not sub.repairing:
-                doc = {
-                    "reached": time.monotonic(),
-                    "rss": rss() - base,
-                    "gaps": sub.stats.gaps,
-                    "snapshot_repairs": sub.stats.snapshot_repairs,
-                }
-                print(json.dumps(doc), flush=True)
-                break
-        else:
-            print(json.dumps({"timeout": len(sub.state.routes)}), flush=True)
-            return 1
-        # Then wait for the table to shrink back (the deletion half of the churn).
-        while time.monotonic() < deadline:
-            sub.poll(max_events=100_000, timeout=0.01)
-            if len(sub.state.routes) == ns.base and not sub.repairing:
-                print(json.dumps({"emptied": time.monotonic()}), flush=True)
-                return 0
-        print(json.dumps({"timeout": len(sub.state.routes)}), flush=True)
-    return 1
+        for mark in ns.mark:
+            while len(sub.state.routes) != mark or sub.repairing:
+                if time.monotonic() > deadline:
+                    print(json.dumps({"timeout": len(sub.state.routes)}), flush=True)
+                    return 1
+                sub.poll(max_events=100_000, timeout=0.01)
+            doc = {
+                "routes": mark,
+                "t": time.monotonic(),
+                "rss": rss() - base,
+                "gaps": sub.stats.gaps,
+                "snapshot_repairs": sub.stats.snapshot_repairs,
+            }
+            print(json.dumps(doc), flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -307,7 +307,7 @@ def test_initial_route_load_streams_and_an_interrupted_one_is_swept_on_retry() -
     assert [r.dst for r in core.snapshot().routes] == ["10.1.0.0/16"]
 
 
-def test_route_index_is_rebuilt_after_a_bulk_load() -> None:
+def test_routes_via_an_interface_after_a_bulk_load_and_live_changes() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
     core.bind(1, core.links[3])
@@ -321,6 +321,11 @@ def test_route_index_is_rebuilt_after_a_bulk_load() -> None:
     )
     core.quiet = False
     assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
+    core.apply(route("10.4.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1)))
+    assert {k[2] for k in core.routes_via(3)} == {"10.3.0.0", "10.4.0.0"}
+    core.apply(route("10.4.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1), deleted=True))
+    assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
+    assert not core.routes_via(9)
     out = core.apply(nlmsg.Link(True, 3, "tap1", 1500, None, False, False))
     assert [(e.kind, getattr(e, "dst", None)) for e in out if e.kind.startswith("route")] == [
         ("route_del", "10.3.0.0")

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import (
@@ -45,6 +45,9 @@ port's fe80::/64, one subnet on two links); they are published merged, as one ro
 _NO_KEYS: frozenset[RouteKey] = frozenset()
 RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
 """(proto, nexthops)."""
+_MAX_HOP_MODELS = 4096
+"""Next-hop model lists kept for reuse (more distinct views than this: start over)."""
+
 NhView = tuple[tuple[str | None, int, int | None, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight)."""
 
@@ -100,6 +103,14 @@ def _nud_name(state: int) -> str:
     return "none"
 
 
+class _Build(Protocol):
+    def __call__(self, cls: type[_M], /, **fields: Any) -> _M: ...
+
+
+def _validated(cls: type[_M], /, **fields: Any) -> _M:
+    return cls(**fields)
+
+
 class BridgeCore:
     """Kernel mirror, binding table and the translation between them."""
 
@@ -112,8 +123,6 @@ class BridgeCore:
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
-        self._by_ifindex: dict[int, set[RouteKey]] | None = {}
-        """ifindex -> the routes through it; None until first needed after a bulk load."""
         self._variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
@@ -124,12 +133,11 @@ class BridgeCore:
         # Route values too: (proto, interned next hops) repeat across a whole table, and
         # sharing them saves a tuple per route. Keyed by the next hops' identity.
         self._values: dict[tuple[int, int], RouteVal] = {}
-
-    def _ev(self, cls: type[_M], **fields: Any) -> _M:
-        # Our own decoder produced these values, so by default the models are built
+        self._hop_models: dict[NhView, list[ev.NextHop]] = {}
+        # Our own decoder produced the values, so by default the models are built
         # without re-validation (several times cheaper per event); ``validate=True``
         # takes the checked path, and a test holds the two to identical output.
-        return cls(**fields) if self.validate else ev.trusted(cls, **fields)
+        self._ev: _Build = _validated if validate else ev.trusted
 
     # ---- lookups ------------------------------------------------------------
 
@@ -329,10 +337,16 @@ class BridgeCore:
 
     def _route_event(self, key: PublicKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
         family, table, dst, plen, _tos, metric = key
-        nexthops = [
-            self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
-            for gw, ifx, port, w in view
-        ]
+        # A table has a handful of distinct next-hop views: their (frozen) models are
+        # built once and shared by every event that carries them.
+        nexthops = self._hop_models.get(view)
+        if nexthops is None:
+            if len(self._hop_models) >= _MAX_HOP_MODELS:
+                self._hop_models.clear()
+            nexthops = self._hop_models[view] = [
+                self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
+                for gw, ifx, port, w in view
+            ]
         cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
         if family == AF4:
             cls = ev.RouteDel if deleted else ev.RouteAdd
@@ -344,34 +358,18 @@ class BridgeCore:
         )
 
     def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
-        """The keys of the routes with a next hop through ``ifindex`` (do not modify)."""
-        index = self._by_ifindex
-        if index is None:
-            # Built on first need after a bulk load: at a million routes that is half a
-            # second taken out of start-up, paid by the first link change or bind that
-            # needs it, if any does.
-            index = self._by_ifindex = {}
-            for key, (_proto, hops) in self.routes.items():
-                for _gw, ifx, _w in hops:
-                    keys = index.get(ifx)
-                    if keys is None:
-                        keys = index[ifx] = set()
-                    keys.add(key)
-        return index.get(ifindex, _NO_KEYS)
+        """The keys of the routes with a next hop through ``ifindex``.
 
-    def _index_route(self, key: RouteKey, hops: Iterable[nlmsg.NextHopT], add: bool) -> None:
-        index = self._by_ifindex
-        if index is None:
-            return
-        for _gw, ifindex, _w in hops:
-            if add:
-                index.setdefault(ifindex, set()).add(key)
-            else:
-                keys = index.get(ifindex)
-                if keys is not None:
-                    keys.discard(key)
-                    if not keys:
-                        del index[ifindex]
+        Found by a scan rather than kept in an index: an index of a full table costs
+        a set entry per route (33 bytes at a million), while a bind, an unbind, a
+        proxy's removal or the re-dump after a link goes down, the only callers, are
+        rare. Next-hop tuples are interned, so the scan compares identities (about
+        0.2 s at a million routes).
+        """
+        via = {id(h) for h in self._hops.values() if any(hop[1] == ifindex for hop in h)}
+        if not via:
+            return _NO_KEYS
+        return {key for key, (_proto, hops) in self.routes.items() if id(hops) in via}
 
     @staticmethod
     def route_key(rec: nlmsg.Route) -> RouteKey:
@@ -412,7 +410,6 @@ class BridgeCore:
                 return []
             before = self._published(pkey) if merged else old
             del self.routes[key]
-            self._index_route(key, old[1], add=False)
             if len(key) == 7:
                 variants = self._variants[pkey]
                 variants.discard(key)
@@ -425,10 +422,7 @@ class BridgeCore:
         if old == new:
             return []
         before = self._published(pkey) if merged else old
-        if old is not None:
-            self._index_route(key, old[1], add=False)
         self.routes[key] = new
-        self._index_route(key, new[1], add=True)
         if len(key) == 7:
             self._variants.setdefault(pkey, set()).add(key)
         if merged and not self.quiet:
@@ -524,7 +518,6 @@ class BridgeCore:
         """
         routes, interned, values = self.routes, self._hops, self._values
         route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
-        self._by_ifindex = None  # rebuilt from every route when first needed
         loaded = 0
         try:
             for rec in records:

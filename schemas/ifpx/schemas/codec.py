@@ -120,9 +120,28 @@ def dump(model: BaseModel) -> bytes:
 # ---- published messages --------------------------------------------------------
 
 
+def _fields(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, BaseModel):
+        fields: dict[str, Any] = obj.__dict__
+        return fields
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
 def encode_message(msg: Message) -> list[bytes]:
     """The frames of a published message: ``[topic, payload]``."""
-    return [msg.topic.encode(), dump(msg)]
+    return [msg.topic.encode(), pack_payload(msg.__dict__)]
+
+
+def pack_payload(fields: dict[str, Any]) -> bytes:
+    """Pack a message's fields (models inside included) as :func:`dump` would.
+
+    The event models have no custom serialisers and keep their fields in declaration
+    order, so a model's ``__dict__`` *is* its dump: packing it directly gives the same
+    bytes about five times faster than ``model_dump`` (the publisher's hot path;
+    ``tests/test_codec.py`` holds the two equal for every kind).
+    """
+    data: bytes = msgpack.packb(fields, default=_fields, use_bin_type=True)
+    return data
 
 
 def decode_message(frames: Sequence[bytes]) -> Message:

@@ -24,10 +24,10 @@ class WireModel(BaseModel):
 
 
 _M = TypeVar("_M", bound=BaseModel)
-_Spec = tuple[tuple[tuple[str, Any, Any], ...], dict[str, Any], tuple[str, ...]]
+_Spec = tuple[tuple[tuple[str, Any, Any], ...], dict[str, Any], tuple[str, ...], set[str]]
 _DEFAULTS: dict[type[BaseModel], _Spec] = {}
 """Per model: (every field with its default and factory, the ``kind`` head, the order
-of the other fields)."""
+of the other fields, and those as the fields-set)."""
 
 
 def _spec(cls: type[BaseModel]) -> _Spec:
@@ -37,10 +37,11 @@ def _spec(cls: type[BaseModel]) -> _Spec:
     # The bridge passes every field but ``kind``, in field order: then the keyword dict
     # itself, behind ``kind``, is the model's dict (no loop per field).
     head = {"kind": every[0][1]} if every and every[0][0] == "kind" else {}
-    return every, head, tuple(name for name, _d, _f in every[len(head) :])
+    order = tuple(name for name, _d, _f in every[len(head) :])
+    return every, head, order, set(order)
 
 
-def trusted(cls: type[_M], **fields: Any) -> _M:
+def trusted(cls: type[_M], /, **fields: Any) -> _M:
     """Build ``cls`` from values that need no validation (our own decoder made them).
 
     What ``model_construct`` does, for the fixed shapes of this contract and
@@ -51,10 +52,13 @@ def trusted(cls: type[_M], **fields: Any) -> _M:
     spec = _DEFAULTS.get(cls)
     if spec is None:
         spec = _DEFAULTS[cls] = _spec(cls)
-    every, head, order = spec
+    every, head, order, given = spec
     if tuple(fields) == order:
         values = {**head, **fields} if head else fields
+        # Frozen models never change their fields-set: every instance can share one.
+        fields_set = given
     else:
+        fields_set = set(fields)
         values = {}
         for name, default, factory in every:
             if name in fields:
@@ -63,7 +67,7 @@ def trusted(cls: type[_M], **fields: Any) -> _M:
                 values[name] = factory() if factory is not None else default
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", values)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(model, "__pydantic_fields_set__", fields_set)
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model

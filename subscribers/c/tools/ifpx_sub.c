@@ -2,12 +2,18 @@
  * prints every event as a JSON line, and writes its state on SIGUSR1.
  *
  *   ifpx_sub [--events EP] [--control EP] [--topics LIST] [--bind PORT=PROXY]...
- *            [--state FILE] [--rcvhwm N] [--quiet]
+ *            [--state FILE] [--rcvhwm N] [--quiet] [--mark ROUTES]...
  *
  * The state file (written whole, then renamed into place) holds
  * {"gen": N, "epoch", "seq", "stats": {...}, "state": <replica>}, with gen counting
  * the writes: the tests use it to compare this library with the bridge and with
  * the Python Subscriber. It is also written once synced. SIGTERM/SIGINT: exit 0.
+ *
+ * With --mark (the benchmark's C subscriber, bench/), it prints one JSON line once
+ * synced, {"synced": T, "routes": N}, then one per mark, in the order given, when
+ * the replica first holds that many routes with no repair under way:
+ * {"routes": N, "t": T, "rss": BYTES, "gaps": G, "snapshot_repairs": R}; T is
+ * CLOCK_MONOTONIC in seconds (Python's time.monotonic()), rss the growth since start.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ifpx.h"
 #include "ifpx_json.h"
@@ -41,6 +49,25 @@ static void log_stderr(int level, const char *text, void *ctx)
 {
     (void)ctx;
     fprintf(stderr, "ifpx_sub: level=%d %s\n", level, text);
+}
+
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * sysconf(_SC_PAGESIZE);
 }
 
 static int write_state(struct ifpx_sub *s, const char *path, unsigned gen)
@@ -83,6 +110,8 @@ int main(int argc, char **argv)
     const char *state = NULL;
     const char *binds[64];
     int n_binds = 0;
+    size_t marks[64];
+    int n_marks = 0, next_mark = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events"))
             opt.events = arg(argc, argv, &i);
@@ -98,9 +127,12 @@ int main(int argc, char **argv)
             opt.rcvhwm = atoi(arg(argc, argv, &i));
         else if (!strcmp(argv[i], "--quiet"))
             quiet = 1;
+        else if (!strcmp(argv[i], "--mark") && n_marks < 64)
+            marks[n_marks++] = (size_t)strtoull(arg(argc, argv, &i), NULL, 10);
         else {
             fprintf(stderr, "usage: ifpx_sub [--events EP] [--control EP] [--topics LIST] "
-                            "[--bind PORT=PROXY]... [--state FILE] [--rcvhwm N] [--quiet]\n");
+                            "[--bind PORT=PROXY]... [--state FILE] [--rcvhwm N] [--quiet] "
+                            "[--mark ROUTES]...\n");
             return 2;
         }
     }
@@ -131,13 +163,27 @@ int main(int argc, char **argv)
         fprintf(stderr, "ifpx_sub: %s\n", strerror(errno));
         return 1;
     }
+    long rss0 = rss_bytes();
     while (!stop && ifpx_sync(s, 1000) == -ETIMEDOUT)
         ;
+    if (n_marks) {
+        printf("{\"synced\": %.6f, \"routes\": %zu}\n", monotonic(), ifpx_state(s)->routes.n);
+        fflush(stdout);
+    }
     unsigned gen = 0;
     int pending_first = 1;
     while (!stop) {
         if (!ifpx_poll(s, 256))
             ifpx_wait(s, 50);
+        if (next_mark < n_marks && ifpx_state(s)->routes.n == marks[next_mark] &&
+            !ifpx_repairing(s)) {
+            const struct ifpx_stats *st = ifpx_stats(s);
+            printf("{\"routes\": %zu, \"t\": %.6f, \"rss\": %ld, \"gaps\": %llu, "
+                   "\"snapshot_repairs\": %llu}\n",
+                   marks[next_mark++], monotonic(), rss_bytes() - rss0,
+                   (unsigned long long)st->gaps, (unsigned long long)st->snapshot_repairs);
+            fflush(stdout);
+        }
         /* The first report waits for the snapshot's events to be delivered. */
         if ((report_wanted || pending_first) && state && !ifpx_wait(s, 0)) {
             report_wanted = pending_first = 0;

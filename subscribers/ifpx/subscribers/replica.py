@@ -32,7 +32,9 @@ RouteVal = tuple[int, tuple[Hop, ...]]
 RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
 """(proto, next hops)."""
 
-_ROUTE_KINDS = {"route_add": 4, "route_del": 4, "route6_add": 6, "route6_del": 6}
+_ROUTE_KINDS = {"route_add": (4, True), "route_del": (4, False), "route6_add": (6, True),
+                "route6_del": (6, False)}  # fmt: skip
+"""Route kinds -> (family, added)."""
 
 
 @dataclass
@@ -92,14 +94,20 @@ class Replica:
     def apply(self, e: ev.EventBase) -> None:
         """Apply one event (idempotent)."""
         kind: str = e.kind
-        if kind in _ROUTE_KINDS:
+        route = _ROUTE_KINDS.get(kind)
+        if route is not None:
             r: ev.RouteAdd = e  # type: ignore[assignment]  # all four route kinds share fields
-            fam = _ROUTE_KINDS[kind]
-            hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
-            if kind.endswith("_add"):
-                self._route_add(fam, r.table, r.dst, r.prefixlen, r.metric, r.proto, hops)
-            else:
+            fam, added = route
+            if not added:
                 self._route_del(fam, r.table, r.dst, r.prefixlen, r.metric)
+                return
+            nh = r.nexthops
+            if len(nh) == 1:  # the common case, without a generator per route
+                h = nh[0]
+                hops: tuple[Hop, ...] = ((h.gateway, h.ifindex, h.port_id, h.weight),)
+            else:
+                hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in nh)
+            self._route_add(fam, r.table, r.dst, r.prefixlen, r.metric, r.proto, hops)
             return
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:

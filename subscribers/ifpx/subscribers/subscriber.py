@@ -116,8 +116,29 @@ class _EventQueue:
             self._segments.append(deque([e]))
 
     def extend(self, events: Iterable[ev.EventBase]) -> None:
-        for e in events:
-            self.append(e)
+        last = self._segments[-1] if self._segments else None
+        if isinstance(last, deque):
+            last.extend(events)
+        else:
+            self._segments.append(deque(events))
+
+    def take(self, n: int) -> list[ev.EventBase]:
+        """Up to ``n`` events (fewer only when the queue runs dry)."""
+        out: list[ev.EventBase] = []
+        while len(out) < n and self._segments:
+            head = self._segments[0]
+            if isinstance(head, deque):
+                want = n - len(out)
+                if len(head) <= want:
+                    out.extend(head)
+                    self._segments.popleft()
+                else:
+                    out.extend(head.popleft() for _ in range(want))
+            else:
+                out.extend(itertools.islice(head, n - len(out)))
+                if len(out) < n:
+                    self._segments.popleft()  # that run is exhausted
+        return out
 
     def add_lazy(self, events: Iterator[ev.EventBase]) -> None:
         self._segments.append(events)
@@ -216,9 +237,9 @@ class Subscriber:
         deadline = time.monotonic() + timeout if timeout > 0 else 0.0
         self._service_control()
         while len(out) < max_events:
-            e = self._pending.pop()
-            if e is not None:
-                out.append(e)
+            ready = self._pending.take(max_events - len(out))
+            if ready:
+                out.extend(ready)
                 continue
             if self._read_one():
                 continue
@@ -364,14 +385,17 @@ class Subscriber:
         return True
 
     def _accept(self, events: Sequence[ev.EventBase]) -> None:
+        # Once per event in a burst: the filters are looked up once per message.
+        if self.ports is not None:
+            events = [e for e in events if self._wanted(e)]
+        apply = self.state.apply
         for e in events:
-            if not self._wanted(e):
-                continue
-            self.state.apply(e)
-            self.stats.events += 1
-            kind = e.kind
-            if self.kinds is None or kind in self.kinds or kind in _ALWAYS_KINDS:
-                self._pending.append(e)
+            apply(e)
+        self.stats.events += len(events)
+        kinds = self.kinds
+        if kinds is not None:
+            events = [e for e in events if e.kind in kinds or e.kind in _ALWAYS_KINDS]
+        self._pending.extend(events)
 
     # ---- repairs ------------------------------------------------------------------
 
