@@ -35,6 +35,8 @@ class BindingTable:
     def __init__(self) -> None:
         self._by_port: dict[int, Entry] = {}
         self._by_ifindex: dict[int, list[int]] = {}
+        self.generation = 0
+        """Counts changes to which ports are bound to which ifindex (for caches of it)."""
 
     def __len__(self) -> int:
         return len(self._by_port)
@@ -56,12 +58,14 @@ class BindingTable:
         return ifindex in self._by_ifindex
 
     def _index(self, entry: Entry) -> None:
+        self.generation += 1
         if entry.ifindex is not None:
             ports = self._by_ifindex.setdefault(entry.ifindex, [])
             ports.append(entry.port_id)
             ports.sort()
 
     def _unindex(self, entry: Entry) -> None:
+        self.generation += 1
         if entry.ifindex is None:
             return
         ports = self._by_ifindex.get(entry.ifindex, [])

@@ -46,7 +46,7 @@ _NO_KEYS: frozenset[RouteKey] = frozenset()
 RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
 """(proto, nexthops)."""
 _MAX_HOP_MODELS = 4096
-"""Next-hop model lists kept for reuse (more distinct views than this: start over)."""
+"""Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
 
 NhView = tuple[tuple[str | None, int, int | None, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight)."""
@@ -134,6 +134,8 @@ class BridgeCore:
         # sharing them saves a tuple per route. Keyed by the next hops' identity.
         self._values: dict[tuple[int, int], RouteVal] = {}
         self._hop_models: dict[NhView, list[ev.NextHop]] = {}
+        self._views: dict[int, tuple[tuple[nlmsg.NextHopT, ...], NhView | None]] = {}
+        self._views_generation = -1
         # Our own decoder produced the values, so by default the models are built
         # without re-validation (several times cheaper per event); ``validate=True``
         # takes the checked path, and a test holds the two to identical output.
@@ -324,6 +326,20 @@ class BridgeCore:
     # ---- routes ---------------------------------------------------------------
 
     def _nh_view(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
+        """How ``hops`` are published under the current bindings; None: not published."""
+        # Once per interned next-hop set and bindings generation, not once per route.
+        views = self._views
+        if self.bindings.generation != self._views_generation or len(views) >= _MAX_HOP_MODELS:
+            views.clear()
+            self._views_generation = self.bindings.generation
+        hit = views.get(id(hops))
+        if hit is not None and hit[0] is hops:
+            return hit[1]
+        view = self._view_of(hops)
+        views[id(hops)] = (hops, view)  # holding ``hops`` keeps its id from being reused
+        return view
+
+    def _view_of(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
         view = []
         bound = False
         for gw, ifindex, weight in hops:
