@@ -278,3 +278,33 @@ def test_c_subscriber_over_tcp_with_curve(ns: Netns, tools: Path, tmp_path: Path
             )
         finally:
             s.close()
+
+
+@pytest.mark.netns
+def test_ifpx_sub_reports_route_count_marks(
+    ns: Netns, br: BridgeProcess, tools: Path, tmp_path: Path
+) -> None:
+    """``--mark`` (how the benchmark times C subscribers): a line as each count is reached."""
+    ns.batch(["link set tap0 up", "addr add 10.0.0.1/24 dev tap0"])
+    br.result(c.Bind(port_id=0, proxy="tap0"))
+    base = len(wait_bridge_equals_kernel(br, 20).routes)
+    marks = ["--mark", str(base + 50), "--mark", str(base)]
+    s = CSubscriber(tools / "ifpx_sub", tmp_path, br.events, br.control, "--quiet", *marks)
+    try:
+
+        def lines(count: int) -> list[dict[str, float]] | None:
+            got = [json.loads(x) for x in s.output().splitlines() if x.startswith("{")]
+            return got if len(got) >= count else None
+
+        synced = wait_for(lambda: lines(1), 20, what="the synced line")[0]
+        assert synced["routes"] == base
+        t0 = time.monotonic()  # the same clock as the lines' (CLOCK_MONOTONIC)
+        ns.batch([f"route add 10.9.{i}.0/24 via 10.0.0.2" for i in range(50)])
+        up = wait_for(lambda: lines(2), 20, what="the first mark")[1]
+        assert up["routes"] == base + 50 and up["t"] >= t0
+        assert up["gaps"] == 0 and up["snapshot_repairs"] == 0 and up["rss"] >= 0
+        ns.batch([f"route del 10.9.{i}.0/24" for i in range(50)])
+        down = wait_for(lambda: lines(3), 20, what="the second mark")[2]
+        assert down["routes"] == base and down["t"] >= up["t"]
+    finally:
+        s.close()

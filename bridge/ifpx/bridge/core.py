@@ -535,6 +535,9 @@ class BridgeCore:
         routes, interned, values = self.routes, self._hops, self._values
         route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
         loaded = 0
+        last_hops: tuple[nlmsg.NextHopT, ...] | None = None
+        last_proto = -1
+        val: RouteVal = (0, ())
         try:
             for rec in records:
                 # The common case inline (about half the time of the general path);
@@ -552,10 +555,14 @@ class BridgeCore:
                 ):
                     self.apply(rec)
                     continue
-                hops = interned.setdefault(hops, hops)
-                val = values.get((proto, id(hops)))
-                if val is None:
-                    val = values[(proto, id(hops))] = (proto, hops)
+                if hops is not last_hops or proto != last_proto:
+                    # A dump runs through a few next-hop sets: the decoder hands the
+                    # same tuple on, and the same value serves the routes in a row.
+                    last_hops, last_proto = hops, proto
+                    hops = interned.setdefault(hops, hops)
+                    val = values.get((proto, id(hops)))
+                    if val is None:
+                        val = values[(proto, id(hops))] = (proto, hops)
                 if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
                     self.apply(rec)
                     continue

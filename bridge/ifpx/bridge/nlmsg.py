@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 NLMSG_NOOP = 1
 NLMSG_ERROR = 2
@@ -297,6 +298,10 @@ def _gateway_text(family: int, raw: bytes) -> str:
 _ROUTE4 = struct.Struct("=BBBBBBBBIHHIHH4sHH4sHHi")
 _ROUTE4_METRIC = struct.Struct("=BBBBBBBBIHHIHH4sHHIHH4sHHi")
 _ROUTE4_ATTRS = (8, RTA_TABLE, 8, RTA_DST, 8, RTA_GATEWAY, 8, RTA_OIF)
+_HOPS4: dict[bytes, tuple[NextHopT, ...]] = {}
+"""Next-hop tuples by the raw bytes of gateway and oif (see :func:`_route4_fast`)."""
+# The named tuple's own constructor is a Python-level function; this is what it calls.
+_new_route: Callable[[type[Route], tuple[Any, ...]], Route] = tuple.__new__
 
 
 def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
@@ -312,10 +317,19 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
     attrs = (l1, t1, l2, t2, l3, t3, l4, t4)
     if family != AF_INET or attrs != _ROUTE4_ATTRS:
         return None
-    return Route(
+    # Gateway, oif header and oif are contiguous: their bytes name the next hop, whose
+    # tuple is built once (a table has a million routes and a handful of next hops).
+    start = off + (32 if size == _ROUTE4.size else 40)
+    raw = buf[start : start + 12]
+    hops = _HOPS4.get(raw)
+    if hops is None:
+        hops = ((_gateway_text(AF_INET, graw), oif, 1),)
+        if len(_HOPS4) < 65536:
+            _HOPS4[raw] = hops
+    return _new_route(Route, (
         mtype == RTM_DELROUTE, AF_INET, table, socket.inet_ntop(AF_INET, draw), dlen, tos,
-        proto, rtype, flags, metric, ((_gateway_text(AF_INET, graw), oif, 1),),
-    )  # fmt: skip
+        proto, rtype, flags, metric, hops,
+    ))  # fmt: skip
 
 
 def _route(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
