@@ -48,22 +48,38 @@ macs = st.binary(min_size=6, max_size=6).map(lambda b: b.hex(":"))
 names = st.text("abcdefghijklmnop0123456789", min_size=1, max_size=15)
 
 
+_LINK_FILLERS: list[tuple[str, Any]] = [
+    ("IFLA_BROADCAST", "ff:ff:ff:ff:ff:ff"),
+    ("IFLA_TXQLEN", 1000),
+    ("IFLA_GROUP", 0),
+    ("IFLA_QDISC", "fq_codel"),
+]
+
+
 @settings(max_examples=300)
 @given(
     st.sampled_from([nlmsg.RTM_NEWLINK, nlmsg.RTM_DELLINK]),
     st.integers(1, 2**31 - 1),
     names,
     u32,
-    macs,
+    st.none() | macs,
     st.integers(0, 2**32 - 1),
+    st.data(),
 )
-def test_links(mtype: int, index: int, name: str, mtu: int, mac: str, flags: int) -> None:
+def test_links(
+    mtype: int, index: int, name: str, mtu: int, mac: str | None, flags: int, data: Any
+) -> None:
+    # The decoder stops once it has name, MTU and MAC: any order, other attributes
+    # around them, and no MAC at all (a tun) must read as pyroute2 reads them.
     m = ifinfmsg()
     m["index"] = index
     m["flags"] = flags
-    m["attrs"] = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), ("IFLA_ADDRESS", mac)]
-    data = _encode(m, mtype)
-    assert nlmsg.decode(data) == reference(data)
+    attrs = [("IFLA_IFNAME", name), ("IFLA_MTU", mtu), *_LINK_FILLERS]
+    if mac is not None:
+        attrs.append(("IFLA_ADDRESS", mac))
+    m["attrs"] = data.draw(st.permutations(attrs))
+    raw = _encode(m, mtype)
+    assert nlmsg.decode(raw) == reference(raw)
 
 
 @settings(max_examples=300)
