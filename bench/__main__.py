@@ -133,6 +133,29 @@ class _Monitor:
         self.proc.wait()
 
 
+HALT_POLL = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+"""cpuidle-haltpoll's guest halt-polling window: how long an idle vCPU spins before it
+halts. 0 on these VMs, so every thread wake-up pays for waking a halted vCPU."""
+
+
+@contextmanager
+def _setting(path: Path, value: str) -> Iterator[bool]:
+    """Set a /proc or /sys knob for the duration and put the old value back.
+
+    Yields False (and changes nothing) where the knob is missing or read-only.
+    """
+    try:
+        saved = path.read_text()
+        path.write_text(value)
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        path.write_text(saved)
+
+
 def _c_subscriber() -> Path | None:
     """Build the C subscriber's ``ifpx_sub`` (once); None if there is no toolchain."""
     out = Path(tempfile.gettempdir()) / "ifpx-bench-c"
@@ -255,11 +278,8 @@ def bird_churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> 
     if not (shutil.which("bird") and shutil.which("birdc")):
         print("bird2 is not installed (apt-get install bird2): BIRD churn skipped", flush=True)
         return
-    rmem_max = Path("/proc/sys/net/core/rmem_max")
-    saved = rmem_max.read_text()
-    rmem_max.write_text(str(64 << 20))
     c_sub = _c_subscriber()
-    try:
+    with _setting(Path("/proc/sys/net/core/rmem_max"), str(64 << 20)):
         for c in (False, True) if c_sub else (False,):
             who = "C subscribers" if c else "subscribers"
             key = "bird_c" if c else "bird"
@@ -275,8 +295,6 @@ def bird_churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> 
             )  # fmt: skip
             for _ in range(runs):
                 _bird_run(n, subscribers, bird, c_sub if c else None)
-    finally:
-        rmem_max.write_text(saved)
 
 
 @dataclass
@@ -416,14 +434,19 @@ def zmq_floor(count: int, busy: bool, workdir: Path) -> float:
     return statistics.median(samples) / 2
 
 
-def latency(count: int, figs: dict[str, Figure], under_load: int = 0, busy: bool = False) -> None:
+def latency(
+    count: int, figs: dict[str, Figure], under_load: int = 0, busy: bool = False, tag: str = ""
+) -> None:
     """Target 4: a link change made over netlink in-process, to the subscriber's event.
 
     ``busy``: the subscriber polls without blocking, as a DPDK lcore calls ifpx_poll
-    in its loop; otherwise it sleeps in ``poll(timeout)`` between events.
+    in its loop; otherwise it sleeps in ``poll(timeout)`` between events. ``tag``
+    names the machine setting the caller made for this run.
     """
     name = "latency_idle" if not under_load else "latency_load"
     label = "idle" if not under_load else f"during a {under_load // 1000}k-route burst"
+    if tag:
+        name, label = f"{name}_{tag.split()[0]}", f"{label}, {tag}"
     mode = "busy-polling subscriber" if busy else "blocking subscriber"
     if busy:
         name += "_busy"
@@ -557,6 +580,12 @@ def main() -> int:
     if "latency" in only:
         latency(1000, figs)
         latency(1000, figs, busy=True)
+        # The same with idle vCPUs polling 200 us before they halt: what the wake-ups
+        # of these VMs cost (see bench/NOTES.md, item 22).
+        with _setting(HALT_POLL, "200000") as tuned:
+            if tuned:
+                latency(1000, figs, tag="halt-polling vCPUs")
+                latency(1000, figs, busy=True, tag="halt-polling vCPUs")
         latency(300, figs, under_load=min(n, 100_000))
     if "fanout" in only:
         fan_out(min(n, 100_000), figs)

@@ -560,9 +560,10 @@ class BridgeCore:
                     # same tuple on, and the same value serves the routes in a row.
                     last_hops, last_proto = hops, proto
                     hops = interned.setdefault(hops, hops)
-                    val = values.get((proto, id(hops)))
-                    if val is None:
-                        val = values[(proto, id(hops))] = (proto, hops)
+                    shared = values.get((proto, id(hops)))
+                    if shared is None:
+                        shared = values[(proto, id(hops))] = (proto, hops)
+                    val = shared
                 if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
                     self.apply(rec)
                     continue
