@@ -157,7 +157,7 @@ def _setting(path: Path, value: str) -> Iterator[bool]:
 
 
 def _c_subscriber() -> Path | None:
-    """Build the C subscriber's ``ifpx_sub`` (once); None if there is no toolchain."""
+    """Build the C subscriber's ``ifpx_sub`` (make: nothing to do once built); None if it cannot."""
     out = Path(tempfile.gettempdir()) / "ifpx-bench-c"
     proc = subprocess.run(
         ["make", "-s", "-C", str(HERE.parent / "subscribers" / "c"), f"OUT={out}"],

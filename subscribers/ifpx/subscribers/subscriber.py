@@ -143,19 +143,6 @@ class _EventQueue:
     def add_lazy(self, events: Iterator[ev.EventBase]) -> None:
         self._segments.append(events)
 
-    def pop(self) -> ev.EventBase | None:
-        while self._segments:
-            head = self._segments[0]
-            if isinstance(head, deque):
-                if head:
-                    return head.popleft()
-            else:
-                e = next(head, None)
-                if e is not None:
-                    return e
-            self._segments.popleft()
-        return None
-
 
 @dataclass
 class _Request:
