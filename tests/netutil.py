@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 import zmq
 
-from ifpx.bridge.harness import BridgeProcess
+from ifpx.bridge.harness import BridgeProcess, Netns, wait_for
 from ifpx.bridge.kernelview import kernel_state
 from ifpx.schemas import codec
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.state import State
+from ifpx.subscribers import Subscriber
 
 
 class EventTap:
@@ -109,3 +110,14 @@ def describe_difference(a: State, b: State, limit: int = 5) -> str:
                 f"only right {only_b[:limit]}"
             )
     return "; ".join(parts) or "equal"
+
+
+def mtu_reaches(sub: Subscriber, ns: Netns, port: int, dev: str, mtu: int, what: str) -> None:
+    """Set ``dev``'s MTU with ip and wait until ``sub``'s replica shows it on ``port``."""
+    sub.sync(timeout=5)
+    ns.ip("link", "set", dev, "mtu", str(mtu))
+    wait_for(
+        lambda: sub.poll(100, 0.05) is not None and sub.state.ports[port].mtu == mtu,
+        10,
+        what=what,
+    )

@@ -18,7 +18,7 @@ import zmq
 from figures import record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from netutil import wait_bridge_equals_kernel
+from netutil import mtu_reaches, wait_bridge_equals_kernel
 
 from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import codec
@@ -171,9 +171,10 @@ def test_crash_between_write_and_rename_of_the_state_file(ns: Netns, tmp_path: P
             acknowledged.add(k)
         finally:
             healthy.stop()
-        # The second save is the one a bind makes (the first is the start-up's).
+        # The third save is the one a bind makes (start-up saves the new epoch, then the
+        # bindings as the initial dump found them).
         crashing = BridgeProcess(ns, tmp_path)
-        env = {**os.environ, "IFPX_TEST_CRASH": "statefile-before-rename:2"}
+        env = {**os.environ, "IFPX_TEST_CRASH": "statefile-before-rename:3"}
         crashing.proc = subprocess.Popen(crashing.argv(), env=env, stderr=subprocess.DEVNULL)
         wait_for(crashing._answers, 20, what="the crashing bridge to start")
         with pytest.raises(TimeoutError):
@@ -425,11 +426,5 @@ def test_tcp_requires_curve_and_wrong_keys_are_refused(ns: Netns, tmp_path: Path
             ):
                 client.request(c.Status())
         with Subscriber(events, control, curve=good) as sub:
-            sub.sync(timeout=5)
-            ns.ip("link", "set", "tap0", "mtu", "1300")
-            wait_for(
-                lambda: sub.poll(100, 0.05) is not None and sub.state.ports[0].mtu == 1300,
-                10,
-                what="the event over CURVE",
-            )
+            mtu_reaches(sub, ns, 0, "tap0", 1300, "the event over CURVE")
     record("tcp: plain refused / wrong key refused / listed key served", "yes / yes / yes")

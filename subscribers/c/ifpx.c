@@ -11,8 +11,9 @@
 #include <time.h>
 #include <zmq.h>
 
-#define MAX_HELD 100000
 #define REQUEST_CAP 512
+#define RETIRED_EPOCHS 16
+#define MAX_PROBING 8
 #define N_TOPICS 7
 
 static const char *const TOPICS[N_TOPICS] = {"link", "addr", "route", "neigh", "port", "sync", "hb"};
@@ -50,6 +51,11 @@ struct ifpx_sub {
     struct ifpx_event *ev;
     uint64_t epoch, seq;
     int synced;
+    /* Epochs that are not the bridge's (earlier lives, and any a snapshot proved bogus),
+     * and unknown ones seen since the snapshot that will settle them was asked for. */
+    uint64_t retired[RETIRED_EPOCHS], probing[MAX_PROBING];
+    unsigned n_retired, next_retired, n_probing;
+    int64_t probe_at;
     uint64_t tseq[N_TOPICS], tseq_at[N_TOPICS];
 
     struct ifpx_msg **held;
@@ -353,7 +359,7 @@ static void hold(struct ifpx_sub *s, struct ifpx_msg *msg)
             s->cap_held = cap;
         }
     }
-    if (s->n_held < s->cap_held && s->n_held < MAX_HELD) {
+    if (s->n_held < s->cap_held && s->n_held < IFPX_MAX_HELD) {
         s->held[s->n_held++] = msg;
         return;
     }
@@ -387,18 +393,62 @@ static void on_heartbeat(struct ifpx_sub *s, struct ifpx_msg *msg)
     ifpx_msg_free(msg);
 }
 
+static int epoch_in(const uint64_t *set, unsigned n, uint64_t epoch)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (set[i] == epoch)
+            return 1;
+    return 0;
+}
+
+static void retire(struct ifpx_sub *s, uint64_t epoch)
+{
+    if (epoch_in(s->retired, s->n_retired, epoch))
+        return;
+    s->retired[s->next_retired] = epoch;
+    s->next_retired = (s->next_retired + 1) % RETIRED_EPOCHS;
+    if (s->n_retired < RETIRED_EPOCHS)
+        s->n_retired++;
+}
+
+/* A message of another epoch: a restarted bridge, a straggler of an earlier life, or
+ * garbage. As the Python Subscriber._foreign: ask for one snapshot, hold what the
+ * asked-about epochs send meanwhile, believe the snapshot. */
+static void foreign(struct ifpx_sub *s, struct ifpx_msg *msg)
+{
+    uint64_t epoch = ifpx_msg_header(msg)->epoch;
+    if (epoch_in(s->retired, s->n_retired, epoch)) {
+        ifpx_msg_free(msg);
+        return;
+    }
+    if (epoch_in(s->probing, s->n_probing, epoch)) {
+        hold(s, msg);
+        return;
+    }
+    if (s->req != REQ_SNAPSHOT) {
+        int64_t now = now_ms();
+        if (now - s->probe_at < IFPX_EPOCH_PROBE_MS) {
+            ifpx_msg_free(msg); /* its next message or heartbeat asks again */
+            return;
+        }
+        s->probe_at = now;
+        s->stats.epochs++;
+        start_snapshot(s, "new bridge epoch");
+    }
+    if (s->n_probing < MAX_PROBING) {
+        s->probing[s->n_probing++] = epoch;
+        hold(s, msg);
+    } else {
+        ifpx_msg_free(msg);
+    }
+}
+
 static void process(struct ifpx_sub *s, struct ifpx_msg *msg)
 {
     const struct ifpx_header *h = ifpx_msg_header(msg);
     int t = topic_index(h->topic);
     if (h->epoch != s->epoch) {
-        if (h->epoch < s->epoch) {
-            ifpx_msg_free(msg); /* a straggler from the bridge's previous life */
-            return;
-        }
-        s->stats.epochs++;
-        start_snapshot(s, "new bridge epoch");
-        hold(s, msg);
+        foreign(s, msg);
         return;
     }
     if (t == T_HB) {
@@ -437,8 +487,12 @@ static void on_payload(struct ifpx_sub *s, const char *topic, size_t topic_len,
         ifpx_msg_free(msg);
         return;
     }
-    s->last_rx = now_ms();
     s->stats.messages++;
+    if (s->synced && hdr.epoch != s->epoch) {
+        foreign(s, msg); /* proves nothing about the bridge's liveness */
+        return;
+    }
+    s->last_rx = now_ms();
     if (s->req != REQ_NONE || !s->synced)
         hold(s, msg);
     else
@@ -564,6 +618,12 @@ static void install_snapshot(struct ifpx_sub *s, const char *buf, size_t len, co
     s->rep = target;
     push(s, it);
 
+    if (s->synced && s->epoch != snap.epoch)
+        retire(s, s->epoch);
+    for (unsigned i = 0; i < s->n_probing; i++)
+        if (s->probing[i] != snap.epoch)
+            retire(s, s->probing[i]);
+    s->n_probing = 0;
     s->epoch = snap.epoch;
     s->seq = snap.seq;
     for (int t = 0; t < N_TOPICS; t++) {
@@ -582,9 +642,11 @@ static void install_snapshot(struct ifpx_sub *s, const char *buf, size_t len, co
     s->n_held = s->cap_held = 0;
     for (size_t i = 0; i < n; i++) {
         const struct ifpx_header *h = ifpx_msg_header(held[i]);
-        if (s->req != REQ_NONE)
+        if (h->epoch != s->epoch) /* the snapshot is the bridge's word on the live epoch */
+            ifpx_msg_free(held[i]);
+        else if (s->req != REQ_NONE)
             hold(s, held[i]);
-        else if (h->epoch == s->epoch && h->seq <= snap.seq)
+        else if (h->seq <= snap.seq)
             ifpx_msg_free(held[i]);
         else
             process(s, held[i]);
@@ -872,8 +934,11 @@ struct ifpx_sub *ifpx_open(const struct ifpx_options *opt, const struct ifpx_cal
         errno = EINVAL;
         return NULL;
     }
-    s->rep = malloc(sizeof *s->rep);
+    /* Initialised at once: ifpx_close (on a later failure) clears whatever exists. */
+    if ((s->rep = malloc(sizeof *s->rep)))
+        ifpx_replica_init(s->rep);
     s->ev = malloc(sizeof *s->ev);
+    s->probe_at = now_ms() - IFPX_EPOCH_PROBE_MS;
     s->zctx = opt->zmq_context;
     if (!s->zctx) {
         s->zctx = zmq_ctx_new();
@@ -881,7 +946,6 @@ struct ifpx_sub *ifpx_open(const struct ifpx_options *opt, const struct ifpx_cal
     }
     if (!s->rep || !s->ev || !s->zctx)
         goto fail;
-    ifpx_replica_init(s->rep);
     int hwm = opt->rcvhwm > 0 ? opt->rcvhwm : 100000, zero = 0;
     if (!(s->sub = zmq_socket(s->zctx, ZMQ_SUB)) ||
         zmq_setsockopt(s->sub, ZMQ_RCVHWM, &hwm, sizeof hwm) ||

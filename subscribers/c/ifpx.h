@@ -23,6 +23,13 @@
 #include "ifpx_replica.h"
 #include "ifpx_wire.h"
 
+/* Most messages held while a repair is under way; past it, a snapshot covers them all.
+ * The Python Subscriber's MAX_HELD is the same number. */
+#define IFPX_MAX_HELD 100000
+/* Least time between two snapshots asked for because a message of an unknown epoch
+ * came (the Python Subscriber's EPOCH_PROBE_INTERVAL). */
+#define IFPX_EPOCH_PROBE_MS 1000
+
 /* An event handler; a non-zero return is counted in callback_errors. */
 typedef int (*ifpx_cb)(const struct ifpx_event *ev, void *ctx);
 

@@ -297,6 +297,91 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
     return IFPX_OK;
 }
 
+/* ---- bounds before allocation ------------------------------------------------------ */
+
+#define MAX_DEPTH 16
+
+/* A big-endian length of `bytes` bytes at *p; -1 if the buffer ends first. */
+static int be_len(const unsigned char **p, const unsigned char *end, int bytes, uint64_t *out)
+{
+    if (end - *p < bytes)
+        return -1;
+    *out = 0;
+    for (int i = 0; i < bytes; i++)
+        *out = (*out << 8) | (*p)[i];
+    *p += bytes;
+    return 0;
+}
+
+/* 0 if buf is one msgpack object, nested at most MAX_DEPTH deep, in which every declared
+ * length fits in the bytes that are really there. msgpack-c sizes its allocations by the
+ * declared counts, so without this the 5 bytes `dd ff ff ff ff` (an array of four billion
+ * elements) ask it for about 100 GiB; after it, what it allocates is bounded by len. */
+int ifpx_msgpack_check(const char *buf, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)buf, *end = p + len;
+    uint64_t left[MAX_DEPTH + 1];
+    int depth = 0;
+    left[0] = 1;
+    while (depth >= 0) {
+        if (!left[depth]) {
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        if (p >= end)
+            return IFPX_E_FORMAT;
+        unsigned b = *p++;
+        uint64_t n = 0, items = 0, skip = 0;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, false, true: the byte is the value */
+        } else if (b <= 0x8f) {
+            items = 2 * (uint64_t)(b & 0x0f);
+        } else if (b <= 0x9f) {
+            items = b & 0x0f;
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f;
+        } else if (b >= 0xc4 && b <= 0xc6) { /* bin 8/16/32 */
+            if (be_len(&p, end, 1 << (b - 0xc4), &skip))
+                return IFPX_E_FORMAT;
+        } else if (b >= 0xc7 && b <= 0xc9) { /* ext 8/16/32: length, then a type byte */
+            if (be_len(&p, end, 1 << (b - 0xc7), &skip))
+                return IFPX_E_FORMAT;
+            skip += 1;
+        } else if (b >= 0xca && b <= 0xd3) { /* float32/64, uint8..64, int8..64 */
+            static const unsigned char width[] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+            skip = width[b - 0xca];
+        } else if (b >= 0xd4 && b <= 0xd8) { /* fixext 1/2/4/8/16 and its type byte */
+            skip = 1 + (1u << (b - 0xd4));
+        } else if (b >= 0xd9 && b <= 0xdb) { /* str 8/16/32 */
+            if (be_len(&p, end, 1 << (b - 0xd9), &skip))
+                return IFPX_E_FORMAT;
+        } else if (b == 0xdc || b == 0xdd) { /* array 16/32 */
+            if (be_len(&p, end, b == 0xdc ? 2 : 4, &n))
+                return IFPX_E_FORMAT;
+            items = n;
+        } else if (b == 0xde || b == 0xdf) { /* map 16/32 */
+            if (be_len(&p, end, b == 0xde ? 2 : 4, &n))
+                return IFPX_E_FORMAT;
+            items = 2 * n;
+        } else {
+            return IFPX_E_FORMAT; /* 0xc1: never used */
+        }
+        if (skip > (uint64_t)(end - p))
+            return IFPX_E_FORMAT;
+        p += skip;
+        if (items) {
+            /* every element takes at least one byte */
+            if (items > (uint64_t)(end - p))
+                return IFPX_E_FORMAT;
+            if (depth == MAX_DEPTH)
+                return IFPX_E_LIMIT;
+            left[++depth] = items;
+        }
+    }
+    return p == end ? IFPX_OK : IFPX_E_FORMAT;
+}
+
 /* Unpacks ``buf`` as exactly one msgpack map and allocates the event buffer. */
 static int begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up,
                  struct ifpx_event **ev)
@@ -309,6 +394,9 @@ static int begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up
     /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
     if (!(*ev = malloc(sizeof **ev)))
         return IFPX_E_LIMIT;
+    int rc = ifpx_msgpack_check(buf, len);
+    if (rc)
+        return rc;
     if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
         up->data.type != MSGPACK_OBJECT_MAP)
         return IFPX_E_FORMAT;
@@ -364,10 +452,20 @@ struct ifpx_msg *ifpx_msg_open(const char *buf, size_t len, struct ifpx_header *
     if ((rc = begin(m->buf, len, MAX_MESSAGE_BYTES, &m->up, &ev)) ||
         (rc = parse_header(&m->up.data, &m->hdr, &m->events)))
         goto fail;
-    /* Every event is checked now, so that none is applied from a message that is bad later on. */
-    for (uint32_t i = 0; i < m->events->via.array.size; i++)
+    /* Every event is checked now, so that none is applied from a message that is bad later
+     * on; each must belong to the message's topic, and a heartbeat message is one heartbeat
+     * (the envelope's rules, as the Python Message enforces them). */
+    rc = IFPX_E_FIELD;
+    if (!m->hdr.n_events || (!strcmp(m->hdr.topic, "hb") && m->hdr.n_events != 1))
+        goto fail;
+    for (uint32_t i = 0; i < m->events->via.array.size; i++) {
         if ((rc = parse_event(&m->events->via.array.ptr[i], ev)))
             goto fail;
+        if (strcmp(ifpx_kind_topic(ev->kind), m->hdr.topic)) {
+            rc = IFPX_E_FIELD;
+            goto fail;
+        }
+    }
     free(ev);
     if (hdr)
         *hdr = m->hdr;
@@ -663,6 +761,9 @@ static int unpack_reply(const char *buf, size_t len, msgpack_unpacked *up)
     msgpack_unpacked_init(up);
     if (len > MAX_REPLY_BYTES)
         return IFPX_E_LIMIT;
+    int rc = ifpx_msgpack_check(buf, len);
+    if (rc)
+        return rc;
     if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
         up->data.type != MSGPACK_OBJECT_MAP)
         return IFPX_E_FORMAT;

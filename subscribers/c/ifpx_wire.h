@@ -91,6 +91,11 @@ struct ifpx_header {
 
 typedef int (*ifpx_event_cb)(const struct ifpx_event *ev, void *ctx);
 
+/* IFPX_OK if buf is one msgpack object, nested at most 16 deep, whose every declared
+ * length fits in the bytes really there (IFPX_E_FORMAT / IFPX_E_LIMIT otherwise). Every
+ * decoder here checks this before msgpack-c allocates anything for a document. */
+int ifpx_msgpack_check(const char *buf, size_t len);
+
 /* Decode one message payload (the second frame). Calls cb for each event in order
  * (cb returns non-zero to stop). Returns IFPX_OK or a negative ifpx_status. */
 int ifpx_decode_message(const char *buf, size_t len, struct ifpx_header *hdr,

@@ -10,8 +10,12 @@ its tap under the same ``iface=`` name each time the application restarts.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+
+_IFNAME = re.compile(r"[^\s/]{1,15}")
+"""What Linux accepts as an interface name (IFNAMSIZ - 1 bytes, no white space or slash)."""
 
 
 @dataclass(slots=True)
@@ -91,12 +95,26 @@ class BindingTable:
         self._index(entry)
         return entry, old
 
-    def unbind(self, port_id: int) -> Entry | None:
-        """Remove the port's binding; return it (None if it had none)."""
-        entry = self._by_port.pop(port_id, None)
-        if entry is not None:
-            self._unindex(entry)
+    def unbind(self, port_id: int, ifindex: int | None = None) -> Entry | None:
+        """Remove the port's binding (only if bound to ``ifindex``, when given); return it.
+
+        None when there was nothing to remove.
+        """
+        entry = self._by_port.get(port_id)
+        if entry is None or (ifindex is not None and entry.ifindex != ifindex):
+            return None
+        del self._by_port[port_id]
+        self._unindex(entry)
         return entry
+
+    def copy(self) -> BindingTable:
+        """An independent copy (a change can be tried on it, and written, before it is made)."""
+        out = BindingTable()
+        for e in self._by_port.values():
+            dup = Entry(e.port_id, e.proxy, e.ifindex, e.last_ifindex)
+            out._by_port[dup.port_id] = dup
+            out._index(dup)
+        return out
 
     def mark_gone(self, ifindex: int) -> list[Entry]:
         """The proxy ``ifindex`` disappeared: its bindings become gone; return them."""
@@ -146,16 +164,29 @@ class BindingTable:
         ]
 
     @staticmethod
-    def parse(items: list[dict[str, Any]]) -> list[Entry]:
-        """Entries from :meth:`to_json` output; raise ValueError on a malformed list."""
-        out = []
+    def parse(items: Any) -> list[Entry]:
+        """Entries from :meth:`to_json` output; raise ValueError on anything else.
+
+        Held to the wire's own rules (``type(x) is int``, since JSON's ``true`` is a
+        Python int to ``isinstance``; Linux's interface names): a value that loaded
+        here would otherwise break every snapshot reply later.
+        """
+        if not isinstance(items, list):
+            raise ValueError("bindings is not a list")
+        out: list[Entry] = []
+        seen: set[int] = set()
         for item in items:
-            port, proxy, ifindex = item["port_id"], item["proxy"], item.get("ifindex")
-            if not isinstance(port, int) or not 0 <= port <= 65535:
+            if not isinstance(item, dict) or set(item) - {"port_id", "proxy", "ifindex"}:
+                raise ValueError(f"bad binding {item!r}")
+            port, proxy, ifindex = item.get("port_id"), item.get("proxy"), item.get("ifindex")
+            if type(port) is not int or not 0 <= port <= 65535:
                 raise ValueError(f"bad port_id {port!r}")
-            if not isinstance(proxy, str) or not proxy:
-                raise ValueError(f"bad proxy {proxy!r}")
-            if ifindex is not None and not isinstance(ifindex, int):
+            if port in seen:
+                raise ValueError(f"port {port} is bound twice")
+            if type(proxy) is not str or not _IFNAME.fullmatch(proxy):
+                raise ValueError(f"bad proxy name {proxy!r}")
+            if ifindex is not None and (type(ifindex) is not int or not 0 < ifindex < 2**31):
                 raise ValueError(f"bad ifindex {ifindex!r}")
+            seen.add(port)
             out.append(Entry(port, proxy, ifindex))
         return out

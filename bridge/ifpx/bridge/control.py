@@ -18,7 +18,7 @@ from ifpx.schemas.events import EVENT_TYPES, EventBase
 from ifpx.schemas.state import Binding
 from ifpx.schemas.version import negotiate
 
-from .bindings import Entry
+from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
 from .journal import JournalGap
 from .publisher import Publisher
@@ -43,6 +43,11 @@ READ_ONLY = frozenset(
 """Commands a read-only control endpoint (``--control-ro``) answers."""
 
 
+_LAST_RESORT = codec.encode_reply(
+    codec.error_reply(c.ErrorCode.INTERNAL, "the bridge could not answer this request")
+)
+
+
 class CommandError(Exception):
     """A command that cannot be carried out, with its wire error code."""
 
@@ -54,8 +59,8 @@ class CommandError(Exception):
 class Effects(Protocol):
     """What commands may do to the world beyond the core."""
 
-    def persist(self) -> None:
-        """Write the bindings durably (before the bind is acknowledged)."""
+    def persist(self, table: BindingTable) -> None:
+        """Write ``table`` durably as the bindings; OSError if it could not be written."""
 
     def refresh_links(self) -> None:
         """Bring the mirror's links up to date with the kernel right now."""
@@ -111,12 +116,21 @@ class Controller:
         self.stats = ControlStats()
 
     def handle_frames(self, frames: list[bytes], read_only: bool = False) -> bytes:
-        """Answer one request as it came off the socket (a request is a single frame)."""
-        if len(frames) != 1:
+        """Answer one request as it came off the socket (a request is a single frame).
+
+        Never raises: a REP socket that does not send after a receive is wedged,
+        and an exception here would end the bridge.
+        """
+        try:
+            if len(frames) != 1:
+                self.stats.errors += 1
+                message = f"a request is one frame, got {len(frames)}"
+                return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, message))
+            return self.handle(frames[0], read_only)
+        except Exception:
+            log.exception("no reply could be built for a request")
             self.stats.errors += 1
-            message = f"a request is one frame, got {len(frames)}"
-            return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, message))
-        return self.handle(frames[0], read_only)
+            return _LAST_RESORT
 
     def handle(self, data: bytes, read_only: bool = False) -> bytes:
         """Answer one request. Never raises. ``read_only`` refuses commands that change things."""
@@ -175,20 +189,41 @@ class Controller:
             capabilities=["journal", "snapshot", "batch", "topics", "create_proxy"],
         )
 
+    def _write_ahead(self, change: Callable[[BindingTable], bool]) -> bool:
+        """Make ``change`` on a copy of the bindings and write that copy durably.
+
+        Only then may the caller make the change in memory and acknowledge it: a
+        write that fails leaves the bindings as they were, on disk and in memory.
+        ``change`` returns whether it changed anything; so does this.
+        """
+        preview = self.core.bindings.copy()
+        if not change(preview):
+            return False
+        try:
+            self.effects.persist(preview)
+        except OSError as exc:
+            why = f"nothing changed: cannot write the state file: {exc.strerror or exc}"
+            raise CommandError(c.ErrorCode.STATE_NOT_SAVED, why) from None
+        return True
+
     def _cmd_bind(self, cmd: c.Bind) -> c.Result:
         link = self._link(cmd.proxy)
+
+        def bind(table: BindingTable) -> bool:
+            entry, old = table.bind(cmd.port_id, link.name, link.ifindex)
+            return old is not entry
+
+        self._write_ahead(bind)
         entry, changed, events = self.core.bind(cmd.port_id, link)
-        if changed:
-            self.effects.persist()
-            self._publish(events)
+        self._publish(events)
         return c.BindResult(binding=_binding(entry), changed=changed)
 
     def _cmd_unbind(self, cmd: c.Unbind) -> c.Result:
         proxy = None if cmd.proxy is None else self._link(cmd.proxy)
+        ifindex = None if proxy is None else proxy.ifindex
+        self._write_ahead(lambda table: table.unbind(cmd.port_id, ifindex) is not None)
         removed, events = self.core.unbind(cmd.port_id, proxy)
-        if removed:
-            self.effects.persist()
-            self._publish(events)
+        self._publish(events)
         return c.UnbindResult(removed=[_binding(e) for e in removed])
 
     def _cmd_create_proxy(self, cmd: c.CreateProxy) -> c.Result:
@@ -203,15 +238,19 @@ class Controller:
             raise CommandError(
                 c.ErrorCode.INVALID_VALUE, f"{cmd.name} is not a tap; not removing it"
             )
+        ports = list(self.core.bindings.ports(link.ifindex))
+
+        def unbind_all(table: BindingTable) -> bool:
+            return any([table.unbind(port) is not None for port in ports])
+
+        self._write_ahead(unbind_all)
         removed: list[Entry] = []
         events: list[EventBase] = []
-        for port in list(self.core.bindings.ports(link.ifindex)):
+        for port in ports:
             gone, evs = self.core.unbind(port)
             removed.extend(gone)
             events.extend(evs)
-        if removed:
-            self.effects.persist()
-            self._publish(events)
+        self._publish(events)
         self.effects.destroy_tap(cmd.name)
         self.effects.refresh_links()
         return c.DestroyProxyResult(name=cmd.name, removed_bindings=[_binding(e) for e in removed])

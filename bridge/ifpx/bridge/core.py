@@ -603,10 +603,9 @@ class BridgeCore:
         self, port_id: int, proxy: LinkState | None = None
     ) -> tuple[list[Entry], list[ev.EventBase]]:
         """Unbind ``port_id`` (only from ``proxy`` if given); return (removed, events)."""
-        entry = self.bindings.get(port_id)
-        if entry is None or (proxy is not None and entry.ifindex != proxy.ifindex):
+        entry = self.bindings.unbind(port_id, None if proxy is None else proxy.ifindex)
+        if entry is None:
             return [], []
-        self.bindings.unbind(port_id)
         return [entry], self._unbound(entry)
 
     def _unbound(self, entry: Entry) -> list[ev.EventBase]:

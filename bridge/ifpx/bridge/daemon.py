@@ -27,10 +27,11 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
 
 from . import endpoints, nlmsg, nlsock, statefile
-from .bindings import Entry
+from .bindings import BindingTable, Entry
 from .config import Options
 from .control import CommandError, Controller
 from .core import AF4, AF6, BridgeCore
+from .instance import InstanceLock, InstanceLocked
 from .journal import Journal
 from .netns import Namespace
 from .publisher import Publisher
@@ -45,20 +46,8 @@ class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
 
 
-def endpoint_in_use(
-    ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, timeout_ms: int = 300
-) -> bool:
-    """True if a bridge already answers ``hello`` on the control endpoint."""
-    if endpoint.startswith("ipc://") and not Path(endpoint[6:]).exists():
-        return False
-    sock = ctx.socket(zmq.REQ)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        sock.connect(endpoint)
-        sock.send(codec.encode_request(c.Hello(client="ifpx-bridge-probe")))
-        return bool(sock.poll(timeout_ms, zmq.POLLIN))
-    finally:
-        sock.close()
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 class Bridge:
@@ -91,17 +80,57 @@ class Bridge:
             self.ns = Namespace(opts.netns)
         except OSError as exc:
             raise StartupError(str(exc)) from None
-        saved = statefile.load(self.state_path)
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        locks = InstanceLock()
         try:
-            if endpoint_in_use(ctx, opts.control):
-                raise StartupError(f"another bridge answers on {opts.control}")
-            self._serve(ctx, saved)
+            saved = self._claim(locks)
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            try:
+                self._serve(ctx, saved)
+            finally:
+                if self.curve is not None:
+                    self.curve.stop()
+                ctx.destroy(linger=0)
         finally:
-            if self.curve is not None:
-                self.curve.stop()
-            ctx.destroy(linger=0)
+            locks.release()
             self.ns.close()
+
+    def _claim(self, locks: InstanceLock) -> list[Entry]:
+        """Lock the state file and the ipc endpoints, then take this bridge's epoch.
+
+        The epoch is written to the state file before anything is published, so the
+        next bridge's epoch is larger however the wall clock moves.
+        """
+        opts = self.opts
+        path = self.state_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            locks.take(path, "state file")
+            for endpoint in (opts.events, opts.control, opts.control_ro):
+                sock = endpoints.ipc_path(endpoint) if endpoint else None
+                if sock is not None:
+                    endpoints.prepare_dir(sock, opts.ipc_group)
+                    locks.take(sock, "endpoint")
+        except InstanceLocked as exc:
+            raise StartupError(str(exc)) from None
+        except OSError as exc:
+            where = exc.filename or path
+            raise StartupError(f"cannot lock {where}: {_why(exc)}") from None
+        try:
+            saved = statefile.load(path)
+            self.epoch = statefile.next_epoch(time.time_ns(), saved.epoch)
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
+        table = BindingTable()
+        for e in saved.bindings:
+            table.add_gone(e.port_id, e.proxy, e.ifindex)
+        self._save(table, "cannot start")
+        return saved.bindings
+
+    def _save(self, table: BindingTable, doing: str) -> None:
+        try:
+            statefile.save(self.state_path, table, self.epoch)
+        except OSError as exc:
+            raise StartupError(f"{doing}: cannot write {self.state_path}: {_why(exc)}") from None
 
     def _serve(self, ctx: zmq.Context[zmq.Socket[bytes]], saved: list[Entry]) -> None:
         opts = self.opts
@@ -121,7 +150,6 @@ class Bridge:
         if opts.control_ro:
             controls.append((self._rep(ctx, opts.control_ro), True))
 
-        self.epoch = time.time_ns()
         self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
         self.controller = Controller(
             self.core, self.pub, self, self._status_extra, netns=opts.netns
@@ -223,7 +251,7 @@ class Bridge:
         finally:
             self.core.quiet = False
             gc.enable()
-        statefile.save(self.state_path, self.core.bindings)
+        self._save(self.core.bindings, "after the initial dump")
         self.controller.cfg_done = True
         self.pub.publish([CfgDone()])
         # The mirror is long-lived and acyclic: keep the collector from rescanning it.
@@ -263,7 +291,7 @@ class Bridge:
 
     def _rep(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
         rep = ctx.socket(zmq.REP)
-        rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
+        rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_FRAME)
         rep.setsockopt(zmq.LINGER, 0)
         self._secure(rep)
         endpoints.bind(rep, endpoint, self.opts.ipc_group)
@@ -327,9 +355,9 @@ class Bridge:
 
     # ---- effects (for the controller) ----------------------------------------
 
-    def persist(self) -> None:
-        """Write the bindings durably."""
-        statefile.save(self.state_path, self.core.bindings)
+    def persist(self, table: BindingTable) -> None:
+        """Write ``table`` durably as the bindings (OSError if that fails)."""
+        statefile.save(self.state_path, table, self.epoch)
 
     def refresh_links(self) -> None:
         """Reconcile links with a fresh dump and publish what changed."""

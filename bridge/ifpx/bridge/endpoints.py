@@ -35,12 +35,8 @@ def group_id(name: str | None) -> int:
         raise ValueError(f"no group {name!r}") from None
 
 
-def bind(sock: zmq.Socket[bytes], endpoint: str, group: str | None = None) -> None:
-    """Bind ``sock``; for ipc, make the directory and socket file private first."""
-    path = ipc_path(endpoint)
-    if path is None:
-        sock.bind(endpoint)
-        return
+def prepare_dir(path: Path, group: str | None = None) -> None:
+    """Make the directory of the ipc socket ``path`` (0750, and ``group``'s) if it is missing."""
     gid = group_id(group)
     directory = path.parent
     if not directory.exists():
@@ -48,6 +44,16 @@ def bind(sock: zmq.Socket[bytes], endpoint: str, group: str | None = None) -> No
         os.chmod(directory, DIR_MODE)  # mkdir's mode is filtered by the umask
     if gid != -1:
         os.chown(directory, -1, gid)
+
+
+def bind(sock: zmq.Socket[bytes], endpoint: str, group: str | None = None) -> None:
+    """Bind ``sock``; for ipc, make the directory and socket file private first."""
+    path = ipc_path(endpoint)
+    if path is None:
+        sock.bind(endpoint)
+        return
+    prepare_dir(path, group)
+    gid = group_id(group)
     old = os.umask(SOCKET_UMASK)
     try:
         sock.bind(endpoint)

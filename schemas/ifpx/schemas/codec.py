@@ -28,7 +28,15 @@ from .envelope import Message
 from .version import SUPPORTED_VERSIONS
 
 MAX_REQUEST_BYTES = 64 * 1024
-"""Largest command a bridge accepts (also set as ZMQ_MAXMSGSIZE on its control socket)."""
+"""Largest command a bridge accepts; a larger one gets a ``too_large`` error reply."""
+
+MAX_REQUEST_FRAME = 16 * 1024 * 1024
+"""Largest frame a bridge's control socket reads at all (ZMQ_MAXMSGSIZE).
+
+Between :data:`MAX_REQUEST_BYTES` and this, a request is read and answered with a
+typed ``too_large`` error, so its sender does not wait for a timeout; a peer that
+sends more is disconnected by ZeroMQ before anything is allocated for it.
+"""
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 """Largest published message a subscriber accepts."""
@@ -181,7 +189,9 @@ def decode_request(data: bytes) -> Command:
     if not isinstance(obj, dict):
         raise CodecError("a request is a map")
     rid = obj.get("id", 0)
-    rid = rid if isinstance(rid, int) and 0 <= rid < 2**63 else 0
+    # ``type(...) is int``: msgpack's true and false are Python bools, which are ints
+    # to ``isinstance``, and no bool may pass for a number anywhere on the wire.
+    rid = rid if type(rid) is int and 0 <= rid < 2**63 else 0
     version = obj.get("v")
     if type(version) is not int or version not in SUPPORTED_VERSIONS:
         raise CodecError(

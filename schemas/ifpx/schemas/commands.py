@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     JOURNAL_GAP = "journal_gap"
     NOT_SUPPORTED = "not_supported"
     PERMISSION_DENIED = "permission_denied"
+    STATE_NOT_SAVED = "state_not_saved"
+    """The bridge could not write its state file; nothing was changed."""
     INTERNAL = "internal"
 
 
@@ -282,7 +284,7 @@ class SnapshotResult(WireModel):
     type: Literal["snapshot"] = "snapshot"
     epoch: U64
     seq: U64
-    topic_seqs: dict[str, int]
+    topic_seqs: dict[str, U64]
     cfg_done: bool
     state: SnapshotState
 

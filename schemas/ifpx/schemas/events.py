@@ -12,7 +12,19 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from .types import U32, IfIndex, IfName, IPAny, IPv4, IPv6, Mac, PortId, PrefixLen4, PrefixLen6
+from .types import (
+    U32,
+    U64,
+    IfIndex,
+    IfName,
+    IPAny,
+    IPv4,
+    IPv6,
+    Mac,
+    PortId,
+    PrefixLen4,
+    PrefixLen6,
+)
 
 
 class WireModel(BaseModel):
@@ -288,7 +300,7 @@ class Heartbeat(EventBase):
     """Sent about once a second: the latest sequence number of every topic."""
 
     kind: Literal["heartbeat"] = "heartbeat"
-    topic_seqs: Annotated[dict[str, int], Field(max_length=64)]
+    topic_seqs: Annotated[dict[str, U64], Field(max_length=64)]
     interval: float = 1.0
 
 

@@ -1,5 +1,5 @@
 /* Decode message payloads given as hex lines on stdin (a line starting with "S " holds a
- * reply to `snapshot` instead); print each event as a JSON line
+ * reply to `snapshot` instead, "R " any other reply); print each event as a JSON line
  * with the field names of the wire contract. Exit 0 if every line decoded, 1 if some
  * line was rejected (its status is printed as {"error": N}). Used by the tests to hold
  * the C decoder to the Python models, and to feed it hostile input. */
@@ -20,14 +20,22 @@ static int print_event(const struct ifpx_event *e, void *ctx)
     return 0;
 }
 
+/* A journalled message inside a replay reply: decoded as any message. */
+static int check_payload(const char *payload, size_t len, void *ctx)
+{
+    struct ifpx_header hdr;
+    (void)ctx;
+    return ifpx_decode_message(payload, len, &hdr, NULL, NULL) ? 1 : 0;
+}
+
 int main(void)
 {
     static char line[1 << 22];
     static char bin[1 << 21];
     int failed = 0;
     while (fgets(line, sizeof line, stdin)) {
-        int snapshot = strncmp(line, "S ", 2) == 0;
-        char *hex = snapshot ? line + 2 : line;
+        int snapshot = strncmp(line, "S ", 2) == 0, reply = strncmp(line, "R ", 2) == 0;
+        char *hex = snapshot || reply ? line + 2 : line;
         size_t n = strcspn(hex, "\r\n");
         size_t len = n / 2;
         if (n % 2 || len > sizeof bin) {
@@ -39,6 +47,22 @@ int main(void)
             unsigned b;
             if (sscanf(hex + 2 * i, "%2x", &b) != 1) { len = 0; break; }
             bin[i] = (char)b;
+        }
+        if (reply) {
+            struct ifpx_reply r;
+            uint64_t epoch;
+            int rc = ifpx_decode_reply(bin, len, &r);
+            if (!rc && r.ok && !strcmp(r.type, "replay"))
+                rc = ifpx_decode_replay(bin, len, &epoch, check_payload, NULL);
+            if (rc) {
+                printf("{\"error\": %d}\n", rc);
+                failed = 1;
+            } else {
+                printf("{\"reply\": {\"id\": %llu, \"ok\": %s}}\n", (unsigned long long)r.id,
+                       r.ok ? "true" : "false");
+            }
+            fflush(stdout);
+            continue;
         }
         if (snapshot) {
             struct ifpx_snapshot snap;

@@ -69,7 +69,7 @@ class Replayer:
         self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._rep: zmq.Socket[bytes] = ctx.socket(zmq.REP)
-        self._rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_BYTES)
+        self._rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_FRAME)
         self._rep.setsockopt(zmq.LINGER, 0)
         for ep in (events, control):
             if ep.startswith("ipc://"):

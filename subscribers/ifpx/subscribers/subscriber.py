@@ -45,7 +45,15 @@ _ALWAYS_KINDS = {
     "resync_begin",
     "resync_end",
 }
-_MAX_HELD = 200_000
+MAX_HELD = 100_000
+"""Most messages held while a repair is under way; past it, a snapshot covers them all.
+
+The C library's ``IFPX_MAX_HELD`` is the same number (a test holds them equal).
+"""
+EPOCH_PROBE_INTERVAL = 1.0
+"""Least time between two snapshots asked for because a message of an unknown epoch came."""
+_RETIRED_EPOCHS = 16
+_MAX_PROBING = 8
 _ids = itertools.count(1)
 
 
@@ -189,6 +197,12 @@ class Subscriber:
         self._ctl: zmq.Socket[bytes] | None = None
         self._req: _Request | None = None
         self.epoch: int | None = None
+        # Epochs that are not the bridge's: earlier lives, and any that a snapshot proved
+        # bogus. Their messages are dropped and prove nothing about the bridge's liveness.
+        self._retired: deque[int] = deque(maxlen=_RETIRED_EPOCHS)
+        # Unknown epochs seen since the snapshot that will settle them was asked for.
+        self._probing: set[int] = set()
+        self._probe_at = -EPOCH_PROBE_INTERVAL
         self.seq = 0
         self._tseq: dict[str, int] = {}
         self._tseq_at: dict[str, int] = {}
@@ -315,35 +329,60 @@ class Subscriber:
             self.stats.bad_messages += 1
             log.warning("dropping malformed message: %s", exc)
             return
-        self._last_rx = time.monotonic()
         self.stats.messages += 1
+        if self.synced and msg.epoch != self.epoch:
+            self._foreign(msg)
+            return
+        self._last_rx = time.monotonic()
         if self._req is not None or not self.synced:
             self._hold(msg)
             return
         self._process(msg)
 
+    def _foreign(self, msg: Message) -> None:
+        # A message of another epoch: a bridge restarted (its epoch is larger, or smaller
+        # if its clock went back and its state file was lost), a straggler of an earlier
+        # life, or garbage. Only a snapshot can tell, and the one rule for all three:
+        # ask once, hold what the asked-about epochs send meanwhile, believe the snapshot.
+        epoch = msg.epoch
+        if epoch in self._retired:
+            return
+        if epoch in self._probing:
+            self._hold(msg)
+            return
+        pending = self._req is not None and self._req.kind == "snapshot"
+        if not pending:
+            now = time.monotonic()
+            if now - self._probe_at < EPOCH_PROBE_INTERVAL:
+                return  # its next message or heartbeat asks again
+            self._probe_at = now
+            self.stats.epochs += 1
+            self._start_snapshot("new bridge epoch")
+        if len(self._probing) < _MAX_PROBING:
+            self._probing.add(epoch)
+            self._hold(msg)
+
+    def _retire(self, epoch: int) -> None:
+        if epoch not in self._retired:
+            self._retired.append(epoch)
+
     def _hold(self, msg: Message) -> None:
         if msg.topic == "hb":
             return  # a heartbeat only matters against the state it arrives in
         self._held.append(msg)
-        if len(self._held) > _MAX_HELD:
+        if len(self._held) > MAX_HELD:
             self._held.clear()
             if self._req is None or self._req.kind != "snapshot":
                 self._req = None
                 self._start_snapshot("too far behind during repair")
 
     def _process(self, msg: Message) -> None:
-        assert self.epoch is not None
         if msg.epoch != self.epoch:
-            if msg.epoch < self.epoch:
-                return  # a straggler from the bridge's previous life
-            self.stats.epochs += 1
-            self._start_snapshot("new bridge epoch")
-            self._hold(msg)
+            self._foreign(msg)
             return
         if msg.topic == "hb":
             hb = msg.events[0]
-            assert isinstance(hb, ev.Heartbeat)
+            assert isinstance(hb, ev.Heartbeat)  # the envelope's rule: one heartbeat on hb
             behind = [
                 t
                 for t in self.topics
@@ -514,6 +553,11 @@ class Subscriber:
             self._pending.append(ev.ResyncBegin(reason=reason))
             self._pending.extend(changes)
             self._pending.append(ev.ResyncEnd(reason=reason, changes=len(changes)))
+        if self.epoch is not None and self.epoch != snap.epoch:
+            self._retire(self.epoch)
+        for epoch in self._probing - {snap.epoch}:
+            self._retire(epoch)
+        self._probing.clear()
         self.epoch = snap.epoch
         self.seq = snap.seq
         self._tseq = {t: snap.topic_seqs.get(t, 0) for t in self.topics}
@@ -521,11 +565,11 @@ class Subscriber:
         self.synced = True
         held, self._held = self._held, []
         for msg in held:
+            if msg.epoch != snap.epoch:
+                continue  # the snapshot is the bridge's word on which epoch is live
             if self._req is not None:
                 self._hold(msg)
-            elif msg.epoch == self.epoch and msg.seq <= snap.seq:
-                continue
-            else:
+            elif msg.seq > snap.seq:
                 self._process(msg)
 
     def _check_liveness(self) -> None:
