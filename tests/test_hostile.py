@@ -11,73 +11,34 @@ import json
 import os
 import random
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import controlkit
 import msgpack
 import pytest
-import zmq
 from ctools import C_DIR, have_toolchain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from samples import EVENTS, RESULTS
 
-from ifpx.bridge import nlmsg, statefile
+from ifpx.bridge import statefile
 from ifpx.bridge.bindings import BindingTable
-from ifpx.bridge.control import Controller
-from ifpx.bridge.core import BridgeCore
-from ifpx.bridge.journal import Journal
-from ifpx.bridge.publisher import Publisher
+from ifpx.bridge.control import READ_ONLY, Controller
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.topics import KIND_TOPIC, TOPICS
-from ifpx.subscribers import subscriber
-
-
-class _Effects:
-    """The controller's effects without a kernel: persist writes a real file, or fails."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.fail: OSError | None = None
-
-    def persist(self, table: BindingTable) -> None:
-        if self.fail is not None:
-            raise self.fail
-        statefile.save(self.path, table, 1)
-
-    def refresh_links(self) -> None:
-        pass
-
-    def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
-        raise AssertionError("no taps in unit tests")
-
-    def is_tap(self, name: str) -> bool:
-        return True
-
-    def destroy_tap(self, name: str) -> None:
-        pass
+from ifpx.subscribers import sync
 
 
 @pytest.fixture
-def controller(tmp_path: Path) -> Iterator[tuple[Controller, _Effects]]:
-    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.bind(f"inproc://hostile-{id(tmp_path)}")
-    core = BridgeCore()
-    core.apply_all([nlmsg.Link(False, 2, "tap0", 1500, "02:00:00:00:00:01", True, True)])
-    effects = _Effects(tmp_path / "state.json")
-    try:
-        yield Controller(core, Publisher(pub, 5, Journal(64)), effects, dict), effects
-    finally:
-        pub.close()
+def controller(tmp_path: Path) -> tuple[Controller, controlkit.Effects]:
+    ctl, effects, _stream = controlkit.controller(tmp_path)
+    return ctl, effects
 
 
-def _reply(ctl: Controller, payload: bytes | list[bytes], read_only: bool = False) -> c.Reply:
-    frames = payload if isinstance(payload, list) else [payload]
-    return codec.decode_reply(ctl.handle_frames(frames, read_only))
+_reply = controlkit.ask
 
 
 # ---- the control socket's request decoder ----------------------------------------
@@ -158,20 +119,10 @@ _requests = st.one_of(
 def test_fuzz_every_request_gets_exactly_one_valid_reply(
     tmp_path_factory: pytest.TempPathFactory, payload: bytes, read_only: bool
 ) -> None:
-    pub: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    try:
-        core = BridgeCore()
-        core.apply_all([nlmsg.Link(False, 2, "tap0", 1500, None, True, True)])
-        effects = _Effects(tmp_path_factory.mktemp("fuzz") / "state.json")
-        ctl = Controller(core, Publisher(pub, 5, Journal(8)), effects, dict)
-        reply = _reply(ctl, payload, read_only)  # raises if the bytes are no valid reply
-        if isinstance(reply, c.OkReply) and read_only:
-            assert reply.result.type in {"status", "hello", "snapshot", "events_available",
-                                         "list_bindings", "proxy_of_port", "ports_of_proxy",
-                                         "proxy_info", "replay"}  # fmt: skip
-    finally:
-        pub.close()
+    ctl, _effects, _stream = controlkit.controller(tmp_path_factory.mktemp("fuzz"))
+    reply = _reply(ctl, payload, read_only)  # raises if the bytes are no valid reply
+    if isinstance(reply, c.OkReply) and read_only:
+        assert reply.result.type in READ_ONLY
 
 
 # ---- an acknowledgement means written ---------------------------------------------
@@ -179,24 +130,20 @@ def test_fuzz_every_request_gets_exactly_one_valid_reply(
 
 def test_a_failed_write_changes_nothing_and_a_retry_is_honest(controller: Any) -> None:
     ctl, effects = controller
-    bind = codec.encode_request(c.Bind(id=1, port_id=2, proxy="tap0"))
-    assert isinstance(_reply(ctl, bind), c.OkReply)
-    published = ctl.pub.seq
+    reply, events = controlkit.run(ctl, c.Bind(id=1, port_id=2, proxy="tap0"))
+    assert isinstance(reply, c.OkReply) and events
     effects.fail = OSError(28, "No space left on device")
-    for _ in range(2):  # the retry must not say "already bound"
-        reply = _reply(ctl, codec.encode_request(c.Bind(id=2, port_id=3, proxy="tap0")))
+    refusals = [c.Bind(id=2, port_id=3, proxy="tap0"), c.Unbind(id=3, port_id=2)]
+    for cmd in refusals * 2:  # a retry must not say "already bound" or "nothing to unbind"
+        reply, events = controlkit.run(ctl, cmd)
         assert isinstance(reply, c.ErrorReply)
         assert reply.error.code == c.ErrorCode.STATE_NOT_SAVED
         assert "No space left" in reply.error.message
-    for _ in range(2):
-        reply = _reply(ctl, codec.encode_request(c.Unbind(id=3, port_id=2)))
-        assert isinstance(reply, c.ErrorReply)
-        assert reply.error.code == c.ErrorCode.STATE_NOT_SAVED
+        assert events == []  # nothing is announced for what was refused
     assert [e.port_id for e in ctl.core.bindings.entries()] == [2]
     assert [b["port_id"] for b in json.loads(effects.path.read_text())["bindings"]] == [2]
-    assert ctl.pub.seq == published  # nothing was announced for what was refused
     effects.fail = None
-    reply = _reply(ctl, codec.encode_request(c.Bind(id=4, port_id=3, proxy="tap0")))
+    reply, events = controlkit.run(ctl, c.Bind(id=4, port_id=3, proxy="tap0"))
     assert isinstance(reply, c.OkReply) and reply.result.changed  # type: ignore[union-attr]
     assert [b["port_id"] for b in json.loads(effects.path.read_text())["bindings"]] == [2, 3]
 
@@ -424,11 +371,16 @@ def test_the_c_decoder_refuses_the_allocation_bomb_without_allocating(tmp_path: 
     _run_sanitized(tool, bombs)
 
 
-def test_held_message_bound_is_the_same_in_python_and_c() -> None:
-    header = (C_DIR / "ifpx.h").read_text()
-    assert f"#define IFPX_MAX_HELD {subscriber.MAX_HELD}\n" in header
-    probe_ms = round(subscriber.EPOCH_PROBE_INTERVAL * 1000)
-    assert f"#define IFPX_EPOCH_PROBE_MS {probe_ms}\n" in header
+def test_the_machines_bounds_are_the_same_in_python_and_c() -> None:
+    c_text = (C_DIR / "ifpx_machine.h").read_text() + (C_DIR / "ifpx_machine.c").read_text()
+    probe_ms = round(sync.EPOCH_PROBE_INTERVAL * 1000)
+    for define in (
+        f"#define IFPX_MAX_HELD {sync.MAX_HELD}\n",
+        f"#define IFPX_EPOCH_PROBE_MS {probe_ms}\n",
+        f"#define RETIRED_EPOCHS {sync.RETIRED_EPOCHS}\n",
+        f"#define MAX_PROBING {sync.MAX_PROBING}\n",
+    ):
+        assert define in c_text, define
 
 
 def test_ifpx_open_cleans_up_after_a_failed_step(tmp_path: Path) -> None:

@@ -20,15 +20,9 @@
 
 #include <stdint.h>
 
+#include "ifpx_machine.h"
 #include "ifpx_replica.h"
 #include "ifpx_wire.h"
-
-/* Most messages held while a repair is under way; past it, a snapshot covers them all.
- * The Python Subscriber's MAX_HELD is the same number. */
-#define IFPX_MAX_HELD 100000
-/* Least time between two snapshots asked for because a message of an unknown epoch
- * came (the Python Subscriber's EPOCH_PROBE_INTERVAL). */
-#define IFPX_EPOCH_PROBE_MS 1000
 
 /* An event handler; a non-zero return is counted in callback_errors. */
 typedef int (*ifpx_cb)(const struct ifpx_event *ev, void *ctx);
@@ -57,11 +51,6 @@ struct ifpx_options {
     const char *curve_server_key, *curve_public_key, *curve_secret_key;
     void *zmq_context;         /* NULL: the library makes one per subscriber */
     void (*log)(int level, const char *text, void *ctx); /* NULL: silent; level as syslog */
-};
-
-struct ifpx_stats {
-    uint64_t messages, events, bad_messages, gaps, journal_repairs, snapshot_repairs, epochs,
-        heartbeat_misses, request_retries, callback_errors;
 };
 
 /* NULL with errno set on failure (EINVAL for bad options, ENOMEM, or zmq's errno). */

@@ -1,16 +1,17 @@
-"""Command handling: bytes in, exactly one reply out, whatever the bytes were.
+"""Command handling: bytes in, exactly one reply and the events to publish out.
 
-The controller owns no socket. The daemon hands it each request and sends back
-what it returns; side effects go through the :class:`Effects` it was given.
+The controller owns no socket, publishes nothing and reads no clock. The daemon
+hands it each request, publishes the events it returns, then sends the reply;
+changes to the world beyond the core (the state file, taps, a fresh link dump)
+go through the :class:`Effects` it was given, and what it reports about the
+stream and the counters comes from the :class:`Stream` and the stats function.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
@@ -20,8 +21,8 @@ from ifpx.schemas.version import negotiate
 
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
-from .journal import JournalGap
-from .publisher import Publisher
+from .journal import Journal, JournalGap
+from .stats import BridgeStats, CommandStats
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ class Effects(Protocol):
     def persist(self, table: BindingTable) -> None:
         """Write ``table`` durably as the bindings; OSError if it could not be written."""
 
-    def refresh_links(self) -> None:
-        """Bring the mirror's links up to date with the kernel right now."""
+    def refresh_links(self) -> list[EventBase]:
+        """Bring the mirror's links up to date with the kernel now; return what changed."""
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create (or reuse) a tap; return (ifindex, created)."""
@@ -75,18 +76,15 @@ class Effects(Protocol):
         """Remove a tap."""
 
 
-@dataclass
-class ControlStats:
-    """Commands answered, by outcome, and by (command, result code)."""
+class Stream(Protocol):
+    """The published stream as commands see it (the publisher is one)."""
 
-    ok: int = 0
-    errors: int = 0
-    by_result: dict[tuple[str, str], int] = field(default_factory=dict)
+    epoch: int
+    seq: int
+    journal: Journal
 
-    def count(self, cmd: str, result: str) -> None:
-        """One more answer to ``cmd`` with ``result`` ("ok" or an error code)."""
-        key = (cmd, result)
-        self.by_result[key] = self.by_result.get(key, 0) + 1
+    def topic_seqs(self) -> dict[str, int]:
+        """The latest ``tseq`` of every topic."""
 
 
 def _binding(e: Entry) -> Binding:
@@ -95,45 +93,55 @@ def _binding(e: Entry) -> Binding:
     )
 
 
+Handler = Callable[["Controller", Any], c.Result]
+"""A command's handler: the controller and the command (of that handler's own type)."""
+
+
 class Controller:
-    """Turns requests into replies, core changes and published events."""
+    """Turns requests into replies, core changes and the events to publish."""
 
     def __init__(
         self,
         core: BridgeCore,
-        publisher: Publisher,
+        stream: Stream,
         effects: Effects,
-        status_extra: Callable[[], dict[str, int]],
+        stats: Callable[[], BridgeStats],
         netns: str | None = None,
     ) -> None:
         self.core = core
-        self.pub = publisher
+        self.stream = stream
         self.effects = effects
-        self.status_extra = status_extra
+        self.stats_now = stats
         self.netns = netns
-        self.started = time.monotonic()
         self.cfg_done = False
-        self.stats = ControlStats()
+        self.stats = CommandStats()
+        self._events: list[EventBase] = []
 
-    def handle_frames(self, frames: list[bytes], read_only: bool = False) -> bytes:
+    def handle_frames(
+        self, frames: list[bytes], read_only: bool = False
+    ) -> tuple[bytes, list[EventBase]]:
         """Answer one request as it came off the socket (a request is a single frame).
 
-        Never raises: a REP socket that does not send after a receive is wedged,
-        and an exception here would end the bridge.
+        Returns the reply and the events to publish before it is sent (a command
+        that fails half-way may still have changed something). Never raises: a REP
+        socket that does not send after a receive is wedged, and an exception here
+        would end the bridge.
         """
         try:
             if len(frames) != 1:
-                self.stats.errors += 1
+                self.stats.count("invalid", c.ErrorCode.BAD_REQUEST.value)
                 message = f"a request is one frame, got {len(frames)}"
-                return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, message))
+                error = codec.error_reply(c.ErrorCode.BAD_REQUEST, message)
+                return codec.encode_reply(error), []
             return self.handle(frames[0], read_only)
         except Exception:
             log.exception("no reply could be built for a request")
-            self.stats.errors += 1
-            return _LAST_RESORT
+            self.stats.count("invalid", c.ErrorCode.INTERNAL.value)
+            events, self._events = self._events, []
+            return _LAST_RESORT, events
 
-    def handle(self, data: bytes, read_only: bool = False) -> bytes:
-        """Answer one request. Never raises. ``read_only`` refuses commands that change things."""
+    def handle(self, data: bytes, read_only: bool = False) -> tuple[bytes, list[EventBase]]:
+        """Answer one request (``read_only`` refuses changes); return the reply and events."""
         rid = 0
         name = "invalid"
         try:
@@ -143,10 +151,9 @@ class Controller:
                 raise CommandError(
                     c.ErrorCode.PERMISSION_DENIED, f"{cmd.cmd} is not allowed on this endpoint"
                 )
-            result = self._dispatch(cmd)
-            self.stats.ok += 1
+            result = HANDLERS[cmd.cmd](self, cmd)
             self.stats.count(name, "ok")
-            return codec.encode_reply(c.OkReply(id=rid, result=result))
+            reply: c.OkReply | c.ErrorReply = c.OkReply(id=rid, result=result)
         except codec.CodecError as exc:
             reply = codec.error_reply(exc.code, str(exc), exc.request_id)
         except CommandError as exc:
@@ -154,27 +161,26 @@ class Controller:
         except Exception as exc:  # a bug must cost one request, not the bridge
             log.exception("command failed")
             reply = codec.error_reply(c.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", rid)
-        self.stats.errors += 1
-        self.stats.count(name, reply.error.code.value)
-        return codec.encode_reply(reply)
+        if isinstance(reply, c.ErrorReply):
+            self.stats.count(name, reply.error.code.value)
+        events, self._events = self._events, []
+        return codec.encode_reply(reply), events
 
     def _publish(self, events: list[EventBase]) -> None:
-        if events:
-            self.pub.publish(events)
+        self._events.extend(events)
+
+    def _refresh_links(self) -> None:
+        self._publish(self.effects.refresh_links())
 
     def _link(self, proxy: str | int) -> LinkState:
         link = self.core.resolve(proxy)
         if link is None:
             # A proxy made a moment ago may not have reached us through the listener yet.
-            self.effects.refresh_links()
+            self._refresh_links()
             link = self.core.resolve(proxy)
         if link is None:
             raise CommandError(c.ErrorCode.NO_SUCH_PROXY, f"no interface {proxy!r}")
         return link
-
-    def _dispatch(self, cmd: c.Command) -> c.Result:
-        handler: Callable[[c.Command], c.Result] = getattr(self, "_cmd_" + cmd.cmd)
-        return handler(cmd)
 
     def _cmd_hello(self, cmd: c.Hello) -> c.Result:
         version = negotiate(cmd.versions)
@@ -184,7 +190,7 @@ class Controller:
             )
         return c.HelloResult(
             version=version,
-            epoch=self.pub.epoch,
+            epoch=self.stream.epoch,
             server=SERVER,
             capabilities=["journal", "snapshot", "batch", "topics", "create_proxy"],
         )
@@ -228,7 +234,7 @@ class Controller:
 
     def _cmd_create_proxy(self, cmd: c.CreateProxy) -> c.Result:
         ifindex, created = self.effects.create_tap(cmd.name, cmd.mac, cmd.mtu)
-        self.effects.refresh_links()
+        self._refresh_links()
         return c.CreateProxyResult(name=cmd.name, ifindex=ifindex, created=created)
 
     def _cmd_destroy_proxy(self, cmd: c.DestroyProxy) -> c.Result:
@@ -252,7 +258,7 @@ class Controller:
             events.extend(evs)
         self._publish(events)
         self.effects.destroy_tap(cmd.name)
-        self.effects.refresh_links()
+        self._refresh_links()
         return c.DestroyProxyResult(name=cmd.name, removed_bindings=[_binding(e) for e in removed])
 
     def _cmd_list_bindings(self, _cmd: c.ListBindings) -> c.Result:
@@ -295,45 +301,51 @@ class Controller:
 
     def _cmd_snapshot(self, _cmd: c.Snapshot) -> c.Result:
         return c.SnapshotResult(
-            epoch=self.pub.epoch,
-            seq=self.pub.seq,
-            topic_seqs=self.pub.topic_seqs(),
+            epoch=self.stream.epoch,
+            seq=self.stream.seq,
+            topic_seqs=self.stream.topic_seqs(),
             cfg_done=self.cfg_done,
             state=self.core.snapshot_wire(),
         )
 
     def _cmd_status(self, _cmd: c.Status) -> c.Result:
-        core = self.core
-        counters = {
-            "netlink_records": core.counters.records,
-            "events": core.counters.events,
-            "compensations": core.counters.compensations,
-            "resyncs": core.counters.resyncs,
-            "messages": self.pub.messages,
-            "bytes": self.pub.bytes,
-            "commands_ok": self.stats.ok,
-            "commands_failed": self.stats.errors,
-            "routes_mirrored": len(core.routes),
-            "links_mirrored": len(core.links),
-        }
-        counters.update(self.status_extra())
+        stats = self.stats_now()
         return c.StatusResult(
-            epoch=self.pub.epoch,
-            seq=self.pub.seq,
-            uptime=time.monotonic() - self.started,
+            epoch=stats.epoch,
+            seq=stats.seq,
+            uptime=stats.uptime,
             netns=self.netns,
-            bindings=len(core.bindings),
-            counters=counters,
+            bindings=stats.bindings,
+            counters=stats.counters(),
         )
 
     def _cmd_replay(self, cmd: c.Replay) -> c.Result:
-        if cmd.epoch != self.pub.epoch:
+        stream = self.stream
+        if cmd.epoch != stream.epoch:
             raise CommandError(
-                c.ErrorCode.JOURNAL_GAP, f"epoch {cmd.epoch} is over; this is {self.pub.epoch}"
+                c.ErrorCode.JOURNAL_GAP, f"epoch {cmd.epoch} is over; this is {stream.epoch}"
             )
         topics = None if cmd.topics is None else set(cmd.topics)
         try:
-            msgs = self.pub.journal.since(cmd.from_seq, self.pub.seq, topics)
+            msgs = stream.journal.since(cmd.from_seq, stream.seq, topics)
         except JournalGap as exc:
             raise CommandError(c.ErrorCode.JOURNAL_GAP, str(exc)) from None
-        return c.ReplayResult(epoch=self.pub.epoch, messages=msgs)
+        return c.ReplayResult(epoch=self.stream.epoch, messages=msgs)
+
+
+HANDLERS: dict[str, Handler] = {
+    "hello": Controller._cmd_hello,
+    "bind": Controller._cmd_bind,
+    "unbind": Controller._cmd_unbind,
+    "create_proxy": Controller._cmd_create_proxy,
+    "destroy_proxy": Controller._cmd_destroy_proxy,
+    "list_bindings": Controller._cmd_list_bindings,
+    "proxy_of_port": Controller._cmd_proxy_of_port,
+    "ports_of_proxy": Controller._cmd_ports_of_proxy,
+    "proxy_info": Controller._cmd_proxy_info,
+    "events_available": Controller._cmd_events_available,
+    "snapshot": Controller._cmd_snapshot,
+    "status": Controller._cmd_status,
+    "replay": Controller._cmd_replay,
+}
+"""The handler of every command (``tests/test_control.py`` holds it to the command list)."""

@@ -455,7 +455,6 @@ class BridgeCore:
             if other != key:
                 hops = self.routes[other][1]
                 self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
-                self.counters.compensations += 1
 
     def _route_change(
         self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False

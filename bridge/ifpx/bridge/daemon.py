@@ -35,6 +35,7 @@ from .instance import InstanceLock, InstanceLocked
 from .journal import Journal
 from .netns import Namespace
 from .publisher import Publisher
+from .stats import BridgeStats
 
 log = logging.getLogger("ifpx.bridge")
 
@@ -62,6 +63,7 @@ class Bridge:
         self.overruns = 0
         self.dump_retries = 0
         self.resync_seconds = 0.0
+        self.started = time.monotonic()
         self._rxbuf = nlsock.recv_buffer()
 
     # ---- lifecycle ------------------------------------------------------------
@@ -151,9 +153,8 @@ class Bridge:
             controls.append((self._rep(ctx, opts.control_ro), True))
 
         self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
-        self.controller = Controller(
-            self.core, self.pub, self, self._status_extra, netns=opts.netns
-        )
+        self.controller = Controller(self.core, self.pub, self, self.stats, netns=opts.netns)
+        self.latest_stats = self.stats()
         if opts.metrics:
             from . import metrics
 
@@ -314,6 +315,8 @@ class Bridge:
             if now >= next_hb:
                 self.pub.heartbeat(interval)
                 next_hb = now + interval
+                # What the metrics endpoint's thread reads: one immutable snapshot a beat.
+                self.latest_stats = self.stats()
             timeout = max(0.0, min(next_hb - now, 0.5))
             try:
                 ready = dict(poller.poll(int(timeout * 1000)))
@@ -341,17 +344,39 @@ class Bridge:
         # it is built only rescans them (it doubled the time of a late join).
         gc.disable()
         try:
-            reply = self.controller.handle_frames(frames, read_only)
+            reply, events = self.controller.handle_frames(frames, read_only)
         finally:
             gc.enable()
+        if events:  # published before the reply: a client that reads on sees its change
+            self.pub.publish(events)
         rep.send(reply)
 
-    def _status_extra(self) -> dict[str, int]:
-        return {
-            "overruns": self.overruns,
-            "dump_retries": self.dump_retries,
-            "journal_capacity": self.opts.journal,
-        }
+    def stats(self) -> BridgeStats:
+        """Every counter now (on the main thread: nothing changes while it is built)."""
+        core, pub, commands = self.core, self.pub, self.controller.stats
+        return BridgeStats(
+            epoch=pub.epoch,
+            seq=pub.seq,
+            uptime=time.monotonic() - self.started,
+            bindings=len(core.bindings),
+            netlink_records=core.counters.records,
+            events=core.counters.events,
+            compensations=core.counters.compensations,
+            resyncs=core.counters.resyncs,
+            resync_seconds=self.resync_seconds,
+            overruns=self.overruns,
+            dump_retries=self.dump_retries,
+            messages=pub.messages,
+            bytes=pub.bytes,
+            journal_bytes=pub.journal.bytes,
+            journal_capacity=self.opts.journal,
+            routes_mirrored=len(core.routes),
+            links_mirrored=len(core.links),
+            commands_ok=commands.ok,
+            commands_failed=commands.errors,
+            events_by_kind=dict(pub.by_kind),
+            commands_by_result=dict(commands.by_result),
+        )
 
     # ---- effects (for the controller) ----------------------------------------
 
@@ -359,11 +384,9 @@ class Bridge:
         """Write ``table`` durably as the bindings (OSError if that fails)."""
         statefile.save(self.state_path, table, self.epoch)
 
-    def refresh_links(self) -> None:
-        """Reconcile links with a fresh dump and publish what changed."""
-        events = self._dump("link")
-        if events:
-            self.pub.publish(events)
+    def refresh_links(self) -> list[EventBase]:
+        """Reconcile links with a fresh dump; return what changed (for the caller to publish)."""
+        return self._dump("link")
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create a persistent multi_queue tap."""

@@ -1,0 +1,105 @@
+"""The controller on its own, no root and no sockets: requests in, replies and events out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import controlkit
+import pytest
+
+from ifpx.bridge.control import HANDLERS, READ_ONLY
+from ifpx.schemas import codec
+from ifpx.schemas import commands as c
+
+
+def test_every_command_has_exactly_one_handler() -> None:
+    assert set(HANDLERS) == set(c.COMMAND_TYPES)
+    assert set(READ_ONLY) <= set(HANDLERS)
+
+
+def test_bind_returns_its_events_and_publishes_nothing_itself(tmp_path: Path) -> None:
+    ctl, effects, stream = controlkit.controller(tmp_path)
+    reply, events = controlkit.run(ctl, c.Bind(id=1, port_id=0, proxy="tap0"))
+    assert isinstance(reply, c.OkReply) and reply.id == 1
+    assert [e.kind for e in events] == ["port_bound", "mac_change", "mtu_change", "link_change"]
+    assert stream.seq == 0  # the daemon publishes, not the controller
+    assert effects.path.exists()
+    again, events = controlkit.run(ctl, c.Bind(id=2, port_id=0, proxy="tap0"))
+    assert isinstance(again, c.OkReply) and not again.result.changed  # type: ignore[union-attr]
+    assert events == []
+    moved, events = controlkit.run(ctl, c.Bind(id=3, port_id=0, proxy="tap1"))
+    assert isinstance(moved, c.OkReply)
+    assert [e.kind for e in events][:2] == ["port_unbound", "port_bound"]
+
+
+def test_unbind_only_from_the_named_proxy(tmp_path: Path) -> None:
+    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))
+    reply, events = controlkit.run(ctl, c.Unbind(port_id=0, proxy="tap1"))
+    assert isinstance(reply, c.OkReply) and reply.result.removed == []  # type: ignore[union-attr]
+    assert events == []
+    reply, events = controlkit.run(ctl, c.Unbind(port_id=0, proxy="tap0"))
+    assert [b.port_id for b in reply.result.removed] == [0]  # type: ignore[union-attr]
+    assert [e.kind for e in events] == ["port_unbound"]
+
+
+def test_destroy_proxy_refuses_what_is_no_tap_and_keeps_its_bindings(tmp_path: Path) -> None:
+    ctl, effects, _stream = controlkit.controller(tmp_path)
+    controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))
+    effects.taps.discard("tap0")
+    reply, events = controlkit.run(ctl, c.DestroyProxy(name="tap0"))
+    assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.INVALID_VALUE
+    assert events == [] and effects.destroyed == []
+    assert [e.port_id for e in ctl.core.bindings.entries()] == [0]
+    effects.taps.add("tap0")
+    reply, events = controlkit.run(ctl, c.DestroyProxy(name="tap0"))
+    assert isinstance(reply, c.OkReply) and effects.destroyed == ["tap0"]
+    assert [e.kind for e in events] == ["port_unbound"]
+
+
+def test_status_reports_the_stats_it_is_given(tmp_path: Path) -> None:
+    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    ctl.stats_now = lambda: controlkit.zero_stats(epoch=77, seq=12, compensations=3, bindings=2)
+    reply, _ = controlkit.run(ctl, c.Status())
+    assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.StatusResult)
+    assert (reply.result.epoch, reply.result.seq, reply.result.bindings) == (77, 12, 2)
+    assert reply.result.counters["compensations"] == 3 and reply.result.uptime == 1.5
+
+
+def test_commands_are_counted_by_result(tmp_path: Path) -> None:
+    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))
+    controlkit.run(ctl, c.ProxyOfPort(port_id=9))
+    controlkit.ask(ctl, b"\xc1")
+    assert (ctl.stats.ok, ctl.stats.errors) == (1, 2)
+    assert ctl.stats.by_result[("proxy_of_port", "not_bound")] == 1
+    assert ctl.stats.by_result[("invalid", "bad_request")] == 1
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_replay_answers_from_the_journal_or_says_gap(tmp_path: Path, read_only: bool) -> None:
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    for seq in (1, 2, 3):
+        stream.journal.append(seq, "link", f"payload-{seq}".encode())
+    stream.seq = 3
+    payload = codec.encode_request(c.Replay(epoch=5, from_seq=1, topics=["link"]))
+    reply = controlkit.ask(ctl, payload, read_only)
+    assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.ReplayResult)
+    assert reply.result.messages == [b"payload-2", b"payload-3"]
+    old = controlkit.ask(ctl, codec.encode_request(c.Replay(epoch=4, from_seq=1)), read_only)
+    assert isinstance(old, c.ErrorReply) and old.error.code == c.ErrorCode.JOURNAL_GAP
+
+
+def test_read_only_refuses_every_change(tmp_path: Path) -> None:
+    ctl, effects, _stream = controlkit.controller(tmp_path)
+    for cmd in (
+        c.Bind(port_id=0, proxy="tap0"),
+        c.Unbind(port_id=0),
+        c.CreateProxy(name="tap9"),
+        c.DestroyProxy(name="tap1"),
+    ):
+        reply = controlkit.ask(ctl, codec.encode_request(cmd), read_only=True)
+        assert isinstance(reply, c.ErrorReply)
+        assert reply.error.code == c.ErrorCode.PERMISSION_DENIED
+    assert ctl.core.bindings.entries() == [] and effects.destroyed == []
+    assert not effects.path.exists()
