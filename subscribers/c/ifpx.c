@@ -1,6 +1,7 @@
 /* ifpx subscriber: see ifpx.h. Sockets, CURVE and commands around the protocol machine
  * (ifpx_machine.c), which holds every rule of following the bridge. */
 #include "ifpx.h"
+#include "ifpx_machine_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,9 +12,6 @@
 #include <time.h>
 #include <zmq.h>
 
-#define N_TOPICS IFPX_N_TOPICS
-#define TOPICS ifpx_topic_names
-enum { T_LINK, T_ADDR, T_ROUTE, T_NEIGH, T_PORT, T_SYNC, T_HB };
 
 struct ifpx_sub {
     void *zctx;
@@ -38,17 +36,7 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void logf_(struct ifpx_sub *s, int level, const char *fmt, ...)
-{
-    char text[256];
-    va_list ap;
-    if (!s->log)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    s->log(level, text, s->ctx);
-}
+#define logf_(s, ...) ifpx_log((s)->log, (s)->ctx, __VA_ARGS__)
 
 /* ---- sockets ------------------------------------------------------------------------- */
 

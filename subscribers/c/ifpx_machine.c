@@ -1,6 +1,7 @@
 /* ifpx's protocol machine: see ifpx_machine.h. It follows ifpx.subscribers.sync step for
  * step; read that for the reasoning. */
 #include "ifpx_machine.h"
+#include "ifpx_machine_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -9,76 +10,19 @@
 #include <string.h>
 #include <syslog.h>
 
-#define RETIRED_EPOCHS 16
-#define MAX_PROBING 8
-#define MAX_ACTIONS 8
-
 const char *const ifpx_topic_names[IFPX_N_TOPICS] = {"link", "addr", "route", "neigh",
                                                       "port", "sync", "hb"};
-enum { T_LINK, T_ADDR, T_ROUTE, T_NEIGH, T_PORT, T_SYNC, T_HB };
-#define N_TOPICS IFPX_N_TOPICS
-#define TOPICS ifpx_topic_names
-#define REQ_NONE IFPX_REQ_NONE
-#define REQ_SNAPSHOT IFPX_REQ_SNAPSHOT
-#define REQ_REPLAY IFPX_REQ_REPLAY
 
-/* What waits for delivery: a live message (applied, then delivered) or the difference a
- * snapshot made (already in the replica: delivered only). */
-struct item {
-    struct item *next;
-    struct ifpx_msg *msg;
-    struct ifpx_replica *old;   /* diff items: the state before the snapshot */
-    struct ifpx_diff diff;
-    int stage;                  /* diff items: 0 begin marker, 1 walk, 2 end marker, 3 done */
-    int repair;                 /* 0: the initial sync */
-    char reason[128];
-};
-
-struct ifpx_machine {
-    unsigned topics;            /* bit per TOPICS index */
-    int hb_timeout_ms, request_timeout_ms;
-    ifpx_log_fn log;
-    void *ctx;
-    int64_t now;                /* the time given by the call under way */
-
-    struct ifpx_replica *rep;
-    uint64_t epoch, seq;
-    int synced;
-    uint64_t tseq[N_TOPICS], tseq_at[N_TOPICS];
-    /* Epochs that are not the bridge's (earlier lives, and any a snapshot proved bogus),
-     * and unknown ones seen since the snapshot that will settle them was asked for. */
-    uint64_t retired[RETIRED_EPOCHS], probing[MAX_PROBING];
-    unsigned n_retired, next_retired, n_probing;
-    int64_t probe_at;
-
-    struct ifpx_msg **held;
-    size_t n_held, cap_held;
-    struct item *head, *tail;
-
-    enum ifpx_request_kind req;
-    uint64_t req_id, next_id;
-    int64_t req_sent;
-    char req_reason[128];
-    char *reply;                /* the reply received, installed once the queue is empty */
-    size_t reply_len;
-
-    struct ifpx_action actions[MAX_ACTIONS];
-    unsigned n_actions;
-
-    int64_t last_rx;
-    struct ifpx_stats stats;
-};
-
-static void logf_(struct ifpx_machine *s, int level, const char *fmt, ...)
+void ifpx_log(ifpx_log_fn log, void *ctx, int level, const char *fmt, ...)
 {
     char text[256];
     va_list ap;
-    if (!s->log)
+    if (!log)
         return;
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    s->log(level, text, s->ctx);
+    log(level, text, ctx);
 }
 
 int ifpx_topic_index(const char *topic)
@@ -88,13 +32,11 @@ int ifpx_topic_index(const char *topic)
             return i;
     return -1;
 }
-#define topic_index ifpx_topic_index
 
-static void start_snapshot(struct ifpx_machine *s, const char *reason);
 
 /* ---- the queue ------------------------------------------------------------------------- */
 
-static void push(struct ifpx_machine *s, struct item *it)
+void ifpx_m_push(struct ifpx_machine *s, struct item *it)
 {
     it->next = NULL;
     if (s->tail)
@@ -129,12 +71,12 @@ static void enqueue_msg(struct ifpx_machine *s, struct ifpx_msg *msg)
     if (!it) {
         /* Losing a message silently is not an option: start over from a snapshot. */
         ifpx_msg_free(msg);
-        logf_(s, LOG_ERR, "out of memory queueing a message: resynchronising");
-        start_snapshot(s, "out of memory");
+        ifpx_m_log(s, LOG_ERR, "out of memory queueing a message: resynchronising");
+        ifpx_m_start_snapshot(s, "out of memory");
         return;
     }
     it->msg = msg;
-    push(s, it);
+    ifpx_m_push(s, it);
 }
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -150,7 +92,7 @@ static void push_action(struct ifpx_machine *s, const struct ifpx_action *a)
 {
     if (s->n_actions == MAX_ACTIONS) {
         /* The caller carries out actions after every call; this cannot fill up. */
-        logf_(s, LOG_ERR, "action queue full: dropping the oldest");
+        ifpx_m_log(s, LOG_ERR, "action queue full: dropping the oldest");
         memmove(s->actions, s->actions + 1, (MAX_ACTIONS - 1) * sizeof *s->actions);
         s->n_actions--;
     }
@@ -184,7 +126,7 @@ static void send_req(struct ifpx_machine *s, enum ifpx_request_kind kind, uint64
     push_action(s, &a);
 }
 
-static void start_snapshot(struct ifpx_machine *s, const char *reason)
+void ifpx_m_start_snapshot(struct ifpx_machine *s, const char *reason)
 {
     if (s->req == REQ_SNAPSHOT)
         return;
@@ -200,7 +142,6 @@ static void start_replay(struct ifpx_machine *s, uint64_t from_seq, const char *
 
 /* ---- receiving ---------------------------------------------------------------------------- */
 
-static void process(struct ifpx_machine *s, struct ifpx_msg *msg);
 
 static void drop_held(struct ifpx_machine *s)
 {
@@ -209,7 +150,7 @@ static void drop_held(struct ifpx_machine *s)
     s->n_held = 0;
 }
 
-static void hold(struct ifpx_machine *s, struct ifpx_msg *msg)
+void ifpx_m_hold(struct ifpx_machine *s, struct ifpx_msg *msg)
 {
     if (!strcmp(ifpx_msg_header(msg)->topic, "hb")) {
         ifpx_msg_free(msg); /* a heartbeat only matters against the state it arrives in */
@@ -232,7 +173,7 @@ static void hold(struct ifpx_machine *s, struct ifpx_msg *msg)
     drop_held(s);
     if (s->req != REQ_SNAPSHOT) {
         s->req = REQ_NONE;
-        start_snapshot(s, "too far behind during repair");
+        ifpx_m_start_snapshot(s, "too far behind during repair");
     }
 }
 
@@ -265,7 +206,7 @@ static int epoch_in(const uint64_t *set, unsigned n, uint64_t epoch)
     return 0;
 }
 
-static void retire(struct ifpx_machine *s, uint64_t epoch)
+void ifpx_m_retire(struct ifpx_machine *s, uint64_t epoch)
 {
     if (epoch_in(s->retired, s->n_retired, epoch))
         return;
@@ -286,7 +227,7 @@ static void foreign(struct ifpx_machine *s, struct ifpx_msg *msg)
         return;
     }
     if (epoch_in(s->probing, s->n_probing, epoch)) {
-        hold(s, msg);
+        ifpx_m_hold(s, msg);
         return;
     }
     if (s->req != REQ_SNAPSHOT) {
@@ -297,17 +238,17 @@ static void foreign(struct ifpx_machine *s, struct ifpx_msg *msg)
         }
         s->probe_at = now;
         s->stats.epochs++;
-        start_snapshot(s, "new bridge epoch");
+        ifpx_m_start_snapshot(s, "new bridge epoch");
     }
     if (s->n_probing < MAX_PROBING) {
         s->probing[s->n_probing++] = epoch;
-        hold(s, msg);
+        ifpx_m_hold(s, msg);
     } else {
         ifpx_msg_free(msg);
     }
 }
 
-static void process(struct ifpx_machine *s, struct ifpx_msg *msg)
+void ifpx_m_process(struct ifpx_machine *s, struct ifpx_msg *msg)
 {
     const struct ifpx_header *h = ifpx_msg_header(msg);
     int t = topic_index(h->topic);
@@ -329,7 +270,7 @@ static void process(struct ifpx_machine *s, struct ifpx_msg *msg)
         snprintf(reason, sizeof reason, "gap on %s", h->topic);
         s->stats.gaps++;
         start_replay(s, s->tseq_at[t], reason);
-        hold(s, msg);
+        ifpx_m_hold(s, msg);
         return;
     }
     s->tseq[t] = h->tseq;
@@ -348,7 +289,7 @@ void ifpx_machine_on_message(struct ifpx_machine *s, const char *topic, size_t t
     if (!msg || topic_index(hdr.topic) < 0 || strlen(hdr.topic) != topic_len ||
         memcmp(hdr.topic, topic, topic_len)) {
         s->stats.bad_messages++;
-        logf_(s, LOG_WARNING, "dropping a malformed message (status %d)", msg ? IFPX_E_FIELD : status);
+        ifpx_m_log(s, LOG_WARNING, "dropping a malformed message (status %d)", msg ? IFPX_E_FIELD : status);
         ifpx_msg_free(msg);
         return;
     }
@@ -359,9 +300,9 @@ void ifpx_machine_on_message(struct ifpx_machine *s, const char *topic, size_t t
     }
     s->last_rx = now;
     if (s->req != REQ_NONE || !s->synced)
-        hold(s, msg);
+        ifpx_m_hold(s, msg);
     else
-        process(s, msg);
+        ifpx_m_process(s, msg);
 }
 
 void ifpx_machine_on_bad_message(struct ifpx_machine *s)
@@ -377,7 +318,7 @@ void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, 
         head.id != s->req_id)
         return; /* an answer to a request given up on, or garbage */
     if (!(s->reply = malloc(len ? len : 1))) {
-        logf_(s, LOG_ERR, "out of memory keeping a reply: the request timeout retries it");
+        ifpx_m_log(s, LOG_ERR, "out of memory keeping a reply: the request timeout retries it");
         return;
     }
     memcpy(s->reply, buf, len);
@@ -395,11 +336,11 @@ void ifpx_machine_tick(struct ifpx_machine *s, int64_t now)
         push_action(s, &reset);
         s->req = REQ_NONE;
         snprintf(reason, sizeof reason, "%s", s->req_reason);
-        start_snapshot(s, reason);
+        ifpx_m_start_snapshot(s, reason);
     } else if (s->req == REQ_NONE && s->synced && now - s->last_rx > s->hb_timeout_ms) {
         s->stats.heartbeat_misses++;
         s->last_rx = now;
-        start_snapshot(s, "heartbeats missed");
+        ifpx_m_start_snapshot(s, "heartbeats missed");
     }
 }
 
@@ -407,191 +348,7 @@ void ifpx_machine_start(struct ifpx_machine *s, int64_t now)
 {
     s->now = now;
     if (!s->synced && s->req == REQ_NONE)
-        start_snapshot(s, "initial sync");
-}
-
-/* ---- installing replies --------------------------------------------------------------------- */
-
-struct apply_ctx {
-    struct ifpx_machine *s;
-    struct ifpx_replica *target;
-    int failed;
-};
-
-static int apply_wanted(const struct ifpx_event *ev, void *arg)
-{
-    struct apply_ctx *a = arg;
-    int t = topic_index(ifpx_kind_topic(ev->kind));
-    if (t >= 0 && (a->s->topics & (1u << t)) && ifpx_replica_apply(a->target, ev))
-        a->failed = 1;
-    return a->failed;
-}
-
-static int by_seq(const void *a, const void *b)
-{
-    const struct ifpx_header *x = ifpx_msg_header(*(struct ifpx_msg *const *)a);
-    const struct ifpx_header *y = ifpx_msg_header(*(struct ifpx_msg *const *)b);
-    if (x->epoch != y->epoch)
-        return x->epoch < y->epoch ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
-
-static void install_snapshot(struct ifpx_machine *s, const char *buf, size_t len, const char *reason)
-{
-    struct ifpx_snapshot snap;
-    struct item *it = calloc(1, sizeof *it);
-    struct ifpx_replica *target = malloc(sizeof *target);
-    struct ifpx_replica *old = s->synced ? s->rep : malloc(sizeof *old);
-    struct apply_ctx a = {s, target, 0};
-    int rc = -1;
-
-    if (target)
-        ifpx_replica_init(target);
-    if (old && !s->synced)
-        ifpx_replica_init(old);
-    if (it && target && old)
-        rc = ifpx_decode_snapshot(buf, len, &snap, apply_wanted, &a);
-    if (rc) {
-        logf_(s, LOG_WARNING, "unusable snapshot (status %d): asking again", rc);
-        if (target)
-            ifpx_replica_clear(target);
-        free(target);
-        if (old && old != s->rep)
-            free(old);
-        free(it);
-        start_snapshot(s, reason);
-        return;
-    }
-    it->old = old;
-    it->repair = s->synced;
-    snprintf(it->reason, sizeof it->reason, "%s", reason);
-    ifpx_diff_init(&it->diff, old, target);
-    if (s->synced)
-        s->stats.snapshot_repairs++;
-    else
-        free(s->rep);  /* the empty replica made at open */
-    s->rep = target;
-    push(s, it);
-
-    if (s->synced && s->epoch != snap.epoch)
-        retire(s, s->epoch);
-    for (unsigned i = 0; i < s->n_probing; i++)
-        if (s->probing[i] != snap.epoch)
-            retire(s, s->probing[i]);
-    s->n_probing = 0;
-    s->epoch = snap.epoch;
-    s->seq = snap.seq;
-    s->last_rx = s->now;
-    for (int t = 0; t < N_TOPICS; t++) {
-        s->tseq[t] = 0;
-        s->tseq_at[t] = snap.seq;
-    }
-    for (int i = 0; i < snap.n_topics; i++) {
-        int t = topic_index(snap.topic_seqs[i].topic);
-        if (t >= 0)
-            s->tseq[t] = snap.topic_seqs[i].tseq;
-    }
-    s->synced = 1;
-    struct ifpx_msg **held = s->held;
-    size_t n = s->n_held;
-    s->held = NULL;
-    s->n_held = s->cap_held = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct ifpx_header *h = ifpx_msg_header(held[i]);
-        if (h->epoch != s->epoch) /* the snapshot is the bridge's word on the live epoch */
-            ifpx_msg_free(held[i]);
-        else if (s->req != REQ_NONE)
-            hold(s, held[i]);
-        else if (h->seq <= snap.seq)
-            ifpx_msg_free(held[i]);
-        else
-            process(s, held[i]);
-    }
-    free(held);
-}
-
-struct replay_ctx {
-    struct ifpx_msg **msgs;
-    size_t n, cap;
-    int failed;
-};
-
-static int collect(const char *payload, size_t len, void *arg)
-{
-    struct replay_ctx *r = arg;
-    int status;
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 64;
-        struct ifpx_msg **bigger = realloc(r->msgs, cap * sizeof *bigger);
-        if (!bigger)
-            return r->failed = 1;
-        r->msgs = bigger;
-        r->cap = cap;
-    }
-    if (!(r->msgs[r->n] = ifpx_msg_open(payload, len, NULL, &status)))
-        return r->failed = 1;
-    r->n++;
-    return 0;
-}
-
-static void install_replay(struct ifpx_machine *s, const char *buf, size_t len, const char *reason)
-{
-    struct replay_ctx r = {0};
-    uint64_t epoch;
-    int rc = ifpx_decode_replay(buf, len, &epoch, collect, &r);
-    if (rc || r.failed) {
-        for (size_t i = 0; i < r.n; i++)
-            ifpx_msg_free(r.msgs[i]);
-        free(r.msgs);
-        logf_(s, LOG_WARNING, "bad journal reply: falling back to a snapshot");
-        start_snapshot(s, reason);
-        return;
-    }
-    s->stats.journal_repairs++;
-    size_t total = r.n + s->n_held;
-    struct ifpx_msg **all = realloc(r.msgs, (total ? total : 1) * sizeof *all);
-    if (!all) {
-        for (size_t i = 0; i < r.n; i++)
-            ifpx_msg_free(r.msgs[i]);
-        free(r.msgs);
-        start_snapshot(s, reason);
-        return;
-    }
-    if (s->n_held)
-        memcpy(all + r.n, s->held, s->n_held * sizeof *all);
-    s->n_held = 0;
-    qsort(all, total, sizeof *all, by_seq);
-    for (size_t i = 0; i < total; i++) {
-        if (s->req != REQ_NONE)
-            hold(s, all[i]);
-        else
-            process(s, all[i]);
-    }
-    free(all);
-}
-
-/* The reply to the current request, once everything before it has been delivered. */
-static void install_reply(struct ifpx_machine *s)
-{
-    struct ifpx_reply head;
-    char reason[128];
-    char *buf = s->reply;
-    size_t len = s->reply_len;
-    enum ifpx_request_kind kind = s->req;
-    s->reply = NULL;
-    s->req = REQ_NONE;
-    snprintf(reason, sizeof reason, "%s", s->req_reason);
-    if (ifpx_decode_reply(buf, len, &head) || !head.ok) {
-        logf_(s, LOG_INFO, "repair refused (%s): falling back to a snapshot", head.code);
-        start_snapshot(s, reason);
-    } else if (kind == REQ_SNAPSHOT && !strcmp(head.type, "snapshot")) {
-        install_snapshot(s, buf, len, reason);
-    } else if (kind == REQ_REPLAY && !strcmp(head.type, "replay")) {
-        install_replay(s, buf, len, reason);
-    } else {
-        start_snapshot(s, reason);
-    }
-    free(buf);
+        ifpx_m_start_snapshot(s, "initial sync");
 }
 
 /* ---- delivery ---------------------------------------------------------------------------------- */
@@ -610,8 +367,8 @@ static int next_event(struct ifpx_machine *s, struct item *it, struct ifpx_event
         if (!ifpx_msg_next(it->msg, ev))
             return 0;
         if (ifpx_replica_apply(s->rep, ev)) {
-            logf_(s, LOG_ERR, "out of memory applying an event: resynchronising");
-            start_snapshot(s, "out of memory");
+            ifpx_m_log(s, LOG_ERR, "out of memory applying an event: resynchronising");
+            ifpx_m_start_snapshot(s, "out of memory");
         }
         return 1;
     }
@@ -652,7 +409,7 @@ void ifpx_machine_settle(struct ifpx_machine *s, int64_t now)
 {
     s->now = now;
     if (s->reply && !s->head)
-        install_reply(s);
+        ifpx_m_install_reply(s);
 }
 
 int ifpx_machine_next(struct ifpx_machine *s, struct ifpx_event *ev, int64_t now)
@@ -667,7 +424,7 @@ int ifpx_machine_next(struct ifpx_machine *s, struct ifpx_event *ev, int64_t now
         }
         if (!s->reply)
             return 0;
-        install_reply(s);
+        ifpx_m_install_reply(s);
     }
 }
 

@@ -1,5 +1,6 @@
 /* A subscriber's replica of the bridge's state: see ifpx_replica.h. */
 #include "ifpx_replica.h"
+#include "ifpx_replica_int.h"
 
 #include <arpa/inet.h>
 #include <stdlib.h>
@@ -27,7 +28,7 @@ static size_t ht_index(const struct ifpx_htab *t, const void *key)
     return i;
 }
 
-static void *ht_get(const struct ifpx_htab *t, const void *key)
+void *ifpx_rep_get(const struct ifpx_htab *t, const void *key)
 {
     return t->cap ? t->slot[ht_index(t, key)] : NULL;
 }
@@ -89,7 +90,7 @@ static void ht_free(struct ifpx_htab *t)
     t->cap = t->n = 0;
 }
 
-static const void *ht_next(const struct ifpx_htab *t, size_t *cursor)
+const void *ifpx_rep_next(const struct ifpx_htab *t, size_t *cursor)
 {
     while (*cursor < t->cap) {
         const void *e = t->slot[(*cursor)++];
@@ -118,7 +119,7 @@ void ifpx_replica_clear(struct ifpx_replica *r)
     ifpx_replica_init(r);
 }
 
-static struct ifpx_port_state *find_port(const struct ifpx_replica *r, uint16_t port_id)
+struct ifpx_port_state *ifpx_rep_port(const struct ifpx_replica *r, uint16_t port_id)
 {
     for (size_t i = 0; i < r->n_ports; i++)
         if (r->ports[i].port_id == port_id)
@@ -128,7 +129,7 @@ static struct ifpx_port_state *find_port(const struct ifpx_replica *r, uint16_t 
 
 const struct ifpx_port_state *ifpx_replica_port(const struct ifpx_replica *r, uint16_t port_id)
 {
-    return find_port(r, port_id);
+    return ifpx_rep_port(r, port_id);
 }
 
 /* Forgets a port's configuration, keeping the entry (the binding) itself. */
@@ -148,7 +149,7 @@ static void reset_port(struct ifpx_port_state *p, const char *proxy, uint32_t if
 
 static struct ifpx_port_state *add_port(struct ifpx_replica *r, uint16_t port_id)
 {
-    struct ifpx_port_state *p = find_port(r, port_id);
+    struct ifpx_port_state *p = ifpx_rep_port(r, port_id);
     if (p)
         return p;
     if (r->n_ports == r->cap_ports) {
@@ -167,7 +168,7 @@ static struct ifpx_port_state *add_port(struct ifpx_replica *r, uint16_t port_id
 
 static void remove_port(struct ifpx_replica *r, uint16_t port_id)
 {
-    struct ifpx_port_state *p = find_port(r, port_id);
+    struct ifpx_port_state *p = ifpx_rep_port(r, port_id);
     if (!p)
         return;
     free(p->addrs);
@@ -181,7 +182,7 @@ static int drop_neighs(struct ifpx_replica *r, uint16_t port_id)
     struct ifpx_neigh_key *keys = malloc((r->neighs.n + 1) * sizeof *keys);
     if (!keys)
         return -1;
-    while ((nb = ht_next(&r->neighs, &cur)))
+    while ((nb = ifpx_rep_next(&r->neighs, &cur)))
         if (nb->key.port_id == port_id)
             keys[n++] = nb->key;
     for (size_t i = 0; i < n; i++)
@@ -199,7 +200,7 @@ static struct ifpx_port_state *port_for(struct ifpx_replica *r, const struct ifp
     return p;
 }
 
-static int addr_index(const struct ifpx_port_state *p, const struct ifpx_addr *a)
+int ifpx_rep_addr_index(const struct ifpx_port_state *p, const struct ifpx_addr *a)
 {
     for (uint32_t i = 0; i < p->n_addrs; i++)
         if (!memcmp(&p->addrs[i], a, sizeof *a))
@@ -214,7 +215,7 @@ static int addr_change(struct ifpx_replica *r, const struct ifpx_event *ev, int 
     if (!p)
         return -1;
     memcpy(a.ip, ev->ip, ev->family == AF_INET ? 4 : 16);
-    int at = addr_index(p, &a);
+    int at = ifpx_rep_addr_index(p, &a);
     if (!add) {
         if (at >= 0)
             p->addrs[at] = p->addrs[--p->n_addrs];
@@ -395,12 +396,12 @@ int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev)
 
 const struct ifpx_route *ifpx_replica_next_route(const struct ifpx_replica *r, size_t *cursor)
 {
-    return ht_next(&r->routes, cursor);
+    return ifpx_rep_next(&r->routes, cursor);
 }
 
 const struct ifpx_neigh *ifpx_replica_next_neigh(const struct ifpx_replica *r, size_t *cursor)
 {
-    return ht_next(&r->neighs, cursor);
+    return ifpx_rep_next(&r->neighs, cursor);
 }
 
 void ifpx_route_event(const struct ifpx_route *rt, int deleted, struct ifpx_event *ev)
@@ -418,337 +419,4 @@ void ifpx_route_event(const struct ifpx_route *rt, int deleted, struct ifpx_even
     ev->proto = rt->proto;
     ev->nh_count = rt->nh_count;
     memcpy(ev->nh, rt->nh, rt->nh_count * sizeof rt->nh[0]);
-}
-
-/* ---- JSON ------------------------------------------------------------------------------- */
-
-static void json_port_ref(FILE *f, const struct ifpx_port_state *p)
-{
-    fprintf(f, "\"port_id\": %u, \"proxy\": ", p->port_id);
-    ifpx_json_str(f, p->proxy);
-}
-
-void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
-{
-    size_t cur;
-    fprintf(f, "{\"bindings\": [");
-    for (size_t i = 0; i < r->n_ports; i++) {
-        const struct ifpx_port_state *p = &r->ports[i];
-        fprintf(f, "%s{", i ? ", " : "");
-        json_port_ref(f, p);
-        if (p->gone)
-            fprintf(f, ", \"ifindex\": null, \"state\": \"gone\"}");
-        else
-            fprintf(f, ", \"ifindex\": %u, \"state\": \"active\"}", p->ifindex);
-    }
-    fprintf(f, "], \"ports\": [");
-    int first = 1;
-    for (size_t i = 0; i < r->n_ports; i++) {
-        const struct ifpx_port_state *p = &r->ports[i];
-        if (p->gone)
-            continue;
-        fprintf(f, "%s{", first ? "" : ", ");
-        first = 0;
-        json_port_ref(f, p);
-        fprintf(f, ", \"ifindex\": %u, \"mac\": ", p->ifindex);
-        ifpx_json_mac(f, p->has_mac, p->mac);
-        fprintf(f, ", \"mtu\": %u, \"up\": %s, \"carrier\": %s, \"addrs\": [", p->mtu,
-                p->up ? "true" : "false", p->carrier ? "true" : "false");
-        for (uint32_t j = 0; j < p->n_addrs; j++) {
-            char text[INET6_ADDRSTRLEN];
-            inet_ntop(p->addrs[j].family, p->addrs[j].ip, text, sizeof text);
-            fprintf(f, "%s\"%s/%u\"", j ? ", " : "", text, p->addrs[j].prefixlen);
-        }
-        fprintf(f, "]}");
-    }
-    fprintf(f, "], \"routes\": [");
-    const struct ifpx_route *rt;
-    cur = 0;
-    first = 1;
-    while ((rt = ht_next(&r->routes, &cur))) {
-        char text[INET6_ADDRSTRLEN];
-        inet_ntop(rt->key.family, rt->key.dst, text, sizeof text);
-        fprintf(f, "%s{\"family\": %d, \"dst\": \"%s/%u\", \"table\": %u, \"proto\": %u, "
-                   "\"metric\": %u, \"nexthops\": [",
-                first ? "" : ", ", rt->key.family == AF_INET ? 4 : 6, text, rt->key.prefixlen,
-                rt->key.table, rt->proto, rt->key.metric);
-        first = 0;
-        for (int i = 0; i < rt->nh_count; i++) {
-            const struct ifpx_nexthop *h = &rt->nh[i];
-            fprintf(f, "%s{\"gateway\": ", i ? ", " : "");
-            if (h->has_gateway)
-                ifpx_json_ip(f, h->gw_family, h->gateway);
-            else
-                fprintf(f, "null");
-            fprintf(f, ", \"ifindex\": %u, \"port_id\": ", h->ifindex);
-            if (h->port_id < 0)
-                fprintf(f, "null");
-            else
-                fprintf(f, "%d", h->port_id);
-            fprintf(f, ", \"weight\": %u}", h->weight);
-        }
-        fprintf(f, "]}");
-    }
-    fprintf(f, "], \"neighs\": [");
-    const struct ifpx_neigh *nb;
-    cur = 0;
-    first = 1;
-    while ((nb = ht_next(&r->neighs, &cur))) {
-        fprintf(f, "%s", first ? "" : ", ");
-        first = 0;
-        ifpx_json_neigh(f, nb->key.port_id, nb->key.family, nb->key.ip, nb->has_mac, nb->mac,
-                        nb->state);
-    }
-    fprintf(f, "], \"cfg_done\": %s}", r->cfg_done ? "true" : "false");
-}
-
-/* ---- difference --------------------------------------------------------------------------- */
-
-enum { D_OLD_BINDINGS, D_NEW_BINDINGS, D_NEIGH_DEL, D_NEIGH_ADD, D_ROUTE_DEL, D_ROUTE_ADD, D_END };
-enum { S_BIND, S_MAC, S_MTU, S_LINK, S_ADDR_DEL, S_ADDR_ADD, S_NEXT };
-
-void ifpx_diff_init(struct ifpx_diff *d, const struct ifpx_replica *old,
-                    const struct ifpx_replica *target)
-{
-    memset(d, 0, sizeof *d);
-    d->old = old;
-    d->target = target;
-}
-
-static void port_event(struct ifpx_event *ev, enum ifpx_kind kind, const struct ifpx_port_state *p,
-                       uint16_t port_id, uint32_t ifindex)
-{
-    memset(ev, 0, offsetof(struct ifpx_event, nh));
-    ev->kind = kind;
-    ev->port_id = port_id;
-    ev->ifindex = ifindex;
-    snprintf(ev->proxy, sizeof ev->proxy, "%s", p->proxy);
-}
-
-static void addr_event(struct ifpx_event *ev, const struct ifpx_port_state *p,
-                       const struct ifpx_addr *a, int add)
-{
-    int six = a->family == AF_INET6;
-    port_event(ev, add ? (six ? IFPX_ADDR6_ADD : IFPX_ADDR_ADD) : (six ? IFPX_ADDR6_DEL : IFPX_ADDR_DEL),
-               p, p->port_id, p->ifindex);
-    ev->family = a->family;
-    memcpy(ev->ip, a->ip, 16);
-    ev->prefixlen = a->prefixlen;
-}
-
-static void neigh_event(struct ifpx_event *ev, const struct ifpx_port_state *p,
-                        const struct ifpx_neigh *n, int add)
-{
-    int six = n->key.family == AF_INET6;
-    port_event(ev, add ? (six ? IFPX_NEIGH6_ADD : IFPX_NEIGH_ADD) : (six ? IFPX_NEIGH6_DEL : IFPX_NEIGH_DEL),
-               p, p->port_id, p->ifindex);
-    ev->family = n->key.family;
-    memcpy(ev->ip, n->key.ip, 16);
-    ev->has_mac = n->has_mac;
-    memcpy(ev->mac, n->mac, 6);
-    snprintf(ev->state, sizeof ev->state, "%s", n->state);
-}
-
-static const struct ifpx_port_state *active(const struct ifpx_replica *r, uint16_t port_id)
-{
-    const struct ifpx_port_state *p = find_port(r, port_id);
-    return p && !p->gone ? p : NULL;
-}
-
-/* A port the application must hear of from scratch: new, back, or on another interface. */
-static int is_fresh(const struct ifpx_diff *d, const struct ifpx_port_state *np)
-{
-    const struct ifpx_port_state *op = active(d->old, np->port_id);
-    return !op || op->ifindex != np->ifindex;
-}
-
-static int routes_equal(const struct ifpx_route *a, const struct ifpx_route *b)
-{
-    return a->proto == b->proto && a->nh_count == b->nh_count &&
-           !memcmp(a->nh, b->nh, a->nh_count * sizeof a->nh[0]);
-}
-
-static int neighs_equal(const struct ifpx_neigh *a, const struct ifpx_neigh *b)
-{
-    return a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) && !strcmp(a->state, b->state);
-}
-
-/* One step of a target port's events; 1 when it produced one. */
-static int port_step(struct ifpx_diff *d, const struct ifpx_port_state *np, struct ifpx_event *ev)
-{
-    const struct ifpx_port_state *ob = find_port(d->old, np->port_id);
-    const struct ifpx_port_state *op = active(d->old, np->port_id);
-    switch (d->j) {
-    case S_BIND:
-        d->j = S_NEXT;
-        if (np->gone) {
-            if (!ob) {
-                port_event(ev, IFPX_PROXY_GONE, np, np->port_id, 0);
-                return 1;
-            }
-            return 0;
-        }
-        d->fresh = is_fresh(d, np);
-        d->j = S_MAC;
-        d->k = 0;
-        if (d->fresh) {
-            port_event(ev, IFPX_PORT_BOUND, np, np->port_id, np->ifindex);
-            return 1;
-        }
-        if (strcmp(op->proxy, np->proxy)) {
-            port_event(ev, IFPX_PROXY_RENAMED, np, np->port_id, np->ifindex);
-            snprintf(ev->old_name, sizeof ev->old_name, "%s", op->proxy);
-            return 1;
-        }
-        return 0;
-    case S_MAC:
-        d->j = S_MTU;
-        if (np->has_mac && (d->fresh || !op->has_mac || memcmp(op->mac, np->mac, 6))) {
-            port_event(ev, IFPX_MAC_CHANGE, np, np->port_id, np->ifindex);
-            ev->has_mac = 1;
-            memcpy(ev->mac, np->mac, 6);
-            return 1;
-        }
-        return 0;
-    case S_MTU:
-        d->j = S_LINK;
-        if (d->fresh || op->mtu != np->mtu) {
-            port_event(ev, IFPX_MTU_CHANGE, np, np->port_id, np->ifindex);
-            ev->mtu = np->mtu;
-            return 1;
-        }
-        return 0;
-    case S_LINK:
-        d->j = d->fresh ? S_ADDR_ADD : S_ADDR_DEL;
-        if (d->fresh || op->up != np->up || op->carrier != np->carrier) {
-            port_event(ev, IFPX_LINK_CHANGE, np, np->port_id, np->ifindex);
-            ev->up = np->up;
-            ev->carrier = np->carrier;
-            return 1;
-        }
-        return 0;
-    case S_ADDR_DEL:
-        while (d->k < op->n_addrs) {
-            const struct ifpx_addr *a = &op->addrs[d->k++];
-            if (addr_index(np, a) < 0) {
-                addr_event(ev, np, a, 0);
-                return 1;
-            }
-        }
-        d->j = S_ADDR_ADD;
-        d->k = 0;
-        return 0;
-    case S_ADDR_ADD:
-        while (d->k < np->n_addrs) {
-            const struct ifpx_addr *a = &np->addrs[d->k++];
-            if (d->fresh || addr_index(op, a) < 0) {
-                addr_event(ev, np, a, 1);
-                return 1;
-            }
-        }
-        d->j = S_NEXT;
-        return 0;
-    }
-    return 0;
-}
-
-static int diff_step(struct ifpx_diff *d, struct ifpx_event *ev)
-{
-    const struct ifpx_replica *old = d->old, *target = d->target;
-    switch (d->phase) {
-    case D_OLD_BINDINGS:
-        while (d->i < old->n_ports) {
-            const struct ifpx_port_state *ob = &old->ports[d->i++];
-            const struct ifpx_port_state *nb = find_port(target, ob->port_id);
-            if (!nb) {
-                port_event(ev, IFPX_PORT_UNBOUND, ob, ob->port_id, ob->ifindex);
-                return 1;
-            }
-            if (nb->gone && (!ob->gone || strcmp(ob->proxy, nb->proxy))) {
-                /* the name the binding waits for now, which may not be the one it had */
-                port_event(ev, IFPX_PROXY_GONE, nb, nb->port_id, ob->ifindex);
-                return 1;
-            }
-        }
-        d->phase = D_NEW_BINDINGS;
-        d->i = 0;
-        d->j = S_BIND;
-        return 0;
-    case D_NEW_BINDINGS:
-        while (d->i < target->n_ports) {
-            const struct ifpx_port_state *np = &target->ports[d->i];
-            if (d->j == S_NEXT) {
-                d->i++;
-                d->j = S_BIND;
-                continue;
-            }
-            if (port_step(d, np, ev))
-                return 1;
-        }
-        d->phase = D_NEIGH_DEL;
-        d->i = 0;
-        return 0;
-    case D_NEIGH_DEL: {
-        const struct ifpx_neigh *n;
-        while ((n = ht_next(&old->neighs, &d->i))) {
-            const struct ifpx_port_state *np = active(target, n->key.port_id);
-            /* neighbours of a port that is gone went with it */
-            if (np && !ht_get(&target->neighs, &n->key) && !is_fresh(d, np)) {
-                neigh_event(ev, np, n, 0);
-                return 1;
-            }
-        }
-        d->phase = D_NEIGH_ADD;
-        d->i = 0;
-        return 0;
-    }
-    case D_NEIGH_ADD: {
-        const struct ifpx_neigh *n;
-        while ((n = ht_next(&target->neighs, &d->i))) {
-            const struct ifpx_port_state *np = active(target, n->key.port_id);
-            const struct ifpx_neigh *was = ht_get(&old->neighs, &n->key);
-            if (np && (!was || !neighs_equal(was, n) || is_fresh(d, np))) {
-                neigh_event(ev, np, n, 1);
-                return 1;
-            }
-        }
-        d->phase = D_ROUTE_DEL;
-        d->i = 0;
-        return 0;
-    }
-    case D_ROUTE_DEL: {
-        const struct ifpx_route *rt;
-        while ((rt = ht_next(&old->routes, &d->i)))
-            if (!ht_get(&target->routes, &rt->key)) {
-                ifpx_route_event(rt, 1, ev);
-                return 1;
-            }
-        d->phase = D_ROUTE_ADD;
-        d->i = 0;
-        return 0;
-    }
-    case D_ROUTE_ADD: {
-        const struct ifpx_route *rt;
-        while ((rt = ht_next(&target->routes, &d->i))) {
-            const struct ifpx_route *was = ht_get(&old->routes, &rt->key);
-            if (!was || !routes_equal(was, rt)) {
-                ifpx_route_event(rt, 0, ev);
-                return 1;
-            }
-        }
-        d->phase = D_END;
-        return 0;
-    }
-    }
-    return 0;
-}
-
-int ifpx_diff_next(struct ifpx_diff *d, struct ifpx_event *ev)
-{
-    while (d->phase != D_END)
-        if (diff_step(d, ev)) {
-            d->count++;
-            return 1;
-        }
-    return 0;
 }

@@ -104,6 +104,27 @@ static const char *arg(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
+/* --bind PORT=PROXY: 0 once bound; otherwise the reason on stderr and the exit status
+ * (2 for a malformed argument, 1 when the bridge refused or did not answer). */
+static int bind_one(const struct ifpx_options *opt, const char *arg)
+{
+    struct ifpx_reply reply;
+    char spec[64];
+    snprintf(spec, sizeof spec, "%s", arg);
+    char *eq = strchr(spec, '=');
+    if (!eq) {
+        fprintf(stderr, "ifpx_sub: --bind wants PORT=PROXY\n");
+        return 2;
+    }
+    *eq = '\0';
+    int rc = ifpx_bind(opt, (uint16_t)atoi(spec), eq + 1, 5000, &reply);
+    if (!rc)
+        return 0;
+    fprintf(stderr, "ifpx_sub: bind %s=%s: %s %s\n", spec, eq + 1,
+            rc == -EPROTO ? reply.code : strerror(-rc), reply.message);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     struct ifpx_options opt = {.log = log_stderr};
@@ -140,19 +161,9 @@ int main(int argc, char **argv)
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
     for (int i = 0; i < n_binds; i++) {
-        struct ifpx_reply reply;
-        char *eq = strchr(binds[i], '=');
-        if (!eq) {
-            fprintf(stderr, "ifpx_sub: --bind wants PORT=PROXY\n");
-            return 2;
-        }
-        *eq = '\0';
-        int rc = ifpx_bind(&opt, (uint16_t)atoi(binds[i]), eq + 1, 5000, &reply);
-        if (rc) {
-            fprintf(stderr, "ifpx_sub: bind %s=%s: %s %s\n", binds[i], eq + 1,
-                    rc == -EPROTO ? reply.code : strerror(-rc), reply.message);
-            return 1;
-        }
+        int rc = bind_one(&opt, binds[i]);
+        if (rc)
+            return rc;
     }
     struct ifpx_callbacks cb;
     ifpx_cb *slot = (ifpx_cb *)&cb;
