@@ -145,18 +145,15 @@ int ifpx_msgpack_check(const char *buf, size_t len)
     return p == end ? IFPX_OK : IFPX_E_FORMAT;
 }
 
-/* Unpacks ``buf`` as exactly one msgpack map and allocates the event buffer. */
-int ifpx_mp_begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up,
-                 struct ifpx_event **ev)
+#define MAX_REPLY_BYTES (1u << 30)
+
+/* Unpacks `buf` (at most `limit` bytes, checked first) as exactly one msgpack map. */
+static int unpack_map(const char *buf, size_t len, size_t limit, msgpack_unpacked *up)
 {
     size_t off = 0;
-    *ev = NULL;
     msgpack_unpacked_init(up);
     if (len > limit)
         return IFPX_E_LIMIT;
-    /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
-    if (!(*ev = malloc(sizeof **ev)))
-        return IFPX_E_LIMIT;
     int rc = ifpx_msgpack_check(buf, len);
     if (rc)
         return rc;
@@ -166,20 +163,18 @@ int ifpx_mp_begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *u
     return IFPX_OK;
 }
 
-#define MAX_REPLY_BYTES (1u << 30)
+int ifpx_mp_begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *up,
+                  struct ifpx_event **ev)
+{
+    /* On the heap: with its next hops an event is 6 KiB, too much for a small lcore stack. */
+    if (!(*ev = malloc(sizeof **ev))) {
+        msgpack_unpacked_init(up);
+        return IFPX_E_LIMIT;
+    }
+    return unpack_map(buf, len, limit, up);
+}
 
 int ifpx_mp_unpack(const char *buf, size_t len, msgpack_unpacked *up)
 {
-    size_t off = 0;
-    msgpack_unpacked_init(up);
-    if (len > MAX_REPLY_BYTES)
-        return IFPX_E_LIMIT;
-    int rc = ifpx_msgpack_check(buf, len);
-    if (rc)
-        return rc;
-    if (msgpack_unpack_next(up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len ||
-        up->data.type != MSGPACK_OBJECT_MAP)
-        return IFPX_E_FORMAT;
-    return IFPX_OK;
+    return unpack_map(buf, len, MAX_REPLY_BYTES, up);
 }
-
