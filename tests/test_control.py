@@ -103,3 +103,12 @@ def test_read_only_refuses_every_change(tmp_path: Path) -> None:
         assert reply.error.code == c.ErrorCode.PERMISSION_DENIED
     assert ctl.core.bindings.entries() == [] and effects.destroyed == []
     assert not effects.path.exists()
+
+
+def test_create_proxy_refuses_a_name_an_interface_that_is_no_tap_has(tmp_path: Path) -> None:
+    ctl, effects, _stream = controlkit.controller(tmp_path)
+    effects.taps.discard("tap1")  # tap1 exists in the mirror, as something else
+    reply, _ = controlkit.run(ctl, c.CreateProxy(name="tap1"))
+    assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.ALREADY_EXISTS
+    reply, _ = controlkit.run(ctl, c.CreateProxy(name="px0"))
+    assert isinstance(reply, c.OkReply) and "px0" in effects.taps

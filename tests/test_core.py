@@ -291,19 +291,18 @@ def test_device_routes_under_one_prefix_are_published_merged() -> None:
 def test_initial_route_load_streams_and_an_interrupted_one_is_swept_on_retry() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
-    core.quiet = True
 
     def interrupted() -> Iterator[nlmsg.Record]:
         yield route("10.1.0.0", 16, ("10.0.0.2", 2, 1))
         yield route("10.2.0.0", 16, ("10.0.0.2", 2, 1))
         raise RuntimeError("dump interrupted")
 
-    with pytest.raises(RuntimeError):
-        core.load_routes(interrupted())
-    assert len(core.routes) == 2  # what came before the interruption stays
-    # The retry is a full reconcile: 10.2/16 went away meanwhile and is swept.
-    core.reconcile("route", [route("10.1.0.0", 16, ("10.0.0.2", 2, 1))], AF4)
-    core.quiet = False
+    with core.quiet():
+        with pytest.raises(RuntimeError):
+            core.load_routes(interrupted())
+        assert len(core.routes) == 2  # what came before the interruption stays
+        # The retry is a full reconcile: 10.2/16 went away meanwhile and is swept.
+        core.reconcile("route", [route("10.1.0.0", 16, ("10.0.0.2", 2, 1))], AF4)
     assert [r.dst for r in core.snapshot().routes] == ["10.1.0.0/16"]
 
 
@@ -311,15 +310,14 @@ def test_routes_via_an_interface_after_a_bulk_load_and_live_changes() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
     core.bind(1, core.links[3])
-    core.quiet = True
-    core.load_routes(
-        [
-            route("10.1.0.0", 16, ("10.0.0.2", 2, 1)),
-            route("10.2.0.0", 16, ("10.0.0.2", 2, 1)),
-            route("10.3.0.0", 16, ("10.0.1.2", 3, 1)),
-        ]
-    )
-    core.quiet = False
+    with core.quiet():
+        core.load_routes(
+            [
+                route("10.1.0.0", 16, ("10.0.0.2", 2, 1)),
+                route("10.2.0.0", 16, ("10.0.0.2", 2, 1)),
+                route("10.3.0.0", 16, ("10.0.1.2", 3, 1)),
+            ]
+        )
     assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
     core.apply(route("10.4.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1)))
     assert {k[2] for k in core.routes_via(3)} == {"10.3.0.0", "10.4.0.0"}

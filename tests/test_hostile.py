@@ -403,3 +403,11 @@ def test_ifpx_open_cleans_up_after_a_failed_step(tmp_path: Path) -> None:
         )
         assert proc.returncode == 1 and why in proc.stderr, proc.stderr
         assert "Sanitizer" not in proc.stderr, proc.stderr
+
+
+def test_default_endpoints_are_the_same_in_python_and_c() -> None:
+    from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
+
+    header = (C_DIR / "ifpx.h").read_text()
+    assert f'#define IFPX_DEFAULT_EVENTS "{DEFAULT_EVENTS}"\n' in header
+    assert f'#define IFPX_DEFAULT_CONTROL "{DEFAULT_CONTROL}"\n' in header

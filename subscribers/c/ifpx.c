@@ -359,9 +359,9 @@ struct ifpx_sub *ifpx_open(const struct ifpx_options *opt, const struct ifpx_cal
     opt = opt ? opt : &none;
     s->topics = parse_topics(opt->topics);
     snprintf(s->events, sizeof s->events, "%s",
-             endpoint(opt->events, "IFPX_EVENTS", "ipc:///run/ifpx/events.sock"));
+             endpoint(opt->events, "IFPX_EVENTS", IFPX_DEFAULT_EVENTS));
     snprintf(s->control, sizeof s->control, "%s",
-             endpoint(opt->control, "IFPX_CONTROL", "ipc:///run/ifpx/control.sock"));
+             endpoint(opt->control, "IFPX_CONTROL", IFPX_DEFAULT_CONTROL));
     s->log = opt->log;
     s->ctx = ctx;
     if (cb)
@@ -439,7 +439,7 @@ static int command(const struct ifpx_options *opt, const char *buf, int len, int
     memset(reply, 0, sizeof *reply);
     opt = opt ? opt : &(const struct ifpx_options){0};
     snprintf(s.control, sizeof s.control, "%s",
-             endpoint(opt->control, "IFPX_CONTROL", "ipc:///run/ifpx/control.sock"));
+             endpoint(opt->control, "IFPX_CONTROL", IFPX_DEFAULT_CONTROL));
     if (len < 0 || setup_curve(&s, opt))
         return -EINVAL;
     s.zctx = opt->zmq_context ? opt->zmq_context : zmq_ctx_new();

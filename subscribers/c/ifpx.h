@@ -24,6 +24,10 @@
 #include "ifpx_replica.h"
 #include "ifpx_wire.h"
 
+/* Where the bridge is unless told otherwise (ifpx.schemas.endpoints: the same strings). */
+#define IFPX_DEFAULT_EVENTS "ipc:///run/ifpx/events.sock"
+#define IFPX_DEFAULT_CONTROL "ipc:///run/ifpx/control.sock"
+
 /* An event handler; a non-zero return is counted in callback_errors. */
 typedef int (*ifpx_cb)(const struct ifpx_event *ev, void *ctx);
 

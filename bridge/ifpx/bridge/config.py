@@ -11,8 +11,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-DEFAULT_EVENTS = "ipc:///run/ifpx/events.sock"
-DEFAULT_CONTROL = "ipc:///run/ifpx/control.sock"
+from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
+
+__all__ = [
+    "DEFAULT_CONTROL",
+    "DEFAULT_EVENTS",
+    "DEFAULT_STATE",
+    "Options",
+    "add_arguments",
+    "resolve",
+    "setup_logging",
+]
+
 DEFAULT_STATE = "/var/lib/ifpx/state.json"
 
 
@@ -37,6 +47,8 @@ class Options:
     hwm: int = 100_000
     journal: int = 65_536
     heartbeat: float = 1.0
+    test_crash: str | None = None
+    """Fault tests only (``IFPX_TEST_CRASH``): see ``statefile.crash_before_rename``."""
 
 
 def _coerce(name: str, raw: Any) -> Any:

@@ -233,6 +233,8 @@ class Controller:
         return c.UnbindResult(removed=[_binding(e) for e in removed])
 
     def _cmd_create_proxy(self, cmd: c.CreateProxy) -> c.Result:
+        if self.core.link_by_name(cmd.name) is not None and not self.effects.is_tap(cmd.name):
+            raise CommandError(c.ErrorCode.ALREADY_EXISTS, f"{cmd.name} exists and is not a tap")
         ifindex, created = self.effects.create_tap(cmd.name, cmd.mac, cmd.mtu)
         self._refresh_links()
         return c.CreateProxyResult(name=cmd.name, ifindex=ifindex, created=created)

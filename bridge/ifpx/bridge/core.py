@@ -11,12 +11,10 @@ a targeted re-dump through :attr:`BridgeCore.redumps` and reconciles it with
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterable
-from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import (
@@ -30,26 +28,32 @@ from ifpx.schemas.state import (
 
 from . import nlmsg
 from .bindings import BindingTable, Entry
+from .fastmodel import trusted
+from .routes import (
+    AF4,
+    AF6,
+    Build,
+    Counters,
+    NhView,
+    PublicKey,
+    Redump,
+    RouteKey,
+    RouteMirror,
+    RouteVal,
+    validated,
+)
 
-_M = TypeVar("_M", bound=ev.WireModel)
-
-AF4 = socket.AF_INET
-AF6 = socket.AF_INET6
-
-PublicKey = tuple[int, int, str, int, int, int]
-"""(family, table, dst, prefixlen, tos, metric): what identifies a published route."""
-RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
-"""A kernel route: its public key, plus the interface for a route with one next hop and
-no gateway. The kernel keeps such routes apart per interface under one public key (each
-port's fe80::/64, one subnet on two links); they are published merged, as one route."""
-_NO_KEYS: frozenset[RouteKey] = frozenset()
-RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
-"""(proto, nexthops)."""
-_MAX_HOP_MODELS = 4096
-"""Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
-
-NhView = tuple[tuple[str | None, int, int | None, int], ...]
-"""Published next hops: (gateway, ifindex, port_id, weight)."""
+__all__ = [
+    "AF4",
+    "AF6",
+    "BridgeCore",
+    "Counters",
+    "LinkState",
+    "PublicKey",
+    "Redump",
+    "RouteKey",
+    "RouteVal",
+]
 
 
 @dataclass(slots=True)
@@ -64,33 +68,6 @@ class LinkState:
     carrier: bool
 
 
-@dataclass
-class Counters:
-    """Counters the daemon reports in ``status``."""
-
-    records: int = 0
-    events: int = 0
-    compensations: int = 0
-    resyncs: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Redump:
-    """A re-dump the core needs: routes of ``family``, through ``oif`` only if non-zero."""
-
-    family: int
-    oif: int = 0
-
-
-def _keys(rec: nlmsg.Route) -> tuple[PublicKey, RouteKey]:
-    """A kernel route's public key and its key in the mirror (see :data:`RouteKey`)."""
-    pkey: PublicKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
-    hops = rec.nexthops
-    if len(hops) == 1 and hops[0][0] is None:
-        return pkey, (*pkey, hops[0][1])
-    return pkey, pkey
-
-
 def _publishable_neigh(state: int) -> bool:
     # iproute2's `ip neigh show` hides NONE and NOARP entries; so do we.
     return state != 0 and not state & nlmsg.NUD_NOARP
@@ -103,43 +80,24 @@ def _nud_name(state: int) -> str:
     return "none"
 
 
-class _Build(Protocol):
-    def __call__(self, cls: type[_M], /, **fields: Any) -> _M: ...
-
-
-def _validated(cls: type[_M], /, **fields: Any) -> _M:
-    return cls(**fields)
-
-
-class BridgeCore:
+class BridgeCore(RouteMirror):
     """Kernel mirror, binding table and the translation between them."""
 
     def __init__(self, all_routes: bool = False, validate: bool = False) -> None:
+        super().__init__()
         self.all_routes = all_routes
         self.validate = validate
-        self.quiet = False
-        """While True, route changes update the mirror but build no events (initial dump)."""
         self.bindings = BindingTable()
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
-        self.routes: dict[RouteKey, RouteVal] = {}
-        self._variants: dict[PublicKey, set[RouteKey]] = {}
-        """Public keys held by interface-keyed routes -> those routes' keys."""
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
         """ifindex -> (family, ip) -> (mac, NUD state name)."""
         self.counters = Counters()
         self.redumps: set[Redump] = set()
-        self._hops: dict[tuple[nlmsg.NextHopT, ...], tuple[nlmsg.NextHopT, ...]] = {}
-        # Route values too: (proto, interned next hops) repeat across a whole table, and
-        # sharing them saves a tuple per route. Keyed by the next hops' identity.
-        self._values: dict[tuple[int, int], RouteVal] = {}
-        self._hop_models: dict[NhView, list[ev.NextHop]] = {}
-        self._views: dict[int, tuple[tuple[nlmsg.NextHopT, ...], NhView | None]] = {}
-        self._views_generation = -1
         # Our own decoder produced the values, so by default the models are built
         # without re-validation (several times cheaper per event); ``validate=True``
         # takes the checked path, and a test holds the two to identical output.
-        self._ev: _Build = _validated if validate else ev.trusted
+        self._ev: Build = validated if validate else trusted
 
     # ---- lookups ------------------------------------------------------------
 
@@ -193,10 +151,11 @@ class BridgeCore:
         out: list[ev.EventBase] = []
         for p in ports:
             common: dict[str, Any] = {"port_id": p, "proxy": link.name, "ifindex": link.ifindex}
+            # The port's fields first, in the models' order: trusted()'s shortcut.
             if link.mac is not None:
-                out.append(self._ev(ev.MacChange, mac=link.mac, **common))
-            out.append(self._ev(ev.MtuChange, mtu=link.mtu, **common))
-            out.append(self._ev(ev.LinkChange, up=link.up, carrier=link.carrier, **common))
+                out.append(self._ev(ev.MacChange, **common, mac=link.mac))
+            out.append(self._ev(ev.MtuChange, **common, mtu=link.mtu))
+            out.append(self._ev(ev.LinkChange, **common, up=link.up, carrier=link.carrier))
         return out
 
     def _link(self, rec: nlmsg.Link) -> list[ev.EventBase]:
@@ -258,13 +217,10 @@ class BridgeCore:
         # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
         # but dropping both here keeps the mirror exact either way.
         for key in sorted(self.routes_via(ifindex)):
-            proto, hops = self.routes[key]
-            family, table, dst, plen, tos, metric = key[:6]
-            if len(hops) > 1:
+            if len(self.routes[key][1]) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
-                self.redumps.add(Redump(family))
-            rec = nlmsg.Route(True, family, table, dst, plen, tos, proto, 1, 0, metric, hops)
-            out.extend(self._route(rec))
+                self.redumps.add(Redump(key[0]))
+            out.extend(self._drop_route(key))
         for entry in self.bindings.mark_gone(ifindex):
             out.append(
                 self._ev(ev.ProxyGone, port_id=entry.port_id, proxy=link.name, ifindex=ifindex)
@@ -323,152 +279,6 @@ class BridgeCore:
         cls = ev.NeighAdd if rec.family == AF4 else ev.Neigh6Add
         return self._port_event(cls, link, ip=rec.ip, mac=new[0], state=new[1])
 
-    # ---- routes ---------------------------------------------------------------
-
-    def _nh_view(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
-        """How ``hops`` are published under the current bindings; None: not published."""
-        # Once per interned next-hop set and bindings generation, not once per route.
-        views = self._views
-        if self.bindings.generation != self._views_generation or len(views) >= _MAX_HOP_MODELS:
-            views.clear()
-            self._views_generation = self.bindings.generation
-        hit = views.get(id(hops))
-        if hit is not None and hit[0] is hops:
-            return hit[1]
-        view = self._view_of(hops)
-        views[id(hops)] = (hops, view)  # holding ``hops`` keeps its id from being reused
-        return view
-
-    def _view_of(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
-        view = []
-        bound = False
-        for gw, ifindex, weight in hops:
-            ports = self.bindings.ports(ifindex)
-            if ports:
-                bound = True
-            view.append((gw, ifindex, ports[0] if ports else None, weight))
-        if not bound and not self.all_routes:
-            return None
-        return tuple(view)
-
-    def _route_event(self, key: PublicKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
-        family, table, dst, plen, _tos, metric = key
-        # A table has a handful of distinct next-hop views: their (frozen) models are
-        # built once and shared by every event that carries them.
-        nexthops = self._hop_models.get(view)
-        if nexthops is None:
-            if len(self._hop_models) >= _MAX_HOP_MODELS:
-                self._hop_models.clear()
-            nexthops = self._hop_models[view] = [
-                self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
-                for gw, ifx, port, w in view
-            ]
-        cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
-        if family == AF4:
-            cls = ev.RouteDel if deleted else ev.RouteAdd
-        else:
-            cls = ev.Route6Del if deleted else ev.Route6Add
-        # In the models' field order, which lets trusted() take its shortcut.
-        return self._ev(
-            cls, table=table, proto=proto, metric=metric, nexthops=nexthops, dst=dst, prefixlen=plen
-        )
-
-    def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
-        """The keys of the routes with a next hop through ``ifindex``.
-
-        Found by a scan rather than kept in an index: an index of a full table costs
-        a set entry per route (33 bytes at a million), while a bind, an unbind, a
-        proxy's removal or the re-dump after a link goes down, the only callers, are
-        rare. Next-hop tuples are interned, so the scan compares identities (about
-        0.2 s at a million routes).
-        """
-        via = {id(h) for h in self._hops.values() if any(hop[1] == ifindex for hop in h)}
-        if not via:
-            return _NO_KEYS
-        return {key for key, (_proto, hops) in self.routes.items() if id(hops) in via}
-
-    @staticmethod
-    def route_key(rec: nlmsg.Route) -> RouteKey:
-        """The mirror's key for a kernel route (see :data:`RouteKey`)."""
-        return _keys(rec)[1]
-
-    def _value(self, proto: int, hops: tuple[nlmsg.NextHopT, ...]) -> RouteVal:
-        """The shared (proto, next hops) value; ``hops`` must be interned."""
-        val = self._values.get((proto, id(hops)))
-        if val is None:
-            val = self._values[(proto, id(hops))] = (proto, hops)
-        return val
-
-    def _published(self, pkey: PublicKey) -> RouteVal | None:
-        """What is published under ``pkey``: its routes merged, interface order."""
-        variants = self._variants.get(pkey)
-        if not variants:
-            return self.routes.get(pkey)
-        keys: list[RouteKey] = [pkey] if pkey in self.routes else []
-        keys += sorted(variants)
-        vals = [self.routes[k] for k in keys]
-        if len(vals) == 1:
-            return vals[0]
-        hops = tuple(h for _proto, hs in vals for h in hs)
-        return self._value(vals[0][0], self._hops.setdefault(hops, hops))
-
-    def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
-        return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
-
-    def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
-        if rec.type != nlmsg.RTN_UNICAST or rec.flags & nlmsg.RTM_F_CLONED:
-            return []
-        pkey, key = _keys(rec)
-        old = self.routes.get(key)
-        merged = len(key) == 7 or pkey in self._variants
-        if rec.deleted:
-            if old is None:
-                return []
-            before = self._published(pkey) if merged else old
-            del self.routes[key]
-            if len(key) == 7:
-                variants = self._variants[pkey]
-                variants.discard(key)
-                if not variants:
-                    del self._variants[pkey]
-            return self._route_change(pkey, before, self._published(pkey) if merged else None)
-        # Interned: a full table has a million routes but a handful of next-hop sets.
-        hops = self._hops.setdefault(rec.nexthops, rec.nexthops)
-        new = self._value(rec.proto, hops)
-        if old == new:
-            return []
-        before = self._published(pkey) if merged else old
-        self.routes[key] = new
-        if len(key) == 7:
-            self._variants.setdefault(pkey, set()).add(key)
-        if merged and not self.quiet:
-            self._check_replaced(pkey, key)
-        if self.quiet:
-            return []
-        return self._route_change(pkey, before, self._published(pkey) if merged else new)
-
-    def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
-        # `ip route replace` swaps one route for another under the same public key
-        # with RTM_NEWROUTE alone: whether the others still exist, only a dump says.
-        others = ([pkey] if pkey in self.routes else []) + sorted(self._variants.get(pkey, ()))
-        for other in others:
-            if other != key:
-                hops = self.routes[other][1]
-                self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
-
-    def _route_change(
-        self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
-    ) -> list[ev.EventBase]:
-        old_view = None if old is None else self._nh_view(old[1])
-        new_view = None if new is None else self._nh_view(new[1])
-        if new_view is None or new is None:
-            if old_view is None or old is None:
-                return []
-            return [self._route_event(key, old[0], old_view, True)]
-        if not force and old is not None and old_view == new_view and old[0] == new[0]:
-            return []
-        return [self._route_event(key, new[0], new_view, False)]
-
     # ---- resync ---------------------------------------------------------------
 
     def reconcile(
@@ -506,13 +316,7 @@ class BridgeCore:
                 else set()
             )
             for key in sorted(set(scope) - seen_r):
-                proto, hops = self.routes[key]
-                fam, table, dst, plen, tos, metric = key[:6]
-                out.extend(
-                    self._route(
-                        nlmsg.Route(True, fam, table, dst, plen, tos, proto, 1, 0, metric, hops)
-                    )
-                )
+                out.extend(self._drop_route(key))
         elif kind == "neigh":
             seen_n = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
             for ifindex, entries in list(self.neighs.items()):
@@ -523,52 +327,6 @@ class BridgeCore:
             raise ValueError(f"unknown dump kind {kind!r}")
         out.extend(self.apply_all(dumped))
         return out
-
-    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
-        """Apply a route dump to a mirror that holds none of its routes yet (the start).
-
-        Nothing to sweep and, while :attr:`quiet`, nobody to tell: the records are
-        applied as they stream in, so a million of them never sit in a list. An
-        exception from ``records`` (an interrupted dump) leaves what was applied.
-        """
-        routes, interned, values = self.routes, self._hops, self._values
-        route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
-        loaded = 0
-        last_hops: tuple[nlmsg.NextHopT, ...] | None = None
-        last_proto = -1
-        val: RouteVal = (0, ())
-        try:
-            for rec in records:
-                # The common case inline (about half the time of the general path);
-                # anything unusual (a repeated key, a device route, not unicast) takes
-                # the general one.
-                if rec.__class__ is not route_cls:
-                    self.apply(rec)
-                    continue
-                deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops = rec
-                if (
-                    deleted
-                    or rtype != unicast
-                    or flags & cloned
-                    or (len(hops) == 1 and hops[0][0] is None)
-                ):
-                    self.apply(rec)
-                    continue
-                if hops is not last_hops or proto != last_proto:
-                    # A dump runs through a few next-hop sets: the decoder hands the
-                    # same tuple on, and the same value serves the routes in a row.
-                    last_hops, last_proto = hops, proto
-                    hops = interned.setdefault(hops, hops)
-                    shared = values.get((proto, id(hops)))
-                    if shared is None:
-                        shared = values[(proto, id(hops))] = (proto, hops)
-                    val = shared
-                if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
-                    self.apply(rec)
-                    continue
-                loaded += 1
-        finally:
-            self.counters.records += loaded
 
     # ---- bindings -------------------------------------------------------------
 
@@ -589,10 +347,10 @@ class BridgeCore:
         common: dict[str, Any] = {"port_id": port_id, "proxy": link.name, "ifindex": link.ifindex}
         for fam, ip, plen in sorted(self.addrs.get(link.ifindex, ())):
             cls = ev.AddrAdd if fam == AF4 else ev.Addr6Add
-            out.append(self._ev(cls, ip=ip, prefixlen=plen, **common))
+            out.append(self._ev(cls, **common, ip=ip, prefixlen=plen))
         for (fam, ip), (mac, st) in sorted(self.neighs.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
-            out.append(self._ev(ncls, ip=ip, mac=mac, state=st, **common))
+            out.append(self._ev(ncls, **common, ip=ip, mac=mac, state=st))
         for pkey in self._published_keys(self.routes_via(link.ifindex)):
             val = self._published(pkey)
             out.extend(self._route_change(pkey, val, val, force=True))

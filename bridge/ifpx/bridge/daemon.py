@@ -30,7 +30,7 @@ from . import endpoints, nlmsg, nlsock, statefile
 from .bindings import BindingTable, Entry
 from .config import Options
 from .control import CommandError, Controller
-from .core import AF4, AF6, BridgeCore
+from .core import AF4, AF6, BridgeCore, Redump
 from .instance import InstanceLock, InstanceLocked
 from .journal import Journal
 from .netns import Namespace
@@ -41,10 +41,16 @@ log = logging.getLogger("ifpx.bridge")
 
 _DRAIN = 512
 _DUMP_RETRIES = 5
+_SETTLE = 0.05
+"""Seconds after a compensating re-dump until the same dump is looked at once more."""
 
 
 class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
+
+
+class DumpFailed(Exception):
+    """The kernel kept interrupting a dump: the mirror cannot be made whole."""
 
 
 def _why(exc: OSError) -> str:
@@ -64,6 +70,9 @@ class Bridge:
         self.dump_retries = 0
         self.resync_seconds = 0.0
         self.started = time.monotonic()
+        self._settle: set[Redump] = set()
+        self._settle_at = 0.0
+        self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
 
     # ---- lifecycle ------------------------------------------------------------
@@ -130,7 +139,7 @@ class Bridge:
 
     def _save(self, table: BindingTable, doing: str) -> None:
         try:
-            statefile.save(self.state_path, table, self.epoch)
+            statefile.save(self.state_path, table, self.epoch, self._before_rename)
         except OSError as exc:
             raise StartupError(f"{doing}: cannot write {self.state_path}: {_why(exc)}") from None
 
@@ -212,7 +221,7 @@ class Bridge:
                     recs = list(self.dumper.links())
                 elif kind == "addr":
                     recs = list(self.dumper.addrs())
-                elif kind == "route" and self.core.quiet and attempt == 0:
+                elif kind == "route" and self.core.is_quiet and attempt == 0:
                     # At start the mirror holds no routes of this family yet.
                     self.core.load_routes(self.dumper.routes(family, oif))
                     return []
@@ -225,7 +234,7 @@ class Bridge:
                 log.info("dump of %s interrupted, retry %d", kind, attempt + 1)
                 continue
             return self.core.reconcile(kind, recs, family, oif)
-        raise RuntimeError(f"dump of {kind} interrupted {_DUMP_RETRIES} times")
+        raise DumpFailed(f"dump of {kind} interrupted {_DUMP_RETRIES} times")
 
     def _dump_all(self, saved: list[Entry] | None = None) -> list[EventBase]:
         events = self._dump("link")
@@ -245,12 +254,11 @@ class Bridge:
         # and the epoch's stream begins with cfg_done.
         # Nor is there anything for the cyclic collector to find while the mirror fills
         # (plain tuples and strings): it only slowed the dump down.
-        self.core.quiet = True
         gc.disable()
         try:
-            self._dump_all(saved)
+            with self.core.quiet():
+                self._dump_all(saved)
         finally:
-            self.core.quiet = False
             gc.enable()
         self._save(self.core.bindings, "after the initial dump")
         self.controller.cfg_done = True
@@ -275,7 +283,24 @@ class Bridge:
             req = self.core.redumps.pop()
             self.core.counters.compensations += 1
             events.extend(self._dump("route", req.family, req.oif))
+            # The kernel may not be done: it sends RTM_DELADDR before it flushes the
+            # address's routes, and IPv4 route dumps do not wait for that flush. So the
+            # same dump once more, a moment later, catches what the first one still saw.
+            if not self._settle:
+                self._settle_at = time.monotonic() + _SETTLE
+            self._settle.add(req)
         return events
+
+    def _settle_redumps(self) -> None:
+        """The second look that :meth:`_compensate` promised, once it is due."""
+        if not self._settle or time.monotonic() < self._settle_at:
+            return
+        reqs, self._settle = self._settle, set()
+        events: list[EventBase] = []
+        for req in sorted(reqs, key=lambda r: (r.family, r.oif)):
+            events.extend(self._dump("route", req.family, req.oif))
+        if events:
+            self.pub.publish(events)
 
     def _process(self, datagrams: list[bytes], overrun: bool) -> None:
         events: list[EventBase] = []
@@ -318,6 +343,8 @@ class Bridge:
                 # What the metrics endpoint's thread reads: one immutable snapshot a beat.
                 self.latest_stats = self.stats()
             timeout = max(0.0, min(next_hb - now, 0.5))
+            if self._settle:
+                timeout = max(0.0, min(timeout, self._settle_at - now))
             try:
                 ready = dict(poller.poll(int(timeout * 1000)))
             except zmq.ZMQError as exc:
@@ -334,6 +361,7 @@ class Bridge:
             for rep, read_only in controls:
                 if rep in ready:
                     self._answer(rep, read_only)
+            self._settle_redumps()
 
     def _answer(self, rep: zmq.Socket[bytes], read_only: bool) -> None:
         try:
@@ -382,7 +410,7 @@ class Bridge:
 
     def persist(self, table: BindingTable) -> None:
         """Write ``table`` durably as the bindings (OSError if that fails)."""
-        statefile.save(self.state_path, table, self.epoch)
+        statefile.save(self.state_path, table, self.epoch, self._before_rename)
 
     def refresh_links(self) -> list[EventBase]:
         """Reconcile links with a fresh dump; return what changed (for the caller to publish)."""
@@ -433,4 +461,10 @@ def run(opts: Options) -> int:
     except zmq.ZMQError as exc:
         log.error("socket error: %s", exc)
         return 2
+    except OSError as exc:
+        log.error("cannot run: %s", exc)
+        return 2
+    except DumpFailed as exc:
+        log.error("%s; stopping (the subscribers resync when a bridge is back)", exc)
+        return 1
     return 0

@@ -298,6 +298,15 @@ def _gateway_text(family: int, raw: bytes) -> str:
 _ROUTE4 = struct.Struct("=BBBBBBBBIHHIHH4sHH4sHHi")
 _ROUTE4_METRIC = struct.Struct("=BBBBBBBBIHHIHH4sHHIHH4sHHi")
 _ROUTE4_ATTRS = (8, RTA_TABLE, 8, RTA_DST, 8, RTA_GATEWAY, 8, RTA_OIF)
+_NLMSG_HDR = 16
+_ROUTE4_MSG_SIZES = (_NLMSG_HDR + _ROUTE4.size, _NLMSG_HDR + _ROUTE4_METRIC.size)
+"""Whole netlink messages of the two layouts (60 and 68 bytes)."""
+# Where the gateway's bytes start in each layout: the attributes' 4-byte headers and
+# 4-byte values in front of it, behind the 12-byte rtmsg (32 and 40 bytes).
+_GATEWAY_AT = {
+    _ROUTE4.size: struct.calcsize("=BBBBBBBBIHHIHH4sHH"),
+    _ROUTE4_METRIC.size: struct.calcsize("=BBBBBBBBIHHIHH4sHHIHH"),
+}
 _HOPS4: dict[bytes, tuple[NextHopT, ...]] = {}
 """Next-hop tuples by the raw bytes of gateway and oif (see :func:`_route4_fast`)."""
 # The named tuple's own constructor is a Python-level function; this is what it calls.
@@ -319,7 +328,7 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
         return None
     # Gateway, oif header and oif are contiguous: their bytes name the next hop, whose
     # tuple is built once (a table has a million routes and a handful of next hops).
-    start = off + (32 if size == _ROUTE4.size else 40)
+    start = off + _GATEWAY_AT[size]
     raw = buf[start : start + 12]
     hops = _HOPS4.get(raw)
     if hops is None:
@@ -421,8 +430,8 @@ def decode(buf: bytes) -> list[Record]:
             break
         body = off + 16
         end = off + mlen
-        if (mlen == 60 or mlen == 68) and mtype in (RTM_NEWROUTE, RTM_DELROUTE):
-            fast = _route4_fast(mtype, buf, body, mlen - 16)
+        if mlen in _ROUTE4_MSG_SIZES and mtype in (RTM_NEWROUTE, RTM_DELROUTE):
+            fast = _route4_fast(mtype, buf, body, mlen - _NLMSG_HDR)
             if fast is not None:
                 out.append(fast)
                 off += mlen

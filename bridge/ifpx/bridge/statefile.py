@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,12 @@ def next_epoch(now_ns: int, saved: int) -> int:
     return epoch
 
 
-def save(path: Path, table: BindingTable, epoch: int) -> None:
+def save(
+    path: Path,
+    table: BindingTable,
+    epoch: int,
+    before_rename: Callable[[], None] | None = None,
+) -> None:
     """Write the bindings so that a crash leaves either the old or the new file, never a torn one.
 
     temp file, fsync, rename over the old one, fsync the directory. OSError if any
@@ -57,7 +63,8 @@ def save(path: Path, table: BindingTable, epoch: int) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        _crash_hook()
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -69,20 +76,21 @@ def save(path: Path, table: BindingTable, epoch: int) -> None:
         os.close(dfd)
 
 
-_saves = 0
-
-
-def _crash_hook() -> None:
-    # Test hook for the fault tests: IFPX_TEST_CRASH=statefile-before-rename[:N] makes
-    # the Nth save (every save without N) die between the durable write and the rename.
-    global _saves
-    spec = os.environ.get("IFPX_TEST_CRASH", "")
-    if not spec.startswith("statefile-before-rename"):
-        return
-    _saves += 1
+def crash_before_rename(spec: str | None) -> Callable[[], None] | None:
+    """The fault tests' hook: ``statefile-before-rename[:N]`` dies at the Nth save (each
+    save without N) between the durable write and the rename. None for no spec."""
+    if not spec or not spec.startswith("statefile-before-rename"):
+        return None
     _, _, nth = spec.partition(":")
-    if not nth or int(nth) == _saves:
-        os._exit(99)
+    saves = 0
+
+    def hook() -> None:
+        nonlocal saves
+        saves += 1
+        if not nth or int(nth) == saves:
+            os._exit(99)
+
+    return hook
 
 
 def load(path: Path) -> Saved:

@@ -29,7 +29,6 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_VERSION = "unsupported_version"
     TOO_LARGE = "too_large"
     NO_SUCH_PROXY = "no_such_proxy"
-    NO_SUCH_PORT = "no_such_port"
     NOT_BOUND = "not_bound"
     ALREADY_EXISTS = "already_exists"
     INVALID_VALUE = "invalid_value"

@@ -10,7 +10,14 @@ Imports only ``ifpx.schemas``: a worker host needs no netlink library.
 """
 
 from .callbacks import Callbacks
-from .client import BridgeError, BridgeUnreachable, ControlClient
+from .client import (
+    BridgeError,
+    BridgeUnreachable,
+    ClientError,
+    ConfigurationError,
+    ControlClient,
+    ProtocolError,
+)
 from .replica import Replica, Route
 from .subscriber import Subscriber, SubscriberStats, tune_gc
 
@@ -18,7 +25,10 @@ __all__ = [
     "BridgeError",
     "BridgeUnreachable",
     "Callbacks",
+    "ClientError",
+    "ConfigurationError",
     "ControlClient",
+    "ProtocolError",
     "Replica",
     "Route",
     "Subscriber",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -22,7 +21,8 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES
 
 from . import fmt
-from .client import BridgeError, BridgeUnreachable, ControlClient
+from .client import BridgeUnreachable, ClientError, ControlClient
+from .settings import resolve
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -41,6 +41,7 @@ def _endpoints(p: argparse.ArgumentParser) -> None:
         help="the bridge's public key file, for tcp+CURVE (IFPX_CURVE_SERVER_KEY)",
     )
     p.add_argument("--curve-cert", help="this client's secret key file (IFPX_CURVE_CERT)")
+    p.set_defaults(client_endpoints=True)
 
 
 def _print_json(doc: Any) -> None:
@@ -137,19 +138,24 @@ def _ctl(ns: argparse.Namespace) -> int:
         print(f"ifpx ctl: invalid arguments: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        with ControlClient(ns.control, timeout=ns.timeout, retries=ns.retries) as client:
+        with ControlClient(
+            ns.control, timeout=ns.timeout, retries=ns.retries, curve=ns.curve
+        ) as client:
             result = client.request(cmd)
-    except BridgeUnreachable as exc:
-        print(f"ifpx ctl: bridge not reachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except BridgeError as exc:
-        print(f"ifpx ctl: {exc.code.value}: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+    except ClientError as exc:
+        return _failed("ifpx ctl", exc)
     if ns.json:
         _print_json(result.model_dump())
     else:
         print(_render(result))
     return EXIT_OK
+
+
+def _failed(prog: str, exc: ClientError) -> int:
+    """Say why a command got no result; return the exit status for it."""
+    what = "bridge not reachable: " if isinstance(exc, BridgeUnreachable) else ""
+    print(f"{prog}: {what}{exc}", file=sys.stderr)
+    return exc.exit_status
 
 
 def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -202,14 +208,10 @@ def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
 
 def _snapshot(ns: argparse.Namespace) -> int:
     try:
-        with ControlClient(ns.control, timeout=ns.timeout) as client:
+        with ControlClient(ns.control, timeout=ns.timeout, curve=ns.curve) as client:
             snap = client.request(c.Snapshot())
-    except BridgeUnreachable as exc:
-        print(f"ifpx snapshot: bridge not reachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except BridgeError as exc:
-        print(f"ifpx snapshot: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except ClientError as exc:
+        return _failed("ifpx snapshot", exc)
     assert isinstance(snap, c.SnapshotResult)
     doc = snapshot_json(snap)
     if ns.json:
@@ -237,7 +239,7 @@ def _watch(ns: argparse.Namespace) -> int:
     from .subscriber import Subscriber
 
     kinds = set(ns.kind) if ns.kind else None
-    sub = Subscriber(ns.events, ns.control, kinds=kinds, ports=ns.port or None)
+    sub = Subscriber(ns.events, ns.control, kinds=kinds, ports=ns.port or None, curve=ns.curve)
     stop = False
 
     def _on_signal(_signum: int, _frame: object) -> None:
@@ -297,22 +299,21 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def _record(ns: argparse.Namespace) -> int:
-    from .client import default_control, default_events
     from .recorder import Recorder
 
     rec = Recorder(
         Path(ns.file),
-        ns.events or default_events(),
-        ns.control or default_control(),
+        ns.events,
+        ns.control,
         kinds=set(ns.kind) if ns.kind else None,
         timeout=ns.timeout,
+        curve=ns.curve,
     )
     _stop_on_signals(rec.stop)
     try:
         stats = rec.run(count=ns.count, duration=ns.duration)
-    except BridgeUnreachable as exc:
-        print(f"ifpx record: bridge not reachable: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+    except ClientError as exc:
+        return _failed("ifpx record", exc)
     print(
         f"recorded {stats.messages} messages and {stats.snapshots} snapshots in "
         f"{stats.seconds:.1f}s to {ns.file}" + (f"; {stats.gaps} gaps" if stats.gaps else ""),
@@ -322,14 +323,13 @@ def _record(ns: argparse.Namespace) -> int:
 
 
 def _replay(ns: argparse.Namespace) -> int:
-    from .client import default_control, default_events
     from .recording import RecordingError
     from .replayer import Replayer
 
     player = Replayer(
         Path(ns.file),
-        ns.events or default_events(),
-        ns.control or default_control(),
+        ns.events,
+        ns.control,
         speed=ns.speed,
         as_fast_as_possible=ns.max,
         loop=ns.loop,
@@ -484,13 +484,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ifpx`` console script."""
     parser = build_parser()
     ns = parser.parse_args(argv)
-    # CURVE settings travel through the environment to every client this process makes.
-    for flag, var in (
-        ("curve_server_key", "IFPX_CURVE_SERVER_KEY"),
-        ("curve_cert", "IFPX_CURVE_CERT"),
-    ):
-        if getattr(ns, flag, None):
-            os.environ[var] = getattr(ns, flag)
+    if getattr(ns, "client_endpoints", False):
+        # The environment is read here, once; everything below takes the values.
+        try:
+            settings = resolve(ns.events, ns.control, ns.curve_server_key, ns.curve_cert)
+        except ClientError as exc:
+            return _failed("ifpx", exc)
+        ns.events, ns.control, ns.curve = settings.events, settings.control, settings.curve
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.DEBUG if ns.verbose else logging.WARNING,

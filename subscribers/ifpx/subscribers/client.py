@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
+from ifpx.schemas.endpoints import DEFAULT_CONTROL
 
 from .security import CurveClient
 
-DEFAULT_EVENTS = "ipc:///run/ifpx/events.sock"
-DEFAULT_CONTROL = "ipc:///run/ifpx/control.sock"
+
+class ClientError(Exception):
+    """Why a command got no result: the one type a caller of :class:`ControlClient` catches.
+
+    ``exit_status`` is what the ``ifpx`` command line exits with for it.
+    """
+
+    exit_status = 1
 
 
-def default_events() -> str:
-    """The events endpoint: ``IFPX_EVENTS`` or the bridge's default."""
-    return os.environ.get("IFPX_EVENTS", DEFAULT_EVENTS)
-
-
-def default_control() -> str:
-    """The control endpoint: ``IFPX_CONTROL`` or the bridge's default."""
-    return os.environ.get("IFPX_CONTROL", DEFAULT_CONTROL)
-
-
-class BridgeError(Exception):
-    """The bridge answered with an error."""
+class BridgeError(ClientError):
+    """The bridge refused the command; ``code`` says why (clients branch on it)."""
 
     def __init__(self, code: c.ErrorCode, message: str) -> None:
         super().__init__(f"{code.value}: {message}")
@@ -35,8 +31,20 @@ class BridgeError(Exception):
         self.message = message
 
 
-class BridgeUnreachable(Exception):
+class BridgeUnreachable(ClientError):
     """No reply within the time allowed."""
+
+    exit_status = 3
+
+
+class ProtocolError(ClientError):
+    """Something answered, but not with a reply of this protocol."""
+
+
+class ConfigurationError(ClientError):
+    """The endpoint or the CURVE settings cannot be used."""
+
+    exit_status = 2
 
 
 _ids = itertools.count(1)
@@ -47,14 +55,14 @@ class ControlClient:
 
     def __init__(
         self,
-        endpoint: str | None = None,
+        endpoint: str = DEFAULT_CONTROL,
         timeout: float = 3.0,
         retries: int = 2,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: CurveClient | None = None,
     ) -> None:
-        self.endpoint = endpoint or default_control()
-        self.curve = curve or CurveClient.from_env()
+        self.endpoint = endpoint
+        self.curve = curve
         self.timeout = timeout
         self.retries = retries
         self._ctx = context or zmq.Context.instance()
@@ -64,9 +72,13 @@ class ControlClient:
         if self._sock is None:
             sock = self._ctx.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
-            if self.curve is not None:
-                self.curve.apply(sock)
-            sock.connect(self.endpoint)
+            try:
+                if self.curve is not None:
+                    self.curve.apply(sock)
+                sock.connect(self.endpoint)
+            except zmq.ZMQError as exc:
+                sock.close()
+                raise ConfigurationError(f"cannot connect to {self.endpoint!r}: {exc}") from None
             self._sock = sock
         return self._sock
 
@@ -97,9 +109,14 @@ class ControlClient:
         )
 
     def request(self, cmd: c.Command, timeout: float | None = None) -> c.Result:
-        """Send ``cmd``; return its result, or raise BridgeError / BridgeUnreachable."""
+        """Send ``cmd``; return its result, or raise a :class:`ClientError` saying why."""
         cmd = cmd.model_copy(update={"id": next(_ids)})
-        reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
+        try:
+            reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
+        except codec.CodecError as exc:
+            raise ProtocolError(f"{self.endpoint} answered something else: {exc}") from None
+        except zmq.ZMQError as exc:
+            raise BridgeUnreachable(f"{self.endpoint}: {exc}") from None
         if isinstance(reply, c.ErrorReply):
             raise BridgeError(reply.error.code, reply.error.message)
         return reply.result

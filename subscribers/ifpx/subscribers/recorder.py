@@ -40,11 +40,13 @@ class Recorder:
         control: str,
         kinds: set[str] | None = None,
         timeout: float = 5.0,
+        curve: CurveClient | None = None,
     ) -> None:
         self.path = path
         self.events = events
         self.control = control
         self.kinds = kinds
+        self.curve = curve
         self.topics = sorted(t for t in topics_for_kinds(kinds) if t != "hb")
         self.timeout = timeout
         self.stats = RecordStats()
@@ -68,16 +70,15 @@ class Recorder:
         sub: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 1_000_000)
         sub.setsockopt(zmq.LINGER, 0)
-        curve = CurveClient.from_env()
-        if curve is not None:
-            curve.apply(sub)
+        if self.curve is not None:
+            self.curve.apply(sub)
         sub.connect(self.events)
         for topic in self.topics:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         started = time.monotonic()
         try:
             with (
-                ControlClient(self.control, timeout=self.timeout) as client,
+                ControlClient(self.control, timeout=self.timeout, curve=self.curve) as client,
                 self.path.open("wb") as fh,
             ):
                 raw, snap = self._snapshot(client)

@@ -418,15 +418,14 @@ def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool
     fam, table, dst, plen, metric = key
     # The values come from a validated snapshot: no need to validate them again.
     nexthops = [
-        ev.trusted(ev.NextHop, gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
+        ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
     ]
     cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
     if fam == 4:
         cls = ev.RouteDel if deleted else ev.RouteAdd
     else:
         cls = ev.Route6Del if deleted else ev.Route6Add
-    return ev.trusted(
-        cls,
+    return cls.model_construct(
         dst=dst,
         prefixlen=plen,
         table=table,

@@ -31,12 +31,6 @@ class CurveClient:
             raise ValueError(f"{cert} holds no secret key (use the .key_secret file)")
         return cls(server_public, public, secret)
 
-    @classmethod
-    def from_env(cls) -> CurveClient | None:
-        """From ``IFPX_CURVE_SERVER_KEY`` and ``IFPX_CURVE_CERT``, when both are set."""
-        server, cert = os.environ.get("IFPX_CURVE_SERVER_KEY"), os.environ.get("IFPX_CURVE_CERT")
-        return cls.load(server, cert) if server and cert else None
-
     def apply(self, sock: zmq.Socket[bytes]) -> None:
         """Make ``sock`` a CURVE client of the bridge (before it connects)."""
         sock.curve_serverkey = self.server_public

@@ -22,10 +22,10 @@ import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import events as ev
+from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
 from ifpx.schemas.topics import topics_for_kinds
 
 from .callbacks import Callbacks
-from .client import default_control, default_events
 from .replica import Replica
 from .security import CurveClient
 from .sync import (
@@ -84,8 +84,8 @@ class Subscriber:
 
     def __init__(
         self,
-        events: str | None = None,
-        control: str | None = None,
+        events: str = DEFAULT_EVENTS,
+        control: str = DEFAULT_CONTROL,
         kinds: set[str] | list[str] | None = None,
         ports: set[int] | list[int] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
@@ -94,12 +94,12 @@ class Subscriber:
         rcvhwm: int = 100_000,
         curve: CurveClient | None = None,
     ) -> None:
-        self.events_endpoint = events or default_events()
-        self.control_endpoint = control or default_control()
+        self.events_endpoint = events
+        self.control_endpoint = control
         self.kinds = set(kinds) if kinds else None
         self.ports = set(ports) if ports else None
         self.topics = topics_for_kinds(self.kinds)
-        self.curve = curve or CurveClient.from_env()
+        self.curve = curve
         self._machine = SyncMachine(
             self.topics,
             self.kinds,

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import fmt
+from .settings import ClientSettings, resolve
 from .subscriber import Subscriber, tune_gc
 
 
@@ -37,8 +38,7 @@ def _say(line: str) -> None:
 
 def run_worker(
     worker_id: int,
-    events: str | None,
-    control: str | None,
+    settings: ClientSettings,
     dump_dir: str | None = None,
     quiet: bool = False,
 ) -> int:
@@ -56,7 +56,7 @@ def run_worker(
     signal.signal(signal.SIGUSR1, _dump)
     out_dir = Path(dump_dir) if dump_dir else None
     tune_gc()
-    with Subscriber(events, control) as sub:
+    with Subscriber(settings.events, settings.control, curve=settings.curve) as sub:
         sub.sync(timeout=10.0)
         if out_dir is not None:
             _write_atomic(out_dir / f"worker-{worker_id}.ready", str(os.getpid()))
@@ -88,13 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dump-dir", help="where SIGUSR1 makes workers write their replicas")
     p.add_argument("--quiet", action="store_true", help="do not print events")
     ns = p.parse_args(argv)
+    settings = resolve(ns.events, ns.control)  # the environment is read here, once
     if ns.worker_id is not None:
-        return run_worker(ns.worker_id, ns.events, ns.control, ns.dump_dir, ns.quiet)
+        return run_worker(ns.worker_id, settings, ns.dump_dir, ns.quiet)
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(
-            target=run_worker, args=(i, ns.events, ns.control, ns.dump_dir, ns.quiet), daemon=False
-        )
+        ctx.Process(target=run_worker, args=(i, settings, ns.dump_dir, ns.quiet), daemon=False)
         for i in range(ns.workers)
     ]
     for proc in procs:
