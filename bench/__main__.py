@@ -32,8 +32,8 @@ from functools import partial
 from operator import contains
 from pathlib import Path
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.bridge.netns import Namespace
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Subscriber, tune_gc

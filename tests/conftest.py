@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, is_root, netns
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, is_root, netns
 
 sys.path.insert(0, str(Path(__file__).parent))
 

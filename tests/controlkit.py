@@ -9,11 +9,11 @@ from ifpx.bridge import nlmsg, statefile
 from ifpx.bridge.bindings import BindingTable
 from ifpx.bridge.control import Controller
 from ifpx.bridge.core import BridgeCore
-from ifpx.bridge.journal import Journal
 from ifpx.bridge.stats import BridgeStats
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EventBase
+from ifpx.schemas.journal import Journal
 
 
 class Effects:

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ifpx.bridge.harness import wait_for
+from ifpx.bridge.testing.harness import wait_for
 from ifpx.schemas.state import State
 
 C_DIR = Path(__file__).parent.parent / "subscribers" / "c"

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import zmq
 
-from ifpx.bridge.harness import BridgeProcess, Netns, wait_for
-from ifpx.bridge.kernelview import kernel_state
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
+from ifpx.bridge.testing.kernelview import kernel_state
 from ifpx.schemas import codec
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message

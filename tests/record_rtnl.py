@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ifpx.bridge.harness import netns
+from ifpx.bridge.testing.harness import netns
 
 SETUP = """
 link set tp0 up

@@ -11,7 +11,7 @@ import msgpack
 import pytest
 from netutil import EventTap, wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
@@ -364,7 +364,7 @@ def test_tcp_endpoints_stay_in_the_callers_namespace(ns: Netns) -> None:
 
 
 def test_two_bridges_side_by_side(ns: Netns) -> None:
-    from ifpx.bridge.harness import netns
+    from ifpx.bridge.testing.harness import netns
 
     with netns("ifpx-test-b") as other, bridge(ns) as a, bridge(other) as b:
         other.add_tap("tapz")

@@ -18,7 +18,7 @@ from test_core import ops
 from test_replica import REBOUND, _core
 from test_subscriber_netns import _mtu_flaps
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.state import State

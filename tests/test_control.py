@@ -112,3 +112,14 @@ def test_create_proxy_refuses_a_name_an_interface_that_is_no_tap_has(tmp_path: P
     assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.ALREADY_EXISTS
     reply, _ = controlkit.run(ctl, c.CreateProxy(name="px0"))
     assert isinstance(reply, c.OkReply) and "px0" in effects.taps
+
+
+def test_a_server_refuses_what_it_has_no_handler_for_and_knows_every_command() -> None:
+    from ifpx.schemas.serving import Server
+
+    server = Server({"status": lambda _cmd: c.EventsAvailableResult(kinds=[])}, unsupported="no")
+    reply = codec.decode_reply(server.answer([codec.encode_request(c.Bind(port_id=0, proxy="x"))]))
+    assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.NOT_SUPPORTED
+    assert server.stats.by_result == {("bind", "not_supported"): 1}
+    with pytest.raises(ValueError, match="do not exist"):
+        Server({"reboot": lambda _cmd: c.EventsAvailableResult(kinds=[])})

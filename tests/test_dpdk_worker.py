@@ -22,7 +22,7 @@ import pytest
 from ctools import C_DIR, ReportingProcess, build, have_toolchain, read_json, state_of
 from netutil import describe_difference, wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas.state import State
 from ifpx.subscribers import Subscriber
 

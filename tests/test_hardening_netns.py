@@ -22,7 +22,7 @@ import zmq
 from figures import record
 from netutil import mtu_reaches
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber

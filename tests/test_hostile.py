@@ -81,7 +81,7 @@ def test_a_reply_that_cannot_be_built_still_goes_out(controller: Any, monkeypatc
     def broken(*_args: object) -> bytes:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(ctl, "handle", broken)
+    monkeypatch.setattr(ctl.server, "_answer", broken)
     reply = _reply(ctl, codec.encode_request(c.Status(id=4)))
     assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.INTERNAL
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from netutil import wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import BridgeProcess, Netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber
 from ifpx.subscribers.recording import RecordingError, records, verify
@@ -241,7 +241,7 @@ def test_metrics_are_scraped(ns: Netns) -> None:
     import socket as pysocket
     import urllib.request
 
-    from ifpx.bridge.harness import bridge
+    from ifpx.bridge.testing.harness import bridge
 
     with pysocket.socket() as s:
         s.bind(("127.0.0.1", 0))

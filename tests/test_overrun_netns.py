@@ -9,7 +9,7 @@ import pytest
 from figures import record
 from netutil import wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import Netns, bridge, wait_for
+from ifpx.bridge.testing.harness import Netns, bridge, wait_for
 from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber
 

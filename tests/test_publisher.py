@@ -8,11 +8,11 @@ import pytest
 import zmq
 from samples import EVENTS
 
-from ifpx.bridge.journal import Journal
 from ifpx.bridge.publisher import Publisher
 from ifpx.schemas import codec
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
+from ifpx.schemas.journal import Journal
 from ifpx.schemas.topics import KIND_TOPIC
 
 

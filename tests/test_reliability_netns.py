@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from netutil import mtu_reaches, wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.state import State

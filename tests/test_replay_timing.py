@@ -80,7 +80,7 @@ def test_spacing_error_at_speed_1(tmp_path: Path) -> None:
 
 
 def test_loop_starts_a_new_epoch_each_time(tmp_path: Path) -> None:
-    from ifpx.bridge.harness import wait_for
+    from ifpx.bridge.testing.harness import wait_for
     from ifpx.subscribers import Subscriber
 
     path = tmp_path / "loop.ifpxrec"

@@ -17,7 +17,7 @@ from fakebridge import FakeBridge
 from figures import record
 from samples import EVENTS
 
-from ifpx.bridge.harness import wait_for
+from ifpx.bridge.testing.harness import wait_for
 from ifpx.subscribers import Subscriber
 
 pytestmark = pytest.mark.reliability

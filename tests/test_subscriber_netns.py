@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from netutil import wait_bridge_equals_kernel
 
-from ifpx.bridge.harness import BridgeProcess, Netns, bridge, wait_for
-from ifpx.bridge.kernelview import kernel_state
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
+from ifpx.bridge.testing.kernelview import kernel_state
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import State

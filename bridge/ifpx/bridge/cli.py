@@ -16,7 +16,7 @@ def _bridge(ns: argparse.Namespace) -> int:
 
 
 def _demo(ns: argparse.Namespace) -> int:
-    from .demo import main
+    from .testing.demo import main
 
     return main(keep=ns.keep, workers=ns.workers)
 

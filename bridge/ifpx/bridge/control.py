@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
-from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES, EventBase
+from ifpx.schemas.journal import Journal, JournalGap
+from ifpx.schemas.serving import CommandError, CommandStats, Server
 from ifpx.schemas.state import Binding
 from ifpx.schemas.version import negotiate
 
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
-from .journal import Journal, JournalGap
-from .stats import BridgeStats, CommandStats
+from .stats import BridgeStats
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +43,6 @@ READ_ONLY = frozenset(
     }
 )
 """Commands a read-only control endpoint (``--control-ro``) answers."""
-
-
-_LAST_RESORT = codec.encode_reply(
-    codec.error_reply(c.ErrorCode.INTERNAL, "the bridge could not answer this request")
-)
-
-
-class CommandError(Exception):
-    """A command that cannot be carried out, with its wire error code."""
-
-    def __init__(self, code: c.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Effects(Protocol):
@@ -114,8 +102,10 @@ class Controller:
         self.stats_now = stats
         self.netns = netns
         self.cfg_done = False
-        self.stats = CommandStats()
         self._events: list[EventBase] = []
+        self.server = Server(
+            {name: partial(handler, self) for name, handler in HANDLERS.items()}, READ_ONLY
+        )
 
     def handle_frames(
         self, frames: list[bytes], read_only: bool = False
@@ -123,48 +113,16 @@ class Controller:
         """Answer one request as it came off the socket (a request is a single frame).
 
         Returns the reply and the events to publish before it is sent (a command
-        that fails half-way may still have changed something). Never raises: a REP
-        socket that does not send after a receive is wedged, and an exception here
-        would end the bridge.
+        that fails half-way may still have changed something). Never raises.
         """
-        try:
-            if len(frames) != 1:
-                self.stats.count("invalid", c.ErrorCode.BAD_REQUEST.value)
-                message = f"a request is one frame, got {len(frames)}"
-                error = codec.error_reply(c.ErrorCode.BAD_REQUEST, message)
-                return codec.encode_reply(error), []
-            return self.handle(frames[0], read_only)
-        except Exception:
-            log.exception("no reply could be built for a request")
-            self.stats.count("invalid", c.ErrorCode.INTERNAL.value)
-            events, self._events = self._events, []
-            return _LAST_RESORT, events
-
-    def handle(self, data: bytes, read_only: bool = False) -> tuple[bytes, list[EventBase]]:
-        """Answer one request (``read_only`` refuses changes); return the reply and events."""
-        rid = 0
-        name = "invalid"
-        try:
-            cmd = codec.decode_request(data)
-            rid, name = cmd.id, cmd.cmd
-            if read_only and cmd.cmd not in READ_ONLY:
-                raise CommandError(
-                    c.ErrorCode.PERMISSION_DENIED, f"{cmd.cmd} is not allowed on this endpoint"
-                )
-            result = HANDLERS[cmd.cmd](self, cmd)
-            self.stats.count(name, "ok")
-            reply: c.OkReply | c.ErrorReply = c.OkReply(id=rid, result=result)
-        except codec.CodecError as exc:
-            reply = codec.error_reply(exc.code, str(exc), exc.request_id)
-        except CommandError as exc:
-            reply = codec.error_reply(exc.code, str(exc), rid)
-        except Exception as exc:  # a bug must cost one request, not the bridge
-            log.exception("command failed")
-            reply = codec.error_reply(c.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", rid)
-        if isinstance(reply, c.ErrorReply):
-            self.stats.count(name, reply.error.code.value)
+        reply = self.server.answer(frames, read_only)
         events, self._events = self._events, []
-        return codec.encode_reply(reply), events
+        return reply, events
+
+    @property
+    def stats(self) -> CommandStats:
+        """Commands answered, by outcome."""
+        return self.server.stats
 
     def _publish(self, events: list[EventBase]) -> None:
         self._events.extend(events)

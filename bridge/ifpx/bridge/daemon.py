@@ -25,14 +25,15 @@ import zmq
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
+from ifpx.schemas.journal import Journal
+from ifpx.schemas.serving import CommandError
 
 from . import endpoints, nlmsg, nlsock, statefile
 from .bindings import BindingTable, Entry
 from .config import Options
-from .control import CommandError, Controller
+from .control import Controller
 from .core import AF4, AF6, BridgeCore, Redump
 from .instance import InstanceLock, InstanceLocked
-from .journal import Journal
 from .netns import Namespace
 from .publisher import Publisher
 from .stats import BridgeStats

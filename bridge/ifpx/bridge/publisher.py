@@ -10,10 +10,9 @@ import zmq
 from ifpx.schemas import codec
 from ifpx.schemas.envelope import MAX_BATCH
 from ifpx.schemas.events import EventBase, Heartbeat
+from ifpx.schemas.journal import Journal
 from ifpx.schemas.topics import KIND_TOPIC, TOPICS, Topic
 from ifpx.schemas.version import PROTOCOL_VERSION
-
-from .journal import Journal
 
 _TOPIC_FRAMES = {t: t.encode() for t in TOPICS}
 

@@ -8,25 +8,7 @@ live dictionaries another thread is changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass
-class CommandStats:
-    """Commands answered, by outcome, and by (command, result code)."""
-
-    ok: int = 0
-    errors: int = 0
-    by_result: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def count(self, cmd: str, result: str) -> None:
-        """One more answer to ``cmd`` with ``result`` ("ok" or an error code)."""
-        if result == "ok":
-            self.ok += 1
-        else:
-            self.errors += 1
-        key = (cmd, result)
-        self.by_result[key] = self.by_result.get(key, 0) + 1
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

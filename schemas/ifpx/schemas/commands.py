@@ -9,7 +9,7 @@ A request is a flat map: ``{"v": 1, "id": 7, "cmd": "bind", "port_id": 0,
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, TypeAdapter
 
@@ -168,22 +168,7 @@ Command = Annotated[
 COMMAND_ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 COMMAND_TYPES: dict[str, type[WireModel]] = {
-    cls.model_fields["cmd"].default: cls
-    for cls in (
-        Hello,
-        Bind,
-        Unbind,
-        CreateProxy,
-        DestroyProxy,
-        ListBindings,
-        ProxyOfPort,
-        PortsOfProxy,
-        ProxyInfo,
-        EventsAvailable,
-        Snapshot,
-        Status,
-        Replay,
-    )
+    cls.model_fields["cmd"].default: cls for cls in get_args(get_args(Command)[0])
 }
 """Every command, by name."""
 

@@ -8,7 +8,7 @@ emits one event per port, as the RFC does.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -286,33 +286,7 @@ Event = Annotated[
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 EVENT_TYPES: dict[str, type[EventBase]] = {
-    cls.model_fields["kind"].default: cls
-    for cls in (
-        MacChange,
-        MtuChange,
-        LinkChange,
-        AddrAdd,
-        AddrDel,
-        Addr6Add,
-        Addr6Del,
-        RouteAdd,
-        RouteDel,
-        Route6Add,
-        Route6Del,
-        NeighAdd,
-        NeighDel,
-        Neigh6Add,
-        Neigh6Del,
-        CfgDone,
-        PortBound,
-        PortUnbound,
-        ProxyGone,
-        ProxyRenamed,
-        ProxyBack,
-        ResyncBegin,
-        ResyncEnd,
-        Heartbeat,
-    )
+    cls.model_fields["kind"].default: cls for cls in get_args(get_args(Event)[0])
 }
 """Every event kind, by name."""
 

@@ -21,32 +21,20 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES
 
 from . import fmt
-from .client import BridgeUnreachable, ClientError, ControlClient
+from .cli_recording import add_recording
+from .clibase import (
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    endpoints,
+    failed,
+    print_json,
+    snapshot_json,
+)
+from .client import ClientError, ControlClient
 from .settings import resolve
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-
 log = logging.getLogger("ifpx")
-
-
-def _endpoints(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", default=None, help="PUB endpoint (IFPX_EVENTS)")
-    p.add_argument("--control", default=None, help="control endpoint (IFPX_CONTROL)")
-    p.add_argument("--timeout", type=float, default=3.0, help="seconds per try (default 3)")
-    p.add_argument(
-        "--curve-server-key",
-        help="the bridge's public key file, for tcp+CURVE (IFPX_CURVE_SERVER_KEY)",
-    )
-    p.add_argument("--curve-cert", help="this client's secret key file (IFPX_CURVE_CERT)")
-    p.set_defaults(client_endpoints=True)
-
-
-def _print_json(doc: Any) -> None:
-    print(json.dumps(doc, indent=2, sort_keys=False))
-
 
 # ---- ctl ------------------------------------------------------------------------
 
@@ -143,24 +131,17 @@ def _ctl(ns: argparse.Namespace) -> int:
         ) as client:
             result = client.request(cmd)
     except ClientError as exc:
-        return _failed("ifpx ctl", exc)
+        return failed("ifpx ctl", exc)
     if ns.json:
-        _print_json(result.model_dump())
+        print_json(result.model_dump())
     else:
         print(_render(result))
     return EXIT_OK
 
 
-def _failed(prog: str, exc: ClientError) -> int:
-    """Say why a command got no result; return the exit status for it."""
-    what = "bridge not reachable: " if isinstance(exc, BridgeUnreachable) else ""
-    print(f"{prog}: {what}{exc}", file=sys.stderr)
-    return exc.exit_status
-
-
 def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ctl", help="send a command to the bridge")
-    _endpoints(p)
+    endpoints(p)
     p.add_argument("--retries", type=int, default=2, help="retries after a timeout (default 2)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     cs = p.add_subparsers(dest="ctl_cmd", required=True)
@@ -192,30 +173,16 @@ def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # ---- snapshot / watch -----------------------------------------------------------
 
 
-def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
-    """The documented JSON form of a snapshot (see README)."""
-    state = snap.state.canonical()
-    return {
-        "epoch": snap.epoch,
-        "seq": snap.seq,
-        "cfg_done": snap.cfg_done,
-        "bindings": [b.model_dump() for b in state.bindings],
-        "ports": {str(p.port_id): p.model_dump(exclude={"port_id"}) for p in state.ports},
-        "routes": [r.model_dump() for r in state.routes],
-        "neighs": [n.model_dump() for n in state.neighs],
-    }
-
-
 def _snapshot(ns: argparse.Namespace) -> int:
     try:
         with ControlClient(ns.control, timeout=ns.timeout, curve=ns.curve) as client:
             snap = client.request(c.Snapshot())
     except ClientError as exc:
-        return _failed("ifpx snapshot", exc)
+        return failed("ifpx snapshot", exc)
     assert isinstance(snap, c.SnapshotResult)
     doc = snapshot_json(snap)
     if ns.json:
-        _print_json(doc)
+        print_json(doc)
         return EXIT_OK
     print(f"epoch {doc['epoch']} seq {doc['seq']}")
     for b in doc["bindings"]:
@@ -274,7 +241,7 @@ def _watch(ns: argparse.Namespace) -> int:
 
 def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     w = sub.add_parser("watch", help="live events, one line each (like ip monitor)")
-    _endpoints(w)
+    endpoints(w)
     w.add_argument("--json", action="store_true", help="JSON lines")
     w.add_argument("--kind", action="append", choices=sorted(EVENT_TYPES), help="only these kinds")
     w.add_argument("--port", action="append", type=_port, help="only these ports")
@@ -282,158 +249,12 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     w.add_argument("--count", type=int, default=0, help="exit after N events")
     w.set_defaults(func=_watch)
     s = sub.add_parser("snapshot", help="the bridge's current state")
-    _endpoints(s)
+    endpoints(s)
     s.add_argument("--json", action="store_true", help="JSON")
     s.set_defaults(func=_snapshot)
 
 
 # ---- record / replay / recording ---------------------------------------------------
-
-
-def _stop_on_signals(stop: Callable[[], None]) -> None:
-    def _handler(_signum: int, _frame: object) -> None:
-        stop()
-
-    signal.signal(signal.SIGINT, _handler)
-    signal.signal(signal.SIGTERM, _handler)
-
-
-def _record(ns: argparse.Namespace) -> int:
-    from .recorder import Recorder
-
-    rec = Recorder(
-        Path(ns.file),
-        ns.events,
-        ns.control,
-        kinds=set(ns.kind) if ns.kind else None,
-        timeout=ns.timeout,
-        curve=ns.curve,
-    )
-    _stop_on_signals(rec.stop)
-    try:
-        stats = rec.run(count=ns.count, duration=ns.duration)
-    except ClientError as exc:
-        return _failed("ifpx record", exc)
-    print(
-        f"recorded {stats.messages} messages and {stats.snapshots} snapshots in "
-        f"{stats.seconds:.1f}s to {ns.file}" + (f"; {stats.gaps} gaps" if stats.gaps else ""),
-        file=sys.stderr,
-    )
-    return EXIT_OK
-
-
-def _replay(ns: argparse.Namespace) -> int:
-    from .recording import RecordingError
-    from .replayer import Replayer
-
-    player = Replayer(
-        Path(ns.file),
-        ns.events,
-        ns.control,
-        speed=ns.speed,
-        as_fast_as_possible=ns.max,
-        loop=ns.loop,
-        linger=ns.linger,
-    )
-    _stop_on_signals(player.stop)
-    try:
-        stats = player.run()
-    except (RecordingError, OSError) as exc:
-        print(f"ifpx replay: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    finally:
-        player.close()
-    late = sorted(stats.lateness)
-    if late:
-        p50 = late[len(late) // 2] * 1e3
-        p99 = late[min(len(late) - 1, int(len(late) * 0.99))] * 1e3
-        timing = f"; lateness p50 {p50:.2f} ms, p99 {p99:.2f} ms"
-    else:
-        timing = ""
-    print(f"replayed {stats.published} messages, {stats.loops} loop(s){timing}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _recording(ns: argparse.Namespace) -> int:
-    from ifpx.schemas import codec
-
-    from .recording import RecordingError, read_header, records, verify
-
-    try:
-        with open(ns.file, "rb") as fh:
-            if ns.action == "verify":
-                count = verify(fh)
-                print(f"{ns.file}: OK, {count} records")
-                return EXIT_OK
-            header = read_header(fh)
-            if ns.json:
-                print(json.dumps({"header": header}))
-            else:
-                print(f"recording format {header['format']}, topics {header.get('topics')}")
-            t0 = None
-            for rec in records(fh):
-                t0 = rec.time if t0 is None else t0
-                if rec.type == "snapshot":
-                    reply = codec.decode_reply(rec.payload)
-                    assert isinstance(reply, c.OkReply)
-                    assert isinstance(reply.result, c.SnapshotResult)
-                    snap = reply.result
-                    doc: dict[str, Any] = {"index": rec.index, "time": rec.time, "type": "snapshot"}
-                    doc.update(snapshot_json(snap))
-                    if ns.json:
-                        print(json.dumps(doc))
-                    else:
-                        state = snap.state
-                        print(
-                            f"#{rec.index} +{rec.time - t0:.3f}s snapshot epoch {snap.epoch} "
-                            f"seq {snap.seq}: {len(state.bindings)} bindings, "
-                            f"{len(state.routes.rows)} routes, {len(state.neighs)} neighbours"
-                        )
-                    continue
-                msg = codec.decode_message([rec.topic.encode(), rec.payload])
-                if ns.json:
-                    print(
-                        json.dumps(
-                            {"index": rec.index, "time": rec.time, "message": msg.model_dump()}
-                        )
-                    )
-                else:
-                    for e in msg.events:
-                        print(f"#{rec.index} +{rec.time - t0:.3f}s seq {msg.seq} {fmt.describe(e)}")
-    except (RecordingError, codec.CodecError) as exc:
-        print(f"ifpx recording: {ns.file}: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as exc:
-        print(f"ifpx recording: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    return EXIT_OK
-
-
-def _add_recording(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    r = sub.add_parser("record", help="record the event stream (snapshot first) to FILE")
-    _endpoints(r)
-    r.add_argument("file")
-    r.add_argument("--count", type=int, default=0, help="stop after N messages")
-    r.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    r.add_argument("--kind", action="append", choices=sorted(EVENT_TYPES), help="only these kinds")
-    r.set_defaults(func=_record)
-    p = sub.add_parser("replay", help="serve a recording as a bridge would")
-    _endpoints(p)
-    p.add_argument("file")
-    speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
-    speed.add_argument("--max", action="store_true", help="as fast as possible")
-    p.add_argument("--loop", action="store_true", help="start again at the end (new epoch)")
-    p.add_argument("--linger", type=float, default=2.0, help="seconds to keep serving at the end")
-    p.set_defaults(func=_replay)
-    s = sub.add_parser("recording", help="inspect a recording")
-    s.add_argument("action", choices=["show", "verify"])
-    s.add_argument("file")
-    s.add_argument("--json", action="store_true", help="JSON lines (show)")
-    s.set_defaults(func=_recording)
-
-
-# ---- schema ---------------------------------------------------------------------
 
 
 def _schema(ns: argparse.Namespace) -> int:
@@ -443,7 +264,7 @@ def _schema(ns: argparse.Namespace) -> int:
         paths = jsonschema.write(Path(ns.out))
         print(f"wrote {len(paths)} schemas to {ns.out}")
     else:
-        _print_json(jsonschema.schemas())
+        print_json(jsonschema.schemas())
     return EXIT_OK
 
 
@@ -461,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
             log.debug("subcommands from %s unavailable: %s", ep.name, exc)
     _add_ctl(sub)
     _add_watch(sub)
-    _add_recording(sub)
+    add_recording(sub)
     kg = sub.add_parser("keygen", help="make a CURVE key pair (NAME.key, NAME.key_secret)")
     kg.add_argument("dir")
     kg.add_argument("--name", default="ifpx", help="file name stem (default ifpx)")
@@ -489,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             settings = resolve(ns.events, ns.control, ns.curve_server_key, ns.curve_cert)
         except ClientError as exc:
-            return _failed("ifpx", exc)
+            return failed("ifpx", exc)
         ns.events, ns.control, ns.curve = settings.events, settings.control, settings.curve
     if not logging.getLogger().handlers:
         logging.basicConfig(

@@ -20,7 +20,10 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
+from ifpx.schemas.journal import Journal, JournalGap
+from ifpx.schemas.serving import CommandError, Server
 from ifpx.schemas.topics import TOPICS
+from ifpx.schemas.version import PROTOCOL_VERSION
 
 from .recording import RecordingError, read_header, records
 from .replica import Replica
@@ -28,7 +31,8 @@ from .replica import Replica
 log = logging.getLogger(__name__)
 
 SERVER = "ifpx-replay/0.1"
-_JOURNAL_LIMIT = 1_000_000
+_JOURNAL_MESSAGES = 1_000_000
+_JOURNAL_BYTES = 256 << 20
 
 
 @dataclass
@@ -82,7 +86,22 @@ class Replayer:
         self.epoch = 0
         self.seq = 0
         self.topic_seqs: dict[str, int] = {}
-        self.journal: list[tuple[Message, bytes]] = []
+        self.journal = self._new_journal()
+        self._server = Server(
+            {
+                "hello": self._hello,
+                "snapshot": self._snapshot,
+                "replay": self._replay,
+                "status": self._status,
+                "list_bindings": self._list_bindings,
+                "events_available": self._events_available,
+            },
+            unsupported="a replay is read-only",
+        )
+
+    @staticmethod
+    def _new_journal() -> Journal:
+        return Journal(capacity=_JOURNAL_MESSAGES, max_bytes=_JOURNAL_BYTES)
 
     def stop(self) -> None:
         """Finish soon (signal-safe)."""
@@ -104,7 +123,7 @@ class Replayer:
                 self._next_hb = now + self.heartbeat_interval
             wait = max(0.0, min(deadline, self._next_hb) - now)
             if self._rep.poll(int(wait * 1000), zmq.POLLIN):
-                self._rep.send(self._answer(self._rep.recv_multipart()))
+                self._rep.send(self._server.answer(self._rep.recv_multipart()))
                 continue
             if time.monotonic() >= deadline:
                 return
@@ -122,63 +141,48 @@ class Replayer:
         )
         self._pub.send_multipart(codec.encode_message(msg))
 
-    def _answer(self, frames: list[bytes]) -> bytes:
-        if len(frames) != 1:
-            return codec.encode_reply(codec.error_reply(c.ErrorCode.BAD_REQUEST, "one frame"))
-        try:
-            cmd = codec.decode_request(frames[0])
-        except codec.CodecError as exc:
-            return codec.encode_reply(codec.error_reply(exc.code, str(exc), exc.request_id))
-        result: c.Result
-        if isinstance(cmd, c.Hello):
-            result = c.HelloResult(
-                version=1, epoch=self.epoch, server=SERVER, capabilities=["journal", "snapshot"]
-            )
-        elif isinstance(cmd, c.Snapshot):
-            self.stats.snapshots_served += 1
-            result = c.SnapshotResult(
-                epoch=self.epoch,
-                seq=self.seq,
-                topic_seqs=dict(self.topic_seqs),
-                cfg_done=True,
-                state=self.replica.to_wire(),
-            )
-        elif isinstance(cmd, c.Replay):
-            missing = self._since(cmd)
-            if missing is None:
-                return codec.encode_reply(
-                    codec.error_reply(c.ErrorCode.JOURNAL_GAP, "not in the replay journal", cmd.id)
-                )
-            result = c.ReplayResult(epoch=self.epoch, messages=missing)
-        elif isinstance(cmd, c.Status):
-            result = c.StatusResult(
-                epoch=self.epoch,
-                seq=self.seq,
-                uptime=time.monotonic() - self._started,
-                bindings=len(self.replica.bindings),
-                counters={"published": self.stats.published, "loops": self.stats.loops},
-            )
-        elif isinstance(cmd, c.ListBindings):
-            result = c.ListBindingsResult(bindings=list(self.replica.bindings.values()))
-        elif isinstance(cmd, c.EventsAvailable):
-            result = c.EventsAvailableResult(kinds=list(ev.EVENT_TYPES))
-        else:
-            return codec.encode_reply(
-                codec.error_reply(
-                    c.ErrorCode.NOT_SUPPORTED, f"{cmd.cmd}: a replay is read-only", cmd.id
-                )
-            )
-        return codec.encode_reply(c.OkReply(id=cmd.id, result=result))
+    def _hello(self, _cmd: c.Hello) -> c.Result:
+        return c.HelloResult(
+            version=PROTOCOL_VERSION,
+            epoch=self.epoch,
+            server=SERVER,
+            capabilities=["journal", "snapshot"],
+        )
 
-    def _since(self, cmd: c.Replay) -> list[bytes] | None:
+    def _snapshot(self, _cmd: c.Snapshot) -> c.Result:
+        self.stats.snapshots_served += 1
+        return c.SnapshotResult(
+            epoch=self.epoch,
+            seq=self.seq,
+            topic_seqs=dict(self.topic_seqs),
+            cfg_done=True,
+            state=self.replica.to_wire(),
+        )
+
+    def _replay(self, cmd: c.Replay) -> c.Result:
         if cmd.epoch != self.epoch:
-            return None
+            raise CommandError(c.ErrorCode.JOURNAL_GAP, f"epoch {cmd.epoch} is not this replay's")
         topics = None if cmd.topics is None else set(cmd.topics)
-        wanted = [(m, p) for m, p in self.journal if m.seq > cmd.from_seq]
-        # Everything after from_seq must still be held, or the answer would have a hole.
-        if cmd.from_seq < self.seq and (not wanted or wanted[0][0].seq != cmd.from_seq + 1):
-            return None
-        return [p for m, p in wanted if topics is None or m.topic in topics]
+        try:
+            messages = self.journal.since(cmd.from_seq, self.seq, topics)
+        except JournalGap as exc:
+            raise CommandError(c.ErrorCode.JOURNAL_GAP, str(exc)) from None
+        return c.ReplayResult(epoch=self.epoch, messages=messages)
+
+    def _status(self, _cmd: c.Status) -> c.Result:
+        return c.StatusResult(
+            epoch=self.epoch,
+            seq=self.seq,
+            uptime=time.monotonic() - self._started,
+            bindings=len(self.replica.bindings),
+            counters={"published": self.stats.published, "loops": self.stats.loops},
+        )
+
+    def _list_bindings(self, _cmd: c.ListBindings) -> c.Result:
+        return c.ListBindingsResult(bindings=list(self.replica.bindings.values()))
+
+    def _events_available(self, _cmd: c.EventsAvailable) -> c.Result:
+        return c.EventsAvailableResult(kinds=list(ev.EVENT_TYPES))
 
     # ---- playing ------------------------------------------------------------------
 
@@ -188,7 +192,7 @@ class Replayer:
         self.epoch = epoch
         self.seq = snap.seq
         self.topic_seqs = {t: snap.topic_seqs.get(t, 0) for t in TOPICS if t != "hb"}
-        self.journal = []
+        self.journal = self._new_journal()
 
     def _play_once(self, iteration: int) -> None:
         with self.path.open("rb") as fh:
@@ -223,9 +227,7 @@ class Replayer:
                 self.stats.published += 1
                 self.seq = msg.seq
                 self.topic_seqs[msg.topic] = msg.tseq
-                self.journal.append((msg, frames[1]))
-                if len(self.journal) > _JOURNAL_LIMIT:
-                    del self.journal[: len(self.journal) // 2]
+                self.journal.append(msg.seq, msg.topic, frames[1])
                 self.replica.apply_all(msg.events)
 
     def run(self) -> ReplayStats:

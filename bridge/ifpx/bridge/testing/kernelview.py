@@ -31,35 +31,12 @@ def _dst(family: int, raw: str) -> str:
     return raw
 
 
-def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = False) -> State:
-    """What the bridge should publish for ``bindings``, according to the kernel."""
-    links = {link["ifname"]: link for link in ip_json(netns, "link", "show")}
-    ifindex_of = {name: int(link["ifindex"]) for name, link in links.items()}
-    active = [b for b in bindings if b.state == "active" and b.proxy in links]
-    ports_of: dict[int, list[int]] = {}
-    for b in active:
-        ports_of.setdefault(ifindex_of[b.proxy], []).append(b.port_id)
-    addrs: dict[str, list[str]] = {}
-    for link in ip_json(netns, "addr", "show"):
-        addrs[link["ifname"]] = [
-            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
-        ]
-    ports = []
-    for b in active:
-        link = links[b.proxy]
-        flags = link.get("flags", [])
-        ports.append(
-            PortState(
-                port_id=b.port_id,
-                proxy=b.proxy,
-                ifindex=ifindex_of[b.proxy],
-                mac=link.get("address"),
-                mtu=link["mtu"],
-                up="UP" in flags,
-                carrier="LOWER_UP" in flags,
-                addrs=sorted(addrs.get(b.proxy, [])),
-            )
-        )
+def _routes(
+    netns: str | None,
+    ifindex_of: dict[str, int],
+    ports_of: dict[int, list[int]],
+    all_routes: bool,
+) -> list[RouteState]:
     # Routes the kernel keeps apart per interface under one (table, dst, metric) are
     # published merged, gateway routes first, then by interface (as the bridge does).
     grouped: dict[tuple[int, int, str, int], list[tuple[int, int, list[NextHop]]]] = {}
@@ -104,6 +81,39 @@ def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = 
                 nexthops=merged,
             )
         )
+    return routes
+
+
+def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = False) -> State:
+    """What the bridge should publish for ``bindings``, according to the kernel."""
+    links = {link["ifname"]: link for link in ip_json(netns, "link", "show")}
+    ifindex_of = {name: int(link["ifindex"]) for name, link in links.items()}
+    active = [b for b in bindings if b.state == "active" and b.proxy in links]
+    ports_of: dict[int, list[int]] = {}
+    for b in active:
+        ports_of.setdefault(ifindex_of[b.proxy], []).append(b.port_id)
+    addrs: dict[str, list[str]] = {}
+    for link in ip_json(netns, "addr", "show"):
+        addrs[link["ifname"]] = [
+            f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", [])
+        ]
+    ports = []
+    for b in active:
+        link = links[b.proxy]
+        flags = link.get("flags", [])
+        ports.append(
+            PortState(
+                port_id=b.port_id,
+                proxy=b.proxy,
+                ifindex=ifindex_of[b.proxy],
+                mac=link.get("address"),
+                mtu=link["mtu"],
+                up="UP" in flags,
+                carrier="LOWER_UP" in flags,
+                addrs=sorted(addrs.get(b.proxy, [])),
+            )
+        )
+    routes = _routes(netns, ifindex_of, ports_of, all_routes)
     neighs = []
     for n in ip_json(netns, "neigh", "show"):
         ifindex = ifindex_of.get(n.get("dev", ""), 0)

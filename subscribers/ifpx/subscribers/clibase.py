@@ -1,0 +1,56 @@
+"""What every ``ifpx`` subcommand shares: exit statuses, endpoint flags, output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ifpx.schemas import commands as c
+
+from .client import BridgeUnreachable, ClientError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+
+def endpoints(p: argparse.ArgumentParser) -> None:
+    """The flags that say where the bridge is (resolved once, in ``main``)."""
+    p.add_argument("--events", default=None, help="PUB endpoint (IFPX_EVENTS)")
+    p.add_argument("--control", default=None, help="control endpoint (IFPX_CONTROL)")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds per try (default 3)")
+    p.add_argument(
+        "--curve-server-key",
+        help="the bridge's public key file, for tcp+CURVE (IFPX_CURVE_SERVER_KEY)",
+    )
+    p.add_argument("--curve-cert", help="this client's secret key file (IFPX_CURVE_CERT)")
+    p.set_defaults(client_endpoints=True)
+
+
+def print_json(doc: Any) -> None:
+    """``doc`` as indented JSON on stdout."""
+    print(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def failed(prog: str, exc: ClientError) -> int:
+    """Say why a command got no result; return the exit status for it."""
+    what = "bridge not reachable: " if isinstance(exc, BridgeUnreachable) else ""
+    print(f"{prog}: {what}{exc}", file=sys.stderr)
+    return exc.exit_status
+
+
+def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
+    """The documented JSON form of a snapshot (see README)."""
+    state = snap.state.canonical()
+    return {
+        "epoch": snap.epoch,
+        "seq": snap.seq,
+        "cfg_done": snap.cfg_done,
+        "bindings": [b.model_dump() for b in state.bindings],
+        "ports": {str(p.port_id): p.model_dump(exclude={"port_id"}) for p in state.ports},
+        "routes": [r.model_dump() for r in state.routes],
+        "neighs": [n.model_dump() for n in state.neighs],
+    }
