@@ -14,6 +14,11 @@
  * One ifpx_sub belongs to one thread (lcore); give each lcore its own. Every call
  * retries when a signal interrupts it (net_tap's SIGIO does), and nothing a bridge
  * or a stranger sends can crash it: bad messages are counted and dropped.
+ *
+ * Return convention: a function that can fail returns 0 or a negative errno
+ * (ifpx_open: NULL and errno); the decoders of ifpx_wire.h return a negative
+ * enum ifpx_status. Every rule of the protocol lives in the pure machine of
+ * ifpx_machine.h; this file is the sockets around it.
  */
 #ifndef IFPX_H
 #define IFPX_H
@@ -23,6 +28,10 @@
 #include "ifpx_machine.h"
 #include "ifpx_replica.h"
 #include "ifpx_wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Where the bridge is unless told otherwise (ifpx.schemas.endpoints: the same strings). */
 #define IFPX_DEFAULT_EVENTS "ipc:///run/ifpx/events.sock"
@@ -57,32 +66,90 @@ struct ifpx_options {
     void (*log)(int level, const char *text, void *ctx); /* NULL: silent; level as syslog */
 };
 
-/* NULL with errno set on failure (EINVAL for bad options, ENOMEM, or zmq's errno). */
+/**
+ * @param opt
+ *   Endpoints, topics, timeouts, CURVE keys, log callback; NULL for every default.
+ * @param cb
+ *   The event handlers (copied); NULL for none.
+ * @param ctx
+ *   Handed to every callback and to the log callback.
+ * @return
+ *   A subscriber, or NULL with errno set: EINVAL for bad options (an unknown topic,
+ *   half a CURVE key set, an unreadable certificate), ENOMEM, or ZeroMQ's errno.
+ */
 struct ifpx_sub *ifpx_open(const struct ifpx_options *opt, const struct ifpx_callbacks *cb,
                            void *ctx);
-/* Takes the first snapshot: 0 once applied (its events then wait for ifpx_poll),
- * -ETIMEDOUT if no bridge answered in time (call again to keep waiting). */
+
+/**
+ * Take the first snapshot. Its events then wait for ifpx_poll().
+ *
+ * @return
+ *   - 0 once the snapshot is applied.
+ *   - -ETIMEDOUT if no bridge answered within timeout_ms (call again to keep waiting;
+ *     nothing is lost meanwhile).
+ */
 int ifpx_sync(struct ifpx_sub *s, int timeout_ms);
-/* Dispatches at most max_events events; never blocks. Returns how many. */
+
+/**
+ * Dispatch at most max_events events to the callbacks, like rte_eth_rx_burst():
+ * never blocks, retries on EINTR.
+ *
+ * @return
+ *   How many events were dispatched (0 to max_events).
+ */
 int ifpx_poll(struct ifpx_sub *s, unsigned max_events);
-/* Blocks until ifpx_poll has work or timeout_ms passes: 1 or 0. */
+
+/**
+ * Sleep until ifpx_poll() has work or timeout_ms passes.
+ *
+ * @return
+ *   1 if there is work, 0 on timeout.
+ */
 int ifpx_wait(struct ifpx_sub *s, int timeout_ms);
-/* The replica: what the events delivered so far (and any snapshot) describe. */
+
+/**
+ * The replica: what the events delivered so far (and any snapshot) describe.
+ *
+ * @return
+ *   Valid until the next ifpx_poll(), ifpx_sync() or ifpx_close() on s: a snapshot
+ *   repair replaces the replica.
+ */
 const struct ifpx_replica *ifpx_state(const struct ifpx_sub *s);
+
+/** Counters of what happened so far (valid until ifpx_close()). */
 const struct ifpx_stats *ifpx_stats(const struct ifpx_sub *s);
-/* The bridge epoch and sequence this subscriber is consistent with. */
+/** The bridge epoch this subscriber is consistent with (0 before the first snapshot). */
 uint64_t ifpx_epoch(const struct ifpx_sub *s);
+/** The last sequence number applied. */
 uint64_t ifpx_seq(const struct ifpx_sub *s);
-/* 1 while a journal or snapshot repair is under way. */
+/** @return 1 while a journal or snapshot repair is under way, else 0. */
 int ifpx_repairing(const struct ifpx_sub *s);
+/** Close the sockets and free everything; s may be NULL. */
 void ifpx_close(struct ifpx_sub *s);
 
-/* One command on the control socket, with its own short-lived socket (retries on
- * EINTR). 0 when the bridge said ok; -EPROTO when it refused (reply->code says why);
- * -ETIMEDOUT when it did not answer. opt supplies the endpoint and CURVE keys. */
+/**
+ * Bind a DPDK port to a proxy, with a short-lived socket of its own (retries on EINTR).
+ *
+ * @param opt
+ *   Supplies the control endpoint and CURVE keys (NULL: the defaults).
+ * @param reply
+ *   Filled in: the bridge's error code and message when it refused.
+ * @return
+ *   - 0 when the bridge bound it (or it was bound already).
+ *   - -EPROTO when the bridge refused (reply->code says why).
+ *   - -ETIMEDOUT when it did not answer within timeout_ms.
+ *   - -EBADMSG when the answer was no reply of this protocol.
+ *   - -EINVAL for bad options; another negative errno when no socket could be made.
+ */
 int ifpx_bind(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
               int timeout_ms, struct ifpx_reply *reply);
+
+/** Unbind a port: as ifpx_bind(), and 0 also when it was not bound. */
 int ifpx_unbind(const struct ifpx_options *opt, uint16_t port_id, int timeout_ms,
                 struct ifpx_reply *reply);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -7,6 +7,10 @@
 
 #include "ifpx_wire.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A JSON string (names pass through as they came, so they are escaped). */
 void ifpx_json_str(FILE *f, const char *s);
 /* An address as inet_ntop writes it, quoted. */
@@ -18,5 +22,9 @@ void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, i
                      const uint8_t *mac, const char *state);
 /* One event as the Python models dump it (no newline). */
 void ifpx_json_event(FILE *f, const struct ifpx_event *e);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

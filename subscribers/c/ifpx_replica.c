@@ -3,6 +3,7 @@
 #include "ifpx_replica_int.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -327,7 +328,7 @@ static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     return 0;
 }
 
-int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev)
+static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
 {
     struct ifpx_port_state *p;
     switch (ev->kind) {
@@ -392,6 +393,12 @@ int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev)
     default:
         return 0;
     }
+}
+
+int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev)
+{
+    /* every failure below is an allocation that failed */
+    return apply_event(r, ev) ? -ENOMEM : 0;
 }
 
 const struct ifpx_route *ifpx_replica_next_route(const struct ifpx_replica *r, size_t *cursor)

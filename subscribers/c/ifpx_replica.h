@@ -12,6 +12,10 @@
 
 #include "ifpx_wire.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ifpx_addr {
     uint8_t family;      /* AF_INET or AF_INET6 */
     uint8_t prefixlen;
@@ -77,7 +81,7 @@ struct ifpx_replica {
 void ifpx_replica_init(struct ifpx_replica *r);
 /* Frees everything; the replica is empty (and usable) afterwards. */
 void ifpx_replica_clear(struct ifpx_replica *r);
-/* Applies one event (idempotent, like the Python Replica). 0, or -1 when out of memory. */
+/* Applies one event (idempotent, like the Python Replica). 0, or -ENOMEM. */
 int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev);
 
 const struct ifpx_port_state *ifpx_replica_port(const struct ifpx_replica *r, uint16_t port_id);
@@ -104,5 +108,9 @@ void ifpx_diff_init(struct ifpx_diff *d, const struct ifpx_replica *old,
                     const struct ifpx_replica *target);
 /* 1 and the next event in *ev, or 0 when the difference is exhausted. */
 int ifpx_diff_next(struct ifpx_diff *d, struct ifpx_event *ev);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

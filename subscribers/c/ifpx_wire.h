@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define IFPX_MAX_NEXTHOPS 256
 #define IFPX_NAME_LEN 16   /* IFNAMSIZ */
 #define IFPX_MAX_TOPICS 16
@@ -156,5 +160,9 @@ int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id);
 const char *ifpx_kind_topic(enum ifpx_kind kind);
 const char *ifpx_kind_name(enum ifpx_kind kind);
 int ifpx_kind_is_port_scoped(enum ifpx_kind kind);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,7 +11,6 @@ resyncs from a dump and publishes the difference.
 from __future__ import annotations
 
 import errno
-import gc
 import logging
 import signal
 import socket
@@ -28,7 +27,7 @@ from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
 from ifpx.schemas.journal import Journal
 from ifpx.schemas.serving import CommandError
 
-from . import endpoints, nlmsg, nlsock, statefile
+from . import endpoints, gcpolicy, nlmsg, nlsock, statefile
 from .bindings import BindingTable, Entry
 from .config import Options
 from .control import Controller
@@ -85,9 +84,7 @@ class Bridge:
     def run(self) -> None:
         """Start, serve until stopped, clean up."""
         opts = self.opts
-        # A full table is millions of objects; with the default thresholds the cyclic
-        # collector rescans them over and over and halves the per-route throughput.
-        gc.set_threshold(100_000, 50, 100)
+        gcpolicy.tune()
         try:
             self.ns = Namespace(opts.netns)
         except OSError as exc:
@@ -255,17 +252,13 @@ class Bridge:
         # and the epoch's stream begins with cfg_done.
         # Nor is there anything for the cyclic collector to find while the mirror fills
         # (plain tuples and strings): it only slowed the dump down.
-        gc.disable()
-        try:
-            with self.core.quiet():
-                self._dump_all(saved)
-        finally:
-            gc.enable()
+        with gcpolicy.paused(), self.core.quiet():
+            self._dump_all(saved)
         self._save(self.core.bindings, "after the initial dump")
         self.controller.cfg_done = True
         self.pub.publish([CfgDone()])
         # The mirror is long-lived and acyclic: keep the collector from rescanning it.
-        gc.freeze()
+        gcpolicy.freeze()
 
     def _resync(self, reason: str) -> None:
         self.core.counters.resyncs += 1
@@ -371,11 +364,8 @@ class Bridge:
             return
         # A snapshot reply is a million fresh tuples and nothing cyclic: collecting while
         # it is built only rescans them (it doubled the time of a late join).
-        gc.disable()
-        try:
+        with gcpolicy.paused():
             reply, events = self.controller.handle_frames(frames, read_only)
-        finally:
-            gc.enable()
         if events:  # published before the reply: a client that reads on sees its change
             self.pub.publish(events)
         rep.send(reply)
