@@ -41,10 +41,18 @@ def test_each_failure_is_a_client_error_with_its_exit_status(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError) as bad:
         ControlClient("nonsense://x", timeout=0.2, retries=0).request(c.Status())
     assert bad.value.exit_status == 2
-    silent = f"ipc://{tmp_path}/nobody.sock"
-    with pytest.raises(BridgeUnreachable) as gone:
-        ControlClient(silent, timeout=0.2, retries=1).request(c.Status())
+    with pytest.raises(BridgeUnreachable, match="no such socket file") as gone:
+        ControlClient(f"ipc://{tmp_path}/nobody.sock", timeout=5, retries=3).request(c.Status())
     assert gone.value.exit_status == 3
+    silent = f"ipc://{tmp_path}/silent.sock"
+    mute: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.REP)
+    mute.setsockopt(zmq.LINGER, 0)
+    mute.bind(silent)  # there, but never answers
+    try:
+        with pytest.raises(BridgeUnreachable, match="after 2 tries"):
+            ControlClient(silent, timeout=0.2, retries=1).request(c.Status())
+    finally:
+        mute.close()
     endpoint = f"ipc://{tmp_path}/garbage.sock"
     thread = _answer_once(endpoint, b"\xc1 not msgpack")
     with pytest.raises(ProtocolError) as garbled:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netutil import wait_bridge_equals_kernel
+from netutil import mtu_reaches, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
@@ -264,3 +264,16 @@ def test_metrics_are_scraped(ns: Netns) -> None:
     names += ["ifpx_compensations_total", "ifpx_resync_seconds_total"]
     for name in names:
         assert name in text
+
+
+def test_replay_refuses_the_endpoints_of_a_live_bridge(
+    ns: Netns, br: BridgeProcess, tmp_path: Path
+) -> None:
+    path = tmp_path / "session.ifpxrec"
+    _record_session(ns, br, path).close()
+    proc = ifpx(None, "replay", str(path), "--max", "--events", br.events, "--control", br.control)
+    assert proc.returncode == 2, proc.stderr
+    assert "belongs to a running bridge" in proc.stderr and "Traceback" not in proc.stderr
+    # The bridge still owns both sockets: a subscriber syncs and follows a change.
+    with Subscriber(br.events, br.control) as sub:
+        mtu_reaches(sub, ns, 0, "tap0", 1280, "the live bridge's event after the refused replay")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .config import add_arguments, resolve, setup_logging
 
@@ -10,8 +11,12 @@ from .config import add_arguments, resolve, setup_logging
 def _bridge(ns: argparse.Namespace) -> int:
     from .daemon import run
 
-    opts = resolve(ns)
-    setup_logging(opts.log_level, opts.log_format)
+    try:
+        opts = resolve(ns)
+        setup_logging(opts.log_level, opts.log_format)
+    except (OSError, ValueError) as exc:  # a TOML syntax error is a ValueError too
+        print(f"ifpx bridge: {exc}", file=sys.stderr)
+        return 2
     return run(opts)
 
 

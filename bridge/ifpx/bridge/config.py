@@ -57,10 +57,13 @@ def _coerce(name: str, raw: Any) -> Any:
         if isinstance(raw, bool):
             return raw
         return str(raw).lower() in ("1", "true", "yes", "on")
-    if kind == "int":
-        return int(raw)
-    if kind == "float":
-        return float(raw)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name.replace('_', '-')}: {raw!r} is not a number") from None
     return None if raw in (None, "") and kind.endswith("None") else str(raw)
 
 
@@ -106,8 +109,13 @@ def resolve(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Op
     config = getattr(ns, "config", None) or env.get("IFPX_CONFIG")
     names = {f.name for f in fields(Options)}
     if config:
-        with Path(config).open("rb") as fh:
-            doc = tomllib.load(fh)
+        try:
+            with Path(config).open("rb") as fh:
+                doc = tomllib.load(fh)
+        except OSError as exc:
+            raise ValueError(f"{config}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{config}: not TOML: {exc}") from None
         section = doc.get("bridge", doc)
         for key, raw in section.items():
             name = key.replace("-", "_")
@@ -121,7 +129,12 @@ def resolve(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Op
     for name in names:
         if hasattr(ns, name):
             values[name] = getattr(ns, name)
-    return Options(**values)
+    opts = Options(**values)
+    if opts.log_format not in ("kv", "json"):
+        raise ValueError(f"log format {opts.log_format!r}: kv or json")
+    if opts.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError(f"log level {opts.log_level!r}: debug, info, warning or error")
+    return opts
 
 
 class _KVFormatter(logging.Formatter):

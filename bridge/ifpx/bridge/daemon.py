@@ -24,6 +24,7 @@ import zmq
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
+from ifpx.schemas.instance import InstanceLock, InstanceLocked
 from ifpx.schemas.journal import Journal
 from ifpx.schemas.serving import CommandError
 
@@ -32,7 +33,6 @@ from .bindings import BindingTable, Entry
 from .config import Options
 from .control import Controller
 from .core import AF4, AF6, BridgeCore, Redump
-from .instance import InstanceLock, InstanceLocked
 from .netns import Namespace
 from .publisher import Publisher
 from .stats import BridgeStats

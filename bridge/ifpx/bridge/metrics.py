@@ -73,4 +73,5 @@ def serve(bridge: Bridge, address: str) -> None:
     host, _, port = address.rpartition(":")
     registry = CollectorRegistry()
     registry.register(BridgeCollector(bridge))
-    start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)
+    # A bare port is served on loopback: exposing metrics to the network is a choice.
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)

@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from ifpx.schemas import commands as c
-from ifpx.schemas.events import EVENT_TYPES
 
 from . import fmt
 from .cli_recording import add_recording
@@ -28,6 +30,7 @@ from .clibase import (
     EXIT_USAGE,
     endpoints,
     failed,
+    kinds,
     print_json,
     snapshot_json,
 )
@@ -123,7 +126,7 @@ def _ctl(ns: argparse.Namespace) -> int:
     try:
         cmd = commands[ns.ctl_cmd](ns)
     except ValueError as exc:
-        print(f"ifpx ctl: invalid arguments: {exc}", file=sys.stderr)
+        print(f"ifpx ctl: invalid arguments: {_why(exc)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         with ControlClient(
@@ -131,6 +134,10 @@ def _ctl(ns: argparse.Namespace) -> int:
         ) as client:
             result = client.request(cmd)
     except ClientError as exc:
+        if ns.json:  # the failure as JSON too, for scripts that asked for JSON
+            doc = {"ok": False, "error": {"code": exc.kind, "message": str(exc)}}
+            print(json.dumps(doc), file=sys.stderr)
+            return exc.exit_status
         return failed("ifpx ctl", exc)
     if ns.json:
         print_json(result.model_dump())
@@ -144,29 +151,36 @@ def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     endpoints(p)
     p.add_argument("--retries", type=int, default=2, help="retries after a timeout (default 2)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    # `ifpx ctl status --json` as well as `ifpx ctl --json status`.
+    json_too = argparse.ArgumentParser(add_help=False)
+    json_too.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     cs = p.add_subparsers(dest="ctl_cmd", required=True)
-    b = cs.add_parser("bind", help="bind PORT to PROXY (idempotent)")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return cs.add_parser(name, help=help, parents=[json_too])
+
+    b = command("bind", help="bind PORT to PROXY (idempotent)")
     b.add_argument("port", type=_port)
     b.add_argument("proxy", type=_proxy)
-    u = cs.add_parser("unbind", help="unbind PORT (from PROXY only, if given)")
+    u = command("unbind", help="unbind PORT (from PROXY only, if given)")
     u.add_argument("port", type=_port)
     u.add_argument("proxy", type=_proxy, nargs="?")
-    cs.add_parser("list", help="all bindings")
-    i = cs.add_parser("info", help="a proxy's configuration")
+    command("list", help="all bindings")
+    i = command("info", help="a proxy's configuration")
     i.add_argument("proxy", type=_proxy)
-    pp = cs.add_parser("port", help="the proxy of PORT")
+    pp = command("port", help="the proxy of PORT")
     pp.add_argument("port", type=_port)
-    ps = cs.add_parser("ports", help="the ports of PROXY")
+    ps = command("ports", help="the ports of PROXY")
     ps.add_argument("proxy", type=_proxy)
-    cp = cs.add_parser("create-proxy", help="create a multi_queue tap for net_tap")
+    cp = command("create-proxy", help="create a multi_queue tap for net_tap")
     cp.add_argument("name")
     cp.add_argument("--mac")
     cp.add_argument("--mtu", type=int)
-    dp = cs.add_parser("destroy-proxy", help="remove a tap and its bindings")
+    dp = command("destroy-proxy", help="remove a tap and its bindings")
     dp.add_argument("name")
-    cs.add_parser("status", help="epoch, sequence, counters")
-    cs.add_parser("events-available", help="event kinds this bridge delivers")
-    cs.add_parser("hello", help="protocol version and epoch")
+    command("status", help="epoch, sequence, counters")
+    command("events-available", help="event kinds this bridge delivers")
+    command("hello", help="protocol version and epoch")
     p.set_defaults(func=_ctl)
 
 
@@ -243,7 +257,9 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     w = sub.add_parser("watch", help="live events, one line each (like ip monitor)")
     endpoints(w)
     w.add_argument("--json", action="store_true", help="JSON lines")
-    w.add_argument("--kind", action="append", choices=sorted(EVENT_TYPES), help="only these kinds")
+    w.add_argument(
+        "--kind", action="extend", type=kinds, help="only these kinds (or families: route, ...)"
+    )
     w.add_argument("--port", action="append", type=_port, help="only these ports")
     w.add_argument("--no-snapshot", action="store_true", help="do not print the current state")
     w.add_argument("--count", type=int, default=0, help="exit after N events")
@@ -268,12 +284,20 @@ def _schema(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _version() -> str:
+    try:
+        return version("ifpx")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``ifpx`` parser, plugins included."""
     parser = argparse.ArgumentParser(
         prog="ifpx", description="IF proxy bridge for DPDK: Linux proxy config as events"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"ifpx {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for ep in entry_points(group="ifpx.commands"):
         try:
@@ -286,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     kg = sub.add_parser("keygen", help="make a CURVE key pair (NAME.key, NAME.key_secret)")
     kg.add_argument("dir")
     kg.add_argument("--name", default="ifpx", help="file name stem (default ifpx)")
+    kg.add_argument("--force", action="store_true", help="replace an existing key pair")
     kg.set_defaults(func=_keygen)
     sc = sub.add_parser("schema", help="JSON Schema of every event, command and reply")
     sc.add_argument("--out", help="directory to write <name>.schema.json files into")
@@ -296,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _keygen(ns: argparse.Namespace) -> int:
     from .security import keygen
 
+    pair = [Path(ns.dir) / f"{ns.name}{ext}" for ext in (".key", ".key_secret")]
+    existing = [p for p in pair if p.exists()]
+    if existing and not ns.force:
+        print(f"ifpx keygen: {existing[0]} exists; --force replaces the key pair", file=sys.stderr)
+        return EXIT_USAGE
     public, secret = keygen(ns.dir, ns.name)
     print(f"public key: {public}\nsecret key: {secret} (keep it private)")
     return EXIT_OK
@@ -318,5 +348,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )
-    status: int = ns.func(ns)
+    try:
+        status: int = ns.func(ns)
+    except BrokenPipeError:
+        # A reader that went away (`ifpx watch | head`) is not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     return status
+
+
+def _why(exc: ValueError) -> str:
+    """A validation error as one line, without pydantic's documentation links."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+    return str(exc)

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import zmq
+
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
-from ifpx.schemas.events import EVENT_TYPES
+from ifpx.schemas.instance import InstanceLocked
 
 from . import fmt
-from .clibase import EXIT_ERROR, EXIT_OK, endpoints, failed, snapshot_json
+from .clibase import EXIT_ERROR, EXIT_OK, EXIT_USAGE, endpoints, failed, kinds, snapshot_json
 from .client import ClientError
 
 
@@ -55,15 +57,22 @@ def _replay(ns: argparse.Namespace) -> int:
     from .recording import RecordingError
     from .replayer import Replayer
 
-    player = Replayer(
-        Path(ns.file),
-        ns.events,
-        ns.control,
-        speed=ns.speed,
-        as_fast_as_possible=ns.max,
-        loop=ns.loop,
-        linger=ns.linger,
-    )
+    try:
+        player = Replayer(
+            Path(ns.file),
+            ns.events,
+            ns.control,
+            speed=ns.speed,
+            as_fast_as_possible=ns.max,
+            loop=ns.loop,
+            linger=ns.linger,
+        )
+    except InstanceLocked as exc:
+        print(f"ifpx replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, zmq.ZMQError) as exc:
+        print(f"ifpx replay: cannot serve {ns.events} and {ns.control}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     _stop_on_signals(player.stop)
     try:
         stats = player.run()
@@ -144,7 +153,9 @@ def add_recording(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     r.add_argument("file")
     r.add_argument("--count", type=int, default=0, help="stop after N messages")
     r.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    r.add_argument("--kind", action="append", choices=sorted(EVENT_TYPES), help="only these kinds")
+    r.add_argument(
+        "--kind", action="extend", type=kinds, help="only these kinds (or families: route, ...)"
+    )
     r.set_defaults(func=_record)
     p = sub.add_parser("replay", help="serve a recording as a bridge would")
     endpoints(p)

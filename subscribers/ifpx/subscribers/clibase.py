@@ -8,6 +8,8 @@ import sys
 from typing import Any
 
 from ifpx.schemas import commands as c
+from ifpx.schemas.events import EVENT_TYPES
+from ifpx.schemas.topics import KIND_TOPIC
 
 from .client import BridgeUnreachable, ClientError
 
@@ -54,3 +56,28 @@ def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
         "routes": [r.model_dump() for r in state.routes],
         "neighs": [n.model_dump() for n in state.neighs],
     }
+
+
+_FAMILIES = {
+    "link": "link",
+    "addr": "addr",
+    "address": "addr",
+    "route": "route",
+    "neigh": "neigh",
+    "neighbour": "neigh",
+    "neighbor": "neigh",
+}
+
+
+def kinds(text: str) -> list[str]:
+    """``--kind``: an event kind, or a family as ``ip monitor`` names it (``route``,
+    ``addr``, ``link``, ``neigh``, or a prefix of one: ``ro``) for all its kinds."""
+    if text in EVENT_TYPES:
+        return [text]
+    topics = {topic for name, topic in _FAMILIES.items() if text and name.startswith(text)}
+    if len(topics) != 1:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind {text!r}: an event kind, or link, addr, route or neigh"
+        )
+    topic = topics.pop()
+    return sorted(kind for kind, t in KIND_TOPIC.items() if t == topic)

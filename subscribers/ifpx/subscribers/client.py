@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import zmq
 
@@ -16,10 +17,12 @@ from .security import CurveClient
 class ClientError(Exception):
     """Why a command got no result: the one type a caller of :class:`ControlClient` catches.
 
-    ``exit_status`` is what the ``ifpx`` command line exits with for it.
+    ``exit_status`` is what the ``ifpx`` command line exits with for it, ``kind`` how
+    its JSON output names it (a refusal by the bridge: the bridge's error code).
     """
 
     exit_status = 1
+    kind = "client_error"
 
 
 class BridgeError(ClientError):
@@ -29,22 +32,27 @@ class BridgeError(ClientError):
         super().__init__(f"{code.value}: {message}")
         self.code = code
         self.message = message
+        self.kind = code.value
 
 
 class BridgeUnreachable(ClientError):
     """No reply within the time allowed."""
 
     exit_status = 3
+    kind = "unreachable"
 
 
 class ProtocolError(ClientError):
     """Something answered, but not with a reply of this protocol."""
+
+    kind = "protocol_error"
 
 
 class ConfigurationError(ClientError):
     """The endpoint or the CURVE settings cannot be used."""
 
     exit_status = 2
+    kind = "configuration_error"
 
 
 _ids = itertools.count(1)
@@ -111,6 +119,12 @@ class ControlClient:
     def request(self, cmd: c.Command, timeout: float | None = None) -> c.Result:
         """Send ``cmd``; return its result, or raise a :class:`ClientError` saying why."""
         cmd = cmd.model_copy(update={"id": next(_ids)})
+        if self.endpoint.startswith("ipc://") and not Path(self.endpoint[6:]).exists():
+            # Nothing to wait for: say so now rather than after every retry's timeout.
+            raise BridgeUnreachable(
+                f"no bridge is listening at {self.endpoint} (no such socket file); "
+                "is `ifpx bridge` running?"
+            )
         try:
             reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
         except codec.CodecError as exc:

@@ -20,6 +20,7 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
+from ifpx.schemas.instance import InstanceLock
 from ifpx.schemas.journal import Journal, JournalGap
 from ifpx.schemas.serving import CommandError, Server
 from ifpx.schemas.topics import TOPICS
@@ -68,6 +69,13 @@ class Replayer:
         self.heartbeat_interval = heartbeat
         self.stats = ReplayStats()
         self._stop = False
+        # Endpoints a bridge (or another replay) serves are not ours to take: binding an
+        # ipc endpoint would silently replace its socket file. InstanceLocked says whose.
+        self._locks = InstanceLock()
+        for ep in (events, control):
+            if ep.startswith("ipc://"):
+                Path(ep[6:]).parent.mkdir(parents=True, exist_ok=True)
+                self._locks.take(Path(ep[6:]), "endpoint")
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         self._pub: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
@@ -75,9 +83,6 @@ class Replayer:
         self._rep: zmq.Socket[bytes] = ctx.socket(zmq.REP)
         self._rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_FRAME)
         self._rep.setsockopt(zmq.LINGER, 0)
-        for ep in (events, control):
-            if ep.startswith("ipc://"):
-                Path(ep[6:]).parent.mkdir(parents=True, exist_ok=True)
         self._pub.bind(events)
         self._rep.bind(control)
         self._started = time.monotonic()
@@ -108,9 +113,10 @@ class Replayer:
         self._stop = True
 
     def close(self) -> None:
-        """Close the sockets."""
+        """Close the sockets and let go of the endpoints."""
         self._pub.close()
         self._rep.close()
+        self._locks.release()
 
     # ---- serving ------------------------------------------------------------------
 

@@ -1,12 +1,13 @@
-"""One bridge per state file and per endpoint: locks held for the process's life (thin I/O).
+"""One server per endpoint and per state file: locks held for the process's life (thin I/O).
 
 A ZeroMQ ``bind`` on an ipc endpoint silently replaces a socket file another
 process is serving, and two bridges writing one state file lose each other's
-bindings. So before it binds anything, a bridge takes an exclusive ``flock`` on
-``<path>.lock`` beside its state file and beside each ipc socket, and keeps it
-until it exits (the kernel drops it then, also after ``kill -9``). A stopped
-(``kill -STOP``) or busy bridge still holds its locks: nobody takes over from it.
-tcp endpoints need no lock: the kernel refuses a second bind of the same address.
+bindings. So before it binds anything, a server of this protocol (``ifpx
+bridge``, ``ifpx replay``) takes an exclusive ``flock`` on ``<path>.lock`` beside
+each ipc socket (and the bridge beside its state file), and keeps it until it
+exits (the kernel drops it then, also after ``kill -9``). A stopped (``kill
+-STOP``) or busy server still holds its locks: nobody takes over from it. tcp
+endpoints need no lock: the kernel refuses a second bind of the same address.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class InstanceLock:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise InstanceLocked(
-                f"{what} {path} belongs to a running bridge (pid {holder}); stop it first"
+                f"{what} {path} belongs to a running bridge or replay (pid {holder}); stop it first"
             ) from None
         except BaseException:
             os.close(fd)
