@@ -39,3 +39,21 @@ def test_unknown_key_is_an_error(tmp_path: Path) -> None:
     cfg.write_text("netnz = 'x'\n")
     with pytest.raises(ValueError, match="netnz"):
         resolve(_parse(["--config", str(cfg)]), environ={})
+
+
+def test_json_logs_carry_the_messages_values_as_fields() -> None:
+    import json
+    import logging
+
+    from ifpx.bridge.config import _JSONFormatter
+
+    record = logging.LogRecord(
+        "ifpx.bridge.control", logging.INFO, __file__, 1, "bind port=%d proxy=%s", (3, "tap0"), None
+    )
+    doc = json.loads(_JSONFormatter().format(record))
+    assert doc["msg"] == "bind port=3 proxy=tap0"
+    assert doc["port"] == 3 and doc["proxy"] == "tap0" and doc["level"] == "info"
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "resync reason=%s", ("a b",), None
+    )
+    assert json.loads(_JSONFormatter().format(record))["reason"] == "a b"

@@ -277,3 +277,20 @@ def test_replay_refuses_the_endpoints_of_a_live_bridge(
     # The bridge still owns both sockets: a subscriber syncs and follows a change.
     with Subscriber(br.events, br.control) as sub:
         mtu_reaches(sub, ns, 0, "tap0", 1280, "the live bridge's event after the refused replay")
+
+
+def test_watch_prints_only_the_kinds_and_ports_asked_for(ns: Netns, br: BridgeProcess) -> None:
+    br.result(c.Bind(port_id=0, proxy="tap0"))
+    br.result(c.Bind(port_id=1, proxy="tap1"))
+    for dev, net in (("tap0", "192.0.2"), ("tap1", "198.51.100")):
+        ns.ip("link", "set", dev, "up", "mtu", "1450")
+        ns.ip("addr", "add", f"{net}.1/24", "dev", dev)
+    ns.ip("route", "add", "10.60.0.0/16", "via", "192.0.2.2")
+    ns.ip("route", "add", "10.61.0.0/16", "via", "198.51.100.2")
+    wait_bridge_equals_kernel(br)
+    shown = ifpx(br, "watch", "--kind", "route_add", "--port", "1", "--count", "2", timeout=30)
+    lines = shown.stdout.splitlines()
+    assert shown.returncode == 0, shown.stderr
+    assert all("route add" in line and "port 1" in line for line in lines), lines
+    assert any("10.61.0.0/16" in line for line in lines)
+    assert not any("mtu" in line or "port 0" in line for line in lines)

@@ -124,3 +124,14 @@ def _run_c(tool: Path, trace: dict[str, Any]) -> tuple[list[tracing.Outcome], di
 def test_c_machine_follows_the_trace(trace_tool: Path, name: str) -> None:
     trace = tracing.load(name)
     _check(trace, *_run_c(trace_tool, trace))
+
+
+def test_under_a_kinds_filter_the_initial_state_brings_only_those_kinds() -> None:
+    trace = tracing.load("initial-sync-drops-what-the-snapshot-covers")
+    machine = SyncMachine({"route", "port", "sync", "hb"}, kinds={"route_add"})
+    machine.start(0.0)
+    reply = codec.decode_reply(tracing.reply_bytes(trace["steps"][-1]["reply"]))
+    machine.on_reply(reply, 0.01)
+    kinds = [e.kind for e in machine.take(100)]
+    # The port's MTU and link state were not subscribed to: no made-up "mtu 0" events.
+    assert kinds == ["port_bound", "cfg_done"]

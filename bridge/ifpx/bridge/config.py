@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import tomllib
 from dataclasses import dataclass, fields
@@ -149,16 +150,24 @@ class _KVFormatter(logging.Formatter):
         return line
 
 
+_FIELDS = re.compile(r"(?<!\S)([a-z_]+)=(\S+(?: \S+)*?)(?= [a-z_]+=|$)")
+
+
 class _JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         import json
 
-        doc = {
+        msg = record.getMessage()
+        doc: dict[str, object] = {
             "ts": record.created,
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": msg,
         }
+        # Our messages name their values key=value ("bind port=0 proxy=tap0"): as fields
+        # here, so a log pipeline can select on them. The last value runs to the end.
+        for key, value in _FIELDS.findall(msg):
+            doc.setdefault(key, int(value) if value.isdigit() else value)
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return json.dumps(doc)

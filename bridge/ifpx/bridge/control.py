@@ -177,9 +177,19 @@ class Controller:
             entry, old = table.bind(cmd.port_id, link.name, link.ifindex)
             return old is not entry
 
+        previous = self.core.bindings.get(cmd.port_id)
+        moved_from = previous.proxy if previous is not None else None
         self._write_ahead(bind)
         entry, changed, events = self.core.bind(cmd.port_id, link)
         self._publish(events)
+        if changed:
+            log.info(
+                "bind port=%d proxy=%s ifindex=%d%s",
+                cmd.port_id,
+                link.name,
+                link.ifindex,
+                f" moved_from={moved_from}" if moved_from else "",
+            )
         return c.BindResult(binding=_binding(entry), changed=changed)
 
     def _cmd_unbind(self, cmd: c.Unbind) -> c.Result:
@@ -188,12 +198,15 @@ class Controller:
         self._write_ahead(lambda table: table.unbind(cmd.port_id, ifindex) is not None)
         removed, events = self.core.unbind(cmd.port_id, proxy)
         self._publish(events)
+        for e in removed:
+            log.info("unbind port=%d proxy=%s", e.port_id, e.proxy)
         return c.UnbindResult(removed=[_binding(e) for e in removed])
 
     def _cmd_create_proxy(self, cmd: c.CreateProxy) -> c.Result:
         if self.core.link_by_name(cmd.name) is not None and not self.effects.is_tap(cmd.name):
             raise CommandError(c.ErrorCode.ALREADY_EXISTS, f"{cmd.name} exists and is not a tap")
         ifindex, created = self.effects.create_tap(cmd.name, cmd.mac, cmd.mtu)
+        log.info("create_proxy name=%s ifindex=%d created=%s", cmd.name, ifindex, created)
         self._refresh_links()
         return c.CreateProxyResult(name=cmd.name, ifindex=ifindex, created=created)
 
@@ -218,6 +231,7 @@ class Controller:
             events.extend(evs)
         self._publish(events)
         self.effects.destroy_tap(cmd.name)
+        log.info("destroy_proxy name=%s unbound=%s", cmd.name, ",".join(str(p) for p in ports))
         self._refresh_links()
         return c.DestroyProxyResult(name=cmd.name, removed_bindings=[_binding(e) for e in removed])
 

@@ -110,4 +110,10 @@ class Server:
             reply = codec.error_reply(c.ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", rid)
         if isinstance(reply, c.ErrorReply):
             self.stats.count(name, reply.error.code.value)
+            log.warning(
+                "refused cmd=%s code=%s reason=%s",
+                name,
+                reply.error.code.value,
+                reply.error.message,
+            )
         return codec.encode_reply(reply)

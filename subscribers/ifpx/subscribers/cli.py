@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ifpx.schemas import commands as c
+from ifpx.schemas import events as ev
 
 from . import fmt
 from .cli_recording import add_recording
@@ -241,6 +242,8 @@ def _watch(ns: argparse.Namespace) -> int:
         seen = 0
         while not stop:
             for e in sub.poll(max_events=256, timeout=0.2):
+                if not _shown(e, kinds, ns.port):
+                    continue
                 if ns.json:
                     print(json.dumps(e.model_dump()), flush=True)
                 else:
@@ -251,6 +254,21 @@ def _watch(ns: argparse.Namespace) -> int:
     finally:
         sub.close()
     return EXIT_OK
+
+
+def _shown(e: ev.EventBase, kinds: set[str] | None, ports: list[int] | None) -> bool:
+    """What ``watch`` prints: exactly the kinds asked for (the subscriber also hands on
+    bindings and resync markers), and of the ports asked for, their own events and the
+    routes with a next hop through one of them."""
+    if kinds is not None and e.kind not in kinds:
+        return False
+    if ports:
+        if isinstance(e, ev.PortScoped):
+            return e.port_id in ports
+        hops = getattr(e, "nexthops", None)
+        if hops is not None:
+            return any(h.port_id in ports for h in hops)
+    return True
 
 
 def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

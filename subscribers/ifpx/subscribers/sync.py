@@ -367,6 +367,12 @@ class SyncMachine:
             else:
                 self._process(msg)
 
+    def _kinds_only(self, events: Iterable[ev.EventBase]) -> Iterator[ev.EventBase]:
+        kinds = self.kinds
+        for e in events:
+            if kinds is None or e.kind in kinds or e.kind in ALWAYS_DELIVERED:
+                yield e
+
     def _filtered(self, state: SnapshotState) -> SnapshotState:
         ports = self.ports
         keep = self.topics
@@ -398,8 +404,9 @@ class SyncMachine:
         if not self.synced:
             # The initial state reaches the application as events (as the RFC's initial
             # dump does), produced as it polls for them: a full table costs no events
-            # up front, and the replica is whole at once.
-            self.pending.add_lazy(initial_events(target))
+            # up front, and the replica is whole at once. Under a kinds filter, only
+            # those kinds: the topics not taken left their fields unknown (an MTU of 0).
+            self.pending.add_lazy(self._kinds_only(initial_events(target)))
             self.state.adopt(target)
             if snap.cfg_done:
                 self.pending.append(ev.CfgDone())
@@ -408,7 +415,7 @@ class SyncMachine:
             self.state.adopt(target)
             self.stats.snapshot_repairs += 1
             self.pending.append(ev.ResyncBegin(reason=reason))
-            self.pending.extend(changes)
+            self.pending.extend(self._kinds_only(changes))
             self.pending.append(ev.ResyncEnd(reason=reason, changes=len(changes)))
         if self.epoch is not None and self.epoch != snap.epoch:
             self._retire(self.epoch)
