@@ -235,7 +235,7 @@ class Subscriber:
 
     def _wait(self, seconds: float) -> None:
         ms = int(max(seconds, 0.0) * 1000)
-        if self._ctl is None or not self._machine.awaiting_reply:
+        if self._ctl is None or not self._machine.repairing:
             self._sub.poll(ms, zmq.POLLIN)
             return
         poller = zmq.Poller()
@@ -285,10 +285,10 @@ class Subscriber:
 
     def _service_control(self) -> None:
         machine = self._machine
-        if not machine.awaiting_reply:
+        if not machine.repairing:
             return
         sock = self._socket()
-        while machine.awaiting_reply:
+        while machine.repairing:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

@@ -84,9 +84,6 @@ class EventQueue:
     def __init__(self) -> None:
         self._segments: deque[deque[ev.EventBase] | Iterator[ev.EventBase]] = deque()
 
-    def __bool__(self) -> bool:
-        return bool(self._segments)
-
     def append(self, e: ev.EventBase) -> None:
         """Queue one event."""
         last = self._segments[-1] if self._segments else None
@@ -176,12 +173,7 @@ class SyncMachine:
 
     @property
     def repairing(self) -> bool:
-        """True while a journal or snapshot repair is under way."""
-        return self._req is not None
-
-    @property
-    def awaiting_reply(self) -> bool:
-        """True while a request is out (the caller should watch the control connection)."""
+        """True while a journal or snapshot repair is under way (a request is out)."""
         return self._req is not None
 
     def start(self, now: float) -> list[Action]:
