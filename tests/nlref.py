@@ -95,11 +95,14 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                 continue
             mp = msg.get_attr("RTA_MULTIPATH")
             if mp is not None:
-                hops = tuple((_hop_gw(h), h["oif"], h["hops"] + 1) for h in mp)
+                hops = tuple(
+                    (_hop_gw(h), h["oif"], h["hops"] + 1, h["flags"] & nlmsg.HOP_FLAGS) for h in mp
+                )
             else:
                 oif = msg.get_attr("RTA_OIF") or 0
                 gw = _gw(msg)
-                hops = ((gw, oif, 1),) if (oif or gw) else ()
+                flags = msg["flags"] & nlmsg.HOP_FLAGS
+                hops = ((gw, oif, 1, flags),) if (oif or gw) else ()
             dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if fam == socket.AF_INET else "::")
             table = msg.get_attr("RTA_TABLE")
             out.append(
@@ -115,6 +118,9 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                     flags=msg["flags"],
                     metric=msg.get_attr("RTA_PRIORITY") or 0,
                     nexthops=hops,
+                    prefsrc=msg.get_attr("RTA_PREFSRC"),
+                    # pyroute2 0.9 does not know RTA_NH_ID: the netns tests hold that
+                    # field (and next-hop objects) to iproute2's own output instead.
                 )
             )
         elif mtype in (nlmsg.RTM_NEWNEIGH, nlmsg.RTM_DELNEIGH):

@@ -12,7 +12,7 @@ from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, Snaps
 P = {"port_id": 3, "proxy": "dtap0", "ifindex": 7}
 HOPS = [
     ev.NextHop(gateway="192.0.2.2", ifindex=7, port_id=3, weight=1),
-    ev.NextHop(gateway="198.51.100.2", ifindex=8, port_id=None, weight=2),
+    ev.NextHop(gateway="198.51.100.2", ifindex=8, port_id=None, weight=2, flags=("linkdown",)),
 ]
 HOPS6 = [ev.NextHop(gateway="2001:db8::2", ifindex=7, port_id=3)]
 
@@ -24,10 +24,12 @@ EVENTS: dict[str, EventBase] = {
     "addr_del": ev.AddrDel(ip="192.0.2.1", prefixlen=24, **P),
     "addr6_add": ev.Addr6Add(ip="2001:db8::1", prefixlen=64, **P),
     "addr6_del": ev.Addr6Del(ip="2001:db8::1", prefixlen=64, **P),
-    "route_add": ev.RouteAdd(dst="10.50.0.0", prefixlen=16, proto=4, metric=10, nexthops=HOPS),
+    "route_add": ev.RouteAdd(
+        dst="10.50.0.0", prefixlen=16, proto=4, metric=10, nexthops=HOPS, prefsrc="192.0.2.1"
+    ),
     "route_del": ev.RouteDel(dst="10.50.0.0", prefixlen=16, proto=4, metric=10, nexthops=HOPS),
     "route6_add": ev.Route6Add(dst="2001:db8:99::", prefixlen=48, metric=1024, nexthops=HOPS6),
-    "route6_del": ev.Route6Del(dst="2001:db8:99::", prefixlen=48, metric=1024, nexthops=HOPS6),
+    "route6_del": ev.Route6Del(dst="2001:db8:99::", prefixlen=48, metric=1024, type="blackhole"),
     "neigh_add": ev.NeighAdd(ip="192.0.2.2", mac="02:00:00:00:00:02", state="permanent", **P),
     "neigh_del": ev.NeighDel(ip="192.0.2.2", mac="02:00:00:00:00:02", **P),
     "neigh6_add": ev.Neigh6Add(ip="2001:db8::2", mac="02:00:00:00:00:03", state="stale", **P),
@@ -68,7 +70,10 @@ STATE = State(
             addrs=["192.0.2.1/24", "2001:db8::1/64"],
         )
     ],
-    routes=[RouteState(family=4, dst="10.50.0.0/16", proto=4, nexthops=HOPS)],
+    routes=[
+        RouteState(family=4, dst="10.50.0.0/16", proto=4, nexthops=HOPS, prefsrc="192.0.2.1"),
+        RouteState(family=6, dst="2001:db8:66::/48", proto=3, metric=1024, type="unreachable"),
+    ],
     neighs=[NeighState(port_id=3, ip="192.0.2.2", mac="02:00:00:00:00:02", state="permanent")],
 )
 

@@ -115,6 +115,9 @@ def _configure(ns: Netns) -> None:
             "route add 10.50.0.0/16 via 10.0.0.2",
             "route add 10.60.0.0/16 nexthop via 10.0.0.2 nexthop via 10.1.0.2",
             "route add 2001:db8:5::/48 via 2001:db8::2",
+            "route add blackhole 10.50.9.0/24",
+            "route add unreachable 2001:db8:5:1::/64",
+            "route add 10.70.0.0/16 via 10.0.0.2 src 10.0.0.1",
             "neigh add 10.0.0.7 lladdr 02:00:00:00:00:07 dev tap0",
             "neigh add 2001:db8::7 lladdr 02:00:00:00:00:08 dev tap0",
         ]

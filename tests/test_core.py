@@ -27,7 +27,9 @@ def link(
 def route(
     dst: str, plen: int, *hops: tuple[str | None, int, int], deleted: bool = False, metric: int = 0
 ) -> nlmsg.Route:
-    return nlmsg.Route(deleted, AF4, 254, dst, plen, 0, 4, 1, 0, metric, tuple(hops))
+    """An IPv4 unicast route with next hops (gateway, ifindex, weight), no flags."""
+    nexthops = tuple((gw, ifx, w, 0) for gw, ifx, w in hops)
+    return nlmsg.Route(deleted, AF4, 254, dst, plen, 0, 4, 1, 0, metric, nexthops)
 
 
 def kinds(events: list[ev.EventBase]) -> list[str]:
@@ -94,26 +96,58 @@ def test_routes_through_bound_proxies_with_ecmp_port_ids() -> None:
 def test_non_unicast_and_cloned_routes_are_ignored() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
-    local = nlmsg.Route(False, AF4, 255, "192.0.2.1", 32, 0, 2, 2, 0, 0, ((None, 2, 1),))
-    cloned = nlmsg.Route(False, AF6, 254, "2001:db8::9", 128, 0, 2, 1, 0x200, 0, ((None, 2, 1),))
+    local = nlmsg.Route(False, AF4, 255, "192.0.2.1", 32, 0, 2, 2, 0, 0, ((None, 2, 1, 0),))
+    cloned = nlmsg.Route(False, AF6, 254, "2001:db8::9", 128, 0, 2, 1, 0x200, 0, ((None, 2, 1, 0),))
     assert core.apply(local) == [] and core.apply(cloned) == []
     assert not core.routes
 
 
-def test_link_down_asks_for_a_route_redump_and_reconcile_sweeps() -> None:
+def carrier(ifindex: int, name: str, up: bool, has_carrier: bool) -> nlmsg.Link:
+    return nlmsg.Link(False, ifindex, name, 1500, "02:00:00:00:00:01", up, has_carrier)
+
+
+def test_link_down_derives_liveness_asks_for_redumps_and_reconcile_sweeps() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
-    core.apply(link(2, "tap0", up=True))
+    core.bind(1, core.links[3])
+    core.apply_all([carrier(2, "tap0", True, True), carrier(3, "tap1", True, True)])
     core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1)))
     core.apply(route("10.60.0.0", 16, ("10.0.0.3", 2, 1)))
-    core.apply(link(2, "tap0", up=False))
-    assert Redump(AF4, 2) in core.redumps
-    # The kernel's answer: only 10.60/16 survived; the sweep removes 10.50/16.
-    out = core.reconcile("route", [route("10.60.0.0", 16, ("10.0.0.3", 2, 1))], AF4, oif=2)
-    assert [(e.kind, e.dst) for e in out] == [("route_del", "10.50.0.0")]  # type: ignore[attr-defined]
+    core.apply(route("10.70.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1)))
+    core.redumps.clear()
+
+    # Carrier lost: hops through tap0 are linkdown (the kernel says nothing for IPv4).
+    out = core.apply(carrier(2, "tap0", True, False))
+    assert kinds(out) == ["link_change", "route_add", "route_add", "route_add"]
+    assert {e.nexthops[0].flags for e in out[1:]} == {("linkdown",)}  # type: ignore[attr-defined]
+    assert {Redump(AF4, 2), Redump(AF6, 2), Redump(0, 0, "nexthop")} <= core.redumps
+
+    # Down: routes left without a live hop go; an ECMP route keeps its other hop.
+    out = core.apply(carrier(2, "tap0", False, False))
+    assert [(e.kind, getattr(e, "dst", None)) for e in out] == [
+        ("link_change", None),
+        ("route_del", "10.50.0.0"),
+        ("route_del", "10.60.0.0"),
+        ("route_add", "10.70.0.0"),
+    ]
+    ecmp = out[3]
+    assert [h.flags for h in ecmp.nexthops] == [("dead", "linkdown"), ()]  # type: ignore[attr-defined]
+
+    # Up with carrier: the surviving hop lives again; deleted routes stay deleted.
+    out = core.apply(carrier(2, "tap0", True, True))
+    assert [(e.kind, getattr(e, "dst", None)) for e in out] == [
+        ("link_change", None),
+        ("route_add", "10.70.0.0"),
+    ]
+    assert [h.flags for h in out[1].nexthops] == [(), ()]  # type: ignore[attr-defined]
+
+    # The kernel's answer to the re-dump is the judge: the sweep removes what it lacks.
+    out = core.reconcile("route", [], AF4, oif=3)
+    assert [(e.kind, e.dst) for e in out] == [("route_del", "10.70.0.0")]  # type: ignore[attr-defined]
     # A re-dump of one family through a link leaves the other family's routes alone.
-    v6 = nlmsg.Route(False, AF6, 254, "2001:db8::", 64, 0, 3, 1, 0, 256, ((None, 2, 1),))
+    v6 = nlmsg.Route(False, AF6, 254, "2001:db8::", 64, 0, 3, 1, 0, 256, ((None, 2, 1, 0),))
     core.apply(v6)
+    core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1)))
     assert core.reconcile("route", [], AF4, oif=2) != []
     assert core.reconcile("route", [v6], AF6, oif=2) == []
     assert len(core.routes) == 1
@@ -198,6 +232,14 @@ ops = st.one_of(
     st.tuples(st.just("devroute"), st.integers(1, 2), st.integers(2, 4), st.booleans()),
     st.tuples(st.just("bind"), st.integers(0, 3), st.integers(2, 4)),
     st.tuples(st.just("unbind"), st.integers(0, 3)),
+    st.tuples(st.just("carrier"), st.integers(2, 4), st.booleans(), st.booleans()),
+    # Drop routes (IPv6 ones name "lo" as their interface: ifindex 1 here).
+    st.tuples(st.just("drop"), st.integers(1, 5), st.sampled_from([6, 7, 8, 9]), st.booleans()),
+    # Next-hop objects: single hops 1-3, groups 10-11, routes through any of them.
+    st.tuples(st.just("nh"), st.integers(1, 3), st.integers(2, 4), st.booleans()),
+    st.tuples(st.just("nhgroup"), st.integers(10, 11), st.sets(st.integers(1, 3)), st.booleans()),
+    st.tuples(st.just("nhroute"), st.integers(1, 5), st.sampled_from([1, 2, 3, 10, 11, 12])),
+    st.tuples(st.just("nhroutedel"), st.integers(1, 5)),
 )
 
 
@@ -222,7 +264,8 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
             if op[2] == op[3]
             else ((f"10.0.0.{op[2]}", op[2], 1), (f"10.0.1.{op[3]}", op[3], 2))
         )
-        return core.apply(route(f"10.{op[1]}.0.0", 16, *hops, deleted=op[4]))
+        rec = route(f"10.{op[1]}.0.0", 16, *hops, deleted=op[4])
+        return core.apply(rec._replace(prefsrc="192.0.2.1") if op[1] % 2 else rec)
     if kind == "neigh":
         return core.apply(
             nlmsg.Neigh(False, op[1], AF4, f"192.0.2.{op[2]}", "02:00:00:00:00:02", op[3])
@@ -234,6 +277,32 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
     if kind == "bind":
         link_ = core.links.get(op[2])
         return core.bind(op[1], link_)[2] if link_ else []
+    if kind == "carrier":
+        old = core.links.get(op[1])
+        if old is None:
+            return []
+        return core.apply(nlmsg.Link(False, op[1], old.name, old.mtu, old.mac, op[2], op[3]))
+    if kind == "drop":
+        dst = f"10.{op[1]}.0.0"
+        return core.apply(
+            nlmsg.Route(op[3], AF4, 254, dst, 16, 0, 4, op[2], 0, 0, ((None, 1, 1, 0),))
+        )
+    if kind == "nh":
+        obj = nlmsg.NhObject(op[3], op[1], AF4, f"10.0.9.{op[1]}", op[2], 0, False, False, ())
+        return core.apply(obj)
+    if kind == "nhgroup":
+        group = tuple((m, m) for m in sorted(op[2]))
+        if not group and not op[3]:
+            return []  # the kernel refuses an empty group
+        return core.apply(nlmsg.NhObject(op[3], op[1], 0, None, 0, 0, False, False, group))
+    if kind == "nhroute":
+        if op[2] not in core.nh_objects.objects:
+            return []  # the kernel refuses a route through an unknown object
+        dst = f"10.{op[1] + 100}.0.0"
+        return core.apply(nlmsg.Route(False, AF4, 254, dst, 16, 0, 4, 1, 0, 0, (), None, op[2]))
+    if kind == "nhroutedel":
+        dst = f"10.{op[1] + 100}.0.0"
+        return core.apply(nlmsg.Route(True, AF4, 254, dst, 16, 0, 4, 1, 0, 0, (), None, 0))
     return core.unbind(op[1])[1]
 
 

@@ -108,10 +108,12 @@ def worker(
 
 
 def expected_lpm(state: State) -> list[dict[str, Any]]:
-    """The main table as an LPM holds it: per prefix the lowest metric, if it reaches a port."""
+    """The main table as an LPM holds it: per prefix the route the kernel uses (the lowest
+    metric with a live next hop, or a drop route), if it drops or reaches a port."""
     best: dict[str, Any] = {}
     for r in state.routes:
-        if r.table != 254:
+        usable = r.type != "unicast" or any("dead" not in h.flags for h in r.nexthops)
+        if r.table != 254 or not usable:
             continue
         if r.dst not in best or r.metric < best[r.dst].metric:
             best[r.dst] = r
@@ -120,10 +122,12 @@ def expected_lpm(state: State) -> list[dict[str, Any]]:
         hops = [
             {"port_id": h.port_id, "gateway": h.gateway}
             for h in r.nexthops
-            if h.port_id is not None
+            if h.port_id is not None and "dead" not in h.flags
         ][:8]
-        if hops:
-            out.append({"dst": dst, "metric": r.metric, "in_lpm": True, "nexthops": hops})
+        if hops or r.type != "unicast":
+            out.append(
+                {"dst": dst, "metric": r.metric, "in_lpm": True, "type": r.type, "nexthops": hops}
+            )
     return sorted(out, key=lambda x: x["dst"])
 
 
@@ -211,6 +215,8 @@ def test_dpdk_worker_applies_events_to_its_ports(
             "route add default via 10.1.0.9",
             "route add 2001:db8:5::/48 via 2001:db8::2",
             "route add 10.70.0.0/16 via 10.0.0.2 table 100",
+            "route add blackhole 10.50.9.0/24",  # inside 10.50/16: dropped, not forwarded
+            "route add unreachable 2001:db8:5:1::/64",
             "neigh add 10.0.0.2 lladdr 02:00:00:00:00:02 dev dtap0",
             "neigh add 2001:db8::2 lladdr 02:00:00:00:00:03 dev dtap0",
         ]
@@ -227,6 +233,8 @@ def test_dpdk_worker_applies_events_to_its_ports(
         assert "0.0.0.0/0" in dsts and "2001:db8:5::/48" in dsts
         assert "10.70.0.0/16" not in dsts  # another table is not the LPM's
         assert lc["fwd"]["stats"]["routes_other_table"] >= 1
+        assert dsts["10.50.9.0/24"]["type"] == "blackhole"
+        assert dsts["2001:db8:5:1::/64"]["type"] == "unreachable"
 
     # A packet the kernel routes out of dtap0 arrives on DPDK port 0 and hits the LPM.
     hits = sum(lc["fwd"]["stats"]["lpm_hits"] for lc in report["lcores"].values())
@@ -251,6 +259,10 @@ def test_dpdk_worker_applies_events_to_its_ports(
     )
     report, _ = converge(worker, br)
     assert report["ports"][1]["dpdk"]["link_up"] is False
+    for lc in report["lcores"].values():
+        # The kernel marked the ECMP route's hop through dtap1 dead: never chosen.
+        dsts = {r["dst"]: r for r in lc["fwd"]["routes"]}
+        assert [h["port_id"] for h in dsts["10.60.0.0/16"]["nexthops"]] == [0]
     ns.batch(["link set dtap1 up", "link set dtap1 mtu 1500"])
     report, _ = converge(worker, br)
     assert report["ports"][1]["dpdk"]["link_up"] is True

@@ -56,6 +56,45 @@ def test_longest_prefix_match() -> None:
     assert found is not None and found.dst == "2001:db8::/32"
 
 
+def test_lookup_passes_over_dead_hops_and_returns_drop_routes() -> None:
+    def hop(port: int, *flags: ev.HopFlag) -> ev.NextHop:
+        return ev.NextHop(gateway=f"192.0.2.{port}", ifindex=port + 1, port_id=port, flags=flags)
+
+    r = Replica()
+    r.apply_all(
+        [
+            ev.RouteAdd(dst="10.0.0.0", prefixlen=8, nexthops=[hop(1)]),
+            ev.RouteAdd(dst="10.1.0.0", prefixlen=16, nexthops=[hop(2, "dead", "linkdown")]),
+            ev.RouteAdd(dst="10.2.0.0", prefixlen=16, nexthops=[hop(3, "linkdown"), hop(4)]),
+            ev.RouteAdd(dst="10.3.0.0", prefixlen=16, type="blackhole", prefsrc="192.0.2.99"),
+            ev.Route6Add(dst="2001:db8::", prefixlen=32, type="unreachable"),
+        ]
+    )
+    # Every hop dead: the kernel goes on to a less specific route, and so does lookup.
+    found = r.lookup("10.1.2.3")
+    assert found is not None and found.dst == "10.0.0.0/8"
+    # linkdown hops are used unless ignore_routes_with_linkdown says otherwise.
+    found = r.lookup("10.2.0.1")
+    assert found is not None and [h[2] for h in found.nexthops] == [3, 4]
+    found = r.lookup("10.2.0.1", ignore_linkdown=True)
+    assert found is not None and [h[2] for h in found.nexthops] == [4]
+    # A drop route is what the worker must act on, not a miss.
+    found = r.lookup("10.3.0.1")
+    assert found is not None and (found.type, found.nexthops) == ("blackhole", ())
+    assert found.prefsrc == "192.0.2.99"
+    found6 = r.lookup("2001:db8::1")
+    assert found6 is not None and found6.type == "unreachable"
+    # Liveness comes back with a route_add carrying the same route, hops alive.
+    r.apply(ev.RouteAdd(dst="10.1.0.0", prefixlen=16, nexthops=[hop(2)]))
+    found = r.lookup("10.1.2.3")
+    assert found is not None and found.dst == "10.1.0.0/16"
+    # All of it survives the snapshot form.
+    again = Replica()
+    again.load(r.to_wire())
+    assert again.to_state() == r.to_state()
+    assert again.lookup("10.3.0.1") == r.lookup("10.3.0.1")
+
+
 def test_events_are_idempotent() -> None:
     r = Replica()
     evs: list[ev.EventBase] = [

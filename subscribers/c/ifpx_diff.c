@@ -73,7 +73,9 @@ static int is_fresh(const struct ifpx_diff *d, const struct ifpx_port_state *np)
 
 static int routes_equal(const struct ifpx_route *a, const struct ifpx_route *b)
 {
-    return a->proto == b->proto && a->nh_count == b->nh_count &&
+    return a->proto == b->proto && a->route_type == b->route_type &&
+           a->prefsrc_family == b->prefsrc_family &&
+           !memcmp(a->prefsrc, b->prefsrc, sizeof a->prefsrc) && a->nh_count == b->nh_count &&
            !memcmp(a->nh, b->nh, a->nh_count * sizeof a->nh[0]);
 }
 

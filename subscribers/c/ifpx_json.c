@@ -46,6 +46,37 @@ void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, i
     fputc('}', f);
 }
 
+void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int route_type,
+                          int prefsrc_family, const uint8_t *prefsrc)
+{
+    fprintf(f, ", \"nexthops\": [");
+    for (int i = 0; i < count; i++) {
+        const struct ifpx_nexthop *h = &nh[i];
+        const char *names[3];
+        int n;
+        fprintf(f, "%s{\"gateway\": ", i ? ", " : "");
+        if (h->has_gateway)
+            ifpx_json_ip(f, h->gw_family, h->gateway);
+        else
+            fprintf(f, "null");
+        fprintf(f, ", \"ifindex\": %u, \"port_id\": ", h->ifindex);
+        if (h->port_id < 0)
+            fprintf(f, "null");
+        else
+            fprintf(f, "%d", h->port_id);
+        fprintf(f, ", \"weight\": %u, \"flags\": [", h->weight);
+        ifpx_hop_flag_names(h->flags, names, &n);
+        for (int j = 0; j < n; j++)
+            fprintf(f, "%s\"%s\"", j ? ", " : "", names[j]);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "], \"type\": \"%s\", \"prefsrc\": ", ifpx_route_type_name(route_type));
+    if (prefsrc_family)
+        ifpx_json_ip(f, prefsrc_family, prefsrc);
+    else
+        fprintf(f, "null");
+}
+
 void ifpx_json_event(FILE *f, const struct ifpx_event *e)
 {
     enum ifpx_kind k = e->kind;
@@ -73,17 +104,9 @@ void ifpx_json_event(FILE *f, const struct ifpx_event *e)
         break;
     case IFPX_ROUTE_ADD: case IFPX_ROUTE_DEL: case IFPX_ROUTE6_ADD: case IFPX_ROUTE6_DEL:
         fprintf(f, ", \"dst\": "); ifpx_json_ip(f, e->family, e->ip);
-        fprintf(f, ", \"prefixlen\": %u, \"table\": %u, \"proto\": %u, \"metric\": %u, \"nexthops\": [",
+        fprintf(f, ", \"prefixlen\": %u, \"table\": %u, \"proto\": %u, \"metric\": %u",
                e->prefixlen, e->table, e->proto, e->metric);
-        for (int i = 0; i < e->nh_count; i++) {
-            const struct ifpx_nexthop *h = &e->nh[i];
-            fprintf(f, "%s{\"gateway\": ", i ? ", " : "");
-            if (h->has_gateway) ifpx_json_ip(f, h->gw_family, h->gateway); else fprintf(f, "null");
-            fprintf(f, ", \"ifindex\": %u, \"port_id\": ", h->ifindex);
-            if (h->port_id < 0) fprintf(f, "null"); else fprintf(f, "%d", h->port_id);
-            fprintf(f, ", \"weight\": %u}", h->weight);
-        }
-        fprintf(f, "]");
+        ifpx_json_route_tail(f, e->nh, e->nh_count, e->route_type, e->prefsrc_family, e->prefsrc);
         break;
     case IFPX_PROXY_RENAMED: fprintf(f, ", \"old_name\": "); ifpx_json_str(f, e->old_name); break;
     case IFPX_PROXY_BACK: fprintf(f, ", \"old_ifindex\": %u", e->old_ifindex); break;

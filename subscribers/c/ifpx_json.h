@@ -20,6 +20,10 @@ void ifpx_json_mac(FILE *f, int has, const uint8_t *m);
 /* A neighbour as the Python NeighState dumps it: {"port_id", "ip", "mac", "state"}. */
 void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, int has_mac,
                      const uint8_t *mac, const char *state);
+/* A route's "nexthops": [...], "type": ..., "prefsrc": ... members, as the models dump them
+ * (the leading ", " included). */
+void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int route_type,
+                          int prefsrc_family, const uint8_t *prefsrc);
 /* One event as the Python models dump it (no newline). */
 void ifpx_json_event(FILE *f, const struct ifpx_event *e);
 

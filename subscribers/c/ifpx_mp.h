@@ -23,6 +23,9 @@ int ifpx_mp_str(const msgpack_object *o, char *buf, size_t size);
 int ifpx_mp_ip(const msgpack_object *o, int *family, uint8_t out[16]);
 int ifpx_mp_mac(const msgpack_object *o, int *has, uint8_t mac[6]);
 int ifpx_mp_nexthops(const msgpack_object *o, struct ifpx_event *ev);
+/* A route's "type" (NULL: unicast) and "prefsrc" (NULL or nil: none) into ev. */
+int ifpx_mp_route_forwarding(const msgpack_object *type, const msgpack_object *prefsrc,
+                             struct ifpx_event *ev);
 int ifpx_mp_topic_seqs(const msgpack_object *o, uint8_t *n, struct ifpx_topic_seq *out);
 /* Checks (ifpx_msgpack_check) and unpacks `buf` as exactly one map of at most `limit`
  * bytes, and allocates the event buffer *ev (freed by the caller in every case). */

@@ -300,6 +300,7 @@ static void copy_nexthops(struct ifpx_nexthop *out, const struct ifpx_event *ev)
         out[i].ifindex = h->ifindex;
         out[i].port_id = h->port_id;
         out[i].weight = h->weight;
+        out[i].flags = h->flags;
     }
 }
 
@@ -323,6 +324,11 @@ static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     }
     rt->key = k;
     rt->proto = ev->proto;
+    rt->route_type = ev->route_type;
+    rt->prefsrc_family = (uint8_t)ev->prefsrc_family;
+    memset(rt->prefsrc, 0, sizeof rt->prefsrc);
+    if (ev->prefsrc_family)
+        memcpy(rt->prefsrc, ev->prefsrc, ev->prefsrc_family == AF_INET ? 4 : 16);
     rt->nh_count = ev->nh_count;
     copy_nexthops(rt->nh, ev);
     return 0;
@@ -424,6 +430,9 @@ void ifpx_route_event(const struct ifpx_route *rt, int deleted, struct ifpx_even
     ev->table = rt->key.table;
     ev->metric = rt->key.metric;
     ev->proto = rt->proto;
+    ev->route_type = rt->route_type;
+    ev->prefsrc_family = rt->prefsrc_family;
+    memcpy(ev->prefsrc, rt->prefsrc, 16);
     ev->nh_count = rt->nh_count;
     memcpy(ev->nh, rt->nh, rt->nh_count * sizeof rt->nh[0]);
 }

@@ -47,6 +47,9 @@ struct ifpx_route_key {
 struct ifpx_route {
     struct ifpx_route_key key;
     uint8_t proto;
+    uint8_t route_type;  /* enum ifpx_route_type: only unicast routes have next hops */
+    uint8_t prefsrc_family; /* 0: no preferred source */
+    uint8_t prefsrc[16];
     uint16_t nh_count;
     struct ifpx_nexthop nh[];
 };

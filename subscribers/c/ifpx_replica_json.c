@@ -60,25 +60,13 @@ void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
         char text[INET6_ADDRSTRLEN];
         inet_ntop(rt->key.family, rt->key.dst, text, sizeof text);
         fprintf(f, "%s{\"family\": %d, \"dst\": \"%s/%u\", \"table\": %u, \"proto\": %u, "
-                   "\"metric\": %u, \"nexthops\": [",
+                   "\"metric\": %u",
                 first ? "" : ", ", rt->key.family == AF_INET ? 4 : 6, text, rt->key.prefixlen,
                 rt->key.table, rt->proto, rt->key.metric);
         first = 0;
-        for (int i = 0; i < rt->nh_count; i++) {
-            const struct ifpx_nexthop *h = &rt->nh[i];
-            fprintf(f, "%s{\"gateway\": ", i ? ", " : "");
-            if (h->has_gateway)
-                ifpx_json_ip(f, h->gw_family, h->gateway);
-            else
-                fprintf(f, "null");
-            fprintf(f, ", \"ifindex\": %u, \"port_id\": ", h->ifindex);
-            if (h->port_id < 0)
-                fprintf(f, "null");
-            else
-                fprintf(f, "%d", h->port_id);
-            fprintf(f, ", \"weight\": %u}", h->weight);
-        }
-        fprintf(f, "]}");
+        ifpx_json_route_tail(f, rt->nh, rt->nh_count, rt->route_type, rt->prefsrc_family,
+                             rt->prefsrc);
+        fprintf(f, "}");
     }
     fprintf(f, "], \"neighs\": [");
     const struct ifpx_neigh *nb;

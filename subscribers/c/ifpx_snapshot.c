@@ -161,8 +161,15 @@ static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, 
         return IFPX_E_FIELD;
     const msgpack_object *sets = ifpx_mp_field(routes, "nexthop_sets");
     const msgpack_object *rows = ifpx_mp_field(routes, "rows");
+    /* (type, prefsrc) per next-hop set; absent or empty: all unicast, no prefsrc */
+    const msgpack_object *fwd = ifpx_mp_field(routes, "forwarding");
     if (!sets || sets->type != MSGPACK_OBJECT_ARRAY || !rows || rows->type != MSGPACK_OBJECT_ARRAY)
         return IFPX_E_FIELD;
+    if (fwd && (fwd->type != MSGPACK_OBJECT_ARRAY ||
+                (fwd->via.array.size && fwd->via.array.size != sets->via.array.size)))
+        return IFPX_E_FIELD;
+    if (fwd && !fwd->via.array.size)
+        fwd = NULL;
     for (uint32_t i = 0; i < rows->via.array.size; i++) {
         const msgpack_object *r = &rows->via.array.ptr[i];
         if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 7)
@@ -185,6 +192,13 @@ static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, 
         ev->metric = (uint32_t)c[5].via.u64;
         if ((rc = ifpx_mp_nexthops(&sets->via.array.ptr[nhs], ev)))
             return rc;
+        if (fwd) {
+            const msgpack_object *f = &fwd->via.array.ptr[nhs];
+            if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size != 2 ||
+                ifpx_mp_route_forwarding(&f->via.array.ptr[0], &f->via.array.ptr[1], ev) ||
+                (ev->route_type != IFPX_RT_UNICAST && ev->nh_count))
+                return IFPX_E_FIELD;
+        }
         if ((rc = emit(cb, ctx, ev)))
             return rc;
     }

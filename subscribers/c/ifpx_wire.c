@@ -26,6 +26,78 @@ const char *ifpx_kind_name(enum ifpx_kind kind)
     return (unsigned)kind < IFPX_KIND_COUNT ? KIND_NAMES[kind] : "?";
 }
 
+static const char *const ROUTE_TYPES[] = {"unicast", "blackhole", "unreachable", "prohibit",
+                                          "throw"};
+#define N_ROUTE_TYPES (sizeof ROUTE_TYPES / sizeof ROUTE_TYPES[0])
+
+const char *ifpx_route_type_name(int type)
+{
+    return type >= 0 && (unsigned)type < N_ROUTE_TYPES ? ROUTE_TYPES[type] : NULL;
+}
+
+int ifpx_route_type_parse(const char *name, uint8_t *type)
+{
+    for (unsigned i = 0; i < N_ROUTE_TYPES; i++)
+        if (!strcmp(name, ROUTE_TYPES[i])) {
+            *type = (uint8_t)i;
+            return 0;
+        }
+    return -1;
+}
+
+static const struct {
+    const char *name;
+    uint8_t bit;
+} HOP_FLAGS[] = {{"dead", IFPX_NH_DEAD}, {"linkdown", IFPX_NH_LINKDOWN},
+                 {"onlink", IFPX_NH_ONLINK}};
+
+/* A next hop's "flags": absent, or an array of at most three known names. */
+static int hop_flags(const msgpack_object *o, uint8_t *flags)
+{
+    *flags = 0;
+    if (!o)
+        return IFPX_OK;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > 3)
+        return IFPX_E_FIELD;
+    for (uint32_t i = 0; i < o->via.array.size; i++) {
+        char name[16];
+        unsigned j;
+        if (ifpx_mp_str(&o->via.array.ptr[i], name, sizeof name))
+            return IFPX_E_FIELD;
+        for (j = 0; j < sizeof HOP_FLAGS / sizeof HOP_FLAGS[0]; j++)
+            if (!strcmp(name, HOP_FLAGS[j].name))
+                break;
+        if (j == sizeof HOP_FLAGS / sizeof HOP_FLAGS[0])
+            return IFPX_E_FIELD;
+        *flags |= HOP_FLAGS[j].bit;
+    }
+    return IFPX_OK;
+}
+
+void ifpx_hop_flag_names(uint8_t flags, const char *names[3], int *n)
+{
+    *n = 0;
+    for (unsigned j = 0; j < sizeof HOP_FLAGS / sizeof HOP_FLAGS[0]; j++)
+        if (flags & HOP_FLAGS[j].bit)
+            names[(*n)++] = HOP_FLAGS[j].name;
+}
+
+/* A route's "type" (absent: unicast) and "prefsrc" (absent or nil: none). */
+int ifpx_mp_route_forwarding(const msgpack_object *type, const msgpack_object *prefsrc,
+                             struct ifpx_event *ev)
+{
+    char name[16];
+    ev->route_type = IFPX_RT_UNICAST;
+    ev->prefsrc_family = 0;
+    if (type && (ifpx_mp_str(type, name, sizeof name) ||
+                 ifpx_route_type_parse(name, &ev->route_type)))
+        return IFPX_E_FIELD;
+    if (prefsrc && prefsrc->type != MSGPACK_OBJECT_NIL &&
+        ifpx_mp_ip(prefsrc, &ev->prefsrc_family, ev->prefsrc))
+        return IFPX_E_FIELD;
+    return IFPX_OK;
+}
+
 int ifpx_mp_ip(const msgpack_object *o, int *family, uint8_t out[16])
 {
     char text[INET6_ADDRSTRLEN];
@@ -95,6 +167,8 @@ int ifpx_mp_nexthops(const msgpack_object *o, struct ifpx_event *ev)
         if (ifpx_mp_uint(h, "weight", 256, &v, 0, 1) || v < 1)
             return IFPX_E_FIELD;
         nh->weight = (uint16_t)v;
+        if (hop_flags(ifpx_mp_field(h, "flags"), &nh->flags))
+            return IFPX_E_FIELD;
     }
     return IFPX_OK;
 }
@@ -179,6 +253,8 @@ static int parse_route_event(const msgpack_object *m, struct ifpx_event *ev)
     if (ifpx_mp_uint(m, "metric", UINT32_MAX, &v, 0, 0))
         return IFPX_E_FIELD;
     ev->metric = (uint32_t)v;
+    if (ifpx_mp_route_forwarding(ifpx_mp_field(m, "type"), ifpx_mp_field(m, "prefsrc"), ev))
+        return IFPX_E_FIELD;
     return ifpx_mp_nexthops(ifpx_mp_field(m, "nexthops"), ev);
 }
 

@@ -45,6 +45,13 @@ struct ifpx_topic_seq {
     uint64_t tseq;
 };
 
+/* A next hop's flags: the kernel's RTNH_F_* values. A forwarder never uses a DEAD hop;
+ * a LINKDOWN hop (no carrier) only while the interface's ignore_routes_with_linkdown
+ * is off (the kernel's default). */
+#define IFPX_NH_DEAD 0x01
+#define IFPX_NH_ONLINK 0x04
+#define IFPX_NH_LINKDOWN 0x10
+
 struct ifpx_nexthop {
     int has_gateway;
     int gw_family;          /* AF_INET or AF_INET6 */
@@ -52,6 +59,13 @@ struct ifpx_nexthop {
     uint32_t ifindex;
     int32_t port_id;        /* -1: no port bound to that interface */
     uint16_t weight;
+    uint8_t flags;          /* IFPX_NH_* */
+};
+
+/* How a route forwards: only unicast routes have next hops. BLACKHOLE drops silently,
+ * UNREACHABLE and PROHIBIT drop with an ICMP error, THROW ends the lookup in this table. */
+enum ifpx_route_type {
+    IFPX_RT_UNICAST, IFPX_RT_BLACKHOLE, IFPX_RT_UNREACHABLE, IFPX_RT_PROHIBIT, IFPX_RT_THROW
 };
 
 struct ifpx_event {
@@ -71,6 +85,9 @@ struct ifpx_event {
     uint8_t prefixlen;
     uint32_t table, metric;
     uint8_t proto;
+    uint8_t route_type;      /* enum ifpx_route_type */
+    int prefsrc_family;      /* route*: the preferred source's family; 0: none */
+    uint8_t prefsrc[16];
     uint16_t nh_count;
     char state[33];          /* neigh NUD state */
     char old_name[IFPX_NAME_LEN];
@@ -158,6 +175,11 @@ int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id);
 
 /* The topic an event kind is published on ("link", "addr", ...). */
 const char *ifpx_kind_topic(enum ifpx_kind kind);
+/* "unicast", "blackhole", ... (NULL out of range); and back: 0 and *type, or -1. */
+const char *ifpx_route_type_name(int type);
+int ifpx_route_type_parse(const char *name, uint8_t *type);
+/* The wire's names of the IFPX_NH_* bits in flags, in the wire's order: *n of them. */
+void ifpx_hop_flag_names(uint8_t flags, const char *names[3], int *n);
 const char *ifpx_kind_name(enum ifpx_kind kind);
 int ifpx_kind_is_port_scoped(enum ifpx_kind kind);
 

@@ -19,7 +19,7 @@ from ifpx.schemas.events import EVENT_TYPES, EventBase
 from ifpx.schemas.journal import Journal, JournalGap
 from ifpx.schemas.serving import CommandError, CommandStats, Server
 from ifpx.schemas.state import Binding
-from ifpx.schemas.version import negotiate
+from ifpx.schemas.version import PROTOCOL_MINOR, negotiate
 
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
@@ -150,7 +150,17 @@ class Controller:
             version=version,
             epoch=self.stream.epoch,
             server=SERVER,
-            capabilities=["journal", "snapshot", "batch", "topics", "create_proxy"],
+            capabilities=[
+                "journal",
+                "snapshot",
+                "batch",
+                "topics",
+                "create_proxy",
+                "route_types",
+                "hop_flags",
+                "nexthop_objects",
+            ],
+            minor=PROTOCOL_MINOR,
         )
 
     def _write_ahead(self, change: Callable[[BindingTable], bool]) -> bool:

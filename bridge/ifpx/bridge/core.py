@@ -32,6 +32,8 @@ from .fastmodel import trusted
 from .routes import (
     AF4,
     AF6,
+    NEXTHOP_REDUMP,
+    TYPE_NAMES,
     Build,
     Counters,
     NhView,
@@ -40,6 +42,7 @@ from .routes import (
     RouteKey,
     RouteMirror,
     RouteVal,
+    hop_flag_names,
     validated,
 )
 
@@ -121,6 +124,8 @@ class BridgeCore(RouteMirror):
         self.counters.records += 1
         if isinstance(rec, nlmsg.Route):
             out = self._route(rec)
+        elif isinstance(rec, nlmsg.NhObject):
+            out = self._nexthop(rec)
         elif isinstance(rec, nlmsg.Link):
             out = self._link_deleted(rec.ifindex) if rec.deleted else self._link(rec)
         elif isinstance(rec, nlmsg.Addr):
@@ -179,10 +184,20 @@ class BridgeCore(RouteMirror):
             for port in ports:
                 out.extend(self._replay_port(port, new))
             return out
-        if not self.bindings.is_bound(new.ifindex):
-            if old.up and not new.up:
-                self.redumps.add(Redump(AF4, new.ifindex))
-            return out
+        if self.bindings.is_bound(new.ifindex):
+            out.extend(self._link_changes(old, new))
+        if (old.up, old.carrier) != (new.up, new.carrier):
+            # After the link_change: a worker sees the cause before its effect on routes.
+            out.extend(self.follow_link(new.ifindex, new.up, new.carrier))
+            # What the kernel did silently, it may have done differently: ask it.
+            self.redumps.update(
+                (NEXTHOP_REDUMP, Redump(AF4, new.ifindex), Redump(AF6, new.ifindex))
+            )
+        return out
+
+    def _link_changes(self, old: LinkState, new: LinkState) -> list[ev.EventBase]:
+        """A bound proxy's changes as events."""
+        out: list[ev.EventBase] = []
         if old.name != new.name:
             for entry, old_name in self.bindings.rename(new.ifindex, new.name):
                 out.append(
@@ -200,10 +215,14 @@ class BridgeCore(RouteMirror):
             out.extend(self._port_event(ev.MtuChange, new, mtu=new.mtu))
         if new.up != old.up or new.carrier != old.carrier:
             out.extend(self._port_event(ev.LinkChange, new, up=new.up, carrier=new.carrier))
-        if old.up and not new.up:
-            # The kernel drops IPv4 routes through a downed link without RTM_DELROUTE.
-            self.redumps.add(Redump(AF4, new.ifindex))
         return out
+
+    def _nexthop(self, rec: nlmsg.NhObject) -> list[ev.EventBase]:
+        changed = self.nh_objects.apply(rec)
+        if rec.deleted and changed:
+            # Groups lost the member silently; confirm what they hold now.
+            self.redumps.add(NEXTHOP_REDUMP)
+        return self.nexthop_objects_changed(changed)
 
     def _link_deleted(self, ifindex: int) -> list[ev.EventBase]:
         link = self.links.get(ifindex)
@@ -215,7 +234,9 @@ class BridgeCore(RouteMirror):
         for (fam, ip), (mac, _st) in sorted(self.neighs.get(ifindex, {}).items()):
             out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
         # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
-        # but dropping both here keeps the mirror exact either way.
+        # but dropping both here keeps the mirror exact either way. So do the next-hop
+        # objects through it, and the routes that used them.
+        out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
         for key in sorted(self.routes_via(ifindex)):
             if len(self.routes[key][1]) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
@@ -306,6 +327,10 @@ class BridgeCore(RouteMirror):
                 for fam, ip, plen in sorted(have):
                     if (ifindex, fam, ip, plen) not in seen_a:
                         out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
+        elif kind == "nexthop":
+            objs = [r for r in dumped if isinstance(r, nlmsg.NhObject)]
+            out.extend(self.nexthop_objects_changed(self.nh_objects.reconcile(objs)))
+            return out
         elif kind == "route":
             keys = self.routes_via(oif) if oif else self.routes
             scope = [k for k in keys if k[0] == family]
@@ -376,17 +401,18 @@ class BridgeCore(RouteMirror):
         for pkey in self._published_keys(self.routes_via(entry.ifindex)):
             val = self._published(pkey)
             assert val is not None
-            view = self._nh_view(val[1])
+            view = self._view(val)
             if view is None:
-                out.append(self._route_event(pkey, val[0], self._view_with(val[1], entry), True))
+                out.append(self._route_event(pkey, val, self._view_with(val[1], entry), True))
             else:
-                out.append(self._route_event(pkey, val[0], view, False))
+                out.append(self._route_event(pkey, val, view, False))
         return out
 
     def _view_with(self, hops: tuple[nlmsg.NextHopT, ...], entry: Entry) -> NhView:
         # The view as it was while ``entry`` was still bound: the last published form.
         return tuple(
-            (gw, ifx, entry.port_id if ifx == entry.ifindex else None, w) for gw, ifx, w in hops
+            (gw, ifx, entry.port_id if ifx == entry.ifindex else None, w, f)
+            for gw, ifx, w, f in hops
         )
 
     def restore(self, saved: list[Entry]) -> list[ev.EventBase]:
@@ -445,7 +471,7 @@ class BridgeCore(RouteMirror):
                 neighs.append(
                     NeighState.model_construct(port_id=e.port_id, ip=ip, mac=mac, state=st)
                 )
-        sets: dict[NhView, int] = {}
+        sets: dict[tuple[NhView, int, str | None], int] = {}
         rows: list[tuple[Literal[4, 6], str, int, int, int, int, int]] = []
         variants = self._variants
         merged = [(pkey, self._published(pkey)) for pkey in variants]
@@ -454,30 +480,36 @@ class BridgeCore(RouteMirror):
             if not variants
             else [(k, v) for k, v in self.routes.items() if len(k) == 6 and k not in variants]
         )
-        # Next-hop sets are interned: work out each one's published form and index once,
+        # Route values are interned: work out each one's published form and index once,
         # then build the rows in one comprehension (a million of them).
-        used = {id(v[1]) for _k, v in chain(plain, merged) if v is not None}
+        used = {id(v): v for _k, v in chain(plain, merged) if v is not None}
         index_of: dict[int, int | None] = {}
-        for hops in self._hops.values():
-            if id(hops) in used:
-                view = self._nh_view(hops)
-                index_of[id(hops)] = None if view is None else sets.setdefault(view, len(sets))
+        for vid, val in used.items():
+            view = self._view(val)
+            index_of[vid] = (
+                None if view is None else sets.setdefault((view, val[2], val[3]), len(sets))
+            )
         rows = [
             (4 if k[0] == AF4 else 6, k[2], k[3], k[1], v[0], k[5], i)
             for k, v in chain(plain, merged)
-            if v is not None and (i := index_of[id(v[1])]) is not None
+            if v is not None and (i := index_of[id(v)]) is not None
         ]
         nexthop_sets = [
             [
-                ev.NextHop.model_construct(gateway=gw, ifindex=ifx, port_id=port, weight=w)
-                for gw, ifx, port, w in view
+                ev.NextHop.model_construct(
+                    gateway=gw, ifindex=ifx, port_id=port, weight=w, flags=hop_flag_names(f)
+                )
+                for gw, ifx, port, w, f in view
             ]
-            for view in sets
+            for view, _t, _s in sets
         ]
+        forwarding = [(TYPE_NAMES[t], src) for _v, t, src in sets]
         return SnapshotState.model_construct(
             bindings=bindings,
             ports=ports,
-            routes=RouteTable.model_construct(nexthop_sets=nexthop_sets, rows=rows),
+            routes=RouteTable.model_construct(
+                nexthop_sets=nexthop_sets, rows=rows, forwarding=forwarding
+            ),
             neighs=neighs,
         )
 

@@ -49,6 +49,10 @@ class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
 
 
+def _redump_order(req: Redump) -> tuple[bool, int, int]:
+    return (req.kind != "nexthop", req.family, req.oif)
+
+
 class DumpFailed(Exception):
     """The kernel kept interrupting a dump: the mirror cannot be made whole."""
 
@@ -225,6 +229,8 @@ class Bridge:
                     return []
                 elif kind == "route":
                     recs = list(self.dumper.routes(family, oif))
+                elif kind == "nexthop":
+                    recs = list(self.dumper.nexthops())
                 else:
                     recs = list(self.dumper.neighs())
             except nlsock.DumpInterrupted:
@@ -239,6 +245,8 @@ class Bridge:
         if saved is not None:
             events.extend(self.core.restore(saved))
         events.extend(self._dump("addr"))
+        # Objects before routes: a route through one resolves as it is loaded.
+        events.extend(self._dump("nexthop"))
         events.extend(self._dump("route", AF4))
         events.extend(self._dump("route", AF6))
         events.extend(self._dump("neigh"))
@@ -274,9 +282,11 @@ class Bridge:
     def _compensate(self) -> list[EventBase]:
         events: list[EventBase] = []
         while self.core.redumps:
-            req = self.core.redumps.pop()
+            # Next-hop objects first: the routes re-dumped next resolve through them.
+            req = min(self.core.redumps, key=_redump_order)
+            self.core.redumps.discard(req)
             self.core.counters.compensations += 1
-            events.extend(self._dump("route", req.family, req.oif))
+            events.extend(self._dump(req.kind, req.family, req.oif))
             # The kernel may not be done: it sends RTM_DELADDR before it flushes the
             # address's routes, and IPv4 route dumps do not wait for that flush. So the
             # same dump once more, a moment later, catches what the first one still saw.
@@ -291,8 +301,8 @@ class Bridge:
             return
         reqs, self._settle = self._settle, set()
         events: list[EventBase] = []
-        for req in sorted(reqs, key=lambda r: (r.family, r.oif)):
-            events.extend(self._dump("route", req.family, req.oif))
+        for req in sorted(reqs, key=_redump_order):
+            events.extend(self._dump(req.kind, req.family, req.oif))
         if events:
             self.pub.publish(events)
 

@@ -29,6 +29,9 @@ RTM_GETROUTE = 26
 RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
+RTM_NEWNEXTHOP = 104
+RTM_DELNEXTHOP = 105
+RTM_GETNEXTHOP = 106
 
 NLM_F_REQUEST = 0x1
 NLM_F_MULTI = 0x2
@@ -42,6 +45,8 @@ RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
+RTNLGRP_NEXTHOP = 32
+"""Next-hop objects' group: above 31, so joined with NETLINK_ADD_MEMBERSHIP, not bind()."""
 ALL_GROUPS = (
     RTMGRP_LINK
     | RTMGRP_NEIGH
@@ -63,14 +68,35 @@ RTA_DST = 1
 RTA_OIF = 4
 RTA_GATEWAY = 5
 RTA_PRIORITY = 6
+RTA_PREFSRC = 7
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
 RTA_VIA = 18
+RTA_NH_ID = 30
+NHA_ID = 1
+NHA_GROUP = 2
+NHA_GROUP_TYPE = 3
+NHA_BLACKHOLE = 4
+NHA_OIF = 5
+NHA_GATEWAY = 6
+NHA_FDB = 11
 NDA_DST = 1
 NDA_LLADDR = 2
 
 RTN_UNICAST = 1
+RTN_BLACKHOLE = 6
+RTN_UNREACHABLE = 7
+RTN_PROHIBIT = 8
+RTN_THROW = 9
+ROUTE_TYPES = frozenset((RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW))
+"""The route types a forwarder acts on (local, broadcast, multicast... are the host's)."""
 RTM_F_CLONED = 0x200
+
+RTNH_F_DEAD = 0x1
+RTNH_F_ONLINK = 0x4
+RTNH_F_LINKDOWN = 0x10
+HOP_FLAGS = RTNH_F_DEAD | RTNH_F_ONLINK | RTNH_F_LINKDOWN
+"""The next-hop flags that say whether and how a hop is used (rtnh_flags, rtm_flags)."""
 
 NUD_STATES = {
     0x01: "incomplete",
@@ -121,8 +147,8 @@ class Addr:
     prefixlen: int
 
 
-NextHopT = tuple[str | None, int, int]
-"""(gateway or None, ifindex, weight)."""
+NextHopT = tuple[str | None, int, int, int]
+"""(gateway or None, ifindex, weight, flags: :data:`HOP_FLAGS` bits)."""
 
 
 class Route(NamedTuple):
@@ -143,6 +169,27 @@ class Route(NamedTuple):
     flags: int
     metric: int
     nexthops: tuple[NextHopT, ...]
+    prefsrc: str | None = None
+    nhid: int = 0
+    """The kernel next-hop object the route uses (RTA_NH_ID); 0: none."""
+
+
+class NhObject(NamedTuple):
+    """RTM_NEWNEXTHOP / RTM_DELNEXTHOP: a kernel next-hop object (``ip nexthop``).
+
+    A single hop (``gateway``/``ifindex``), a group (``group``: member ids and
+    weights), or a blackhole. Weights are 1-256, as ``ip nexthop`` prints them.
+    """
+
+    deleted: bool
+    id: int
+    family: int
+    gateway: str | None
+    ifindex: int
+    flags: int
+    blackhole: bool
+    fdb: bool
+    group: tuple[tuple[int, int], ...]
 
 
 class Neigh(NamedTuple):
@@ -177,7 +224,7 @@ class Error:
     errno: int
 
 
-Record = Link | Addr | Route | Neigh | Done | Error
+Record = Link | Addr | Route | NhObject | Neigh | Done | Error
 
 
 def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
@@ -216,11 +263,11 @@ def _multipath(raw: bytes, family: int) -> tuple[NextHopT, ...]:
     hops: list[NextHopT] = []
     off = 0
     while off + 8 <= len(raw):
-        nlen, _flags, weight, ifindex = _RTNH.unpack_from(raw, off)
+        nlen, flags, weight, ifindex = _RTNH.unpack_from(raw, off)
         if nlen < 8:
             break
         nattrs = _attrs(raw, off + 8, off + nlen)
-        hops.append((_gateway(nattrs, family), ifindex, weight + 1))
+        hops.append((_gateway(nattrs, family), ifindex, weight + 1, flags & HOP_FLAGS))
         off += (nlen + 3) & ~3
     return tuple(hops)
 
@@ -324,7 +371,7 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
         if lp != 8 or tp != RTA_PRIORITY:
             return None
     attrs = (l1, t1, l2, t2, l3, t3, l4, t4)
-    if family != AF_INET or attrs != _ROUTE4_ATTRS:
+    if family != AF_INET or attrs != _ROUTE4_ATTRS or flags & HOP_FLAGS:
         return None
     # Gateway, oif header and oif are contiguous: their bytes name the next hop, whose
     # tuple is built once (a table has a million routes and a handful of next hops).
@@ -332,12 +379,12 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
     raw = buf[start : start + 12]
     hops = _HOPS4.get(raw)
     if hops is None:
-        hops = ((_gateway_text(AF_INET, graw), oif, 1),)
+        hops = ((_gateway_text(AF_INET, graw), oif, 1, 0),)
         if len(_HOPS4) < 65536:
             _HOPS4[raw] = hops
     return _new_route(Route, (
         mtype == RTM_DELROUTE, AF_INET, table, socket.inet_ntop(AF_INET, draw), dlen, tos,
-        proto, rtype, flags, metric, hops,
+        proto, rtype, flags, metric, hops, None, 0,
     ))  # fmt: skip
 
 
@@ -357,8 +404,9 @@ def _route_any(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
     if family != AF_INET and family != AF_INET6:
         return None
     dst = "0.0.0.0" if family == AF_INET else "::"
-    metric = oif = 0
+    metric = oif = nhid = 0
     gw: str | None = None
+    prefsrc: str | None = None
     via: bytes | None = None
     mp: bytes | None = None
     o = off + _RTMSG.size
@@ -382,16 +430,21 @@ def _route_any(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
             mp = buf[o + 4 : o + alen]
         elif atype == RTA_VIA:
             via = buf[o + 4 : o + alen]
+        elif atype == RTA_PREFSRC:
+            prefsrc = _gateway_text(family, buf[o + 4 : o + alen])
+        elif alen == 8 and atype == RTA_NH_ID:
+            nhid = _U32.unpack_from(buf, o + 4)[0]
         o += (alen + 3) & ~3
     if mp is not None:
         nexthops = _multipath(mp, family)
     else:
         if gw is None and via is not None and len(via) >= 2:
             gw = _ip(struct.unpack_from("=H", via)[0], via[2:])
-        nexthops = ((gw, oif, 1),) if (oif or gw) else ()
+        nexthops = ((gw, oif, 1, flags & HOP_FLAGS),) if (oif or gw) else ()
     return Route(
-        mtype == RTM_DELROUTE, family, table, dst, dlen, tos, proto, rtype, flags, metric, nexthops
-    )
+        mtype == RTM_DELROUTE, family, table, dst, dlen, tos, proto, rtype, flags, metric,
+        nexthops, prefsrc, nhid,
+    )  # fmt: skip
 
 
 def _neigh(mtype: int, buf: bytes, off: int, end: int) -> Neigh | None:
@@ -407,6 +460,36 @@ def _neigh(mtype: int, buf: bytes, off: int, end: int) -> Neigh | None:
     )
 
 
+_NHMSG = struct.Struct("=BBBxI")
+_NH_GRP = struct.Struct("=IBxH")
+
+
+def _nexthop(mtype: int, buf: bytes, off: int, end: int) -> NhObject | None:
+    family, _scope, _proto, flags = _NHMSG.unpack_from(buf, off)
+    a = _attrs(buf, off + _NHMSG.size, end)
+    raw_id = a.get(NHA_ID)
+    if raw_id is None or len(raw_id) != 4:
+        return None
+    group: list[tuple[int, int]] = []
+    raw_group = a.get(NHA_GROUP, b"")
+    for i in range(0, len(raw_group) - _NH_GRP.size + 1, _NH_GRP.size):
+        member, weight, _resvd = _NH_GRP.unpack_from(raw_group, i)
+        group.append((member, weight + 1))
+    gw = a.get(NHA_GATEWAY)
+    oif = a.get(NHA_OIF)
+    return NhObject(
+        deleted=mtype == RTM_DELNEXTHOP,
+        id=_U32.unpack(raw_id)[0],
+        family=family,
+        gateway=_ip(family, gw) if gw is not None and family in (AF_INET, AF_INET6) else None,
+        ifindex=_U32.unpack(oif)[0] if oif is not None and len(oif) == 4 else 0,
+        flags=flags & HOP_FLAGS,
+        blackhole=NHA_BLACKHOLE in a,
+        fdb=NHA_FDB in a,
+        group=tuple(group),
+    )
+
+
 _DECODERS = {
     RTM_NEWLINK: (_link, _IFINFO.size),
     RTM_DELLINK: (_link, _IFINFO.size),
@@ -416,6 +499,8 @@ _DECODERS = {
     RTM_DELROUTE: (_route, _RTMSG.size),
     RTM_NEWNEIGH: (_neigh, _NDMSG.size),
     RTM_DELNEIGH: (_neigh, _NDMSG.size),
+    RTM_NEWNEXTHOP: (_nexthop, _NHMSG.size),
+    RTM_DELNEXTHOP: (_nexthop, _NHMSG.size),
 }
 
 
@@ -482,6 +567,11 @@ def dump_routes(seq: int, family: int, oif: int = 0) -> bytes:
     if oif:
         body += _attr(RTA_OIF, struct.pack("=i", oif))
     return _request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
+
+
+def dump_nexthops(seq: int) -> bytes:
+    """RTM_GETNEXTHOP dump request (every kernel next-hop object)."""
+    return _request(RTM_GETNEXTHOP, NLM_F_REQUEST | NLM_F_DUMP, seq, _NHMSG.pack(0, 0, 0, 0))
 
 
 def dump_neighs(seq: int) -> bytes:

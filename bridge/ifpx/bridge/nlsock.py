@@ -13,6 +13,7 @@ from . import nlmsg
 log = logging.getLogger(__name__)
 
 SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
 NETLINK_GET_STRICT_CHK = 12
 SO_RCVBUFFORCE = 33
 RECV_SIZE = 1 << 20
@@ -48,10 +49,14 @@ def _set_rcvbuf(sock: socket.socket, size: int) -> int:
 
 
 def open_listener(rcvbuf: int) -> socket.socket:
-    """A socket bound to the link, address, route and neighbour multicast groups."""
+    """A socket bound to the link, address, route, neighbour and next-hop multicast groups."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
     got = _set_rcvbuf(sock, rcvbuf)
     sock.bind((0, nlmsg.ALL_GROUPS))
+    try:
+        sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, nlmsg.RTNLGRP_NEXTHOP)
+    except OSError as exc:  # a kernel before 5.3: no next-hop objects to follow
+        log.info("no next-hop object notifications: %s", exc)
     log.debug("netlink listener bound, rcvbuf=%d (asked %d)", got, rcvbuf)
     return sock
 
@@ -120,6 +125,14 @@ class Dumper:
     def routes(self, family: int, oif: int = 0) -> Iterator[nlmsg.Record]:
         """Every route of ``family`` (only those using ``oif`` when given)."""
         return self._run(nlmsg.dump_routes(self._next_seq(), family, oif), gone_is_empty=bool(oif))
+
+    def nexthops(self) -> Iterator[nlmsg.Record]:
+        """Every next-hop object (nothing on a kernel without them)."""
+        try:
+            yield from self._run(nlmsg.dump_nexthops(self._next_seq()))
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.EAFNOSUPPORT):
+                raise
 
     def neighs(self) -> Iterator[nlmsg.Record]:
         """Every neighbour entry."""

@@ -22,6 +22,7 @@ from ifpx.schemas import events as ev
 
 from . import nlmsg
 from .bindings import BindingTable
+from .nhobjects import NhTable
 
 _M = TypeVar("_M", bound=ev.WireModel)
 
@@ -35,21 +36,30 @@ RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
 no gateway. The kernel keeps such routes apart per interface under one public key (each
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
 _NO_KEYS: frozenset[RouteKey] = frozenset()
-RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...]]
-"""(proto, nexthops)."""
+RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...], int, str | None, int]
+"""(proto, next hops, type, prefsrc, next-hop object id or 0): shared by every route
+with the same values (interned). ``type`` is an ``RTN_*`` of :data:`nlmsg.ROUTE_TYPES`;
+routes of any other type than unicast have no next hops."""
 _MAX_HOP_MODELS = 4096
 """Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
 
-NhView = tuple[tuple[str | None, int, int | None, int], ...]
-"""Published next hops: (gateway, ifindex, port_id, weight)."""
+NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
+"""Published next hops: (gateway, ifindex, port_id, weight, flags)."""
+_LIVENESS = nlmsg.RTNH_F_DEAD | nlmsg.RTNH_F_LINKDOWN
+_UNICAST = nlmsg.RTN_UNICAST
 
 
 @dataclass(frozen=True, slots=True)
 class Redump:
-    """A re-dump the core needs: routes of ``family``, through ``oif`` only if non-zero."""
+    """A re-dump the core needs: routes of ``family``, through ``oif`` only if non-zero;
+    or, with ``kind`` ``nexthop``, every next-hop object."""
 
     family: int
     oif: int = 0
+    kind: str = "route"
+
+
+NEXTHOP_REDUMP = Redump(0, 0, "nexthop")
 
 
 @dataclass
@@ -62,13 +72,38 @@ class Counters:
     resyncs: int = 0
 
 
-def _keys(rec: nlmsg.Route) -> tuple[PublicKey, RouteKey]:
-    """A kernel route's public key and its key in the mirror (see :data:`RouteKey`)."""
+def _keys(rec: nlmsg.Route, hops: tuple[nlmsg.NextHopT, ...]) -> tuple[PublicKey, RouteKey]:
+    """A kernel route's public key and its key in the mirror (see :data:`RouteKey`).
+
+    ``hops`` are the route's resolved next hops. Routes through next-hop objects and
+    routes of the drop types are never kept per interface.
+    """
     pkey: PublicKey = (rec.family, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric)
-    hops = rec.nexthops
-    if len(hops) == 1 and hops[0][0] is None:
+    if len(hops) == 1 and hops[0][0] is None and not rec.nhid:
         return pkey, (*pkey, hops[0][1])
     return pkey, pkey
+
+
+_FLAG_NAMES: tuple[tuple[int, ev.HopFlag], ...] = (
+    (nlmsg.RTNH_F_DEAD, "dead"),
+    (nlmsg.RTNH_F_LINKDOWN, "linkdown"),
+    (nlmsg.RTNH_F_ONLINK, "onlink"),
+)
+TYPE_NAMES: dict[int, ev.RouteType] = {
+    nlmsg.RTN_UNICAST: "unicast",
+    nlmsg.RTN_BLACKHOLE: "blackhole",
+    nlmsg.RTN_UNREACHABLE: "unreachable",
+    nlmsg.RTN_PROHIBIT: "prohibit",
+    nlmsg.RTN_THROW: "throw",
+}
+"""The wire's names for the route types of :data:`nlmsg.ROUTE_TYPES`."""
+
+
+def hop_flag_names(flags: int) -> tuple[ev.HopFlag, ...]:
+    """The wire's names for a next hop's :data:`nlmsg.HOP_FLAGS` bits, in a fixed order."""
+    if not flags:
+        return ()
+    return tuple(name for bit, name in _FLAG_NAMES if flags & bit)
 
 
 class Build(Protocol):
@@ -96,12 +131,13 @@ class RouteMirror:
     def __init__(self) -> None:
         self._quiet = False
         self.routes: dict[RouteKey, RouteVal] = {}
+        self.nh_objects = NhTable()
         self._variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
         self._hops: dict[tuple[nlmsg.NextHopT, ...], tuple[nlmsg.NextHopT, ...]] = {}
-        # Route values too: (proto, interned next hops) repeat across a whole table, and
-        # sharing them saves a tuple per route. Keyed by the next hops' identity.
-        self._values: dict[tuple[int, int], RouteVal] = {}
+        # Route values too: (proto, interned next hops, ...) repeat across a whole table,
+        # and sharing them saves a tuple per route. Keyed by the next hops' identity.
+        self._values: dict[tuple[int, int, int, str | None, int], RouteVal] = {}
         self._hop_models: dict[NhView, list[ev.NextHop]] = {}
         self._views: dict[int, tuple[tuple[nlmsg.NextHopT, ...], NhView | None]] = {}
         self._views_generation = -1
@@ -137,16 +173,28 @@ class RouteMirror:
     def _view_of(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
         view = []
         bound = False
-        for gw, ifindex, weight in hops:
+        for gw, ifindex, weight, flags in hops:
             ports = self.bindings.ports(ifindex)
             if ports:
                 bound = True
-            view.append((gw, ifindex, ports[0] if ports else None, weight))
+            view.append((gw, ifindex, ports[0] if ports else None, weight, flags))
         if not bound and not self.all_routes:
             return None
         return tuple(view)
 
-    def _route_event(self, key: PublicKey, proto: int, view: NhView, deleted: bool) -> ev.EventBase:
+    def _view(self, val: RouteVal) -> NhView | None:
+        """How a route is published; None: not at all.
+
+        A unicast route is published when a next hop leads to a bound port; a drop
+        route always is: it overrides any less specific route a worker would use.
+        """
+        if val[2] != _UNICAST:
+            return ()
+        return self._nh_view(val[1])
+
+    def _route_event(
+        self, key: PublicKey, val: RouteVal, view: NhView, deleted: bool
+    ) -> ev.EventBase:
         family, table, dst, plen, _tos, metric = key
         # A table has a handful of distinct next-hop views: their (frozen) models are
         # built once and shared by every event that carries them.
@@ -155,8 +203,15 @@ class RouteMirror:
             if len(self._hop_models) >= _MAX_HOP_MODELS:
                 self._hop_models.clear()
             nexthops = self._hop_models[view] = [
-                self._ev(ev.NextHop, gateway=gw, ifindex=ifx, port_id=port, weight=w)
-                for gw, ifx, port, w in view
+                self._ev(
+                    ev.NextHop,
+                    gateway=gw,
+                    ifindex=ifx,
+                    port_id=port,
+                    weight=w,
+                    flags=hop_flag_names(flags),
+                )
+                for gw, ifx, port, w, flags in view
             ]
         cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
         if family == AF4:
@@ -165,7 +220,15 @@ class RouteMirror:
             cls = ev.Route6Del if deleted else ev.Route6Add
         # In the models' field order, which lets trusted() take its shortcut.
         return self._ev(
-            cls, table=table, proto=proto, metric=metric, nexthops=nexthops, dst=dst, prefixlen=plen
+            cls,
+            table=table,
+            proto=val[0],
+            metric=metric,
+            nexthops=nexthops,
+            type=TYPE_NAMES[val[2]],
+            prefsrc=val[3],
+            dst=dst,
+            prefixlen=plen,
         )
 
     def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
@@ -180,18 +243,36 @@ class RouteMirror:
         via = {id(h) for h in self._hops.values() if any(hop[1] == ifindex for hop in h)}
         if not via:
             return _NO_KEYS
-        return {key for key, (_proto, hops) in self.routes.items() if id(hops) in via}
+        return {key for key, val in self.routes.items() if id(val[1]) in via}
 
-    @staticmethod
-    def route_key(rec: nlmsg.Route) -> RouteKey:
+    def route_key(self, rec: nlmsg.Route) -> RouteKey:
         """The mirror's key for a kernel route (see :data:`RouteKey`)."""
-        return _keys(rec)[1]
+        return _keys(rec, self._resolve(rec)[1])[1]
 
-    def _value(self, proto: int, hops: tuple[nlmsg.NextHopT, ...]) -> RouteVal:
-        """The shared (proto, next hops) value; ``hops`` must be interned."""
-        val = self._values.get((proto, id(hops)))
+    def _resolve(self, rec: nlmsg.Route) -> tuple[int, tuple[nlmsg.NextHopT, ...]]:
+        """(type, next hops) the route forwards with: through its next-hop object if any."""
+        if rec.type != _UNICAST:
+            return rec.type, ()  # an IPv6 blackhole names "lo" as its interface: no hop
+        if rec.nhid:
+            resolved = self.nh_objects.resolve(rec.nhid)
+            if resolved is not None:
+                return resolved
+            # Not known yet (a resync in progress): what the message expanded, if anything.
+        return _UNICAST, rec.nexthops
+
+    def _value(
+        self,
+        proto: int,
+        hops: tuple[nlmsg.NextHopT, ...],
+        rtype: int = _UNICAST,
+        prefsrc: str | None = None,
+        nhid: int = 0,
+    ) -> RouteVal:
+        """The shared value; ``hops`` must be interned."""
+        vkey = (proto, id(hops), rtype, prefsrc, nhid)
+        val = self._values.get(vkey)
         if val is None:
-            val = self._values[(proto, id(hops))] = (proto, hops)
+            val = self._values[vkey] = (proto, hops, rtype, prefsrc, nhid)
         return val
 
     def _published(self, pkey: PublicKey) -> RouteVal | None:
@@ -204,16 +285,18 @@ class RouteMirror:
         vals = [self.routes[k] for k in keys]
         if len(vals) == 1:
             return vals[0]
-        hops = tuple(h for _proto, hs in vals for h in hs)
-        return self._value(vals[0][0], self._hops.setdefault(hops, hops))
+        hops = tuple(h for v in vals for h in v[1])
+        first = vals[0]
+        return self._value(first[0], self._hops.setdefault(hops, hops), first[2], first[3])
 
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
         return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
 
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
-        if rec.type != nlmsg.RTN_UNICAST or rec.flags & nlmsg.RTM_F_CLONED:
+        if rec.type not in nlmsg.ROUTE_TYPES or rec.flags & nlmsg.RTM_F_CLONED:
             return []
-        pkey, key = _keys(rec)
+        rtype, hops = self._resolve(rec)
+        pkey, key = _keys(rec, hops)
         old = self.routes.get(key)
         merged = len(key) == 7 or pkey in self._variants
         if rec.deleted:
@@ -228,8 +311,8 @@ class RouteMirror:
                     del self._variants[pkey]
             return self._route_change(pkey, before, self._published(pkey) if merged else None)
         # Interned: a full table has a million routes but a handful of next-hop sets.
-        hops = self._hops.setdefault(rec.nexthops, rec.nexthops)
-        new = self._value(rec.proto, hops)
+        hops = self._hops.setdefault(hops, hops)
+        new = self._value(rec.proto, hops, rtype, rec.prefsrc, rec.nhid)
         if old == new:
             return []
         before = self._published(pkey) if merged else old
@@ -254,22 +337,80 @@ class RouteMirror:
     def _route_change(
         self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
     ) -> list[ev.EventBase]:
-        old_view = None if old is None else self._nh_view(old[1])
-        new_view = None if new is None else self._nh_view(new[1])
+        old_view = None if old is None else self._view(old)
+        new_view = None if new is None else self._view(new)
         if new_view is None or new is None:
             if old_view is None or old is None:
                 return []
-            return [self._route_event(key, old[0], old_view, True)]
-        if not force and old is not None and old_view == new_view and old[0] == new[0]:
+            return [self._route_event(key, old, old_view, True)]
+        if (
+            not force
+            and old is not None
+            and old_view == new_view
+            and (old[0], old[2], old[3]) == (new[0], new[2], new[3])
+        ):
             return []
-        return [self._route_event(key, new[0], new_view, False)]
+        return [self._route_event(key, new, new_view, False)]
+
+    def _record(self, key: RouteKey, val: RouteVal, deleted: bool) -> nlmsg.Route:
+        """A kernel message for a mirrored route (as the kernel would have sent it)."""
+        proto, hops, rtype, prefsrc, nhid = val
+        family, table, dst, plen, tos, metric = key[:6]
+        if nhid:
+            rtype = _UNICAST  # the object decides again what it resolves to
+        return nlmsg.Route(
+            deleted, family, table, dst, plen, tos, proto, rtype, 0, metric, hops, prefsrc, nhid
+        )
 
     def _drop_route(self, key: RouteKey) -> list[ev.EventBase]:
         """Delete a mirrored route as if the kernel had said so; return the events."""
-        proto, hops = self.routes[key]
-        family, table, dst, plen, tos, metric = key[:6]
-        rec = nlmsg.Route(True, family, table, dst, plen, tos, proto, 1, 0, metric, hops)
-        return self._route(rec)
+        return self._route(self._record(key, self.routes[key], True))
+
+    def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:
+        """Republish the routes through next-hop objects ``ids``; withdraw those whose
+        object is gone (the kernel deletes such routes without a message)."""
+        if not ids:
+            return []
+        stale = {id(v) for v in self._values.values() if v[4] in ids}
+        keys = sorted(k for k, v in self.routes.items() if id(v) in stale)
+        out: list[ev.EventBase] = []
+        for key in keys:
+            val = self.routes[key]
+            if self.nh_objects.resolve(val[4]) is None:
+                self.counters.compensations += 1
+                out.extend(self._drop_route(key))
+            else:
+                out.extend(self._route(self._record(key, val, False)))
+        return out
+
+    def follow_link(self, ifindex: int, up: bool, carrier: bool) -> list[ev.EventBase]:
+        """Next-hop liveness after a link's state changed, as the kernel derives it silently.
+
+        The kernel marks hops through a link that is down ``dead`` and ``linkdown``, and
+        through a link without carrier ``linkdown``, deletes the routes left without a
+        live hop, and flushes the next-hop objects through the link, all without a
+        route message for IPv4 (nor for IPv6 multipath hops). The same is done here at
+        once; the caller then reconciles with a re-dump (:attr:`redumps`).
+        """
+        mark = (0 if up else nlmsg.RTNH_F_DEAD) | (0 if up and carrier else nlmsg.RTNH_F_LINKDOWN)
+        out: list[ev.EventBase] = []
+        if mark:
+            out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
+        for key in sorted(self.routes_via(ifindex)):
+            val = self.routes.get(key)
+            if val is None or val[4]:
+                continue  # gone with the one before, or through an object (above)
+            hops = tuple(
+                (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f)
+                for gw, ifx, w, f in val[1]
+            )
+            if hops == val[1]:
+                continue
+            if all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
+                out.extend(self._drop_route(key))
+            else:
+                out.extend(self._route(self._record(key, (val[0], hops, *val[2:]), False)))
+        return out
 
     def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
         """Apply a route dump to a mirror that holds none of its routes yet (the start).
@@ -283,7 +424,8 @@ class RouteMirror:
         loaded = 0
         last_hops: tuple[nlmsg.NextHopT, ...] | None = None
         last_proto = -1
-        val: RouteVal = (0, ())
+        last_src: str | None = None
+        val: RouteVal = (0, (), unicast, None, 0)
         try:
             for rec in records:
                 # The common case inline (about half the time of the general path);
@@ -292,23 +434,26 @@ class RouteMirror:
                 if rec.__class__ is not route_cls:
                     self.apply(rec)
                     continue
-                deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops = rec
+                (deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops,
+                 prefsrc, nhid) = rec  # fmt: skip
                 if (
                     deleted
                     or rtype != unicast
+                    or nhid
                     or flags & cloned
                     or (len(hops) == 1 and hops[0][0] is None)
                 ):
                     self.apply(rec)
                     continue
-                if hops is not last_hops or proto != last_proto:
+                if hops is not last_hops or proto != last_proto or prefsrc != last_src:
                     # A dump runs through a few next-hop sets: the decoder hands the
                     # same tuple on, and the same value serves the routes in a row.
-                    last_hops, last_proto = hops, proto
+                    last_hops, last_proto, last_src = hops, proto, prefsrc
                     hops = interned.setdefault(hops, hops)
-                    shared = values.get((proto, id(hops)))
+                    vkey = (proto, id(hops), unicast, prefsrc, 0)
+                    shared = values.get(vkey)
                     if shared is None:
-                        shared = values[(proto, id(hops))] = (proto, hops)
+                        shared = values[vkey] = (proto, hops, unicast, prefsrc, 0)
                     val = shared
                 if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
                     self.apply(rec)

@@ -217,7 +217,12 @@ def encode_reply(reply: BaseModel) -> bytes:
         # strings: packing them as they are gives the same bytes as serialising each
         # through the model, in a fraction of the time.
         doc = reply.model_dump(exclude={"result": {"state": {"routes": {"rows"}}}})
-        doc["result"]["state"]["routes"]["rows"] = result.state.routes.rows
+        routes = doc["result"]["state"]["routes"]
+        routes["rows"] = result.state.routes.rows
+        # In the model's field order, as dump() would write them.
+        doc["result"]["state"]["routes"] = {
+            k: routes[k] for k in type(result.state.routes).model_fields
+        }
         return _pack(doc)
     return dump(reply)
 

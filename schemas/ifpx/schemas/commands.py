@@ -184,6 +184,9 @@ class HelloResult(WireModel):
     epoch: U64
     server: Annotated[str, Field(max_length=64)]
     capabilities: list[str] = Field(default_factory=list)
+    minor: Annotated[int, Field(ge=0, le=65535)] = Field(
+        default=0, description="the additions within `version` the peer speaks"
+    )
 
 
 class BindResult(WireModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
 from .types import (
     U32,
@@ -103,6 +103,18 @@ class Addr6Del(PortScoped):
     prefixlen: PrefixLen6
 
 
+HopFlag = Literal["dead", "linkdown", "onlink"]
+"""The kernel's flags on a next hop (RTNH_F_*): ``dead`` hops are never used;
+``linkdown`` hops (no carrier) are used unless the interface's
+``ignore_routes_with_linkdown`` is set; ``onlink``: the gateway is taken as on-link."""
+
+RouteType = Literal["unicast", "blackhole", "unreachable", "prohibit", "throw"]
+"""How a route forwards. Only ``unicast`` routes have next hops; ``blackhole``
+drops silently, ``unreachable`` and ``prohibit`` drop with an ICMP error
+(host/network unreachable, administratively prohibited); ``throw`` ends the
+lookup in this table (the policy rules go on to the next)."""
+
+
 class NextHop(WireModel):
     """One next hop of a route; ECMP routes carry several."""
 
@@ -113,6 +125,11 @@ class NextHop(WireModel):
         description="lowest DPDK port bound to the next hop's proxy; null if none is bound",
     )
     weight: Annotated[int, Field(ge=1, le=256)] = 1
+    # A tuple, so that next hops stay hashable (they are interned on both sides);
+    # msgpack and JSON carry it as an array.
+    flags: Annotated[tuple[HopFlag, ...], Field(max_length=3), Strict(False)] = Field(
+        default=(), description="the kernel's next-hop flags; a forwarder never uses a dead hop"
+    )
 
 
 class _RouteBase(EventBase):
@@ -120,10 +137,17 @@ class _RouteBase(EventBase):
     proto: Annotated[int, Field(ge=0, le=255)] = 0
     metric: U32 = 0
     nexthops: Annotated[list[NextHop], Field(max_length=256)] = Field(default_factory=list)
+    type: RouteType = "unicast"
+    prefsrc: IPAny | None = Field(
+        default=None, description="the source address for traffic the host originates"
+    )
 
 
 class RouteAdd(_RouteBase):
-    """An IPv4 route was added or replaced (the event carries the whole route)."""
+    """An IPv4 route was added or replaced (the event carries the whole route).
+
+    Also sent when only its next hops' liveness changed (a hop went dead or came back).
+    """
 
     kind: Literal["route_add"] = "route_add"
     dst: IPv4

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from .events import NextHop, WireModel
+from .events import NextHop, RouteType, WireModel
 from .types import U32, IfIndex, IfName, IPAny, Mac, PortId
 
 BindingState = Literal["active", "gone"]
@@ -46,6 +46,8 @@ class RouteState(WireModel):
     proto: Annotated[int, Field(ge=0, le=255)] = 0
     metric: U32 = 0
     nexthops: Annotated[list[NextHop], Field(max_length=256)] = Field(default_factory=list)
+    type: RouteType = "unicast"
+    prefsrc: IPAny | None = None
 
 
 class NeighState(WireModel):
@@ -93,22 +95,36 @@ RouteRow = Annotated[
 ]
 """(family, dst, prefixlen, table, proto, metric, index into ``nexthop_sets``)."""
 
+Forwarding = Annotated[
+    tuple[RouteType, IPAny | None],
+    Strict(False),  # as RouteRow
+]
+"""(type, prefsrc) of the routes that use one next-hop set."""
+
 
 class RouteTable(WireModel):
     """Routes as a snapshot carries them: a full Internet table is a million of these.
 
     Each row is positional, and the next hops, which few routes do not share,
-    are stored once in ``nexthop_sets`` and referred to by index.
+    are stored once in ``nexthop_sets`` and referred to by index. ``forwarding``
+    holds, index for index, the type and preferred source of the routes that use
+    each set; when it is empty every set is unicast without a preferred source.
     """
 
     nexthop_sets: list[Annotated[list[NextHop], Field(max_length=256)]] = Field(
         default_factory=list
     )
     rows: list[RouteRow] = Field(default_factory=list)
+    forwarding: list[Forwarding] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> RouteTable:
         sets = len(self.nexthop_sets)
+        if self.forwarding and len(self.forwarding) != sets:
+            raise ValueError(f"{len(self.forwarding)} forwarding entries for {sets} next-hop sets")
+        for (rtype, _src), hops in zip(self.forwarding, self.nexthop_sets, strict=False):
+            if rtype != "unicast" and hops:
+                raise ValueError(f"a {rtype} route has no next hops")
         # One comprehension over a million rows (twice as fast as a loop); rows are
         # tuples (family, dst, prefixlen, table, proto, metric, next-hop set).
         bad = [
@@ -126,17 +142,22 @@ class RouteTable(WireModel):
     @classmethod
     def from_routes(cls, routes: Iterable[RouteState]) -> RouteTable:
         """The compact form of ``routes``."""
-        index: dict[tuple[NextHop, ...], int] = {}
+        index: dict[tuple[tuple[NextHop, ...], RouteType, str | None], int] = {}
         rows = []
         for r in routes:
             dst, plen = r.dst.rsplit("/", 1)
-            key = tuple(r.nexthops)
+            key = (tuple(r.nexthops), r.type, r.prefsrc)
             nhs = index.setdefault(key, len(index))
             rows.append((r.family, dst, int(plen), r.table, r.proto, r.metric, nhs))
-        return cls(nexthop_sets=[list(k) for k in index], rows=rows)
+        return cls(
+            nexthop_sets=[list(hops) for hops, _t, _s in index],
+            rows=rows,
+            forwarding=[(t, s) for _h, t, s in index],
+        )
 
     def expand(self) -> list[RouteState]:
         """One :class:`RouteState` per row."""
+        fwd = self.forwarding or [("unicast", None)] * len(self.nexthop_sets)
         return [
             RouteState(
                 family=fam,
@@ -145,6 +166,8 @@ class RouteTable(WireModel):
                 proto=proto,
                 metric=metric,
                 nexthops=self.nexthop_sets[nhs],
+                type=fwd[nhs][0],
+                prefsrc=fwd[nhs][1],
             )
             for fam, dst, plen, table, proto, metric, nhs in self.rows
         ]

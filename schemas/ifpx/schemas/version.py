@@ -5,6 +5,20 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 """Version of the wire contract (envelope, events, commands) this build speaks."""
 
+PROTOCOL_MINOR = 1
+"""Additions within :data:`PROTOCOL_VERSION`: fields with defaults and new event kinds.
+
+0. The first contract.
+1. Forwarding truth: routes carry ``type`` (unicast or a drop type) and ``prefsrc``,
+   next hops carry ``flags`` (dead, linkdown, onlink), snapshots carry ``forwarding``
+   beside ``nexthop_sets``; drop routes and routes through kernel next-hop objects
+   are published.
+
+The Python models refuse fields they do not know, so a Python subscriber must be at
+least as new as the bridge's minor (upgrade workers first); the C decoder skips
+unknown fields.
+"""
+
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 """Versions this build can decode; ``hello`` picks the highest both sides share."""
 

@@ -208,9 +208,15 @@ def _snapshot(ns: argparse.Namespace) -> int:
         for a in p["addrs"]:
             print(f"    inet {a}")
     for r in doc["routes"]:
-        hops = ", ".join(f"via {h['gateway'] or '-'} port {h['port_id']}" for h in r["nexthops"])
+        hops = ", ".join(
+            f"via {h['gateway'] or '-'} port {h['port_id']}" + "".join(f" {f}" for f in h["flags"])
+            for h in r["nexthops"]
+        )
+        what = hops if r["type"] == "unicast" else r["type"]
+        src = f" src {r['prefsrc']}" if r["prefsrc"] else ""
         print(
-            f"route {r['dst']} table {r['table']} proto {r['proto']} metric {r['metric']}: {hops}"
+            f"route {r['dst']} table {r['table']} proto {r['proto']} metric {r['metric']}{src}:"
+            f" {what}"
         )
     for n in doc["neighs"]:
         print(f"neigh port {n['port_id']} {n['ip']} lladdr {n['mac']} {n['state']}")
@@ -259,14 +265,14 @@ def _watch(ns: argparse.Namespace) -> int:
 def _shown(e: ev.EventBase, kinds: set[str] | None, ports: list[int] | None) -> bool:
     """What ``watch`` prints: exactly the kinds asked for (the subscriber also hands on
     bindings and resync markers), and of the ports asked for, their own events and the
-    routes with a next hop through one of them."""
+    routes with a next hop through one of them, and the drop routes (they apply to all)."""
     if kinds is not None and e.kind not in kinds:
         return False
     if ports:
         if isinstance(e, ev.PortScoped):
             return e.port_id in ports
         hops = getattr(e, "nexthops", None)
-        if hops is not None:
+        if hops is not None and getattr(e, "type", "unicast") == "unicast":
             return any(h.port_id in ports for h in hops)
     return True
 

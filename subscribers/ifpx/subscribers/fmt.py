@@ -13,7 +13,8 @@ def _hops(hops: list[ev.NextHop]) -> str:
         via = f"via {h.gateway} " if h.gateway else ""
         port = f"port {h.port_id}" if h.port_id is not None else f"ifindex {h.ifindex}"
         weight = f" weight {h.weight}" if len(hops) > 1 else ""
-        parts.append(f"{via}{port}{weight}")
+        flags = "".join(f" {f}" for f in h.flags)  # as `ip route` prints them
+        parts.append(f"{via}{port}{weight}{flags}")
     return ", ".join(parts) if parts else "no next hop"
 
 
@@ -45,7 +46,11 @@ def describe(e: ev.EventBase) -> str:
         verb = "route add" if kind.endswith("_add") else "route del"
         table = "" if e.table == 254 else f" table {e.table}"
         metric = f" metric {e.metric}" if e.metric else ""
-        return f"{verb} {e.dst}/{e.prefixlen} {_hops(e.nexthops)}{table} proto {e.proto}{metric}"
+        src = f" src {e.prefsrc}" if e.prefsrc else ""
+        if e.type != "unicast":  # a drop route: `ip route` puts the type first, no hops
+            return f"{verb} {e.type} {e.dst}/{e.prefixlen}{table} proto {e.proto}{metric}{src}"
+        hops = _hops(e.nexthops)
+        return f"{verb} {e.dst}/{e.prefixlen} {hops}{table} proto {e.proto}{metric}{src}"
     if isinstance(e, ev.ResyncEnd):
         return f"resync end ({e.reason}): {e.changes} changes"
     if isinstance(e, ev.ResyncBegin):

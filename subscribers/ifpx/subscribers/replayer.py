@@ -24,7 +24,7 @@ from ifpx.schemas.instance import InstanceLock
 from ifpx.schemas.journal import Journal, JournalGap
 from ifpx.schemas.serving import CommandError, Server
 from ifpx.schemas.topics import TOPICS
-from ifpx.schemas.version import PROTOCOL_VERSION
+from ifpx.schemas.version import PROTOCOL_MINOR, PROTOCOL_VERSION
 
 from .recording import RecordingError, read_header, records
 from .replica import Replica
@@ -153,6 +153,7 @@ class Replayer:
             epoch=self.epoch,
             server=SERVER,
             capabilities=["journal", "snapshot"],
+            minor=PROTOCOL_MINOR,
         )
 
     def _snapshot(self, _cmd: c.Snapshot) -> c.Result:

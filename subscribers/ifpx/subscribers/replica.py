@@ -26,11 +26,16 @@ from ifpx.schemas.state import (
 
 RouteKey = tuple[int, int, str, int, int]
 """(family 4|6, table, destination network, prefixlen, metric)."""
-Hop = tuple[str | None, int, int | None, int]
-"""(gateway, ifindex, port_id, weight)."""
-RouteVal = tuple[int, tuple[Hop, ...]]
+Hop = tuple[str | None, int, int | None, int, tuple[ev.HopFlag, ...]]
+"""(gateway, ifindex, port_id, weight, flags)."""
+RouteVal = tuple[int, tuple[Hop, ...], ev.RouteType, str | None]
+"""(proto, next hops, type, prefsrc): shared by the routes with equal values."""
 RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
-"""(proto, next hops)."""
+
+
+def _hop(h: ev.NextHop) -> Hop:
+    return (h.gateway, h.ifindex, h.port_id, h.weight, h.flags)
+
 
 _ROUTE_KINDS = {"route_add": (4, True), "route_del": (4, False), "route6_add": (6, True),
                 "route6_del": (6, False)}  # fmt: skip
@@ -53,7 +58,12 @@ class Port:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route as :meth:`Replica.lookup` returns it."""
+    """A route as :meth:`Replica.lookup` returns it.
+
+    ``type`` other than ``unicast``: drop the packet (``blackhole`` silently,
+    ``unreachable``/``prohibit`` with an ICMP error), or for ``throw`` go on to the
+    next policy rule. ``nexthops`` are the usable ones only.
+    """
 
     family: int
     dst: str
@@ -61,6 +71,15 @@ class Route:
     proto: int
     metric: int
     nexthops: tuple[Hop, ...]
+    type: ev.RouteType = "unicast"
+    prefsrc: str | None = None
+
+
+def usable(hop: Hop, ignore_linkdown: bool = False) -> bool:
+    """Whether the kernel forwards through ``hop``: never when dead; when its link has no
+    carrier only if the interface's ``ignore_routes_with_linkdown`` is off."""
+    flags = hop[4]
+    return not flags or ("dead" not in flags and not (ignore_linkdown and "linkdown" in flags))
 
 
 def _af(family: int) -> int:
@@ -88,6 +107,7 @@ class Replica:
         # (family, table) -> prefixlen -> network -> keys; None until the first lookup.
         self._lpm: dict[tuple[int, int], dict[int, dict[int, list[RouteKey]]]] | None = None
         self._hops: dict[tuple[Hop, ...], tuple[Hop, ...]] = {}
+        self._values: dict[tuple[int, int, str, str | None], RouteVal] = {}
 
     # ---- events ----------------------------------------------------------------
 
@@ -103,11 +123,11 @@ class Replica:
                 return
             nh = r.nexthops
             if len(nh) == 1:  # the common case, without a generator per route
-                h = nh[0]
-                hops: tuple[Hop, ...] = ((h.gateway, h.ifindex, h.port_id, h.weight),)
+                hops: tuple[Hop, ...] = (_hop(nh[0]),)
             else:
-                hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in nh)
-            self._route_add(fam, r.table, r.dst, r.prefixlen, r.metric, r.proto, hops)
+                hops = tuple(_hop(h) for h in nh)
+            key = (fam, r.table, r.dst, r.prefixlen, r.metric)
+            self._route_add(key, self._value(r.proto, hops, r.type, r.prefsrc))
             return
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
@@ -187,21 +207,20 @@ class Replica:
 
     # ---- routes ----------------------------------------------------------------
 
-    def _route_add(
-        self,
-        fam: int,
-        table: int,
-        dst: str,
-        plen: int,
-        metric: int,
-        proto: int,
-        hops: tuple[Hop, ...],
-    ) -> None:
-        key = (fam, table, dst, plen, metric)
+    def _value(
+        self, proto: int, hops: tuple[Hop, ...], rtype: ev.RouteType, prefsrc: str | None
+    ) -> RouteVal:
         hops = self._hops.setdefault(hops, hops)
+        vkey = (proto, id(hops), rtype, prefsrc)
+        val = self._values.get(vkey)
+        if val is None:
+            val = self._values[vkey] = (proto, hops, rtype, prefsrc)
+        return val
+
+    def _route_add(self, key: RouteKey, val: RouteVal) -> None:
         if self._lpm is not None and key not in self.routes:
             self._index(key)
-        self.routes[key] = (proto, hops)
+        self.routes[key] = val
 
     def _index(self, key: RouteKey) -> None:
         assert self._lpm is not None
@@ -222,8 +241,14 @@ class Replica:
             if not by_len[plen]:
                 del by_len[plen]
 
-    def lookup(self, ip: str, table: int = 254) -> Route | None:
-        """Longest-prefix match of ``ip`` in ``table`` (lowest metric wins a tie)."""
+    def lookup(self, ip: str, table: int = 254, ignore_linkdown: bool = False) -> Route | None:
+        """Longest-prefix match of ``ip`` in ``table``, as the kernel forwards.
+
+        The lowest metric wins a tie. A unicast route without a usable next hop (every
+        hop dead, or without carrier when ``ignore_linkdown``, as the interfaces'
+        ``ignore_routes_with_linkdown`` says) is passed over for a less specific one,
+        as the kernel does; a drop route is returned, so the caller drops.
+        """
         fam = 6 if ":" in ip else 4
         bits = 128 if fam == 6 else 32
         if self._lpm is None:
@@ -238,11 +263,12 @@ class Replica:
         value = int.from_bytes(socket.inet_pton(_af(fam), ip))
         for plen in sorted(by_len, reverse=True):
             net = value >> (bits - plen) << (bits - plen) if plen else 0
-            keys = by_len[plen].get(net)
-            if keys:
-                key = min(keys, key=lambda k: k[4])
-                proto, hops = self.routes[key]
-                return Route(fam, f"{key[2]}/{plen}", table, proto, key[4], hops)
+            for key in sorted(by_len[plen].get(net, ()), key=lambda k: k[4]):
+                proto, hops, rtype, prefsrc = self.routes[key]
+                live = tuple(h for h in hops if usable(h, ignore_linkdown))
+                if live or not hops:
+                    dst = f"{key[2]}/{plen}"
+                    return Route(fam, dst, table, proto, key[4], live, rtype, prefsrc)
         return None
 
     # ---- snapshots -------------------------------------------------------------
@@ -257,22 +283,25 @@ class Replica:
                 p.port_id, p.proxy, p.ifindex, p.mac, p.mtu, p.up, p.carrier, set(p.addrs)
             )
         if isinstance(state, SnapshotState):
-            interned = self._hops
-            sets: list[tuple[Hop, ...]] = []
-            for nexthops in state.routes.nexthop_sets:
-                hs = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in nexthops)
-                sets.append(interned.setdefault(hs, hs))
+            table = state.routes
+            fwd = table.forwarding or [("unicast", None)] * len(table.nexthop_sets)
+            sets = [
+                (tuple(_hop(h) for h in nexthops), rtype, prefsrc)
+                for nexthops, (rtype, prefsrc) in zip(table.nexthop_sets, fwd, strict=True)
+            ]
+            values = _Values(self, sets)
             # One comprehension for a million rows: the snapshot is the bridge's own
             # output, in the same canonical text the events use.
             self.routes = {
-                (fam, table, dst, plen, metric): (proto, sets[nhs])
-                for fam, dst, plen, table, proto, metric, nhs in state.routes.rows
+                (fam, tab, dst, plen, metric): values[(proto, nhs)]
+                for fam, dst, plen, tab, proto, metric, nhs in table.rows
             }
         else:
             for r in state.routes:
                 rdst, rplen = r.dst.rsplit("/", 1)
-                hops = tuple((h.gateway, h.ifindex, h.port_id, h.weight) for h in r.nexthops)
-                self._route_add(r.family, r.table, rdst, int(rplen), r.metric, r.proto, hops)
+                hops = tuple(_hop(h) for h in r.nexthops)
+                key = (r.family, r.table, rdst, int(rplen), r.metric)
+                self._route_add(key, self._value(r.proto, hops, r.type, r.prefsrc))
         for n in state.neighs:
             self.neighs[(n.port_id, n.ip)] = (n.mac, n.state)
 
@@ -295,18 +324,12 @@ class Replica:
             )
             for p in self.ports.values()
         ]
-        index: dict[tuple[Hop, ...], int] = {}
+        index: dict[tuple[tuple[Hop, ...], ev.RouteType, str | None], int] = {}
         rows: list[RouteRowT] = []
-        for (fam, table, dst, plen, metric), (proto, hops) in self.routes.items():
-            nhs = index.setdefault(hops, len(index))
+        for (fam, table, dst, plen, metric), (proto, hops, rtype, src) in self.routes.items():
+            nhs = index.setdefault((hops, rtype, src), len(index))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
-        nexthop_sets = [
-            [
-                ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w)
-                for g, i, p, w in h
-            ]
-            for h in index
-        ]
+        nexthop_sets = [[_hop_model(h) for h in hops] for hops, _t, _s in index]
         neighs = [
             NeighState.model_construct(port_id=p, ip=ip, mac=mac, state=st)
             for (p, ip), (mac, st) in self.neighs.items()
@@ -314,7 +337,9 @@ class Replica:
         return SnapshotState.model_construct(
             bindings=list(self.bindings.values()),
             ports=ports,
-            routes=RouteTable.model_construct(nexthop_sets=nexthop_sets, rows=rows),
+            routes=RouteTable.model_construct(
+                nexthop_sets=nexthop_sets, rows=rows, forwarding=[(t, s) for _h, t, s in index]
+            ),
             neighs=neighs,
         )
 
@@ -337,7 +362,7 @@ def initial_events(target: Replica) -> Iterator[ev.EventBase]:
     """
     head = diff_replicas(Replica(), target, routes=False)
     routes = list(target.routes.items())
-    return chain(head, (_route_event(k, v[0], v[1], deleted=False) for k, v in routes))
+    return chain(head, (_route_event(k, v, deleted=False) for k, v in routes))
 
 
 def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:
@@ -405,21 +430,41 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
             )
     if not routes:
         return out
-    for key, (proto, hops) in old.routes.items():
+    for key, oval in old.routes.items():
         if key not in target.routes:
-            out.append(_route_event(key, proto, hops, deleted=True))
+            out.append(_route_event(key, oval, deleted=True))
     for key, rval in target.routes.items():
         if old.routes.get(key) != rval:
-            out.append(_route_event(key, rval[0], rval[1], deleted=False))
+            out.append(_route_event(key, rval, deleted=False))
     return out
 
 
-def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool) -> ev.EventBase:
+class _Values(dict[tuple[int, int], RouteVal]):
+    """(proto, next-hop set index) -> the replica's shared value, made on first use."""
+
+    def __init__(
+        self, replica: Replica, sets: list[tuple[tuple[Hop, ...], ev.RouteType, str | None]]
+    ) -> None:
+        super().__init__()
+        self._replica = replica
+        self._sets = sets
+
+    def __missing__(self, key: tuple[int, int]) -> RouteVal:
+        hops, rtype, prefsrc = self._sets[key[1]]
+        val = self[key] = self._replica._value(key[0], hops, rtype, prefsrc)
+        return val
+
+
+def _hop_model(h: Hop) -> ev.NextHop:
+    # The values come from validated events or a snapshot: no need to validate them again.
+    g, i, p, w, f = h
+    return ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w, flags=f)
+
+
+def _route_event(key: RouteKey, val: RouteVal, deleted: bool) -> ev.EventBase:
     fam, table, dst, plen, metric = key
-    # The values come from a validated snapshot: no need to validate them again.
-    nexthops = [
-        ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w) for g, i, p, w in hops
-    ]
+    proto, hops, rtype, prefsrc = val
+    nexthops = [_hop_model(h) for h in hops]
     cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
     if fam == 4:
         cls = ev.RouteDel if deleted else ev.RouteAdd
@@ -432,4 +477,6 @@ def _route_event(key: RouteKey, proto: int, hops: tuple[Hop, ...], deleted: bool
         proto=proto,
         metric=metric,
         nexthops=nexthops,
+        type=rtype,
+        prefsrc=prefsrc,
     )

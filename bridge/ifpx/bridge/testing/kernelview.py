@@ -31,6 +31,41 @@ def _dst(family: int, raw: str) -> str:
     return raw
 
 
+_TYPES = {"1": "unicast", "6": "blackhole", "7": "unreachable", "8": "prohibit", "9": "throw"}
+"""Route types a forwarder acts on, by the number ``ip -N`` prints (and by name)."""
+_TYPES.update({name: name for name in list(_TYPES.values())})
+_HOP_FLAGS = ("dead", "linkdown", "onlink")
+
+
+def _hop_flags(raw: dict[str, Any]) -> tuple[Any, ...]:
+    flags = raw.get("flags", [])
+    return tuple(f for f in _HOP_FLAGS if f in flags)
+
+
+def _nexthop_objects(netns: str | None) -> dict[int, dict[str, Any]]:
+    """``ip nexthop``'s objects by id (none on a kernel without them)."""
+    try:
+        return {int(o["id"]): o for o in ip_json(netns, "nexthop", "show")}
+    except subprocess.CalledProcessError:
+        return {}
+
+
+def _resolve(objects: dict[int, dict[str, Any]], nhid: int) -> tuple[str, list[dict[str, Any]]]:
+    """(type, next hops as ``ip -j`` prints them) of a route through object ``nhid``."""
+    obj = objects.get(nhid, {})
+    if "blackhole" in obj:
+        return "blackhole", []
+    if "group" in obj:
+        hops = []
+        for member in obj["group"]:
+            single = objects.get(int(member["id"]), {})
+            if "blackhole" in single:
+                return "blackhole", []
+            hops.append({**single, "weight": member.get("weight", 1)})
+        return "unicast", hops
+    return "unicast", [obj] if obj else []
+
+
 def _routes(
     netns: str | None,
     ifindex_of: dict[str, int],
@@ -39,12 +74,20 @@ def _routes(
 ) -> list[RouteState]:
     # Routes the kernel keeps apart per interface under one (table, dst, metric) are
     # published merged, gateway routes first, then by interface (as the bridge does).
-    grouped: dict[tuple[int, int, str, int], list[tuple[int, int, list[NextHop]]]] = {}
+    grouped: dict[tuple[int, int, str, int], list[tuple[int, int, list[NextHop], str, Any]]] = {}
+    objects = _nexthop_objects(netns)
     for family in (4, 6):
         for r in ip_json(netns, f"-{family}", "route", "show", "table", "all"):
-            if r.get("type", "1") not in ("1", "unicast") or "cloned" in r.get("flags", []):
+            rtype = _TYPES.get(r.get("type", "1"))
+            if rtype is None or "cloned" in r.get("flags", []):
                 continue
-            hops_raw = r.get("nexthops") or [r]
+            if rtype != "unicast":
+                hops_raw: list[dict[str, Any]] = []  # an IPv6 one says "dev lo": no hop
+            elif "nhid" in r:
+                # Through the objects, whatever net.ipv4.nexthop_compat_mode expands.
+                rtype, hops_raw = _resolve(objects, int(r["nhid"]))
+            else:
+                hops_raw = r.get("nexthops") or [r]
             hops = []
             for h in hops_raw:
                 ifindex = ifindex_of.get(h.get("dev", ""), 0)
@@ -55,30 +98,40 @@ def _routes(
                         ifindex=ifindex,
                         port_id=bound[0] if bound else None,
                         weight=h.get("weight", 1),
+                        flags=_hop_flags(h),
                     )
                 )
-            by_dev = hops[0].ifindex if len(hops) == 1 and hops[0].gateway is None else 0
+            by_dev = (
+                hops[0].ifindex
+                if len(hops) == 1 and hops[0].gateway is None and "nhid" not in r
+                else 0
+            )
             key = (
                 family,
                 int(r.get("table", 254)),
                 _dst(family, r["dst"]),
                 int(r.get("metric", 0)),
             )
-            grouped.setdefault(key, []).append((by_dev, int(r.get("protocol", 3)), hops))
+            variant = (by_dev, int(r.get("protocol", 3)), hops, rtype, r.get("prefsrc"))
+            grouped.setdefault(key, []).append(variant)
     routes = []
     for (family, table, dst, metric), variants in grouped.items():
         variants.sort(key=lambda v: v[0])
-        merged = [h for _dev, _proto, hops in variants for h in hops]
-        if not all_routes and not any(h.port_id is not None for h in merged):
+        merged = [h for v in variants for h in v[2]]
+        _dev, proto, _hops, rtype, prefsrc = variants[0]
+        # Drop routes always: they override a less specific route a worker would use.
+        if rtype == "unicast" and not all_routes and not any(h.port_id is not None for h in merged):
             continue
         routes.append(
             RouteState(
                 family=family,  # type: ignore[arg-type]
                 dst=dst,
                 table=table,
-                proto=variants[0][1],
+                proto=proto,
                 metric=metric,
                 nexthops=merged,
+                type=rtype,  # type: ignore[arg-type]
+                prefsrc=prefsrc,
             )
         )
     return routes

@@ -100,16 +100,22 @@ static void uninstall(struct fwd_tables *t, int32_t pos)
     }
 }
 
-/* Puts the best alternative into the LPM: the lowest metric, if it reaches a DPDK port
- * (the kernel would use it too; a route DPDK cannot follow belongs to the exception path). */
+static int usable(const struct fwd_alt *a)
+{
+    return a->type != IFPX_RT_UNICAST || a->n_live > 0;
+}
+
+/* Puts the alternative the kernel uses into the LPM: the lowest metric with a live next
+ * hop, or a drop route; if it drops or reaches a DPDK port (a route DPDK cannot follow
+ * belongs to the exception path). */
 static void install_best(struct fwd_tables *t, int32_t pos)
 {
     struct fwd_prefix *p = t->prefix[pos];
     int best = -1;
     for (int i = 0; i < p->n_alts; i++)
-        if (best < 0 || p->alts[i].metric < p->alts[best].metric)
+        if (usable(&p->alts[i]) && (best < 0 || p->alts[i].metric < p->alts[best].metric))
             best = i;
-    if (best < 0 || p->alts[best].n_hops == 0) {
+    if (best < 0 || (p->alts[best].type == IFPX_RT_UNICAST && p->alts[best].n_hops == 0)) {
         uninstall(t, pos);
         return;
     }
@@ -144,9 +150,15 @@ static void set_hops(struct fwd_alt *a, const struct ifpx_event *ev)
 {
     memset(a->hop, 0, sizeof a->hop);
     a->metric = ev->metric;
-    a->n_hops = 0;
+    a->type = ev->route_type;
+    a->n_live = a->n_hops = 0;
     for (int i = 0; i < ev->nh_count && a->n_hops < FWD_MAX_ECMP; i++) {
         const struct ifpx_nexthop *h = &ev->nh[i];
+        /* The kernel never uses a dead hop. A linkdown one it still uses unless the
+         * interface's ignore_routes_with_linkdown is set: so does this example. */
+        if (h->flags & IFPX_NH_DEAD)
+            continue;
+        a->n_live++;
         if (h->port_id < 0)
             continue; /* through an interface no DPDK port is bound to */
         struct fwd_hop *out = &a->hop[a->n_hops++];
@@ -269,28 +281,35 @@ void fwd_classify(struct fwd_tables *t, const struct rte_mbuf *m)
 {
     const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
     uint32_t next_hop;
-    int hit;
+    int32_t pos;
     t->stats.packets++;
     if (m->data_len < sizeof *eth)
         return;
     if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV4) &&
         m->data_len >= sizeof *eth + sizeof(struct rte_ipv4_hdr)) {
         const struct rte_ipv4_hdr *ip = (const struct rte_ipv4_hdr *)(eth + 1);
-        hit = rte_lpm_lookup(t->lpm, rte_be_to_cpu_32(ip->dst_addr), &next_hop) == 0 ||
-              t->default4 >= 0;
+        pos = rte_lpm_lookup(t->lpm, rte_be_to_cpu_32(ip->dst_addr), &next_hop) == 0
+                  ? (int32_t)next_hop
+                  : t->default4;
     } else if (eth->ether_type == rte_cpu_to_be_16(RTE_ETHER_TYPE_IPV6) &&
                m->data_len >= sizeof *eth + sizeof(struct rte_ipv6_hdr)) {
         const struct rte_ipv6_hdr *ip = (const struct rte_ipv6_hdr *)(eth + 1);
-        hit = rte_lpm6_lookup(t->lpm6, ip->dst_addr, &next_hop) == 0 || t->default6 >= 0;
+        pos = rte_lpm6_lookup(t->lpm6, ip->dst_addr, &next_hop) == 0 ? (int32_t)next_hop
+                                                                      : t->default6;
     } else {
         return;
     }
     /* A forwarder would now pick a next hop, rewrite the Ethernet header from the
-     * neighbour table and transmit; this example counts the decision. */
-    if (hit)
-        t->stats.lpm_hits++;
-    else
+     * neighbour table and transmit, or drop for a drop route (and send the ICMP error
+     * an unreachable or prohibit route asks for); this example counts the decision. */
+    if (pos < 0) {
         t->stats.lpm_misses++;
+        return;
+    }
+    t->stats.lpm_hits++;
+    const struct fwd_prefix *p = t->prefix[pos];
+    if (p && p->installed >= 0 && p->alts[p->installed].type != IFPX_RT_UNICAST)
+        t->stats.lpm_drops++;
 }
 
 /* ---- report ---------------------------------------------------------------------------------------- */
@@ -319,9 +338,10 @@ void fwd_report(const struct fwd_tables *t, FILE *f)
             continue;
         const struct fwd_alt *a = &p->alts[p->installed];
         inet_ntop(p->key.family, p->key.dst, text, sizeof text);
-        fprintf(f, "%s{\"dst\": \"%s/%u\", \"metric\": %u, \"in_lpm\": %s, \"nexthops\": [",
+        fprintf(f, "%s{\"dst\": \"%s/%u\", \"metric\": %u, \"in_lpm\": %s, \"type\": \"%s\", "
+                   "\"nexthops\": [",
                 first ? "" : ", ", text, p->key.plen, a->metric,
-                in_lpm(t, (int32_t)i) ? "true" : "false");
+                in_lpm(t, (int32_t)i) ? "true" : "false", ifpx_route_type_name(a->type));
         first = 0;
         for (int h = 0; h < a->n_hops; h++) {
             fprintf(f, "%s{\"port_id\": %u, \"gateway\": ", h ? ", " : "", a->hop[h].port);
@@ -346,9 +366,9 @@ void fwd_report(const struct fwd_tables *t, FILE *f)
     const struct fwd_stats *s = &t->stats;
     fprintf(f, "], \"stats\": {\"route_events\": %llu, \"routes_other_table\": %llu, "
                "\"routes_refused\": %llu, \"neigh_refused\": %llu, \"packets\": %llu, "
-               "\"lpm_hits\": %llu, \"lpm_misses\": %llu}}",
+               "\"lpm_hits\": %llu, \"lpm_misses\": %llu, \"lpm_drops\": %llu}}",
             (unsigned long long)s->route_events, (unsigned long long)s->routes_other_table,
             (unsigned long long)s->routes_refused, (unsigned long long)s->neigh_refused,
             (unsigned long long)s->packets, (unsigned long long)s->lpm_hits,
-            (unsigned long long)s->lpm_misses);
+            (unsigned long long)s->lpm_misses, (unsigned long long)s->lpm_drops);
 }

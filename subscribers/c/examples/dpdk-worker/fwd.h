@@ -1,7 +1,8 @@
 /* One lcore's forwarding tables, kept by ifpx events: an rte_lpm and an rte_lpm6 for
  * the main routing table, the route alternatives behind each prefix (the kernel may hold
- * several metrics; the lowest one that reaches a DPDK port is installed), and a
- * neighbour table. Every lcore owns its own copy: no locks on the fast path. */
+ * several metrics and uses the lowest one with a live next hop, or a drop route; that
+ * one is installed if it drops or reaches a DPDK port), and a neighbour table. Every
+ * lcore owns its own copy: no locks on the fast path. */
 #ifndef DPDK_WORKER_FWD_H
 #define DPDK_WORKER_FWD_H
 
@@ -27,7 +28,9 @@ struct fwd_hop {
 
 struct fwd_alt {
     uint32_t metric;
-    uint8_t n_hops;        /* next hops through DPDK ports; 0: not forwardable here */
+    uint8_t type;          /* enum ifpx_route_type: anything but unicast drops */
+    uint8_t n_live;        /* live next hops, through any interface: the kernel uses it */
+    uint8_t n_hops;        /* live next hops through DPDK ports; 0: not forwardable here */
     struct fwd_hop hop[FWD_MAX_ECMP];
 };
 
@@ -59,7 +62,7 @@ struct fwd_neigh {
 
 struct fwd_stats {
     uint64_t route_events, routes_other_table, routes_refused, neigh_refused, lpm_hits,
-        lpm_misses, packets;
+        lpm_misses, lpm_drops, packets;
 };
 
 struct fwd_tables {
