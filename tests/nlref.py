@@ -60,6 +60,51 @@ def _done_error(data: bytes, seq: int) -> int:
     return 0
 
 
+def _range(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    lo, hi = text.split(":")
+    return (int(lo), int(hi))
+
+
+def _unset(value: int | None) -> int | None:
+    return None if value is None or value == 0xFFFFFFFF else value
+
+
+def _rule(msg: Any, deleted: bool) -> nlmsg.Rule:
+    get = msg.get_attr
+    table = get("FRA_TABLE")
+    l3mdev, proto = get("FRA_L3MDEV"), get("FRA_PROTOCOL")
+    return nlmsg.Rule(
+        deleted=deleted,
+        family=msg["family"],
+        priority=get("FRA_PRIORITY") or 0,
+        action=msg["action"],
+        table=table if table else msg["table"],
+        goto=get("FRA_GOTO"),
+        src=get("FRA_SRC"),
+        src_len=msg["src_len"],
+        dst=get("FRA_DST"),
+        dst_len=msg["dst_len"],
+        tos=msg["tos"],
+        fwmark=get("FRA_FWMARK") or 0,
+        fwmask=get("FRA_FWMASK") or 0,
+        iif=get("FRA_IIFNAME"),
+        oif=get("FRA_OIFNAME"),
+        invert=bool(msg["flags"] & nlmsg.FIB_RULE_INVERT),
+        suppress_prefixlen=_unset(get("FRA_SUPPRESS_PREFIXLEN")),
+        suppress_ifgroup=_unset(get("FRA_SUPPRESS_IFGROUP")),
+        l3mdev=bool(l3mdev),
+        proto=proto or 0,
+        ip_proto=get("FRA_IP_PROTO"),
+        sport=_range(get("FRA_SPORT_RANGE")),
+        dport=_range(get("FRA_DPORT_RANGE")),
+        uid=_range(get("FRA_UID_RANGE")),
+        tun_id=get("FRA_TUN_ID"),
+        flow=get("FRA_FLOW"),
+    )
+
+
 def reference(data: bytes) -> list[nlmsg.Record]:
     """Decode with pyroute2; only the message kinds ifpx tracks."""
     out: list[nlmsg.Record] = []
@@ -123,6 +168,11 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                     # field (and next-hop objects) to iproute2's own output instead.
                 )
             )
+        elif mtype in (nlmsg.RTM_NEWRULE, nlmsg.RTM_DELRULE):
+            fam = msg["family"]
+            if fam not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            out.append(_rule(msg, mtype == nlmsg.RTM_DELRULE))
         elif mtype in (nlmsg.RTM_NEWNEIGH, nlmsg.RTM_DELNEIGH):
             fam = msg["family"]
             dst = msg.get_attr("NDA_DST")

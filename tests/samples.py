@@ -7,7 +7,15 @@ from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.events import EventBase, WireModel
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, SnapshotState, State
+from ifpx.schemas.state import (
+    Binding,
+    NeighState,
+    PortState,
+    RouteState,
+    RuleState,
+    SnapshotState,
+    State,
+)
 
 P = {"port_id": 3, "proxy": "dtap0", "ifindex": 7}
 HOPS = [
@@ -30,6 +38,12 @@ EVENTS: dict[str, EventBase] = {
     "route_del": ev.RouteDel(dst="10.50.0.0", prefixlen=16, proto=4, metric=10, nexthops=HOPS),
     "route6_add": ev.Route6Add(dst="2001:db8:99::", prefixlen=48, metric=1024, nexthops=HOPS6),
     "route6_del": ev.Route6Del(dst="2001:db8:99::", prefixlen=48, metric=1024, type="blackhole"),
+    "rule_add": ev.RuleAdd(
+        priority=100, table=100, src="10.0.0.0", src_len=8, iif="dtap0", fwmark=16, fwmask=255
+    ),
+    "rule_del": ev.RuleDel(priority=200, action="prohibit", ip_proto=6, dport=(80, 80)),
+    "rule6_add": ev.Rule6Add(priority=300, action="goto", goto=400, dst="2001:db8::", dst_len=32),
+    "rule6_del": ev.Rule6Del(priority=32766, table=254, proto=2),
     "neigh_add": ev.NeighAdd(ip="192.0.2.2", mac="02:00:00:00:00:02", state="permanent", **P),
     "neigh_del": ev.NeighDel(ip="192.0.2.2", mac="02:00:00:00:00:02", **P),
     "neigh6_add": ev.Neigh6Add(ip="2001:db8::2", mac="02:00:00:00:00:03", state="stale", **P),
@@ -75,6 +89,10 @@ STATE = State(
         RouteState(family=6, dst="2001:db8:66::/48", proto=3, metric=1024, type="unreachable"),
     ],
     neighs=[NeighState(port_id=3, ip="192.0.2.2", mac="02:00:00:00:00:02", state="permanent")],
+    rules=[
+        RuleState(family=4, priority=100, table=100, src="10.0.0.0", src_len=8, iif="dtap0"),
+        RuleState(family=6, priority=32766, table=254, proto=2),
+    ],
 )
 
 COMMANDS: dict[str, WireModel] = {

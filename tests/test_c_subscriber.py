@@ -46,6 +46,7 @@ def _reply(state: State) -> bytes:
         ports=state.ports,
         routes=RouteTable.from_routes(state.routes),
         neighs=state.neighs,
+        rules=state.rules,
     )
     result = c.SnapshotResult(epoch=1, seq=1, topic_seqs={}, cfg_done=True, state=wire)
     return codec.encode_reply(c.OkReply(result=result))

@@ -240,7 +240,21 @@ ops = st.one_of(
     st.tuples(st.just("nhgroup"), st.integers(10, 11), st.sets(st.integers(1, 3)), st.booleans()),
     st.tuples(st.just("nhroute"), st.integers(1, 5), st.sampled_from([1, 2, 3, 10, 11, 12])),
     st.tuples(st.just("nhroutedel"), st.integers(1, 5)),
+    # Policy rules: the same priority twice with other selectors, both families.
+    st.tuples(
+        st.just("rule"), st.integers(1, 3), st.sampled_from([1, 6, 7]), st.booleans(), st.booleans()
+    ),
 )
+
+
+def rule(deleted: bool, priority: int, action: int, six: bool, src: bool) -> nlmsg.Rule:
+    """A policy rule from ``10.0.0.0/8`` (or ``2001:db8::/32``) or from all."""
+    net = ("2001:db8::", 32) if six else ("10.0.0.0", 8)
+    return nlmsg.Rule(
+        deleted, AF6 if six else AF4, priority, action, 100 if action == 1 else 0, None,
+        net[0] if src else None, net[1] if src else 0, None, 0, 0, 0, 0, None, None, False,
+        None, None, False, 0, None, (1, 2) if src else None, None, None, None, None,
+    )  # fmt: skip
 
 
 def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignore[type-arg]
@@ -303,6 +317,8 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
     if kind == "nhroutedel":
         dst = f"10.{op[1] + 100}.0.0"
         return core.apply(nlmsg.Route(True, AF4, 254, dst, 16, 0, 4, 1, 0, 0, (), None, 0))
+    if kind == "rule":
+        return core.apply(rule(op[4], op[1], op[2], op[3], src=op[1] % 2 == 1))
     return core.unbind(op[1])[1]
 
 

@@ -235,6 +235,14 @@ def test_dpdk_worker_applies_events_to_its_ports(
         assert lc["fwd"]["stats"]["routes_other_table"] >= 1
         assert dsts["10.50.9.0/24"]["type"] == "blackhole"
         assert dsts["2001:db8:5:1::/64"]["type"] == "unreachable"
+        assert lc["main_table_decides"] is True  # the kernel's default rules only
+    ns.cmd("rule add pref 100 from 10.0.0.0/24 lookup 100")
+    report, _ = converge(worker, br)
+    assert [lc["main_table_decides"] for lc in report["lcores"].values()] == [False] * len(
+        report["lcores"]
+    )
+    assert "this LPM follows table 254 only" in worker.output()
+    ns.cmd("rule del pref 100")
 
     # A packet the kernel routes out of dtap0 arrives on DPDK port 0 and hits the LPM.
     hits = sum(lc["fwd"]["stats"]["lpm_hits"] for lc in report["lcores"].values())

@@ -8,6 +8,7 @@ forward as the kernel does.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from netutil import EventTap, wait_bridge_equals_kernel
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
-from ifpx.subscribers import Subscriber
+from ifpx.subscribers import Flow, Subscriber
 
 pytestmark = pytest.mark.netns
 
@@ -275,3 +276,75 @@ def test_c_subscriber_holds_what_the_kernel_forwards_with(
             late.close()
     finally:
         csub.close()
+
+
+_ERRORS = {
+    "Invalid argument": "blackhole",
+    "Network is unreachable": "unreachable",
+    "Permission denied": "prohibit",
+}
+"""What ``ip route get`` says for each drop, by the route (or rule) type that makes it."""
+
+
+def _kernel_decision(ns: Netns, args: list[str]) -> tuple[str, str | None]:
+    """(type, gateway) of the kernel's own lookup (``ip route get``)."""
+    proc = subprocess.run(
+        ["ip", "-n", ns.name, "-j", "route", "get", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if proc.returncode:
+        return _ERRORS[proc.stderr.strip().removeprefix("RTNETLINK answers: ")], None
+    (found,) = json.loads(proc.stdout)
+    return "unicast", found.get("gateway")
+
+
+def test_policy_rules_choose_the_table_as_the_kernel_does(
+    vns: Netns, vbr: BridgeProcess, tap: EventTap, sub: Subscriber
+) -> None:
+    vns.batch(
+        [
+            "route add 172.30.0.0/16 via 10.1.0.2",
+            "route add 172.30.0.0/16 via 10.2.0.2 table 100",
+            "route add throw 172.30.9.0/24 table 100",
+            "route add default via 10.1.0.9",
+            "rule add pref 100 from 10.2.0.1 lookup 100",
+            "rule add pref 110 fwmark 0x10/0xff lookup 100",
+            "rule add pref 120 to 172.30.66.0/24 prohibit",
+            "rule add pref 130 ipproto tcp dport 22 blackhole",
+            "rule add pref 140 fwmark 0x20 goto 160",
+            "rule add pref 150 fwmark 0x20 unreachable",
+            "rule add pref 160 fwmark 0x20 lookup 100",
+            "rule add pref 170 not to 172.30.0.0/16 lookup main suppress_prefixlength 0",
+        ]
+    )
+    (r,) = tap.expect("rule_add", priority=110)
+    assert isinstance(r, ev.RuleAdd) and (r.fwmark, r.fwmask, r.table) == (16, 255, 100)
+    _converged(vbr, sub)
+    flows = [
+        (["172.30.1.1"], Flow("172.30.1.1")),
+        (["172.30.1.1", "from", "10.2.0.1"], Flow("172.30.1.1", src="10.2.0.1")),
+        (["172.30.9.1", "from", "10.2.0.1"], Flow("172.30.9.1", src="10.2.0.1")),  # throw
+        (["172.30.1.1", "mark", "0x10"], Flow("172.30.1.1", fwmark=0x10)),
+        (["172.30.1.1", "mark", "0x110"], Flow("172.30.1.1", fwmark=0x110)),
+        (["172.30.66.1"], Flow("172.30.66.1")),
+        (["172.30.1.1", "ipproto", "tcp", "dport", "22"], Flow("172.30.1.1", ip_proto=6, dport=22)),
+        (["172.30.1.1", "ipproto", "tcp", "dport", "23"], Flow("172.30.1.1", ip_proto=6, dport=23)),
+        (["172.30.1.1", "mark", "0x20"], Flow("172.30.1.1", fwmark=0x20)),  # goto past 150
+        (["192.0.2.1"], Flow("192.0.2.1")),  # the default route, after rule 170 passed
+    ]
+    for args, flow in flows:
+        found = sub.state.resolve(flow)
+        ours = ("unicast", None) if found is None else (found.type, None)
+        if found is not None and found.type == "unicast":
+            ours = ("unicast", found.nexthops[0][0])
+        assert ours == _kernel_decision(vns, args), (args, found)
+    # Rules go as they came; a late joiner has them from the snapshot.
+    vns.cmd("rule del pref 120")
+    tap.expect("rule_del", priority=120)
+    _converged(vbr, sub)
+    assert sub.state.resolve(Flow("172.30.66.1")) == sub.state.lookup("172.30.66.1")
+    with Subscriber(vbr.events, vbr.control) as late:
+        late.sync(timeout=10)
+        assert late.state.rules == sub.state.rules

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nlref import reference, split_recording
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
@@ -262,3 +263,66 @@ def test_a_failed_dump_reports_its_errno() -> None:
     data = bytes.fromhex("140000000300020001000000fc580000edffffff")
     assert nlmsg.decode(data) == [nlmsg.Done(seq=1, interrupted=False, error=19)]
     assert reference(data) == nlmsg.decode(data)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from([nlmsg.RTM_NEWRULE, nlmsg.RTM_DELRULE]),
+    st.sampled_from([socket.AF_INET, socket.AF_INET6]),
+    st.sampled_from(sorted(nlmsg.RULE_ACTIONS)),
+    u32,
+    st.integers(0, 255),
+    st.booleans(),
+    st.lists(
+        st.sampled_from(
+            [
+                ("FRA_TABLE", 1000),
+                ("FRA_GOTO", 500),
+                ("FRA_FWMARK", 16),
+                ("FRA_FWMASK", 255),
+                ("FRA_IIFNAME", "v0"),
+                ("FRA_OIFNAME", "v1"),
+                ("FRA_SUPPRESS_PREFIXLEN", 0),
+                ("FRA_SUPPRESS_PREFIXLEN", 0xFFFFFFFF),
+                ("FRA_SUPPRESS_IFGROUP", 3),
+                ("FRA_L3MDEV", 1),
+                ("FRA_PROTOCOL", 186),
+                ("FRA_IP_PROTO", 6),
+                ("FRA_SPORT_RANGE", "100:200"),
+                ("FRA_DPORT_RANGE", "80:80"),
+                ("FRA_UID_RANGE", "10:20"),
+                ("FRA_TUN_ID", 7),
+                ("FRA_FLOW", 9),
+            ]
+        ),
+        unique_by=lambda a: a[0],
+        max_size=8,
+    ),
+)
+def test_rules(
+    mtype: int,
+    family: int,
+    action: int,
+    priority: int,
+    table: int,
+    invert: bool,
+    extra: list[tuple[str, Any]],
+) -> None:
+    m = fibmsg()
+    m["family"] = family
+    m["action"] = action
+    m["table"] = table
+    m["flags"] = nlmsg.FIB_RULE_INVERT if invert else 0
+    six = family == socket.AF_INET6
+    m["src_len"] = 32 if six else 8
+    m["dst_len"] = 64 if six else 16
+    m["attrs"] = [
+        ("FRA_PRIORITY", priority),
+        ("FRA_SRC", "2001:db8::" if six else "10.0.0.0"),
+        ("FRA_DST", "2001:db8:1::" if six else "192.168.0.0"),
+        *extra,
+    ]
+    data = _encode(m, mtype)
+    ours = nlmsg.decode(data)
+    assert ours == reference(data)
+    assert isinstance(ours[0], nlmsg.Rule) and ours[0].priority == priority

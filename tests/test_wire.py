@@ -90,6 +90,7 @@ hops4 = st.builds(
     ifindex=ifindexes,
     port_id=st.none() | ports,
     weight=st.integers(1, 256),
+    flags=st.sampled_from([(), ("dead", "linkdown"), ("linkdown",), ("onlink",)]),
 )
 hops6 = st.builds(
     ev.NextHop,
@@ -97,6 +98,7 @@ hops6 = st.builds(
     ifindex=ifindexes,
     port_id=st.none() | ports,
     weight=st.integers(1, 256),
+    flags=st.sampled_from([(), ("dead", "linkdown"), ("linkdown",), ("onlink",)]),
 )
 u32 = st.integers(0, 2**32 - 1)
 
@@ -121,12 +123,25 @@ def _event_strategy(cls: type[ev.EventBase]) -> st.SearchStrategy[ev.EventBase]:
         fields["ip"] = v6 if six else v4
     if "prefixlen" in names:
         fields["prefixlen"] = st.integers(0, 128 if six else 32)
-    if "dst" in names:
+    if "nexthops" in names:
         fields["dst"] = v6 if six else v4
         fields["table"] = u32
         fields["proto"] = st.integers(0, 255)
         fields["metric"] = u32
         fields["nexthops"] = st.lists(hops6 if six else hops4, max_size=4)
+        fields["type"] = st.sampled_from(["unicast", "blackhole", "throw"])
+        fields["prefsrc"] = st.none() | (v6 if six else v4)
+    if issubclass(cls, ev.RuleFields):
+        fields["src"] = st.none() | (v6 if six else v4)
+        fields["dst"] = st.none() | (v6 if six else v4)
+        fields["src_len"] = st.integers(0, 128 if six else 32)
+        fields["priority"] = u32
+        fields["action"] = st.sampled_from(["lookup", "goto", "prohibit"])
+        fields["table"] = u32
+        fields["iif"] = st.none() | ifnames
+        fields["sport"] = st.none() | st.tuples(st.integers(0, 65535), st.integers(0, 65535))
+        fields["uid"] = st.none() | st.tuples(u32, u32)
+        fields["invert"] = st.booleans()
     if "state" in names:
         fields["state"] = st.sampled_from(["reachable", "stale", "permanent", "none"])
     if "old_name" in names:

@@ -261,6 +261,10 @@ static ifpx_cb handler(const struct ifpx_callbacks *cb, enum ifpx_kind k)
     case IFPX_PROXY_BACK: return cb->proxy_back;
     case IFPX_RESYNC_BEGIN: return cb->resync_begin;
     case IFPX_RESYNC_END: return cb->resync_end;
+    case IFPX_RULE_ADD: return cb->rule_add;
+    case IFPX_RULE_DEL: return cb->rule_del;
+    case IFPX_RULE6_ADD: return cb->rule6_add;
+    case IFPX_RULE6_DEL: return cb->rule6_del;
     default: return NULL;
     }
 }
@@ -327,7 +331,8 @@ static unsigned parse_topics(const char *list)
 {
     unsigned mask = (1u << T_PORT) | (1u << T_SYNC) | (1u << T_HB);
     if (!list)
-        return mask | (1u << T_LINK) | (1u << T_ADDR) | (1u << T_ROUTE) | (1u << T_NEIGH);
+        return mask | (1u << T_LINK) | (1u << T_ADDR) | (1u << T_ROUTE) | (1u << T_NEIGH) |
+               (1u << T_RULE);
     while (*list) {
         size_t n = strcspn(list, ",");
         int found = 0;

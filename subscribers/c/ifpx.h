@@ -50,12 +50,14 @@ struct ifpx_callbacks {
     /* beyond the RFC: bindings and repairs */
     ifpx_cb port_bound, port_unbound, proxy_gone, proxy_renamed, proxy_back;
     ifpx_cb resync_begin, resync_end;
+    /* protocol minor 1: policy routing rules */
+    ifpx_cb rule_add, rule_del, rule6_add, rule6_del;
 };
 
 struct ifpx_options {
     const char *events;        /* NULL: $IFPX_EVENTS, else ipc:///run/ifpx/events.sock */
     const char *control;       /* NULL: $IFPX_CONTROL, else ipc:///run/ifpx/control.sock */
-    const char *topics;        /* "link,addr,route,neigh" or a part of it; NULL: all */
+    const char *topics;        /* "link,addr,route,rule,neigh" or a part of it; NULL: all */
     int heartbeat_timeout_ms;  /* 0: 3500 (3.5 heartbeats) */
     int request_timeout_ms;    /* 0: 5000 */
     int rcvhwm;                /* 0: 100000 messages */

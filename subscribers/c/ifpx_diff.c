@@ -13,7 +13,8 @@
 
 /* ---- difference --------------------------------------------------------------------------- */
 
-enum { D_OLD_BINDINGS, D_NEW_BINDINGS, D_NEIGH_DEL, D_NEIGH_ADD, D_ROUTE_DEL, D_ROUTE_ADD, D_END };
+enum { D_OLD_BINDINGS, D_NEW_BINDINGS, D_NEIGH_DEL, D_NEIGH_ADD, D_RULE_DEL, D_RULE_ADD,
+       D_ROUTE_DEL, D_ROUTE_ADD, D_END };
 enum { S_BIND, S_MAC, S_MTU, S_LINK, S_ADDR_DEL, S_ADDR_ADD, S_NEXT };
 
 void ifpx_diff_init(struct ifpx_diff *d, const struct ifpx_replica *old,
@@ -227,7 +228,32 @@ static int neighs_step(struct ifpx_diff *d, struct ifpx_event *ev)
             return 1;
         }
     }
-    d->phase = D_ROUTE_DEL;
+    d->phase = D_RULE_DEL;
+    d->i = 0;
+    return 0;
+}
+
+static void rule_event(struct ifpx_event *ev, const struct ifpx_rule *rule, int add)
+{
+    int six = rule->family == AF_INET6;
+    memset(ev, 0, offsetof(struct ifpx_event, nh));
+    ev->kind = add ? (six ? IFPX_RULE6_ADD : IFPX_RULE_ADD) : (six ? IFPX_RULE6_DEL : IFPX_RULE_DEL);
+    ev->rule = *rule;
+}
+
+/* Rules removed, then rules added. */
+static int rules_step(struct ifpx_diff *d, struct ifpx_event *ev)
+{
+    const struct ifpx_replica *from = d->phase == D_RULE_DEL ? d->old : d->target;
+    const struct ifpx_replica *other = d->phase == D_RULE_DEL ? d->target : d->old;
+    while (d->i < from->n_rules) {
+        const struct ifpx_rule *rule = &from->rules[d->i++];
+        if (ifpx_rep_rule(other, rule) < 0) {
+            rule_event(ev, rule, d->phase == D_RULE_ADD);
+            return 1;
+        }
+    }
+    d->phase = d->phase == D_RULE_DEL ? D_RULE_ADD : D_ROUTE_DEL;
     d->i = 0;
     return 0;
 }
@@ -268,6 +294,9 @@ static int diff_step(struct ifpx_diff *d, struct ifpx_event *ev)
     case D_NEIGH_DEL:
     case D_NEIGH_ADD:
         return neighs_step(d, ev);
+    case D_RULE_DEL:
+    case D_RULE_ADD:
+        return rules_step(d, ev);
     case D_ROUTE_DEL:
     case D_ROUTE_ADD:
         return routes_step(d, ev);

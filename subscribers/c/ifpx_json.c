@@ -77,6 +77,62 @@ void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int
         fprintf(f, "null");
 }
 
+static void opt_u64(FILE *f, const char *name, int has, unsigned long long v)
+{
+    if (has)
+        fprintf(f, ", \"%s\": %llu", name, v);
+    else
+        fprintf(f, ", \"%s\": null", name);
+}
+
+static void opt_pair(FILE *f, const char *name, int has, unsigned long lo, unsigned long hi)
+{
+    if (has)
+        fprintf(f, ", \"%s\": [%lu, %lu]", name, lo, hi);
+    else
+        fprintf(f, ", \"%s\": null", name);
+}
+
+static void opt_name(FILE *f, const char *name, const char *value)
+{
+    fprintf(f, ", \"%s\": ", name);
+    if (value[0])
+        ifpx_json_str(f, value);
+    else
+        fprintf(f, "null");
+}
+
+void ifpx_json_rule_fields(FILE *f, const struct ifpx_rule *r)
+{
+    fprintf(f, ", \"priority\": %u, \"action\": \"%s\", \"table\": %u", r->priority,
+            ifpx_rule_action_name(r->action), r->table);
+    opt_u64(f, "goto", r->has_goto, r->goto_priority);
+    fprintf(f, ", \"src_len\": %u, \"dst_len\": %u, \"tos\": %u, \"fwmark\": %u, \"fwmask\": %u",
+            r->src_len, r->dst_len, r->tos, r->fwmark, r->fwmask);
+    opt_name(f, "iif", r->iif);
+    opt_name(f, "oif", r->oif);
+    fprintf(f, ", \"invert\": %s", r->invert ? "true" : "false");
+    opt_u64(f, "suppress_prefixlen", r->has_suppress_prefixlen, r->suppress_prefixlen);
+    opt_u64(f, "suppress_ifgroup", r->has_suppress_ifgroup, r->suppress_ifgroup);
+    fprintf(f, ", \"l3mdev\": %s, \"proto\": %u", r->l3mdev ? "true" : "false", r->proto);
+    opt_u64(f, "ip_proto", r->has_ip_proto, r->ip_proto);
+    opt_pair(f, "sport", r->has_sport, r->sport[0], r->sport[1]);
+    opt_pair(f, "dport", r->has_dport, r->dport[0], r->dport[1]);
+    opt_pair(f, "uid", r->has_uid, r->uid[0], r->uid[1]);
+    opt_u64(f, "tun_id", r->has_tun_id, (unsigned long long)r->tun_id);
+    opt_u64(f, "flow", r->has_flow, r->flow);
+    fprintf(f, ", \"src\": ");
+    if (r->has_src)
+        ifpx_json_ip(f, r->family, r->src);
+    else
+        fprintf(f, "null");
+    fprintf(f, ", \"dst\": ");
+    if (r->has_dst)
+        ifpx_json_ip(f, r->family, r->dst);
+    else
+        fprintf(f, "null");
+}
+
 void ifpx_json_event(FILE *f, const struct ifpx_event *e)
 {
     enum ifpx_kind k = e->kind;
@@ -107,6 +163,9 @@ void ifpx_json_event(FILE *f, const struct ifpx_event *e)
         fprintf(f, ", \"prefixlen\": %u, \"table\": %u, \"proto\": %u, \"metric\": %u",
                e->prefixlen, e->table, e->proto, e->metric);
         ifpx_json_route_tail(f, e->nh, e->nh_count, e->route_type, e->prefsrc_family, e->prefsrc);
+        break;
+    case IFPX_RULE_ADD: case IFPX_RULE_DEL: case IFPX_RULE6_ADD: case IFPX_RULE6_DEL:
+        ifpx_json_rule_fields(f, &e->rule);
         break;
     case IFPX_PROXY_RENAMED: fprintf(f, ", \"old_name\": "); ifpx_json_str(f, e->old_name); break;
     case IFPX_PROXY_BACK: fprintf(f, ", \"old_ifindex\": %u", e->old_ifindex); break;

@@ -24,6 +24,9 @@ void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, i
  * (the leading ", " included). */
 void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int route_type,
                           int prefsrc_family, const uint8_t *prefsrc);
+/* A rule's fields as the models dump them (src and dst included; kind and family not),
+ * each member with its leading ", ". */
+void ifpx_json_rule_fields(FILE *f, const struct ifpx_rule *r);
 /* One event as the Python models dump it (no newline). */
 void ifpx_json_event(FILE *f, const struct ifpx_event *e);
 

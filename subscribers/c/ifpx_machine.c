@@ -11,7 +11,7 @@
 #include <syslog.h>
 
 const char *const ifpx_topic_names[IFPX_N_TOPICS] = {"link", "addr", "route", "neigh",
-                                                      "port", "sync", "hb"};
+                                                      "port", "sync", "hb", "rule"};
 
 void ifpx_log(ifpx_log_fn log, void *ctx, int level, const char *fmt, ...)
 {

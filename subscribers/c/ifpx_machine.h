@@ -34,8 +34,9 @@ extern "C" {
 /* Largest encoded request. */
 #define IFPX_REQUEST_CAP 512
 
-#define IFPX_N_TOPICS 7
-/* "link", "addr", "route", "neigh", "port", "sync", "hb": bit i of a topic mask is topic i. */
+#define IFPX_N_TOPICS 8
+/* "link", "addr", "route", "neigh", "port", "sync", "hb", "rule": bit i of a topic mask is
+ * topic i. */
 extern const char *const ifpx_topic_names[IFPX_N_TOPICS];
 /* The index of a topic name, or -1. */
 int ifpx_topic_index(const char *topic);

@@ -26,6 +26,8 @@ int ifpx_mp_nexthops(const msgpack_object *o, struct ifpx_event *ev);
 /* A route's "type" (NULL: unicast) and "prefsrc" (NULL or nil: none) into ev. */
 int ifpx_mp_route_forwarding(const msgpack_object *type, const msgpack_object *prefsrc,
                              struct ifpx_event *ev);
+/* A rule's fields (all but kind, family) into r, zeroed first. */
+int ifpx_mp_rule(const msgpack_object *m, int family, struct ifpx_rule *r);
 int ifpx_mp_topic_seqs(const msgpack_object *o, uint8_t *n, struct ifpx_topic_seq *out);
 /* Checks (ifpx_msgpack_check) and unpacks `buf` as exactly one map of at most `limit`
  * bytes, and allocates the event buffer *ev (freed by the caller in every case). */

@@ -117,6 +117,7 @@ void ifpx_replica_clear(struct ifpx_replica *r)
     free(r->ports);
     ht_free(&r->routes);
     ht_free(&r->neighs);
+    free(r->rules);
     ifpx_replica_init(r);
 }
 
@@ -334,6 +335,37 @@ static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     return 0;
 }
 
+ptrdiff_t ifpx_rep_rule(const struct ifpx_replica *r, const struct ifpx_rule *rule)
+{
+    for (size_t i = 0; i < r->n_rules; i++)
+        if (!memcmp(&r->rules[i], rule, sizeof *rule))
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+/* Rules are identified by all their fields, as the kernel identifies them. */
+static int rule_change(struct ifpx_replica *r, const struct ifpx_rule *rule, int add)
+{
+    ptrdiff_t at = ifpx_rep_rule(r, rule);
+    if (!add) {
+        if (at >= 0)
+            r->rules[at] = r->rules[--r->n_rules];
+        return 0;
+    }
+    if (at >= 0)
+        return 0;
+    if (r->n_rules == r->cap_rules) {
+        size_t cap = r->cap_rules ? 2 * r->cap_rules : 8;
+        struct ifpx_rule *more = realloc(r->rules, cap * sizeof *more);
+        if (!more)
+            return -1;
+        r->rules = more;
+        r->cap_rules = cap;
+    }
+    r->rules[r->n_rules++] = *rule;
+    return 0;
+}
+
 static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
 {
     struct ifpx_port_state *p;
@@ -393,6 +425,10 @@ static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
         free(ht_del(&r->routes, &k));
         return 0;
     }
+    case IFPX_RULE_ADD: case IFPX_RULE6_ADD:
+        return rule_change(r, &ev->rule, 1);
+    case IFPX_RULE_DEL: case IFPX_RULE6_DEL:
+        return rule_change(r, &ev->rule, 0);
     case IFPX_CFG_DONE:
         r->cfg_done = 1;
         return 0;

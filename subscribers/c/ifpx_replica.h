@@ -78,6 +78,8 @@ struct ifpx_replica {
     size_t n_ports, cap_ports;
     struct ifpx_htab routes;   /* of struct ifpx_route */
     struct ifpx_htab neighs;   /* of struct ifpx_neigh */
+    struct ifpx_rule *rules;   /* policy rules, in arrival order (a handful) */
+    size_t n_rules, cap_rules;
     int cfg_done;
 };
 

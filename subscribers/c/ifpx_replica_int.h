@@ -16,5 +16,7 @@ const void *ifpx_rep_next(const struct ifpx_htab *t, size_t *cursor);
 struct ifpx_port_state *ifpx_rep_port(const struct ifpx_replica *r, uint16_t port_id);
 /* The index of address a among p's addresses, or -1. */
 int ifpx_rep_addr_index(const struct ifpx_port_state *p, const struct ifpx_addr *a);
+/* The index of a rule equal to `rule` among r's rules, or -1. */
+ptrdiff_t ifpx_rep_rule(const struct ifpx_replica *r, const struct ifpx_rule *rule);
 
 #endif

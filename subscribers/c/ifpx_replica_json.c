@@ -78,5 +78,11 @@ void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
         ifpx_json_neigh(f, nb->key.port_id, nb->key.family, nb->key.ip, nb->has_mac, nb->mac,
                         nb->state);
     }
+    fprintf(f, "], \"rules\": [");
+    for (size_t i = 0; i < r->n_rules; i++) {
+        fprintf(f, "%s{\"family\": %d", i ? ", " : "", r->rules[i].family == AF_INET ? 4 : 6);
+        ifpx_json_rule_fields(f, &r->rules[i]);
+        fprintf(f, "}");
+    }
     fprintf(f, "], \"cfg_done\": %s}", r->cfg_done ? "true" : "false");
 }

@@ -153,6 +153,28 @@ static int snapshot_neighs(const msgpack_object *neighs, const msgpack_object *p
     return IFPX_OK;
 }
 
+static int snapshot_rules(const msgpack_object *rules, struct ifpx_event *ev, ifpx_event_cb cb,
+                          void *ctx)
+{
+    uint64_t fam;
+    int rc;
+    if (!rules)
+        return IFPX_OK; /* a bridge before protocol minor 1 */
+    if (rules->type != MSGPACK_OBJECT_ARRAY)
+        return IFPX_E_FIELD;
+    for (uint32_t i = 0; i < rules->via.array.size; i++) {
+        const msgpack_object *m = &rules->via.array.ptr[i];
+        memset(ev, 0, offsetof(struct ifpx_event, nh));
+        if (m->type != MSGPACK_OBJECT_MAP || ifpx_mp_uint(m, "family", 6, &fam, 1, 0) ||
+            (fam != 4 && fam != 6) || ifpx_mp_rule(m, fam == 4 ? AF_INET : AF_INET6, &ev->rule))
+            return IFPX_E_FIELD;
+        ev->kind = fam == 4 ? IFPX_RULE_ADD : IFPX_RULE6_ADD;
+        if ((rc = emit(cb, ctx, ev)))
+            return rc;
+    }
+    return IFPX_OK;
+}
+
 static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, ifpx_event_cb cb,
                            void *ctx)
 {
@@ -240,6 +262,7 @@ int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap
     if ((rc = snapshot_gone(ifpx_mp_field(state, "bindings"), ev, cb, ctx)) ||
         (rc = snapshot_ports(ports, ev, cb, ctx)) ||
         (rc = snapshot_neighs(ifpx_mp_field(state, "neighs"), ports, ev, cb, ctx)) ||
+        (rc = snapshot_rules(ifpx_mp_field(state, "rules"), ev, cb, ctx)) ||
         (rc = snapshot_routes(ifpx_mp_field(state, "routes"), ev, cb, ctx)))
         goto out;
     if (snap->cfg_done) {

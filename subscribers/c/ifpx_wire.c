@@ -19,6 +19,7 @@ static const char *const KIND_NAMES[IFPX_KIND_COUNT] = {
     "cfg_done", "port_bound", "port_unbound",
     "proxy_gone", "proxy_renamed", "proxy_back",
     "resync_begin", "resync_end", "heartbeat",
+    "rule_add", "rule_del", "rule6_add", "rule6_del",
 };
 
 const char *ifpx_kind_name(enum ifpx_kind kind)
@@ -43,6 +44,168 @@ int ifpx_route_type_parse(const char *name, uint8_t *type)
             return 0;
         }
     return -1;
+}
+
+static const char *const RULE_ACTIONS[] = {"lookup", "goto", "nop", "blackhole",
+                                           "unreachable", "prohibit"};
+#define N_RULE_ACTIONS (sizeof RULE_ACTIONS / sizeof RULE_ACTIONS[0])
+
+const char *ifpx_rule_action_name(int action)
+{
+    return action >= 0 && (unsigned)action < N_RULE_ACTIONS ? RULE_ACTIONS[action] : NULL;
+}
+
+/* An optional unsigned field: absent or nil leaves *has 0. */
+static int opt_uint(const msgpack_object *m, const char *name, uint64_t max, uint64_t *v,
+                    uint8_t *has)
+{
+    const msgpack_object *o = ifpx_mp_field(m, name);
+    *has = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return IFPX_OK;
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
+        return IFPX_E_FIELD;
+    *v = o->via.u64;
+    *has = 1;
+    return IFPX_OK;
+}
+
+/* An optional [lo, hi] pair. */
+static int opt_range(const msgpack_object *m, const char *name, uint64_t max, uint64_t out[2],
+                     uint8_t *has)
+{
+    const msgpack_object *o = ifpx_mp_field(m, name);
+    *has = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return IFPX_OK;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
+        return IFPX_E_FIELD;
+    for (int i = 0; i < 2; i++) {
+        const msgpack_object *x = &o->via.array.ptr[i];
+        if (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER || x->via.u64 > max)
+            return IFPX_E_FIELD;
+        out[i] = x->via.u64;
+    }
+    *has = 1;
+    return IFPX_OK;
+}
+
+/* An optional interface name ("" when absent or nil). */
+static int opt_name(const msgpack_object *m, const char *name, char *out)
+{
+    const msgpack_object *o = ifpx_mp_field(m, name);
+    out[0] = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return IFPX_OK;
+    return ifpx_mp_str(o, out, IFPX_NAME_LEN) || !out[0] ? IFPX_E_FIELD : IFPX_OK;
+}
+
+/* An optional address of the rule's family. */
+static int opt_ip(const msgpack_object *m, const char *name, int family, uint8_t out[16],
+                  uint8_t *has)
+{
+    const msgpack_object *o = ifpx_mp_field(m, name);
+    int fam;
+    *has = 0;
+    if (!o || o->type == MSGPACK_OBJECT_NIL)
+        return IFPX_OK;
+    if (ifpx_mp_ip(o, &fam, out) || fam != family)
+        return IFPX_E_FIELD;
+    *has = 1;
+    return IFPX_OK;
+}
+
+int ifpx_mp_rule(const msgpack_object *m, int family, struct ifpx_rule *r)
+{
+    uint64_t v, pair[2];
+    char name[16];
+    int b;
+    memset(r, 0, sizeof *r);
+    r->family = (uint8_t)family;
+    const msgpack_object *action = ifpx_mp_field(m, "action");
+    if (action) {
+        unsigned i;
+        if (ifpx_mp_str(action, name, sizeof name))
+            return IFPX_E_FIELD;
+        for (i = 0; i < N_RULE_ACTIONS && strcmp(name, RULE_ACTIONS[i]); i++)
+            ;
+        if (i == N_RULE_ACTIONS)
+            return IFPX_E_FIELD;
+        r->action = (uint8_t)i;
+    }
+    if (ifpx_mp_uint(m, "priority", UINT32_MAX, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->priority = (uint32_t)v;
+    if (ifpx_mp_uint(m, "table", UINT32_MAX, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->table = (uint32_t)v;
+    if (opt_uint(m, "goto", UINT32_MAX, &v, &r->has_goto))
+        return IFPX_E_FIELD;
+    r->goto_priority = r->has_goto ? (uint32_t)v : 0;
+    if (ifpx_mp_uint(m, "src_len", 128, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->src_len = (uint8_t)v;
+    if (ifpx_mp_uint(m, "dst_len", 128, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->dst_len = (uint8_t)v;
+    if (ifpx_mp_uint(m, "tos", 255, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->tos = (uint8_t)v;
+    if (ifpx_mp_uint(m, "fwmark", UINT32_MAX, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->fwmark = (uint32_t)v;
+    if (ifpx_mp_uint(m, "fwmask", UINT32_MAX, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->fwmask = (uint32_t)v;
+    if (opt_name(m, "iif", r->iif) || opt_name(m, "oif", r->oif))
+        return IFPX_E_FIELD;
+    if (ifpx_mp_bool(m, "invert", &b, 0))
+        return IFPX_E_FIELD;
+    r->invert = (uint8_t)b;
+    if (ifpx_mp_bool(m, "l3mdev", &b, 0))
+        return IFPX_E_FIELD;
+    r->l3mdev = (uint8_t)b;
+    if (opt_uint(m, "suppress_prefixlen", 128, &v, &r->has_suppress_prefixlen))
+        return IFPX_E_FIELD;
+    r->suppress_prefixlen = r->has_suppress_prefixlen ? (uint8_t)v : 0;
+    if (opt_uint(m, "suppress_ifgroup", UINT32_MAX, &v, &r->has_suppress_ifgroup))
+        return IFPX_E_FIELD;
+    r->suppress_ifgroup = r->has_suppress_ifgroup ? (uint32_t)v : 0;
+    if (ifpx_mp_uint(m, "proto", 255, &v, 0, 0))
+        return IFPX_E_FIELD;
+    r->proto = (uint8_t)v;
+    if (opt_uint(m, "ip_proto", 255, &v, &r->has_ip_proto))
+        return IFPX_E_FIELD;
+    r->ip_proto = r->has_ip_proto ? (uint8_t)v : 0;
+    if (opt_range(m, "sport", 65535, pair, &r->has_sport))
+        return IFPX_E_FIELD;
+    if (r->has_sport) {
+        r->sport[0] = (uint16_t)pair[0];
+        r->sport[1] = (uint16_t)pair[1];
+    }
+    if (opt_range(m, "dport", 65535, pair, &r->has_dport))
+        return IFPX_E_FIELD;
+    if (r->has_dport) {
+        r->dport[0] = (uint16_t)pair[0];
+        r->dport[1] = (uint16_t)pair[1];
+    }
+    if (opt_range(m, "uid", UINT32_MAX, pair, &r->has_uid))
+        return IFPX_E_FIELD;
+    if (r->has_uid) {
+        r->uid[0] = (uint32_t)pair[0];
+        r->uid[1] = (uint32_t)pair[1];
+    }
+    if (opt_uint(m, "tun_id", UINT64_MAX, &r->tun_id, &r->has_tun_id))
+        return IFPX_E_FIELD;
+    if (!r->has_tun_id)
+        r->tun_id = 0;
+    if (opt_uint(m, "flow", UINT32_MAX, &v, &r->has_flow))
+        return IFPX_E_FIELD;
+    r->flow = r->has_flow ? (uint32_t)v : 0;
+    if (opt_ip(m, "src", family, r->src, &r->has_src) ||
+        opt_ip(m, "dst", family, r->dst, &r->has_dst))
+        return IFPX_E_FIELD;
+    return IFPX_OK;
 }
 
 static const struct {
@@ -333,6 +496,10 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
         return IFPX_OK;
     case IFPX_HEARTBEAT:
         return parse_heartbeat(m, ev);
+    case IFPX_RULE_ADD: case IFPX_RULE_DEL:
+        return ifpx_mp_rule(m, AF_INET, &ev->rule);
+    case IFPX_RULE6_ADD: case IFPX_RULE6_DEL:
+        return ifpx_mp_rule(m, AF_INET6, &ev->rule);
     default:
         return IFPX_OK;
     }
@@ -537,5 +704,7 @@ const char *ifpx_kind_topic(enum ifpx_kind k)
         return "port";
     if (k == IFPX_HEARTBEAT)
         return "hb";
+    if (k >= IFPX_RULE_ADD && k <= IFPX_RULE6_DEL)
+        return "rule";
     return "sync";
 }

@@ -28,6 +28,8 @@ enum ifpx_kind {
     IFPX_CFG_DONE, IFPX_PORT_BOUND, IFPX_PORT_UNBOUND,
     IFPX_PROXY_GONE, IFPX_PROXY_RENAMED, IFPX_PROXY_BACK,
     IFPX_RESYNC_BEGIN, IFPX_RESYNC_END, IFPX_HEARTBEAT,
+    /* protocol minor 1 */
+    IFPX_RULE_ADD, IFPX_RULE_DEL, IFPX_RULE6_ADD, IFPX_RULE6_DEL,
     IFPX_KIND_COUNT
 };
 
@@ -68,6 +70,31 @@ enum ifpx_route_type {
     IFPX_RT_UNICAST, IFPX_RT_BLACKHOLE, IFPX_RT_UNREACHABLE, IFPX_RT_PROHIBIT, IFPX_RT_THROW
 };
 
+/* What a matching policy rule does (the wire's "action"). */
+enum ifpx_rule_action {
+    IFPX_RULE_LOOKUP, IFPX_RULE_GOTO, IFPX_RULE_NOP, IFPX_RULE_BLACKHOLE,
+    IFPX_RULE_UNREACHABLE, IFPX_RULE_PROHIBIT
+};
+
+/* A policy routing rule (rule(6)_add/_del). Every has_* 0 means "no such selector";
+ * unused bytes are zero, so rules compare with memcmp. */
+struct ifpx_rule {
+    uint8_t family;           /* AF_INET or AF_INET6 */
+    uint8_t action;           /* enum ifpx_rule_action */
+    uint8_t src_len, dst_len, tos, invert, l3mdev, proto;
+    uint32_t priority, table, goto_priority;
+    uint8_t has_goto, has_src, has_dst, has_suppress_prefixlen;
+    uint8_t src[16], dst[16];
+    uint32_t fwmark, fwmask;
+    char iif[IFPX_NAME_LEN], oif[IFPX_NAME_LEN];
+    uint8_t suppress_prefixlen, has_suppress_ifgroup, has_ip_proto, ip_proto;
+    uint32_t suppress_ifgroup;
+    uint8_t has_sport, has_dport, has_uid, has_tun_id, has_flow, zero[3];
+    uint16_t sport[2], dport[2];
+    uint32_t uid[2], flow;
+    uint64_t tun_id;
+};
+
 struct ifpx_event {
     enum ifpx_kind kind;
     /* port-scoped events */
@@ -98,6 +125,8 @@ struct ifpx_event {
     uint8_t n_topics;
     struct ifpx_topic_seq topic_seqs[IFPX_MAX_TOPICS];
     double interval;
+    /* rule*: the rule */
+    struct ifpx_rule rule;
     /* route*: the next hops; last, so code may copy only the nh_count it uses */
     struct ifpx_nexthop nh[IFPX_MAX_NEXTHOPS];
 };
@@ -178,6 +207,8 @@ const char *ifpx_kind_topic(enum ifpx_kind kind);
 /* "unicast", "blackhole", ... (NULL out of range); and back: 0 and *type, or -1. */
 const char *ifpx_route_type_name(int type);
 int ifpx_route_type_parse(const char *name, uint8_t *type);
+/* "lookup", "goto", ... (NULL out of range). */
+const char *ifpx_rule_action_name(int action);
 /* The wire's names of the IFPX_NH_* bits in flags, in the wire's order: *n of them. */
 void ifpx_hop_flag_names(uint8_t flags, const char *names[3], int *n);
 const char *ifpx_kind_name(enum ifpx_kind kind);

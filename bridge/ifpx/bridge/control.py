@@ -159,6 +159,7 @@ class Controller:
                 "route_types",
                 "hop_flags",
                 "nexthop_objects",
+                "policy_rules",
             ],
             minor=PROTOCOL_MINOR,
         )

@@ -29,6 +29,7 @@ from ifpx.schemas.state import (
 from . import nlmsg
 from .bindings import BindingTable, Entry
 from .fastmodel import trusted
+from .policy import PolicyRules
 from .routes import (
     AF4,
     AF6,
@@ -96,6 +97,7 @@ class BridgeCore(RouteMirror):
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
         """ifindex -> (family, ip) -> (mac, NUD state name)."""
         self.counters = Counters()
+        self.policy = PolicyRules()
         self.redumps: set[Redump] = set()
         # Our own decoder produced the values, so by default the models are built
         # without re-validation (several times cheaper per event); ``validate=True``
@@ -126,6 +128,10 @@ class BridgeCore(RouteMirror):
             out = self._route(rec)
         elif isinstance(rec, nlmsg.NhObject):
             out = self._nexthop(rec)
+        elif isinstance(rec, nlmsg.Rule):
+            out = self.policy.apply(rec)
+            if self.is_quiet:
+                out = []
         elif isinstance(rec, nlmsg.Link):
             out = self._link_deleted(rec.ifindex) if rec.deleted else self._link(rec)
         elif isinstance(rec, nlmsg.Addr):
@@ -331,6 +337,8 @@ class BridgeCore(RouteMirror):
             objs = [r for r in dumped if isinstance(r, nlmsg.NhObject)]
             out.extend(self.nexthop_objects_changed(self.nh_objects.reconcile(objs)))
             return out
+        elif kind == "rule":
+            out.extend(self.policy.sweep(family, [r for r in dumped if isinstance(r, nlmsg.Rule)]))
         elif kind == "route":
             keys = self.routes_via(oif) if oif else self.routes
             scope = [k for k in keys if k[0] == family]
@@ -511,6 +519,7 @@ class BridgeCore(RouteMirror):
                 nexthop_sets=nexthop_sets, rows=rows, forwarding=forwarding
             ),
             neighs=neighs,
+            rules=self.policy.states(),
         )
 
     def snapshot(self) -> State:

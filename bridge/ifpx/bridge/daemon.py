@@ -231,6 +231,8 @@ class Bridge:
                     recs = list(self.dumper.routes(family, oif))
                 elif kind == "nexthop":
                     recs = list(self.dumper.nexthops())
+                elif kind == "rule":
+                    recs = list(self.dumper.rules(family))
                 else:
                     recs = list(self.dumper.neighs())
             except nlsock.DumpInterrupted:
@@ -249,6 +251,8 @@ class Bridge:
         events.extend(self._dump("nexthop"))
         events.extend(self._dump("route", AF4))
         events.extend(self._dump("route", AF6))
+        events.extend(self._dump("rule", AF4))
+        events.extend(self._dump("rule", AF6))
         events.extend(self._dump("neigh"))
         self.core.redumps.clear()  # the full dump just covered them
         return events

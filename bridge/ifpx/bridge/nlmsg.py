@@ -29,6 +29,9 @@ RTM_GETROUTE = 26
 RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
+RTM_NEWRULE = 32
+RTM_DELRULE = 33
+RTM_GETRULE = 34
 RTM_NEWNEXTHOP = 104
 RTM_DELNEXTHOP = 105
 RTM_GETNEXTHOP = 106
@@ -43,8 +46,10 @@ RTMGRP_LINK = 0x1
 RTMGRP_NEIGH = 0x4
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
+RTMGRP_IPV4_RULE = 0x80
 RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
+RTMGRP_IPV6_RULE = 1 << (19 - 1)  # RTNLGRP_IPV6_RULE
 RTNLGRP_NEXTHOP = 32
 """Next-hop objects' group: above 31, so joined with NETLINK_ADD_MEMBERSHIP, not bind()."""
 ALL_GROUPS = (
@@ -54,6 +59,8 @@ ALL_GROUPS = (
     | RTMGRP_IPV4_ROUTE
     | RTMGRP_IPV6_IFADDR
     | RTMGRP_IPV6_ROUTE
+    | RTMGRP_IPV4_RULE
+    | RTMGRP_IPV6_RULE
 )
 
 IFF_UP = 0x1
@@ -80,6 +87,28 @@ NHA_BLACKHOLE = 4
 NHA_OIF = 5
 NHA_GATEWAY = 6
 NHA_FDB = 11
+FRA_DST = 1
+FRA_SRC = 2
+FRA_IIFNAME = 3
+FRA_GOTO = 4
+FRA_PRIORITY = 6
+FRA_FWMARK = 10
+FRA_FLOW = 11
+FRA_TUN_ID = 12
+FRA_SUPPRESS_IFGROUP = 13
+FRA_SUPPRESS_PREFIXLEN = 14
+FRA_TABLE = 15
+FRA_FWMASK = 16
+FRA_OIFNAME = 17
+FRA_L3MDEV = 19
+FRA_UID_RANGE = 20
+FRA_PROTOCOL = 21
+FRA_IP_PROTO = 22
+FRA_SPORT_RANGE = 23
+FRA_DPORT_RANGE = 24
+FIB_RULE_INVERT = 0x2
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+"""FR_ACT_* by number, named as ``ip rule`` names them."""
 NDA_DST = 1
 NDA_LLADDR = 2
 
@@ -192,6 +221,41 @@ class NhObject(NamedTuple):
     group: tuple[tuple[int, int], ...]
 
 
+class Rule(NamedTuple):
+    """RTM_NEWRULE / RTM_DELRULE: a policy routing rule (``ip rule``).
+
+    Selectors the rule does not use are None (or 0, for the plain numbers the kernel
+    reports as 0 when unset). ``action`` is an ``FR_ACT_*`` number.
+    """
+
+    deleted: bool
+    family: int
+    priority: int
+    action: int
+    table: int
+    goto: int | None
+    src: str | None
+    src_len: int
+    dst: str | None
+    dst_len: int
+    tos: int
+    fwmark: int
+    fwmask: int
+    iif: str | None
+    oif: str | None
+    invert: bool
+    suppress_prefixlen: int | None
+    suppress_ifgroup: int | None
+    l3mdev: bool
+    proto: int
+    ip_proto: int | None
+    sport: tuple[int, int] | None
+    dport: tuple[int, int] | None
+    uid: tuple[int, int] | None
+    tun_id: int | None
+    flow: int | None
+
+
 class Neigh(NamedTuple):
     """RTM_NEWNEIGH / RTM_DELNEIGH."""
 
@@ -224,7 +288,7 @@ class Error:
     errno: int
 
 
-Record = Link | Addr | Route | NhObject | Neigh | Done | Error
+Record = Link | Addr | Route | NhObject | Rule | Neigh | Done | Error
 
 
 def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
@@ -490,6 +554,67 @@ def _nexthop(mtype: int, buf: bytes, off: int, end: int) -> NhObject | None:
     )
 
 
+_FIB_RULE_HDR = struct.Struct("=BBBBBBBBI")
+_U32_UNSET = 0xFFFFFFFF
+
+
+def _u32(raw: bytes | None) -> int | None:
+    return _U32.unpack(raw)[0] if raw is not None and len(raw) == 4 else None
+
+
+def _name(raw: bytes | None) -> str | None:
+    return raw.rstrip(b"\0").decode(errors="replace") if raw is not None else None
+
+
+def _range(raw: bytes | None, fmt: str) -> tuple[int, int] | None:
+    if raw is None or len(raw) != struct.calcsize(fmt):
+        return None
+    lo, hi = struct.unpack(fmt, raw)
+    return (lo, hi)
+
+
+def _rule(mtype: int, buf: bytes, off: int, end: int) -> Rule | None:
+    family, dlen, slen, tos, table, _r1, _r2, action, flags = _FIB_RULE_HDR.unpack_from(buf, off)
+    if family not in (AF_INET, AF_INET6):
+        return None
+    a = _attrs(buf, off + _FIB_RULE_HDR.size, end)
+    src, dst = a.get(FRA_SRC), a.get(FRA_DST)
+    suppress_len, suppress_group = (
+        _u32(a.get(FRA_SUPPRESS_PREFIXLEN)),
+        _u32(a.get(FRA_SUPPRESS_IFGROUP)),
+    )
+    tun = a.get(FRA_TUN_ID)
+    l3mdev, proto, ip_proto = a.get(FRA_L3MDEV), a.get(FRA_PROTOCOL), a.get(FRA_IP_PROTO)
+    return Rule(
+        deleted=mtype == RTM_DELRULE,
+        family=family,
+        priority=_u32(a.get(FRA_PRIORITY)) or 0,
+        action=action,
+        table=_u32(a.get(FRA_TABLE)) or table,
+        goto=_u32(a.get(FRA_GOTO)),
+        src=_ip(family, src) if src is not None else None,
+        src_len=slen,
+        dst=_ip(family, dst) if dst is not None else None,
+        dst_len=dlen,
+        tos=tos,
+        fwmark=_u32(a.get(FRA_FWMARK)) or 0,
+        fwmask=_u32(a.get(FRA_FWMASK)) or 0,
+        iif=_name(a.get(FRA_IIFNAME)),
+        oif=_name(a.get(FRA_OIFNAME)),
+        invert=bool(flags & FIB_RULE_INVERT),
+        suppress_prefixlen=None if suppress_len in (None, _U32_UNSET) else suppress_len,
+        suppress_ifgroup=None if suppress_group in (None, _U32_UNSET) else suppress_group,
+        l3mdev=bool(l3mdev and l3mdev[0]),
+        proto=proto[0] if proto else 0,
+        ip_proto=ip_proto[0] if ip_proto else None,
+        sport=_range(a.get(FRA_SPORT_RANGE), "=HH"),
+        dport=_range(a.get(FRA_DPORT_RANGE), "=HH"),
+        uid=_range(a.get(FRA_UID_RANGE), "=II"),
+        tun_id=struct.unpack(">Q", tun)[0] if tun is not None and len(tun) == 8 else None,
+        flow=_u32(a.get(FRA_FLOW)),
+    )
+
+
 _DECODERS = {
     RTM_NEWLINK: (_link, _IFINFO.size),
     RTM_DELLINK: (_link, _IFINFO.size),
@@ -499,6 +624,8 @@ _DECODERS = {
     RTM_DELROUTE: (_route, _RTMSG.size),
     RTM_NEWNEIGH: (_neigh, _NDMSG.size),
     RTM_DELNEIGH: (_neigh, _NDMSG.size),
+    RTM_NEWRULE: (_rule, _FIB_RULE_HDR.size),
+    RTM_DELRULE: (_rule, _FIB_RULE_HDR.size),
     RTM_NEWNEXTHOP: (_nexthop, _NHMSG.size),
     RTM_DELNEXTHOP: (_nexthop, _NHMSG.size),
 }
@@ -572,6 +699,12 @@ def dump_routes(seq: int, family: int, oif: int = 0) -> bytes:
 def dump_nexthops(seq: int) -> bytes:
     """RTM_GETNEXTHOP dump request (every kernel next-hop object)."""
     return _request(RTM_GETNEXTHOP, NLM_F_REQUEST | NLM_F_DUMP, seq, _NHMSG.pack(0, 0, 0, 0))
+
+
+def dump_rules(seq: int, family: int) -> bytes:
+    """RTM_GETRULE dump request (one family: the kernel dumps rules per family)."""
+    body = _FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    return _request(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
 
 
 def dump_neighs(seq: int) -> bytes:

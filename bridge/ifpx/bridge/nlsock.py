@@ -134,6 +134,10 @@ class Dumper:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.EAFNOSUPPORT):
                 raise
 
+    def rules(self, family: int) -> Iterator[nlmsg.Record]:
+        """Every policy rule of ``family``."""
+        return self._run(nlmsg.dump_rules(self._next_seq(), family))
+
     def neighs(self) -> Iterator[nlmsg.Record]:
         """Every neighbour entry."""
         return self._run(nlmsg.dump_neighs(self._next_seq()))

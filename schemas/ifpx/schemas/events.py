@@ -178,6 +178,88 @@ class Route6Del(_RouteBase):
     prefixlen: PrefixLen6
 
 
+RuleAction = Literal["lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
+"""What a matching policy rule does: look the destination up in ``table`` (a miss or a
+``throw`` route goes on to the next rule), jump to the rule at priority ``goto``,
+nothing, or drop as the route types of the same names do."""
+
+PortRange = Annotated[
+    tuple[Annotated[int, Field(ge=0, le=65535)], Annotated[int, Field(ge=0, le=65535)]],
+    Strict(False),  # msgpack arrays arrive as lists
+]
+U32Range = Annotated[tuple[U32, U32], Strict(False)]
+
+
+class RuleFields(WireModel):
+    """A policy routing rule (``ip rule``): its priority, selectors and action.
+
+    A packet matches when every selector set here matches it (``invert``: when they
+    do not all match); rules are tried in ascending priority. Selectors left at
+    their defaults match everything.
+    """
+
+    priority: U32 = 0
+    action: RuleAction = "lookup"
+    table: U32 = 0
+    goto: U32 | None = Field(default=None, description="the priority a goto rule jumps to")
+    src_len: Annotated[int, Field(ge=0, le=128)] = 0
+    dst_len: Annotated[int, Field(ge=0, le=128)] = 0
+    tos: Annotated[int, Field(ge=0, le=255)] = 0
+    fwmark: U32 = 0
+    fwmask: U32 = 0
+    iif: IfName | None = None
+    oif: IfName | None = None
+    invert: bool = False
+    suppress_prefixlen: Annotated[int, Field(ge=0, le=128)] | None = Field(
+        default=None, description="a lookup's route of this prefix length or shorter is refused"
+    )
+    suppress_ifgroup: U32 | None = None
+    l3mdev: bool = False
+    proto: Annotated[int, Field(ge=0, le=255)] = 0
+    ip_proto: Annotated[int, Field(ge=0, le=255)] | None = None
+    sport: PortRange | None = None
+    dport: PortRange | None = None
+    uid: U32Range | None = None
+    tun_id: U64 | None = None
+    flow: U32 | None = Field(default=None, description="the realms selector (ip rule realms)")
+
+
+class _RuleEvent(RuleFields, EventBase):
+    pass
+
+
+class RuleAdd(_RuleEvent):
+    """An IPv4 policy rule was added (rules are identified by all their fields)."""
+
+    kind: Literal["rule_add"] = "rule_add"
+    src: IPv4 | None = None
+    dst: IPv4 | None = None
+
+
+class RuleDel(_RuleEvent):
+    """An IPv4 policy rule was removed."""
+
+    kind: Literal["rule_del"] = "rule_del"
+    src: IPv4 | None = None
+    dst: IPv4 | None = None
+
+
+class Rule6Add(_RuleEvent):
+    """An IPv6 policy rule was added."""
+
+    kind: Literal["rule6_add"] = "rule6_add"
+    src: IPv6 | None = None
+    dst: IPv6 | None = None
+
+
+class Rule6Del(_RuleEvent):
+    """An IPv6 policy rule was removed."""
+
+    kind: Literal["rule6_del"] = "rule6_del"
+    src: IPv6 | None = None
+    dst: IPv6 | None = None
+
+
 NeighState = Annotated[str, Field(max_length=32, description="NUD state, e.g. reachable")]
 
 
@@ -290,6 +372,10 @@ Event = Annotated[
     | RouteDel
     | Route6Add
     | Route6Del
+    | RuleAdd
+    | RuleDel
+    | Rule6Add
+    | Rule6Del
     | NeighAdd
     | NeighDel
     | Neigh6Add

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from .events import NextHop, RouteType, WireModel
+from .events import NextHop, RouteType, RuleFields, WireModel
 from .types import U32, IfIndex, IfName, IPAny, Mac, PortId
 
 BindingState = Literal["active", "gone"]
@@ -50,6 +50,18 @@ class RouteState(WireModel):
     prefsrc: IPAny | None = None
 
 
+class RuleState(RuleFields):
+    """A policy routing rule, IPv4 or IPv6; ``src``/``dst`` are the selectors' networks."""
+
+    family: Literal[4, 6]
+    src: IPAny | None = None
+    dst: IPAny | None = None
+
+    def sort_key(self) -> tuple[int, int, str]:
+        """Rules in the order the kernel tries them (then any fixed order)."""
+        return (self.family, self.priority, self.model_dump_json())
+
+
 class NeighState(WireModel):
     """A neighbour entry seen through a bound port."""
 
@@ -66,6 +78,7 @@ class State(WireModel):
     ports: list[PortState] = Field(default_factory=list)
     routes: list[RouteState] = Field(default_factory=list)
     neighs: list[NeighState] = Field(default_factory=list)
+    rules: list[RuleState] = Field(default_factory=list)
 
     def canonical(self) -> State:
         """This state with every list in a fixed order, so equal states compare equal."""
@@ -77,6 +90,7 @@ class State(WireModel):
             ],
             routes=sorted(self.routes, key=lambda r: (r.family, r.table, r.dst, r.metric)),
             neighs=sorted(self.neighs, key=lambda n: (n.port_id, n.ip)),
+            rules=sorted(self.rules, key=RuleState.sort_key),
         )
 
 
@@ -180,6 +194,7 @@ class SnapshotState(WireModel):
     ports: list[PortState] = Field(default_factory=list)
     routes: RouteTable = Field(default_factory=RouteTable)
     neighs: list[NeighState] = Field(default_factory=list)
+    rules: list[RuleState] = Field(default_factory=list)
 
     @classmethod
     def from_state(cls, state: State) -> SnapshotState:
@@ -189,6 +204,7 @@ class SnapshotState(WireModel):
             ports=state.ports,
             routes=RouteTable.from_routes(state.routes),
             neighs=state.neighs,
+            rules=state.rules,
         )
 
     def expand(self) -> State:
@@ -198,6 +214,7 @@ class SnapshotState(WireModel):
             ports=self.ports,
             routes=self.routes.expand(),
             neighs=self.neighs,
+            rules=self.rules,
         )
 
     def canonical(self) -> State:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-Topic = Literal["link", "addr", "route", "neigh", "port", "sync", "hb"]
+Topic = Literal["link", "addr", "route", "rule", "neigh", "port", "sync", "hb"]
 
-TOPICS: tuple[Topic, ...] = ("link", "addr", "route", "neigh", "port", "sync", "hb")
+TOPICS: tuple[Topic, ...] = ("link", "addr", "route", "rule", "neigh", "port", "sync", "hb")
 """All topics. No topic is a prefix of another, so ZeroMQ prefix matching is exact."""
 
 ALWAYS_SUBSCRIBED: tuple[Topic, ...] = ("port", "sync", "hb")
@@ -31,6 +31,10 @@ KIND_TOPIC: dict[str, Topic] = {
     "route_del": "route",
     "route6_add": "route",
     "route6_del": "route",
+    "rule_add": "rule",
+    "rule_del": "rule",
+    "rule6_add": "rule",
+    "rule6_del": "rule",
     "neigh_add": "neigh",
     "neigh_del": "neigh",
     "neigh6_add": "neigh",

@@ -12,7 +12,7 @@ PROTOCOL_MINOR = 1
 1. Forwarding truth: routes carry ``type`` (unicast or a drop type) and ``prefsrc``,
    next hops carry ``flags`` (dead, linkdown, onlink), snapshots carry ``forwarding``
    beside ``nexthop_sets``; drop routes and routes through kernel next-hop objects
-   are published.
+   are published; policy rules on the ``rule`` topic and in snapshots.
 
 The Python models refuse fields they do not know, so a Python subscriber must be at
 least as new as the bridge's minor (upgrade workers first); the C decoder skips

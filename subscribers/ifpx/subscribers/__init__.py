@@ -18,6 +18,7 @@ from .client import (
     ControlClient,
     ProtocolError,
 )
+from .policy import Flow
 from .replica import Replica, Route
 from .subscriber import Subscriber, SubscriberStats, tune_gc
 
@@ -28,6 +29,7 @@ __all__ = [
     "ClientError",
     "ConfigurationError",
     "ControlClient",
+    "Flow",
     "ProtocolError",
     "Replica",
     "Route",

@@ -45,6 +45,18 @@ class Callbacks:
     def route6_del(self, e: ev.Route6Del) -> None:
         """An IPv6 route was removed."""
 
+    def rule_add(self, e: ev.RuleAdd) -> None:
+        """An IPv4 policy rule was added."""
+
+    def rule_del(self, e: ev.RuleDel) -> None:
+        """An IPv4 policy rule was removed."""
+
+    def rule6_add(self, e: ev.Rule6Add) -> None:
+        """An IPv6 policy rule was added."""
+
+    def rule6_del(self, e: ev.Rule6Del) -> None:
+        """An IPv6 policy rule was removed."""
+
     def neigh_add(self, e: ev.NeighAdd) -> None:
         """An IPv4 neighbour appeared or changed."""
 

@@ -220,6 +220,8 @@ def _snapshot(ns: argparse.Namespace) -> int:
         )
     for n in doc["neighs"]:
         print(f"neigh port {n['port_id']} {n['ip']} lladdr {n['mac']} {n['state']}")
+    for rule in snap.state.canonical().rules:
+        print(f"rule{'' if rule.family == 4 else '6'} {fmt.rule_text(rule)}")
     return EXIT_OK
 
 

@@ -55,6 +55,7 @@ def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
         "ports": {str(p.port_id): p.model_dump(exclude={"port_id"}) for p in state.ports},
         "routes": [r.model_dump() for r in state.routes],
         "neighs": [n.model_dump() for n in state.neighs],
+        "rules": [r.model_dump() for r in state.rules],
     }
 
 
@@ -63,6 +64,7 @@ _FAMILIES = {
     "addr": "addr",
     "address": "addr",
     "route": "route",
+    "rule": "rule",
     "neigh": "neigh",
     "neighbour": "neigh",
     "neighbor": "neigh",
@@ -77,7 +79,7 @@ def kinds(text: str) -> list[str]:
     topics = {topic for name, topic in _FAMILIES.items() if text and name.startswith(text)}
     if len(topics) != 1:
         raise argparse.ArgumentTypeError(
-            f"unknown kind {text!r}: an event kind, or link, addr, route or neigh"
+            f"unknown kind {text!r}: an event kind, or link, addr, route, rule or neigh"
         )
     topic = topics.pop()
     return sorted(kind for kind, t in KIND_TOPIC.items() if t == topic)

@@ -18,6 +18,35 @@ def _hops(hops: list[ev.NextHop]) -> str:
     return ", ".join(parts) if parts else "no next hop"
 
 
+def rule_text(r: ev.RuleFields) -> str:
+    """A rule in ``ip rule``'s words: ``100: from 10.0.0.0/8 iif v0 lookup 100``."""
+    src, dst = getattr(r, "src", None), getattr(r, "dst", None)
+    parts = [f"{r.priority}:"] + (["not"] if r.invert else [])
+    parts.append(f"from {src}/{r.src_len}" if src else "from all")
+    if dst:
+        parts.append(f"to {dst}/{r.dst_len}")
+    if r.tos:
+        parts.append(f"tos {r.tos:#x}")
+    if r.fwmark or r.fwmask:
+        parts.append(f"fwmark {r.fwmark:#x}/{r.fwmask:#x}")
+    parts += [f"iif {r.iif}"] if r.iif else []
+    parts += [f"oif {r.oif}"] if r.oif else []
+    parts += [f"ipproto {r.ip_proto}"] if r.ip_proto is not None else []
+    for name in ("sport", "dport", "uid"):
+        bounds = getattr(r, name)
+        if bounds is not None:
+            parts.append(f"{'uidrange' if name == 'uid' else name} {bounds[0]}-{bounds[1]}")
+    if r.action == "lookup":
+        parts.append(f"lookup {r.table}")
+    elif r.action == "goto":
+        parts.append(f"goto {r.goto}")
+    else:
+        parts.append(r.action)
+    if r.suppress_prefixlen is not None:
+        parts.append(f"suppress_prefixlength {r.suppress_prefixlen}")
+    return " ".join(parts)
+
+
 def describe(e: ev.EventBase) -> str:
     """What changed, without timestamp."""
     kind: str = e.kind
@@ -51,6 +80,9 @@ def describe(e: ev.EventBase) -> str:
             return f"{verb} {e.type} {e.dst}/{e.prefixlen}{table} proto {e.proto}{metric}{src}"
         hops = _hops(e.nexthops)
         return f"{verb} {e.dst}/{e.prefixlen} {hops}{table} proto {e.proto}{metric}{src}"
+    if isinstance(e, ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del):
+        verb = "rule add" if kind.endswith("_add") else "rule del"
+        return f"{verb} {rule_text(e)}"
     if isinstance(e, ev.ResyncEnd):
         return f"resync end ({e.reason}): {e.changes} changes"
     if isinstance(e, ev.ResyncBegin):

@@ -20,9 +20,12 @@ from ifpx.schemas.state import (
     NeighState,
     PortState,
     RouteTable,
+    RuleState,
     SnapshotState,
     State,
 )
+
+from .policy import Flow, resolve
 
 RouteKey = tuple[int, int, str, int, int]
 """(family 4|6, table, destination network, prefixlen, metric)."""
@@ -37,6 +40,14 @@ def _hop(h: ev.NextHop) -> Hop:
     return (h.gateway, h.ifindex, h.port_id, h.weight, h.flags)
 
 
+_RULE_KINDS: dict[str, tuple[Literal[4, 6], bool]] = {
+    "rule_add": (4, True),
+    "rule_del": (4, False),
+    "rule6_add": (6, True),
+    "rule6_del": (6, False),
+}
+"""Rule kinds -> (family, added)."""
+_RULE_FIELDS = tuple(ev.RuleFields.model_fields)
 _ROUTE_KINDS = {"route_add": (4, True), "route_del": (4, False), "route6_add": (6, True),
                 "route6_del": (6, False)}  # fmt: skip
 """Route kinds -> (family, added)."""
@@ -103,6 +114,7 @@ class Replica:
         self.ports: dict[int, Port] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
+        self.rules: set[RuleState] = set()
         self.cfg_done = False
         # (family, table) -> prefixlen -> network -> keys; None until the first lookup.
         self._lpm: dict[tuple[int, int], dict[int, dict[int, list[RouteKey]]]] | None = None
@@ -128,6 +140,14 @@ class Replica:
                 hops = tuple(_hop(h) for h in nh)
             key = (fam, r.table, r.dst, r.prefixlen, r.metric)
             self._route_add(key, self._value(r.proto, hops, r.type, r.prefsrc))
+            return
+        rule = _RULE_KINDS.get(kind)
+        if rule is not None:
+            state = _rule_state(e, rule[0])
+            if rule[1]:
+                self.rules.add(state)
+            else:
+                self.rules.discard(state)
             return
         handler = getattr(self, "_on_" + kind, None)
         if handler is not None:
@@ -271,6 +291,13 @@ class Replica:
                     return Route(fam, dst, table, proto, key[4], live, rtype, prefsrc)
         return None
 
+    def resolve(self, flow: Flow, ignore_linkdown: bool = False) -> Route | None:
+        """The route the kernel forwards ``flow`` by: its policy rules, then a table.
+
+        See :func:`ifpx.subscribers.policy.resolve`; :meth:`lookup` is one table alone.
+        """
+        return resolve(self, flow, ignore_linkdown)
+
     # ---- snapshots -------------------------------------------------------------
 
     def load(self, state: State | SnapshotState) -> None:
@@ -304,6 +331,7 @@ class Replica:
                 self._route_add(key, self._value(r.proto, hops, r.type, r.prefsrc))
         for n in state.neighs:
             self.neighs[(n.port_id, n.ip)] = (n.mac, n.state)
+        self.rules = set(state.rules)
 
     def adopt(self, other: Replica) -> None:
         """Take over ``other``'s contents (this object stays the one callers hold)."""
@@ -341,6 +369,7 @@ class Replica:
                 nexthop_sets=nexthop_sets, rows=rows, forwarding=[(t, s) for _h, t, s in index]
             ),
             neighs=neighs,
+            rules=sorted(self.rules, key=RuleState.sort_key),
         )
 
     def to_state(self) -> State:
@@ -428,6 +457,10 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
             out.append(
                 ncls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=val[0], state=val[1])
             )
+    for rule in sorted(old.rules - target.rules, key=RuleState.sort_key):
+        out.append(_rule_event(rule, deleted=True))
+    for rule in sorted(target.rules - old.rules, key=RuleState.sort_key):
+        out.append(_rule_event(rule, deleted=False))
     if not routes:
         return out
     for key, oval in old.routes.items():
@@ -437,6 +470,27 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
         if old.routes.get(key) != rval:
             out.append(_route_event(key, rval, deleted=False))
     return out
+
+
+def _rule_state(e: ev.EventBase, family: Literal[4, 6]) -> RuleState:
+    # From a validated event: no need to validate again.
+    fields = {name: getattr(e, name) for name in _RULE_FIELDS}
+    return RuleState.model_construct(
+        **fields,
+        family=family,
+        src=getattr(e, "src"),  # noqa: B009  # every rule kind has it
+        dst=getattr(e, "dst"),  # noqa: B009
+    )
+
+
+def _rule_event(rule: RuleState, deleted: bool) -> ev.EventBase:
+    cls: type[ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del]
+    if rule.family == 4:
+        cls = ev.RuleDel if deleted else ev.RuleAdd
+    else:
+        cls = ev.Rule6Del if deleted else ev.Rule6Add
+    fields = {name: getattr(rule, name) for name in _RULE_FIELDS}
+    return cls.model_construct(**fields, src=rule.src, dst=rule.dst)
 
 
 class _Values(dict[tuple[int, int], RouteVal]):

@@ -368,7 +368,7 @@ class SyncMachine:
     def _filtered(self, state: SnapshotState) -> SnapshotState:
         ports = self.ports
         keep = self.topics
-        if ports is None and keep >= {"link", "addr", "route", "neigh"}:
+        if ports is None and keep >= {"link", "addr", "route", "rule", "neigh"}:
             return state
         out_ports = []
         for p in state.ports:
@@ -387,6 +387,7 @@ class SyncMachine:
             neighs=[
                 n for n in state.neighs if "neigh" in keep and (ports is None or n.port_id in ports)
             ],
+            rules=state.rules if "rule" in keep else [],
         )
 
     def _install(self, snap: c.SnapshotResult, reason: str) -> None:

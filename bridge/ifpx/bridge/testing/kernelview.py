@@ -12,7 +12,7 @@ import subprocess
 from typing import Any
 
 from ifpx.schemas.events import NextHop
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, State
+from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, RuleState, State
 
 
 def ip_json(netns: str | None, *args: str) -> list[dict[str, Any]]:
@@ -137,6 +137,67 @@ def _routes(
     return routes
 
 
+_RULE_ACTIONS = {"1": "lookup", "2": "goto", "3": "nop", "6": "blackhole", "7": "unreachable",
+                 "8": "prohibit"}  # fmt: skip
+
+
+def _range(r: dict[str, Any], name: str) -> tuple[int, int] | None:
+    if name in r:  # ip prints a range of one as the number alone
+        return (int(r[name]), int(r[name]))
+    if f"{name}_start" in r:
+        return (int(r[f"{name}_start"]), int(r[f"{name}_end"]))
+    return None
+
+
+def _rule(family: int, r: dict[str, Any]) -> RuleState:
+    bits = 32 if family == 4 else 128
+    src = None if r.get("src", "all") == "all" else r["src"]
+    dst = None if r.get("dst", "all") == "all" else r.get("dst")
+    if "goto" in r:
+        action = "goto"
+    elif "nop" in r:
+        action = "nop"
+    else:
+        action = _RULE_ACTIONS.get(str(r.get("action", "1")), str(r.get("action")))
+    fwmark = int(str(r.get("fwmark", "0")), 16)
+    fwmask = int(str(r["fwmask"]), 16) if "fwmask" in r else (0xFFFFFFFF if fwmark else 0)
+    ip_proto = r.get("ipproto")
+    return RuleState(
+        family=family,  # type: ignore[arg-type]
+        priority=int(r.get("priority", 0)),
+        action=action,  # type: ignore[arg-type]
+        table=int(r.get("table", 0)),
+        goto=r.get("goto"),
+        src=src,
+        src_len=int(r.get("srclen", bits if src else 0)),
+        dst=dst,
+        dst_len=int(r.get("dstlen", bits if dst else 0)),
+        tos=int(str(r.get("tos", "0")), 16),
+        fwmark=fwmark,
+        fwmask=fwmask,
+        iif=r.get("iif"),
+        oif=r.get("oif"),
+        invert="not" in r,
+        suppress_prefixlen=r.get("suppress_prefixlen"),
+        suppress_ifgroup=r.get("suppress_ifgroup"),
+        l3mdev="l3mdev" in r,
+        proto=int(r.get("protocol", 0)),
+        ip_proto=None if ip_proto is None else int(str(ip_proto).removeprefix("ipproto-")),
+        sport=_range(r, "sport"),
+        dport=_range(r, "dport"),
+        uid=_range(r, "uid"),
+        tun_id=r.get("tun_id"),
+    )
+
+
+def _rules(netns: str | None) -> list[RuleState]:
+    return [
+        _rule(family, r)
+        for family in (4, 6)
+        for r in ip_json(netns, f"-{family}", "-d", "rule", "show")
+    ]
+
+
 def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = False) -> State:
     """What the bridge should publish for ``bindings``, according to the kernel."""
     links = {link["ifname"]: link for link in ip_json(netns, "link", "show")}
@@ -180,4 +241,10 @@ def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = 
                     state=states[0] if states else "none",
                 )
             )
-    return State(bindings=[b for b in bindings], ports=ports, routes=routes, neighs=neighs)
+    return State(
+        bindings=[b for b in bindings],
+        ports=ports,
+        routes=routes,
+        neighs=neighs,
+        rules=_rules(netns),
+    )

@@ -312,6 +312,26 @@ void fwd_classify(struct fwd_tables *t, const struct rte_mbuf *m)
         t->stats.lpm_drops++;
 }
 
+/* ---- policy ------------------------------------------------------------------------------------ */
+
+int fwd_main_table_decides(const struct ifpx_replica *rep)
+{
+    static const struct ifpx_rule none;
+    for (size_t i = 0; i < rep->n_rules; i++) {
+        struct ifpx_rule r = rep->rules[i];
+        int table = r.table;
+        if (r.action != IFPX_RULE_LOOKUP || (table != 255 && table != 254 && table != 253))
+            return 0;
+        /* Nothing selected: equal to an empty rule but for these. */
+        r.family = 0;
+        r.priority = r.table = 0;
+        r.proto = 0;
+        if (memcmp(&r, &none, sizeof r))
+            return 0;
+    }
+    return 1;
+}
+
 /* ---- report ---------------------------------------------------------------------------------------- */
 
 static int in_lpm(const struct fwd_tables *t, int32_t pos)

@@ -87,6 +87,10 @@ void fwd_neigh(struct fwd_tables *t, const struct ifpx_event *ev);
 void fwd_forget_port(struct fwd_tables *t, uint16_t port);
 /* The datapath: count a packet's route lookup (IPv4 and IPv6; others are not routed). */
 void fwd_classify(struct fwd_tables *t, const struct rte_mbuf *m);
+/* Whether the main table alone decides where traffic goes: every policy rule in `rep` is
+ * one of the kernel's defaults (lookup local, main or default, selecting nothing). Else
+ * the traffic other rules select is not this LPM's to forward. */
+int fwd_main_table_decides(const struct ifpx_replica *rep);
 /* {"routes": [...], "neighs": [...], "stats": {...}}, each route checked in the LPM itself. */
 void fwd_report(const struct fwd_tables *t, FILE *f);
 

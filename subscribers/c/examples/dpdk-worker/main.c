@@ -206,6 +206,16 @@ static int on_neigh(const struct ifpx_event *ev, void *ctx)
     return 0;
 }
 
+static int on_rule(const struct ifpx_event *ev, void *ctx)
+{
+    const struct lcore_ctx *lc = ctx;
+    if (ev->rule.action != IFPX_RULE_LOOKUP || ev->rule.table != FWD_MAIN_TABLE)
+        fprintf(stderr, "dpdk-worker[lcore %u]: %s priority %u %s: this LPM follows table %u only\n",
+                lc->lcore, ifpx_kind_name(ev->kind), ev->rule.priority,
+                ifpx_rule_action_name(ev->rule.action), FWD_MAIN_TABLE);
+    return 0;
+}
+
 static int on_sync(const struct ifpx_event *ev, void *ctx)
 {
     const struct lcore_ctx *lc = ctx;
@@ -223,6 +233,7 @@ static const struct ifpx_callbacks callbacks = {
     .port_bound = on_bound, .port_unbound = on_bound, .proxy_gone = on_bound,
     .proxy_back = on_bound, .proxy_renamed = on_renamed,
     .resync_begin = on_sync, .resync_end = on_sync,
+    .rule_add = on_rule, .rule_del = on_rule, .rule6_add = on_rule, .rule6_del = on_rule,
 };
 
 /* ---- the lcore loop ---------------------------------------------------------------------- */

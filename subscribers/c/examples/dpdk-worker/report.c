@@ -83,6 +83,8 @@ void report_lcore(struct lcore_ctx *lc, unsigned gen)
     fprintf(f, "{\"gen\": %u, \"lcore\": %u, \"epoch\": %llu, \"fwd\": ", gen, lc->lcore,
             (unsigned long long)ifpx_epoch(lc->sub));
     fwd_report(&lc->fwd, f);
+    fprintf(f, ", \"main_table_decides\": %s",
+            fwd_main_table_decides(ifpx_state(lc->sub)) ? "true" : "false");
     fprintf(f, ", \"subscriber\": {\"messages\": %llu, \"events\": %llu, \"gaps\": %llu, "
                "\"journal_repairs\": %llu, \"snapshot_repairs\": %llu, \"bad_messages\": %llu}, "
                "\"state\": ",
