@@ -23,6 +23,7 @@ class Effects:
         self.path = path
         self.fail: OSError | None = None
         self.taps = {"tap0", "tap1"}
+        self.made: set[str] = set()
         self.destroyed: list[str] = []
 
     def persist(self, table: BindingTable) -> None:
@@ -34,11 +35,17 @@ class Effects:
         return []
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
+        created = name not in self.taps
         self.taps.add(name)
-        return 9, True
+        if created:
+            self.made.add(name)
+        return 9, created
 
     def is_tap(self, name: str) -> bool:
         return name in self.taps
+
+    def made_by_ifpx(self, name: str) -> bool:
+        return name in self.made
 
     def destroy_tap(self, name: str) -> None:
         self.destroyed.append(name)

@@ -207,6 +207,20 @@ def test_create_and_destroy_proxy(ns: Netns, br: BridgeProcess, tap: EventTap) -
     assert isinstance(listing, c.ListBindingsResult)
     assert [(b.port_id, b.proxy) for b in listing.bindings] == [(5, "vpx0")]
     assert "vpx0" in ns.ip("link", "show")
+    # A tap made by hand (or by net_tap) is reused as it is, and removed only when forced.
+    again = br.result(c.CreateProxy(name="tap1"))
+    assert isinstance(again, c.CreateProxyResult) and not again.created
+    other_mtu = br.request(c.CreateProxy(name="tap1", mtu=1400))
+    assert isinstance(other_mtu, c.ErrorReply)
+    assert (
+        other_mtu.error.code == c.ErrorCode.ALREADY_EXISTS and "mtu 1500" in other_mtu.error.message
+    )
+    assert "mtu 1500" in ns.ip("link", "show", "tap1")  # nothing changed
+    by_hand = br.request(c.DestroyProxy(name="tap1"))
+    assert isinstance(by_hand, c.ErrorReply) and "not made by ifpx" in by_hand.error.message
+    assert "tap1" in ns.ip("link", "show")
+    assert isinstance(br.result(c.DestroyProxy(name="tap1", force=True)), c.DestroyProxyResult)
+    assert "tap1" not in ns.ip("link", "show")
 
 
 def test_random_iproute2_operations_keep_bridge_equal_to_kernel(

@@ -179,6 +179,7 @@ def test_c_subscriber_resyncs_after_bridge_restart(
     # the repair reached the application as events between the resync markers
     tail = csub.output()[csub.output().index('"resync_begin"') :]
     assert '"route_del"' in tail and '"resync_end"' in tail
+    assert '"reason": "bridge restarted (new epoch)"' in tail
 
 
 @pytest.mark.netns

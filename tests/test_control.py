@@ -52,9 +52,26 @@ def test_destroy_proxy_refuses_what_is_no_tap_and_keeps_its_bindings(tmp_path: P
     assert events == [] and effects.destroyed == []
     assert [e.port_id for e in ctl.core.bindings.entries()] == [0]
     effects.taps.add("tap0")
+    # A tap ifpx did not make (net_tap's, or one made by hand) goes only when forced.
     reply, events = controlkit.run(ctl, c.DestroyProxy(name="tap0"))
+    assert isinstance(reply, c.ErrorReply) and "not made by ifpx" in reply.error.message
+    assert events == [] and effects.destroyed == []
+    reply, events = controlkit.run(ctl, c.DestroyProxy(name="tap0", force=True))
     assert isinstance(reply, c.OkReply) and effects.destroyed == ["tap0"]
     assert [e.kind for e in events] == ["port_unbound"]
+
+
+def test_bind_says_when_it_moved_the_port(tmp_path: Path) -> None:
+    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    reply, _ = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))
+    assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.BindResult)
+    assert reply.result.moved_from is None
+    reply, events = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap1"))
+    assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.BindResult)
+    assert reply.result.moved_from == "tap0" and events[0].kind == "port_unbound"
+    reply, _ = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap1"))
+    assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.BindResult)
+    assert reply.result.moved_from is None and not reply.result.changed
 
 
 def test_status_reports_the_stats_it_is_given(tmp_path: Path) -> None:

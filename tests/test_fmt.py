@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ifpx.schemas import events as ev
-from ifpx.subscribers.fmt import describe
+from ifpx.subscribers import names
+from ifpx.subscribers.fmt import addr_label, describe, rule_text
 
 
 def test_routes_read_like_ip_route() -> None:
@@ -14,7 +15,18 @@ def test_routes_read_like_ip_route() -> None:
     ecmp = ev.RouteAdd(dst="172.16.4.0", prefixlen=24, proto=4, nexthops=hops, prefsrc="10.1.0.1")
     assert describe(ecmp) == (
         "route add 172.16.4.0/24 via 10.1.0.2 port 0 weight 1, via 10.2.0.2 port 1 weight 1"
-        " dead linkdown proto 4 src 10.1.0.1"
+        " dead linkdown proto static src 10.1.0.1"
     )
     drop = ev.Route6Del(dst="2001:db8:6::", prefixlen=48, table=100, metric=1024, type="prohibit")
-    assert describe(drop) == "route del prohibit 2001:db8:6::/48 table 100 proto 0 metric 1024"
+    assert describe(drop) == "route del prohibit 2001:db8:6::/48 table 100 proto unspec metric 1024"
+    frr = ev.RouteAdd(dst="10.0.0.0", prefixlen=8, table=253, proto=196, type="blackhole")
+    assert describe(frr) == "route add blackhole 10.0.0.0/8 table default proto static"
+
+
+def test_links_addresses_and_rules_read_like_ip() -> None:
+    up = ev.LinkChange(port_id=0, proxy="tap0", ifindex=2, up=True, carrier=False)
+    assert describe(up).endswith("link NO-CARRIER")
+    assert addr_label("2001:db8::1/64") == "inet6" and addr_label("10.0.0.1/8") == "inet"
+    rule = ev.Rule6Add(priority=100, invert=True, src="2001:db8::", src_len=32, table=254)
+    assert rule_text(rule) == "100: not from 2001:db8::/32 lookup main"
+    assert names.proto(186) == "bgp" and names.proto(250) == "250" and names.table(7) == "7"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,11 @@ def test_ctl_every_subcommand(ns: Netns, br: BridgeProcess) -> None:
     made = ifpx(br, "ctl", "create-proxy", "px7", "--mtu", "1500")
     assert made.returncode == 0 and "created" in made.stdout
     assert ifpx(br, "ctl", "bind", "7", "px7").returncode == 0
+    moved = ifpx(br, "ctl", "bind", "7", "tap0")
+    assert moved.returncode == 0 and "moved from px7" in moved.stdout
+    assert ifpx(br, "ctl", "bind", "7", "px7").returncode == 0
+    refused = ifpx(br, "ctl", "destroy-proxy", "tap1")  # not made by ifpx
+    assert refused.returncode == 1 and "not made by ifpx" in refused.stderr
     gone = ifpx(br, "ctl", "destroy-proxy", "px7")
     assert gone.returncode == 0 and "1 bindings removed" in gone.stdout
     unbound = ifpx(br, "ctl", "unbind", "1")
@@ -294,3 +300,35 @@ def test_watch_prints_only_the_kinds_and_ports_asked_for(ns: Netns, br: BridgePr
     assert all("route add" in line and "port 1" in line for line in lines), lines
     assert any("10.61.0.0/16" in line for line in lines)
     assert not any("mtu" in line or "port 0" in line for line in lines)
+
+
+def test_watch_says_when_the_bridge_goes_silent_and_when_it_restarted(
+    ns: Netns, br: BridgeProcess, tmp_path: Path
+) -> None:
+    err_log, out_log = tmp_path / "watch.err", tmp_path / "watch.out"
+    with err_log.open("w") as err, out_log.open("w") as out:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "ifpx.subscribers", "watch", "--no-snapshot",
+             "--events", br.events, "--control", br.control],
+            stdout=out, stderr=err, text=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "# synced" in err_log.read_text(), 10, what="the watcher to sync")
+        assert br.proc is not None
+        br.proc.send_signal(signal.SIGKILL)
+        br.proc.wait(10)
+        wait_for(
+            lambda: "# no heartbeat from the bridge" in err_log.read_text(),
+            15,
+            what="the watcher to say the bridge went silent",
+        )
+        br.start()
+        wait_for(
+            lambda: "resync end (bridge restarted (new epoch))" in out_log.read_text(),
+            20,
+            what="the watcher to say the bridge restarted",
+        )
+        assert "heartbeats missed" not in out_log.read_text()
+    finally:
+        watch.kill()
+        watch.wait(10)

@@ -178,6 +178,16 @@ def test_bridge_killed_and_restarted_subscriber_resyncs(ns: Netns, br: BridgePro
         ns.ip("link", "set", "tap1", "mtu", "1280")  # while the bridge is down
         ns.ip("route", "add", "10.88.0.0/16", "via", "10.1.0.2")
         br.start()
+        seen: list[ev.EventBase] = []
+
+        def repaired() -> bool:
+            seen.extend(sub.poll(max_events=100_000, timeout=0.05))
+            return not sub.repairing and any(e.kind == "resync_end" for e in seen)
+
+        wait_for(repaired, 20, what="the repair after the restart")
+        # Heartbeats were missed while it was down; what happened is that it restarted.
+        reasons = {getattr(e, "reason", None) for e in seen if e.kind.startswith("resync_")}
+        assert reasons == {"bridge restarted (new epoch)"}
         state = _converge(sub, br, timeout=20)
         assert sub.epoch != old_epoch
         assert sub.state.ports[1].mtu == 1280

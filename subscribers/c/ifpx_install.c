@@ -63,7 +63,10 @@ static void install_snapshot(struct ifpx_machine *s, const char *buf, size_t len
     }
     it->old = old;
     it->repair = s->synced;
-    snprintf(it->reason, sizeof it->reason, "%s", reason);
+    /* Whatever made us ask (missed heartbeats while it was down, say), a snapshot of
+     * another epoch says what happened: the bridge restarted. */
+    snprintf(it->reason, sizeof it->reason, "%s",
+             s->synced && s->epoch != snap.epoch ? IFPX_REASON_RESTARTED : reason);
     ifpx_diff_init(&it->diff, old, target);
     if (s->synced)
         s->stats.snapshot_repairs++;

@@ -238,7 +238,7 @@ static void foreign(struct ifpx_machine *s, struct ifpx_msg *msg)
         }
         s->probe_at = now;
         s->stats.epochs++;
-        ifpx_m_start_snapshot(s, "new bridge epoch");
+        ifpx_m_start_snapshot(s, IFPX_REASON_RESTARTED);
     }
     if (s->n_probing < MAX_PROBING) {
         s->probing[s->n_probing++] = epoch;

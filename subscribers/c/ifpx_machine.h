@@ -34,6 +34,9 @@ extern "C" {
 /* Largest encoded request. */
 #define IFPX_REQUEST_CAP 512
 
+/* The reason resync_begin/resync_end give when the snapshot was of another epoch. */
+#define IFPX_REASON_RESTARTED "bridge restarted (new epoch)"
+
 #define IFPX_N_TOPICS 8
 /* "link", "addr", "route", "neigh", "port", "sync", "hb", "rule": bit i of a topic mask is
  * topic i. */

@@ -55,7 +55,10 @@ class Effects(Protocol):
         """Bring the mirror's links up to date with the kernel now; return what changed."""
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
-        """Create (or reuse) a tap; return (ifindex, created)."""
+        """Create a tap (an existing one is left as it is); return (ifindex, created)."""
+
+    def made_by_ifpx(self, name: str) -> bool:
+        """True if ``name`` is a tap ``create_tap`` made (it carries ifpx's alias)."""
 
     def is_tap(self, name: str) -> bool:
         """True if ``name`` is a tun/tap interface (the only kind destroy_proxy removes)."""
@@ -201,7 +204,8 @@ class Controller:
                 link.ifindex,
                 f" moved_from={moved_from}" if moved_from else "",
             )
-        return c.BindResult(binding=_binding(entry), changed=changed)
+        moved = moved_from if changed and moved_from != link.name else None
+        return c.BindResult(binding=_binding(entry), changed=changed, moved_from=moved)
 
     def _cmd_unbind(self, cmd: c.Unbind) -> c.Result:
         proxy = None if cmd.proxy is None else self._link(cmd.proxy)
@@ -214,8 +218,26 @@ class Controller:
         return c.UnbindResult(removed=[_binding(e) for e in removed])
 
     def _cmd_create_proxy(self, cmd: c.CreateProxy) -> c.Result:
-        if self.core.link_by_name(cmd.name) is not None and not self.effects.is_tap(cmd.name):
-            raise CommandError(c.ErrorCode.ALREADY_EXISTS, f"{cmd.name} exists and is not a tap")
+        self._refresh_links()  # what the kernel holds now, not what the listener got to
+        existing = self.core.link_by_name(cmd.name)
+        if existing is not None:
+            if not self.effects.is_tap(cmd.name):
+                raise CommandError(
+                    c.ErrorCode.ALREADY_EXISTS, f"{cmd.name} exists and is not a tap"
+                )
+            # An existing tap is reused as it is: asking for other settings is refused
+            # rather than applied behind the back of whoever made it.
+            differs = []
+            if cmd.mtu is not None and cmd.mtu != existing.mtu:
+                differs.append(f"mtu {existing.mtu} (asked {cmd.mtu})")
+            if cmd.mac is not None and cmd.mac != existing.mac:
+                differs.append(f"mac {existing.mac} (asked {cmd.mac})")
+            if differs:
+                raise CommandError(
+                    c.ErrorCode.ALREADY_EXISTS,
+                    f"{cmd.name} exists with {' and '.join(differs)}; nothing changed"
+                    " (ip link set changes it)",
+                )
         ifindex, created = self.effects.create_tap(cmd.name, cmd.mac, cmd.mtu)
         log.info("create_proxy name=%s ifindex=%d created=%s", cmd.name, ifindex, created)
         self._refresh_links()
@@ -227,6 +249,12 @@ class Controller:
             # Checked before anything changes: a refused command leaves the bindings alone.
             raise CommandError(
                 c.ErrorCode.INVALID_VALUE, f"{cmd.name} is not a tap; not removing it"
+            )
+        if not cmd.force and not self.effects.made_by_ifpx(cmd.name):
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE,
+                f"{cmd.name} was not made by ifpx (net_tap's, or made by hand); not removing"
+                " it without force",
             )
         ports = list(self.core.bindings.ports(link.ifindex))
 

@@ -438,6 +438,13 @@ class Bridge:
         with self.ns.inside():
             return taps.is_tap(name)
 
+    def made_by_ifpx(self, name: str) -> bool:
+        """True if ``name`` is a tap this bridge (or an earlier one) made."""
+        from . import taps
+
+        with self.ns.inside():
+            return taps.made_by_ifpx(name)
+
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""
         from . import taps

@@ -91,6 +91,9 @@ class DestroyProxy(_Command):
 
     cmd: Literal["destroy_proxy"] = "destroy_proxy"
     name: IfName
+    force: bool = Field(
+        default=False, description="remove it even if ifpx did not make it (net_tap's, or by hand)"
+    )
 
 
 class ListBindings(_Command):
@@ -195,6 +198,9 @@ class BindResult(WireModel):
     type: Literal["bind"] = "bind"
     binding: Binding
     changed: bool
+    moved_from: IfName | None = Field(
+        default=None, description="the proxy the port was bound to before this bind moved it"
+    )
 
 
 class UnbindResult(WireModel):

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 
-from . import fmt
+from . import fmt, names
 from .cli_recording import add_recording
 from .clibase import (
     EXIT_OK,
@@ -74,7 +74,8 @@ def _render(result: c.Result) -> str:
     if isinstance(result, c.BindResult):
         b = result.binding
         what = "bound" if result.changed else "already bound"
-        return f"port {b.port_id} {what} to {b.proxy} (ifindex {b.ifindex})"
+        moved = f"; moved from {result.moved_from}" if result.moved_from else ""
+        return f"port {b.port_id} {what} to {b.proxy} (ifindex {b.ifindex}{moved})"
     if isinstance(result, c.UnbindResult):
         if not result.removed:
             return "nothing to unbind"
@@ -119,7 +120,7 @@ def _ctl(ns: argparse.Namespace) -> int:
         "create-proxy": lambda a: c.CreateProxy(
             name=a.name, mac=a.mac.lower() if a.mac else None, mtu=a.mtu
         ),
-        "destroy-proxy": lambda a: c.DestroyProxy(name=a.name),
+        "destroy-proxy": lambda a: c.DestroyProxy(name=a.name, force=a.force),
         "status": lambda a: c.Status(),
         "events-available": lambda a: c.EventsAvailable(),
         "hello": lambda a: c.Hello(client="ifpx-ctl"),
@@ -177,8 +178,9 @@ def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cp.add_argument("name")
     cp.add_argument("--mac")
     cp.add_argument("--mtu", type=int)
-    dp = command("destroy-proxy", help="remove a tap and its bindings")
+    dp = command("destroy-proxy", help="remove a tap ifpx made, and its bindings")
     dp.add_argument("name")
+    dp.add_argument("--force", action="store_true", help="remove it even if ifpx did not make it")
     command("status", help="epoch, sequence, counters")
     command("events-available", help="event kinds this bridge delivers")
     command("hello", help="protocol version and epoch")
@@ -203,20 +205,17 @@ def _snapshot(ns: argparse.Namespace) -> int:
     for b in doc["bindings"]:
         print(f"port {b['port_id']} -> {b['proxy']} (ifindex {b['ifindex']}) {b['state']}")
     for pid, p in doc["ports"].items():
-        state = "UP" if p["up"] else "DOWN"
+        state = fmt.link_state(p["up"], p["carrier"])
         print(f"port {pid} {p['proxy']}: mac {p['mac']} mtu {p['mtu']} {state}")
         for a in p["addrs"]:
-            print(f"    inet {a}")
-    for r in doc["routes"]:
-        hops = ", ".join(
-            f"via {h['gateway'] or '-'} port {h['port_id']}" + "".join(f" {f}" for f in h["flags"])
-            for h in r["nexthops"]
-        )
-        what = hops if r["type"] == "unicast" else r["type"]
-        src = f" src {r['prefsrc']}" if r["prefsrc"] else ""
+            print(f"    {fmt.addr_label(a)} {a}")
+    for r in snap.state.canonical().routes:
+        hops = fmt.hop_list(r.nexthops)
+        what = hops if r.type == "unicast" else r.type
+        src = f" src {r.prefsrc}" if r.prefsrc else ""
         print(
-            f"route {r['dst']} table {r['table']} proto {r['proto']} metric {r['metric']}{src}:"
-            f" {what}"
+            f"route {r.dst} table {names.table(r.table)} proto {names.proto(r.proto)}"
+            f" metric {r.metric}{src}: {what}"
         )
     for n in doc["neighs"]:
         print(f"neigh port {n['port_id']} {n['ip']} lladdr {n['mac']} {n['state']}")
@@ -248,8 +247,19 @@ def _watch(ns: argparse.Namespace) -> int:
         if ns.no_snapshot:
             sub.poll(max_events=1 << 30)  # the initial state: consumed, not shown
         seen = 0
+        misses = sub.stats.heartbeat_misses
         while not stop:
-            for e in sub.poll(max_events=256, timeout=0.2):
+            batch = sub.poll(max_events=256, timeout=0.2)
+            if sub.stats.heartbeat_misses != misses:
+                # Say so while it lasts, rather than go silent (it repeats per timeout).
+                misses = sub.stats.heartbeat_misses
+                print(
+                    f"# no heartbeat from the bridge for {sub.heartbeat_timeout:g}s:"
+                    " is it running? waiting for it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for e in batch:
                 if not _shown(e, kinds, ns.port):
                     continue
                 if ns.json:
@@ -341,7 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     sc = sub.add_parser("schema", help="JSON Schema of every event, command and reply")
     sc.add_argument("--out", help="directory to write <name>.schema.json files into")
     sc.set_defaults(func=_schema)
+    co = sub.add_parser("completion", help="shell completion: source <(ifpx completion bash)")
+    co.add_argument("shell", choices=["bash", "zsh"], help="zsh: after bashcompinit")
+    co.set_defaults(func=lambda _ns: _completion(parser))
     return parser
+
+
+def _completion(parser: argparse.ArgumentParser) -> int:
+    from .completion import bash
+
+    print(bash(parser), end="")
+    return EXIT_OK
 
 
 def _keygen(ns: argparse.Namespace) -> int:

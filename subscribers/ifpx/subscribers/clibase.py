@@ -9,6 +9,7 @@ from typing import Any
 
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES
+from ifpx.schemas.state import RouteState
 from ifpx.schemas.topics import KIND_TOPIC
 
 from .client import BridgeUnreachable, ClientError
@@ -44,6 +45,12 @@ def failed(prog: str, exc: ClientError) -> int:
     return exc.exit_status
 
 
+def _route_json(r: RouteState) -> dict[str, Any]:
+    doc = r.model_dump()
+    dst, plen = doc.pop("dst").rsplit("/", 1)
+    return {"family": doc.pop("family"), "dst": dst, "prefixlen": int(plen), **doc}
+
+
 def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
     """The documented JSON form of a snapshot (see README)."""
     state = snap.state.canonical()
@@ -53,7 +60,8 @@ def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
         "cfg_done": snap.cfg_done,
         "bindings": [b.model_dump() for b in state.bindings],
         "ports": {str(p.port_id): p.model_dump(exclude={"port_id"}) for p in state.ports},
-        "routes": [r.model_dump() for r in state.routes],
+        # Split as the route events are: the address in "dst", its length in "prefixlen".
+        "routes": [_route_json(r) for r in state.routes],
         "neighs": [n.model_dump() for n in state.neighs],
         "rules": [r.model_dump() for r in state.rules],
     }

@@ -6,8 +6,11 @@ import time
 
 from ifpx.schemas import events as ev
 
+from . import names
 
-def _hops(hops: list[ev.NextHop]) -> str:
+
+def hop_list(hops: list[ev.NextHop]) -> str:
+    """Next hops in ``ip route``'s words (``via GW``, flags after), joined by commas."""
     parts = []
     for h in hops:
         via = f"via {h.gateway} " if h.gateway else ""
@@ -16,6 +19,18 @@ def _hops(hops: list[ev.NextHop]) -> str:
         flags = "".join(f" {f}" for f in h.flags)  # as `ip route` prints them
         parts.append(f"{via}{port}{weight}{flags}")
     return ", ".join(parts) if parts else "no next hop"
+
+
+def link_state(up: bool, carrier: bool) -> str:
+    """The state ``ip -br link`` shows: UP, DOWN, or NO-CARRIER (up, no carrier)."""
+    if not up:
+        return "DOWN"
+    return "UP" if carrier else "NO-CARRIER"
+
+
+def addr_label(addr: str) -> str:
+    """``inet`` or ``inet6``, as ``ip addr`` labels an address."""
+    return "inet6" if ":" in addr else "inet"
 
 
 def rule_text(r: ev.RuleFields) -> str:
@@ -37,7 +52,7 @@ def rule_text(r: ev.RuleFields) -> str:
         if bounds is not None:
             parts.append(f"{'uidrange' if name == 'uid' else name} {bounds[0]}-{bounds[1]}")
     if r.action == "lookup":
-        parts.append(f"lookup {r.table}")
+        parts.append(f"lookup {names.table(r.table)}")
     elif r.action == "goto":
         parts.append(f"goto {r.goto}")
     else:
@@ -57,8 +72,7 @@ def describe(e: ev.EventBase) -> str:
         if isinstance(e, ev.MtuChange):
             return f"{head}mtu {e.mtu}"
         if isinstance(e, ev.LinkChange):
-            carrier = "carrier" if e.carrier else "no-carrier"
-            return f"{head}link {'up' if e.up else 'down'} {carrier}"
+            return f"{head}link {link_state(e.up, e.carrier)}"
         if isinstance(e, ev.AddrAdd | ev.AddrDel | ev.Addr6Add | ev.Addr6Del):
             verb = "addr add" if kind.endswith("_add") else "addr del"
             return f"{head}{verb} {e.ip}/{e.prefixlen}"
@@ -73,13 +87,15 @@ def describe(e: ev.EventBase) -> str:
         return f"{head}{kind.replace('_', ' ')} ifindex {e.ifindex}"
     if isinstance(e, ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del):
         verb = "route add" if kind.endswith("_add") else "route del"
-        table = "" if e.table == 254 else f" table {e.table}"
-        metric = f" metric {e.metric}" if e.metric else ""
-        src = f" src {e.prefsrc}" if e.prefsrc else ""
+        # iproute2's words: table and protocol names, "main" left out.
+        table = "" if e.table == 254 else f" table {names.table(e.table)}"
+        tail = f"{table} proto {names.proto(e.proto)}"
+        tail += (f" metric {e.metric}" if e.metric else "") + (
+            f" src {e.prefsrc}" if e.prefsrc else ""
+        )
         if e.type != "unicast":  # a drop route: `ip route` puts the type first, no hops
-            return f"{verb} {e.type} {e.dst}/{e.prefixlen}{table} proto {e.proto}{metric}{src}"
-        hops = _hops(e.nexthops)
-        return f"{verb} {e.dst}/{e.prefixlen} {hops}{table} proto {e.proto}{metric}{src}"
+            return f"{verb} {e.type} {e.dst}/{e.prefixlen}{tail}"
+        return f"{verb} {e.dst}/{e.prefixlen} {hop_list(e.nexthops)}{tail}"
     if isinstance(e, ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del):
         verb = "rule add" if kind.endswith("_add") else "rule del"
         return f"{verb} {rule_text(e)}"

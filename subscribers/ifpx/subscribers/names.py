@@ -30,7 +30,7 @@ _TABLES = {0: "unspec", 253: "default", 254: "main", 255: "local"}
 def _read(name: str, base: dict[int, str]) -> dict[int, str]:
     names = dict(base)
     for d in _DIRS:
-        files = [d / name] + sorted((d / f"{name}.d").glob("*.conf"))
+        files = [d / name, *sorted((d / f"{name}.d").glob("*.conf"))]
         for path in files:
             try:
                 text = path.read_text(errors="replace")

@@ -217,6 +217,9 @@ class Replayer:
                         raise RecordingError(f"record {rec.index}: not a snapshot", rec.index)
                     # A new epoch per loop, so subscribers resync when the story restarts.
                     self._install(reply.result, reply.result.epoch + iteration)
+                    # The pause between the snapshot and the first message is part of the
+                    # story (and what lets a watcher attach before it goes on).
+                    t0 = rec.time if t0 is None else t0
                     continue
                 msg = codec.decode_message([rec.topic.encode(), rec.payload])
                 if t0 is None:
@@ -246,5 +249,10 @@ class Replayer:
             iteration += 1
             if not self.loop:
                 break
+            if not self.max:
+                # A heartbeat's pause between two plays: every loop is a new epoch, which
+                # subscribers must see and resync to (and a recording of one instant
+                # would otherwise restart thousands of times a second).
+                self._serve_until(time.monotonic() + self.heartbeat_interval / self.speed)
         self._serve_until(time.monotonic() + self.linger)
         return self.stats

@@ -96,6 +96,7 @@ class Subscriber:
     ) -> None:
         self.events_endpoint = events
         self.control_endpoint = control
+        self.heartbeat_timeout = heartbeat_timeout
         self.kinds = set(kinds) if kinds else None
         self.ports = set(ports) if ports else None
         self.topics = topics_for_kinds(self.kinds)

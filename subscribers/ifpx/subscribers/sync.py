@@ -32,6 +32,8 @@ MAX_HELD = 100_000
 
 The C library's ``IFPX_MAX_HELD`` is the same number (a test holds them equal).
 """
+RESTARTED = "bridge restarted (new epoch)"
+"""The reason of a repair whose snapshot was of another epoch (the C machine's too)."""
 EPOCH_PROBE_INTERVAL = 1.0
 """Least time between two snapshots asked for because a message of an unknown epoch came."""
 RETIRED_EPOCHS = 16
@@ -252,7 +254,7 @@ class SyncMachine:
                 return  # its next message or heartbeat asks again
             self._probe_at = self._now
             self.stats.epochs += 1
-            self._start_snapshot("new bridge epoch")
+            self._start_snapshot(RESTARTED)
         if len(self._probing) < MAX_PROBING:
             self._probing.add(epoch)
             self._hold(msg)
@@ -404,6 +406,10 @@ class SyncMachine:
             if snap.cfg_done:
                 self.pending.append(ev.CfgDone())
         else:
+            if self.epoch is not None and snap.epoch != self.epoch:
+                # Whatever made us ask (heartbeats missed while it was down, say), a
+                # snapshot of another epoch says what happened.
+                reason = RESTARTED
             changes = diff_replicas(self.state, target)
             self.state.adopt(target)
             self.stats.snapshot_repairs += 1
