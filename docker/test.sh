@@ -52,7 +52,7 @@ fi
 
 echo "== wheels"
 mkdir -p "$WORK/context/wheels"
-"$PY" -m pip wheel -q --wheel-dir "$WORK/context/wheels" . 2>&1 | grep -v '^WARNING' || true
+"$PY" -m pip wheel -q --wheel-dir "$WORK/context/wheels" ".[bridge]" 2>&1 | grep -v '^WARNING' || true
 
 echo "== images"
 pm build -q --build-arg BASE="$BASE" -f docker/Dockerfile -t ifpx-bridge "$WORK/context" >/dev/null

@@ -167,7 +167,10 @@ class Bridge:
         self.controller = Controller(self.core, self.pub, self, self.stats, netns=opts.netns)
         self.latest_stats = self.stats()
         if opts.metrics:
-            from . import metrics
+            try:
+                from . import metrics
+            except ImportError:
+                raise StartupError(f"--metrics needs {_EXTRA} (prometheus-client)") from None
 
             metrics.serve(self, opts.metrics)
 
@@ -423,7 +426,8 @@ class Bridge:
 
     def create_tap(self, name: str, mac: str | None, mtu: int | None) -> tuple[int, bool]:
         """Create a persistent multi_queue tap."""
-        from . import taps  # pyroute2 is only needed here, not at start-up
+        _need_taps()
+        from . import taps
 
         try:
             with self.ns.inside():
@@ -433,6 +437,7 @@ class Bridge:
 
     def is_tap(self, name: str) -> bool:
         """True if ``name`` is a tun/tap interface in the bridge's netns."""
+        _need_taps()
         from . import taps
 
         with self.ns.inside():
@@ -440,6 +445,7 @@ class Bridge:
 
     def made_by_ifpx(self, name: str) -> bool:
         """True if ``name`` is a tap this bridge (or an earlier one) made."""
+        _need_taps()
         from . import taps
 
         with self.ns.inside():
@@ -447,6 +453,7 @@ class Bridge:
 
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""
+        _need_taps()
         from . import taps
 
         try:
@@ -454,6 +461,19 @@ class Bridge:
                 taps.destroy(name)
         except taps.TapError as exc:
             raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
+
+
+_EXTRA = "the bridge's extra: pip install 'ifpx[bridge]'"
+
+
+def _need_taps() -> None:
+    """Refuse a tap command cleanly where pyroute2 (the bridge extra's) is missing."""
+    try:
+        from . import taps  # noqa: F401  # pyroute2 is needed here alone
+    except ImportError:
+        raise CommandError(
+            c.ErrorCode.NOT_SUPPORTED, f"making and removing taps needs {_EXTRA} (pyroute2)"
+        ) from None
 
 
 def run(opts: Options) -> int:
