@@ -93,12 +93,17 @@ def _ip_route_show(ns: Netns) -> float:
     )
 
 
+def _shape(ns: Netns) -> None:
+    """What every scenario's namespace holds before it starts: tap0 up, in 10.0.0.0/24."""
+    ns.add_tap("tap0")
+    ns.ip("link", "set", "tap0", "up")
+    ns.ip("addr", "add", "10.0.0.1/24", "dev", "tap0")
+
+
 @contextmanager
 def _setup(extra: list[str] | None = None) -> Iterator[tuple[Netns, BridgeProcess]]:
     with netns("ifpx-bench") as ns:
-        ns.add_tap("tap0")
-        ns.ip("link", "set", "tap0", "up")
-        ns.ip("addr", "add", "10.0.0.1/24", "dev", "tap0")
+        _shape(ns)
         with bridge(ns, extra) as br:
             br.result(c.Bind(port_id=0, proxy="tap0"))
             yield ns, br
@@ -199,62 +204,118 @@ def _fig(figs: dict[str, Figure], key: str, name: str, unit: str, ref: str, targ
     return figs.setdefault(key, Figure(name, unit, ref_name=ref, target=target))
 
 
+def _kernel_alone(adds: list[str], dels: list[str]) -> tuple[float, float]:
+    """The kernel's own add and delete times with nothing listening.
+
+    The reference that does not move with the system under test: measured in the same
+    run, right before each loaded run, in a namespace of the same shape. (Measured
+    beside the bridge and four Python subscribers, ``ip -batch`` slows down 3-4x on two
+    cores, and a ratio to that flatters whatever runs beside it.)
+    """
+    with netns("ifpx-bench") as ns:
+        _shape(ns)
+        return _timed(lambda: ns.batch(adds)), _timed(lambda: ns.batch(dels))
+
+
 def _churn_step(
     ns: Netns, lines: list[str], workers: list[subprocess.Popen[str]], mark: int, fig: Figure
-) -> tuple[float, list[dict[str, float]]]:
-    """Apply ``lines`` with ip -batch; record when every worker held ``mark`` routes."""
+) -> tuple[float, float, list[dict[str, float]]]:
+    """Apply ``lines`` with ip -batch; return (start, the kernel's time, each worker's mark)."""
     t0 = time.monotonic()
     ns.batch(lines)
-    fig.reference.append(time.monotonic() - t0)  # the kernel's own time
+    kernel = time.monotonic() - t0
     docs = [_milestone(w, mark) for w in workers]
     fig.values.append(max(d["t"] for d in docs) - t0)
-    return t0, docs
+    return t0, kernel, docs
 
 
-def churn(n: int, runs: int, subscribers: int, figs: dict[str, Figure]) -> None:
+CHURN_SETUPS = [("4 Python subscribers", 4, False), ("1 C subscriber", 1, True),
+                ("4 C subscribers", 4, True)]  # fmt: skip
+"""(label, subscribers, C?) of the churn runs."""
+
+
+def churn(n: int, runs: int, figs: dict[str, Figure]) -> None:
     """Target 1 and 5: add then delete n routes; every subscriber equal to the kernel."""
-    add = _fig(figs, "churn_add", "churn: add, all subscribers have it", "s",
-               "kernel install (ip -batch)", "<= 1.1x")  # fmt: skip
-    dele = _fig(figs, "churn_del", "churn: delete, all subscribers have it", "s",
-                "kernel delete (ip -batch)", "<= 1.1x")  # fmt: skip
-    mon = _fig(figs, "monitor_add", "ip monitor route (C) sees every add", "s",
-               "kernel install", "reference")  # fmt: skip
-    mem_b = _fig(figs, "bridge_mem", "bridge RSS growth per route", "bytes", "", "<= 300")
-    mem_s = _fig(figs, "sub_mem", "subscriber RSS growth per route", "bytes", "", "<= 300")
-    loss = _fig(figs, "churn_repairs", "gaps + snapshot repairs during churn", "count", "", "0")
-    monitor_lost = _fig(
-        figs, "monitor_lost", "ip monitor route (C): events it lost to ENOBUFS", "count", "",
-        "reference",
-    )  # fmt: skip
+    c_sub = _c_subscriber()
     adds = [f"route add {_route(i)} via 10.0.0.2" for i in range(n)]
     dels = [f"route del {_route(i)}" for i in range(n)]
     for _ in range(runs):
-        with _setup() as (ns, br):
-            base = 1  # the connected route of 10.0.0.0/24
-            workers = _start_workers(br, subscribers, [n + base, base])
-            monitor = _Monitor(ns)
+        for label, count, in_c in CHURN_SETUPS:
+            if in_c and c_sub is None:
+                continue
+            # Interleaved: the reference right before the run it judges.
+            alone_add, alone_del = _kernel_alone(adds, dels)
+            _churn_run(n, label, count, c_sub if in_c else None, adds, dels, figs,
+                       (alone_add, alone_del))  # fmt: skip
+
+
+def _churn_run(
+    n: int,
+    label: str,
+    count: int,
+    c_sub: Path | None,
+    adds: list[str],
+    dels: list[str],
+    figs: dict[str, Figure],
+    alone: tuple[float, float],
+) -> None:
+    alone_ref = "kernel alone (ip -batch, nothing listening)"
+    add = _fig(figs, f"churn_add {label}", f"churn, {label}: add, all have it", "s", alone_ref,
+               "<= 1.1x")  # fmt: skip
+    dele = _fig(figs, f"churn_del {label}", f"churn, {label}: delete, all have it", "s",
+                alone_ref, "<= 1.1x")  # fmt: skip
+    loaded = _fig(figs, f"churn_kernel {label}", f"churn, {label}: the kernel's install beside "
+                  "them (information)", "s", alone_ref, "-")  # fmt: skip
+    cpu_b = _fig(figs, f"cpu_bridge {label}", f"churn, {label}: bridge CPU per route add", "us",
+                 "ip monitor route's CPU per event", "<= 1x")  # fmt: skip
+    cpu_s = _fig(figs, f"cpu_sub {label}", f"churn, {label}: CPU per route add, per subscriber",
+                 "us", "", "<= 4" if c_sub is None else "-")  # fmt: skip
+    mem_s = _fig(figs, f"sub_mem {label}", f"churn, {label}: subscriber RSS growth per route",
+                 "bytes", "", "<= 300")  # fmt: skip
+    loss = _fig(figs, f"churn_repairs {label}", f"churn, {label}: gaps + snapshot repairs",
+                "count", "", "0")  # fmt: skip
+    mem_b = _fig(figs, "bridge_mem", "bridge RSS growth per route", "bytes", "", "<= 300")
+    mon = _fig(figs, "monitor_add", "ip monitor route (C) sees every add (beside the bridge)",
+               "s", alone_ref, "reference")  # fmt: skip
+    monitor_lost = _fig(figs, "monitor_lost", "ip monitor route (C): events it lost to ENOBUFS",
+                        "count", "", "reference")  # fmt: skip
+    with _setup() as (ns, br):
+        base = 1  # the connected route of 10.0.0.0/24
+        workers = _start_workers(br, count, [n + base, base], c_sub)
+        monitor = _Monitor(ns)
+        try:
+            assert br.proc is not None
+            rss0 = _rss(br.proc.pid)
+            cpu0 = [_cpu(p) for p in (br.proc.pid, monitor.proc.pid, *(w.pid for w in workers))]
+            monitor.expect(n)
+            t0, kernel, reached = _churn_step(ns, adds, workers, n + base, add)
+            add.reference.append(alone[0])
+            loaded.values.append(kernel)
+            loaded.reference.append(alone[0])
             try:
-                assert br.proc is not None
-                rss0 = _rss(br.proc.pid)
-                monitor.expect(n)
-                t0, reached = _churn_step(ns, adds, workers, n + base, add)
-                try:
-                    wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
-                    mon.values.append(monitor.marks[n] - t0)
-                    mon.reference.append(add.reference[-1])
-                except TimeoutError:
-                    # ip monitor's own socket overflowed (ENOBUFS) and lost events: it never
-                    # sees them all. Counted, not timed.
-                    monitor_lost.values.append(n - monitor.lines)
-                mem_b.values.append((_rss(br.proc.pid) - rss0) / n)
-                mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
-                loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
-                _churn_step(ns, dels, workers, base, dele)
-            finally:
-                monitor.close()
-                for w in workers:
-                    w.kill()
-                    w.wait()
+                wait_for(partial(contains, monitor.marks, n), 30, what="ip monitor")
+                mon.values.append(monitor.marks[n] - t0)
+                mon.reference.append(alone[0])
+            except TimeoutError:
+                # ip monitor's own socket overflowed (ENOBUFS) and lost events: it never
+                # sees them all. Counted, not timed.
+                monitor_lost.values.append(n - monitor.lines)
+            cpu1 = [_cpu(p) for p in (br.proc.pid, monitor.proc.pid, *(w.pid for w in workers))]
+            used = [(b - a) / n * 1e6 for a, b in zip(cpu0, cpu1, strict=True)]
+            cpu_b.values.append(used[0])
+            if monitor.lines >= n:
+                cpu_b.reference.append(used[1])
+            cpu_s.values.append(statistics.median(used[2:]))
+            mem_b.values.append((_rss(br.proc.pid) - rss0) / n)
+            mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
+            loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
+            _churn_step(ns, dels, workers, base, dele)
+            dele.reference.append(alone[1])
+        finally:
+            monitor.close()
+            for w in workers:
+                w.kill()
+                w.wait()
 
 
 def _bird_conf(path: Path, n: int) -> None:
@@ -577,7 +638,7 @@ def main() -> int:
     figs: dict[str, Figure] = {}
     t0 = time.monotonic()
     if "churn" in only:
-        churn(n, ns.runs, 4, figs)
+        churn(n, ns.runs, figs)
         print(report(figs, "partial", n, ns.runs, time.monotonic() - t0), flush=True)
     if "bird" in only:
         bird_churn(min(n, 100_000), ns.runs, int(os.environ.get("BENCH_SUBS", "4")), figs)

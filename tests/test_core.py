@@ -414,3 +414,32 @@ def test_routes_via_an_interface_after_a_bulk_load_and_live_changes() -> None:
         ("route_del", "10.3.0.0")
     ]
     assert not core.routes_via(3) and len(core.routes) == 2
+
+
+def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
+    def nh(nid: int, gw: str) -> nlmsg.NhObject:
+        return nlmsg.NhObject(False, nid, AF4, gw, 2, 0, False, False, ())
+
+    objects = [nh(1, "10.0.0.2"), nh(2, "10.0.0.3"), nlmsg.NhObject(False, 3, 0, None, 0, 0, False,
+               False, ((1, 1), (2, 3)))]  # fmt: skip
+    records = []
+    for i in range(40):
+        nhid = (0, 1, 3, 9)[i % 4]  # 9: an object not (yet) known
+        hops = ((f"10.0.1.{i % 3}", 2, 1, 0),) if nhid in (0, 9) else ()
+        src = "192.0.2.1" if i % 5 == 0 else None
+        records.append(
+            nlmsg.Route(False, AF4, 254, f"10.{i}.0.0", 16, 0, 186, 1, 0, 20, hops, src, nhid)
+        )
+    records.append(route("10.3.0.0", 16, ("10.0.1.9", 2, 1)))  # a repeated key: replaced
+    bulk, single = core_with_taps(), core_with_taps()
+    for core in (bulk, single):
+        core.bind(0, core.links[2])
+        core.apply_all(objects)
+    with bulk.quiet():
+        bulk.load_routes(iter(records))
+    with single.quiet():
+        single.apply_all(records)
+    assert bulk.routes == single.routes
+    assert bulk.snapshot() == single.snapshot()
+    resolved = bulk.routes[(AF4, 254, "10.2.0.0", 16, 0, 20)]
+    assert [h[0] for h in resolved[1]] == ["10.0.0.2", "10.0.0.3"] and resolved[4] == 3

@@ -371,7 +371,11 @@ class RouteMirror:
         object is gone (the kernel deletes such routes without a message)."""
         if not ids:
             return []
+        # Values are few (one per object, protocol and source): only when one of them
+        # uses a changed object are the routes scanned (FRR adds objects all the time).
         stale = {id(v) for v in self._values.values() if v[4] in ids}
+        if not stale:
+            return []
         keys = sorted(k for k, v in self.routes.items() if id(v) in stale)
         out: list[ev.EventBase] = []
         for key in keys:
@@ -425,6 +429,7 @@ class RouteMirror:
         last_hops: tuple[nlmsg.NextHopT, ...] | None = None
         last_proto = -1
         last_src: str | None = None
+        by_object: dict[tuple[int, int, str | None], RouteVal] = {}
         val: RouteVal = (0, (), unicast, None, 0)
         try:
             for rec in records:
@@ -439,13 +444,26 @@ class RouteMirror:
                 if (
                     deleted
                     or rtype != unicast
-                    or nhid
                     or flags & cloned
-                    or (len(hops) == 1 and hops[0][0] is None)
+                    or (not nhid and len(hops) == 1 and hops[0][0] is None)
                 ):
                     self.apply(rec)
                     continue
-                if hops is not last_hops or proto != last_proto or prefsrc != last_src:
+                if nhid:
+                    # FRR's routes: each object resolved once, its value shared.
+                    found = by_object.get((nhid, proto, prefsrc))
+                    if found is None:
+                        resolved = self.nh_objects.resolve(nhid)
+                        if resolved is None:
+                            self.apply(rec)
+                            continue
+                        kind, hops = resolved
+                        hops = interned.setdefault(hops, hops)
+                        found = by_object[(nhid, proto, prefsrc)] = self._value(
+                            proto, hops, kind, prefsrc, nhid
+                        )
+                    val = found
+                elif hops is not last_hops or proto != last_proto or prefsrc != last_src:
                     # A dump runs through a few next-hop sets: the decoder hands the
                     # same tuple on, and the same value serves the routes in a row.
                     last_hops, last_proto, last_src = hops, proto, prefsrc
