@@ -47,6 +47,7 @@ NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight, flags)."""
 _LIVENESS = nlmsg.RTNH_F_DEAD | nlmsg.RTNH_F_LINKDOWN
 _UNICAST = nlmsg.RTN_UNICAST
+_CLONED = nlmsg.RTM_F_CLONED
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,9 +294,15 @@ class RouteMirror:
         return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
 
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
-        if rec.type not in nlmsg.ROUTE_TYPES or rec.flags & nlmsg.RTM_F_CLONED:
+        rtype = rec.type
+        if rtype == _UNICAST and not rec.nhid:
+            hops = rec.nexthops  # the common case, without a call
+        elif rtype not in nlmsg.ROUTE_TYPES:
             return []
-        rtype, hops = self._resolve(rec)
+        else:
+            rtype, hops = self._resolve(rec)
+        if rec.flags & _CLONED:
+            return []
         pkey, key = _keys(rec, hops)
         old = self.routes.get(key)
         merged = len(key) == 7 or pkey in self._variants
@@ -337,8 +344,9 @@ class RouteMirror:
     def _route_change(
         self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
     ) -> list[ev.EventBase]:
-        old_view = None if old is None else self._view(old)
-        new_view = None if new is None else self._view(new)
+        # _view() inline: this runs for every route event.
+        old_view = None if old is None else () if old[2] != _UNICAST else self._nh_view(old[1])
+        new_view = None if new is None else () if new[2] != _UNICAST else self._nh_view(new[1])
         if new_view is None or new is None:
             if old_view is None or old is None:
                 return []
