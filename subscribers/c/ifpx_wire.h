@@ -92,6 +92,7 @@ struct ifpx_rule {
     uint8_t has_sport, has_dport, has_uid, has_tun_id, has_flow, zero[3];
     uint16_t sport[2], dport[2];
     uint32_t uid[2], flow;
+    uint32_t zero2;           /* no implicit padding: rules compare with memcmp */
     uint64_t tun_id;
 };
 
