@@ -92,8 +92,8 @@ class NhTable:
 
     def reconcile(self, dumped: list[nlmsg.NhObject]) -> set[int]:
         """Make the table equal a complete dump; return the ids whose resolution may differ."""
-        seen = {rec.id for rec in dumped if not rec.fdb}
-        changed = self._delete(set(self.objects) - seen) if set(self.objects) - seen else set()
+        gone = set(self.objects) - {rec.id for rec in dumped if not rec.fdb}
+        changed = self._delete(gone) if gone else set()
         for rec in dumped:
             changed |= self.apply(rec)
         return changed

@@ -117,8 +117,6 @@ RTN_BLACKHOLE = 6
 RTN_UNREACHABLE = 7
 RTN_PROHIBIT = 8
 RTN_THROW = 9
-ROUTE_TYPES = frozenset((RTN_UNICAST, RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT, RTN_THROW))
-"""The route types a forwarder acts on (local, broadcast, multicast... are the host's)."""
 RTM_F_CLONED = 0x200
 
 RTNH_F_DEAD = 0x1

@@ -38,7 +38,7 @@ port's fe80::/64, one subnet on two links); they are published merged, as one ro
 _NO_KEYS: frozenset[RouteKey] = frozenset()
 RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...], int, str | None, int]
 """(proto, next hops, type, prefsrc, next-hop object id or 0): shared by every route
-with the same values (interned). ``type`` is an ``RTN_*`` of :data:`nlmsg.ROUTE_TYPES`;
+with the same values (interned). ``type`` is an ``RTN_*`` of :data:`TYPE_NAMES`;
 routes of any other type than unicast have no next hops."""
 _MAX_HOP_MODELS = 4096
 """Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
@@ -97,7 +97,8 @@ TYPE_NAMES: dict[int, ev.RouteType] = {
     nlmsg.RTN_PROHIBIT: "prohibit",
     nlmsg.RTN_THROW: "throw",
 }
-"""The wire's names for the route types of :data:`nlmsg.ROUTE_TYPES`."""
+"""The route types a forwarder acts on, with their names on the wire (local, broadcast,
+multicast... are the host's, and not published)."""
 
 
 def hop_flag_names(flags: int) -> tuple[ev.HopFlag, ...]:
@@ -297,7 +298,7 @@ class RouteMirror:
         rtype = rec.type
         if rtype == _UNICAST and not rec.nhid:
             hops = rec.nexthops  # the common case, without a call
-        elif rtype not in nlmsg.ROUTE_TYPES:
+        elif rtype not in TYPE_NAMES:
             return []
         else:
             rtype, hops = self._resolve(rec)

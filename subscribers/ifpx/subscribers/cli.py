@@ -197,19 +197,19 @@ def _snapshot(ns: argparse.Namespace) -> int:
     except ClientError as exc:
         return failed("ifpx snapshot", exc)
     assert isinstance(snap, c.SnapshotResult)
-    doc = snapshot_json(snap)
+    state = snap.state.canonical()  # once: a full table's is costly to make
     if ns.json:
-        print_json(doc)
+        print_json(snapshot_json(snap, state))
         return EXIT_OK
-    print(f"epoch {doc['epoch']} seq {doc['seq']}")
-    for b in doc["bindings"]:
-        print(f"port {b['port_id']} -> {b['proxy']} (ifindex {b['ifindex']}) {b['state']}")
-    for pid, p in doc["ports"].items():
-        state = fmt.link_state(p["up"], p["carrier"])
-        print(f"port {pid} {p['proxy']}: mac {p['mac']} mtu {p['mtu']} {state}")
-        for a in p["addrs"]:
+    print(f"epoch {snap.epoch} seq {snap.seq}")
+    for b in state.bindings:
+        print(f"port {b.port_id} -> {b.proxy} (ifindex {b.ifindex}) {b.state}")
+    for p in state.ports:
+        link = fmt.link_state(p.up, p.carrier)
+        print(f"port {p.port_id} {p.proxy}: mac {p.mac} mtu {p.mtu} {link}")
+        for a in p.addrs:
             print(f"    {fmt.addr_label(a)} {a}")
-    for r in snap.state.canonical().routes:
+    for r in state.routes:
         hops = fmt.hop_list(r.nexthops)
         what = hops if r.type == "unicast" else r.type
         src = f" src {r.prefsrc}" if r.prefsrc else ""
@@ -217,9 +217,9 @@ def _snapshot(ns: argparse.Namespace) -> int:
             f"route {r.dst} table {names.table(r.table)} proto {names.proto(r.proto)}"
             f" metric {r.metric}{src}: {what}"
         )
-    for n in doc["neighs"]:
-        print(f"neigh port {n['port_id']} {n['ip']} lladdr {n['mac']} {n['state']}")
-    for rule in snap.state.canonical().rules:
+    for n in state.neighs:
+        print(f"neigh port {n.port_id} {n.ip} lladdr {n.mac} {n.state}")
+    for rule in state.rules:
         print(f"rule{'' if rule.family == 4 else '6'} {fmt.rule_text(rule)}")
     return EXIT_OK
 

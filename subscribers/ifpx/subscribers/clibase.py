@@ -9,7 +9,7 @@ from typing import Any
 
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES
-from ifpx.schemas.state import RouteState
+from ifpx.schemas.state import RouteState, State
 from ifpx.schemas.topics import KIND_TOPIC
 
 from .client import BridgeUnreachable, ClientError
@@ -51,9 +51,10 @@ def _route_json(r: RouteState) -> dict[str, Any]:
     return {"family": doc.pop("family"), "dst": dst, "prefixlen": int(plen), **doc}
 
 
-def snapshot_json(snap: c.SnapshotResult) -> dict[str, Any]:
-    """The documented JSON form of a snapshot (see README)."""
-    state = snap.state.canonical()
+def snapshot_json(snap: c.SnapshotResult, state: State | None = None) -> dict[str, Any]:
+    """The documented JSON form of a snapshot (see README); ``state`` is its canonical
+    form when the caller has it already (a full table's is costly to make)."""
+    state = snap.state.canonical() if state is None else state
     return {
         "epoch": snap.epoch,
         "seq": snap.seq,
