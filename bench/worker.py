@@ -28,10 +28,12 @@ def main() -> int:
     p.add_argument("--control", required=True)
     p.add_argument("--mark", type=int, action="append", default=[], help="route count to report")
     p.add_argument("--timeout", type=float, default=300)
+    p.add_argument("--no-reports", action="store_true", help="report nothing to the bridge")
     ns = p.parse_args()
     tune_gc()
     base = rss()
-    with Subscriber(ns.events, ns.control, heartbeat_timeout=30) as sub:
+    interval = None if ns.no_reports else 1.0
+    with Subscriber(ns.events, ns.control, heartbeat_timeout=30, report_interval=interval) as sub:
         sub.sync(timeout=120)
         print(json.dumps({"synced": time.monotonic(), "routes": len(sub.state.routes)}), flush=True)
         deadline = time.monotonic() + ns.timeout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from ifpx.bridge.bindings import BindingTable
 from ifpx.bridge.control import Controller
 from ifpx.bridge.core import BridgeCore
 from ifpx.bridge.stats import BridgeStats
+from ifpx.bridge.workers import Peer
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EventBase
@@ -25,6 +27,8 @@ class Effects:
         self.taps = {"tap0", "tap1"}
         self.made: set[str] = set()
         self.destroyed: list[str] = []
+        self.dead: set[int] = set()
+        self.catch_ups = 0
 
     def persist(self, table: BindingTable) -> None:
         if self.fail is not None:
@@ -50,6 +54,13 @@ class Effects:
     def destroy_tap(self, name: str) -> None:
         self.destroyed.append(name)
 
+    def pid_alive(self, pid: int) -> bool:
+        return pid not in self.dead
+
+    def catch_up(self) -> bool:
+        self.catch_ups += 1
+        return True
+
 
 @dataclass
 class Stream:
@@ -59,8 +70,24 @@ class Stream:
     seq: int = 0
     journal: Journal = field(default_factory=lambda: Journal(64))
 
+    last: dict[str, int] = field(default_factory=dict)
+    times: dict[int, float] = field(default_factory=dict)
+
     def topic_seqs(self) -> dict[str, int]:
         return {"link": self.seq}
+
+    def publish(self, topic: str, now: float) -> int:
+        """One more message on ``topic`` at ``now``; its seq."""
+        self.seq += 1
+        self.last[topic] = self.seq
+        self.times[self.seq] = now
+        return self.seq
+
+    def last_seq_of(self, topics: Iterable[str]) -> int:
+        return max((self.last.get(t, 0) for t in topics), default=0)
+
+    def published_at(self, seq: int) -> float | None:
+        return self.times.get(seq)
 
 
 def zero_stats(**given: int) -> BridgeStats:
@@ -85,14 +112,22 @@ def controller(tmp_path: Path) -> tuple[Controller, Effects, Stream]:
     return Controller(core, stream, effects, zero_stats), effects, stream
 
 
-def ask(ctl: Controller, payload: bytes | list[bytes], read_only: bool = False) -> c.Reply:
+def ask(
+    ctl: Controller,
+    payload: bytes | list[bytes],
+    read_only: bool = False,
+    peer: Peer | None = None,
+    now: float = 0.0,
+) -> c.Reply:
     """The reply to ``payload`` (raw bytes, or frames)."""
     frames = payload if isinstance(payload, list) else [payload]
-    reply, _events = ctl.handle_frames(frames, read_only)
+    reply, _events = ctl.handle_frames(frames, read_only, peer, now)
     return codec.decode_reply(reply)
 
 
-def run(ctl: Controller, cmd: c.Command) -> tuple[c.Reply, list[EventBase]]:
+def run(
+    ctl: Controller, cmd: c.Command, peer: Peer | None = None, now: float = 0.0
+) -> tuple[c.Reply, list[EventBase]]:
     """The reply to ``cmd`` and the events the daemon would publish."""
-    reply, events = ctl.handle_frames([codec.encode_request(cmd)])
+    reply, events = ctl.handle_frames([codec.encode_request(cmd)], False, peer, now)
     return codec.decode_reply(reply), events

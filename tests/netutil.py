@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
 
 import zmq
@@ -121,3 +123,18 @@ def mtu_reaches(sub: Subscriber, ns: Netns, port: int, dev: str, mtu: int, what:
         10,
         what=what,
     )
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def scrape(port: int) -> str:
+    """The bridge's Prometheus text from ``--metrics 127.0.0.1:port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text: str = r.read().decode()
+    return text

@@ -109,7 +109,39 @@ COMMANDS: dict[str, WireModel] = {
     "snapshot": c.Snapshot(id=11),
     "status": c.Status(id=12),
     "replay": c.Replay(id=13, epoch=1795534145962322791, from_seq=40, topics=["route", "link"]),
+    "report": c.Report(
+        id=14,
+        worker="lcore-3",
+        instance=7390155417251397537,
+        host="dp1",
+        pid=4711,
+        client="libifpx/1.2.0",
+        epoch=1795534145962322791,
+        seq=40,
+        synced=True,
+        topics=["route", "port", "sync", "hb"],
+        interval=1.0,
+        counters={"gaps": 1, "callback_errors": 0},
+    ),
+    "list_workers": c.ListWorkers(id=15),
+    "wait_applied": c.WaitApplied(id=16, seq=40, epoch=1795534145962322791, workers=["lcore-3"]),
 }
+
+WORKER = c.WorkerInfo(
+    name="lcore-3",
+    state="lagging",
+    host="dp1",
+    pid=4711,
+    client="libifpx/1.2.0",
+    epoch=1795534145962322791,
+    applied_seq=38,
+    lag_seq=2,
+    lag_seconds=1.25,
+    last_report=0.5,
+    reporting_for=60.0,
+    topics=["hb", "port", "route", "sync"],
+    counters={"gaps": 1},
+)
 
 B = Binding(port_id=3, proxy="dtap0", ifindex=7)
 RESULTS: dict[str, WireModel] = {
@@ -133,6 +165,11 @@ RESULTS: dict[str, WireModel] = {
     "status": c.StatusResult(epoch=1, seq=42, uptime=3.5, bindings=1, counters={"events": 7}),
     "replay": c.ReplayResult(
         epoch=1795534145962322791, messages=[codec.encode_message(MESSAGE)[1]]
+    ),
+    "report": c.ReportResult(epoch=1795534145962322791, seq=42),
+    "list_workers": c.ListWorkersResult(epoch=1795534145962322791, seq=42, workers=[WORKER]),
+    "wait_applied": c.WaitAppliedResult(
+        done=False, epoch=1795534145962322791, seq=40, workers=["lcore-3"], waiting=[WORKER]
     ),
 }
 

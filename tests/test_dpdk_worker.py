@@ -25,6 +25,7 @@ from netutil import describe_difference, wait_bridge_equals_kernel
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas.state import State
 from ifpx.subscribers import Subscriber
+from ifpx.subscribers.client import ControlClient
 
 pytestmark = [
     pytest.mark.netns,
@@ -59,6 +60,7 @@ class Worker(ReportingProcess):
             "--vdev=net_tap0,iface=dtap0", "--vdev=net_tap1,iface=dtap1",
             "--",
             "--events", br.events, "--control", br.control, "--report", str(self.report_path),
+            "--name", "dw",
         ]  # fmt: skip
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -221,6 +223,11 @@ def test_dpdk_worker_applies_events_to_its_ports(
             "neigh add 2001:db8::2 lladdr 02:00:00:00:00:03 dev dtap0",
         ]
     )
+    # The barrier: every lcore's subscriber reports what it applied, as dw-lcoreN.
+    with ControlClient(br.control) as client:
+        waited = client.wait_applied(timeout=30)
+    assert waited.done, waited.waiting
+    assert sorted(waited.workers) == sorted(f"dw-lcore{n}" for n in first["lcores"])
     report, _ = converge(worker, br)
     by_port = {p["port_id"]: p for p in report["ports"]}
     assert by_port[0]["dpdk"]["mtu"] == 1400 and by_port[0]["dpdk"]["mac"] == "02:00:00:00:00:aa"

@@ -109,7 +109,21 @@ _requests = st.one_of(
             "id": _scalars,
             "cmd": st.sampled_from(sorted(c.COMMAND_TYPES)) | st.text(max_size=8),
         },
-        optional={"port_id": _scalars, "proxy": _scalars, "versions": _docs},
+        optional={
+            "port_id": _scalars,
+            "proxy": _scalars,
+            "versions": _docs,
+            # the barrier's commands: a report, and what wait_applied takes
+            "worker": _scalars,
+            "instance": _scalars,
+            "epoch": _scalars,
+            "seq": _scalars,
+            "synced": _scalars,
+            "topics": _docs,
+            "interval": _scalars,
+            "counters": _docs,
+            "workers": _docs,
+        },
     ).map(msgpack.packb),
 )
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netutil import mtu_reaches, wait_bridge_equals_kernel
+from netutil import free_port, mtu_reaches, scrape, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
@@ -244,26 +244,15 @@ def test_corrupt_and_truncated_recordings(ns: Netns, br: BridgeProcess, tmp_path
 
 
 def test_metrics_are_scraped(ns: Netns) -> None:
-    import socket as pysocket
-    import urllib.request
-
     from ifpx.bridge.testing.harness import bridge
 
-    with pysocket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with bridge(ns, ["--metrics", f"127.0.0.1:{port}"]) as br:
         br.result(c.Bind(port_id=0, proxy="tap0"))
         ns.ip("link", "set", "tap0", "mtu", "1300")
         br.request(c.ProxyOfPort(port_id=9))  # an error, counted by its code
-
-        def scrape() -> str:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                text: str = r.read().decode()
-            return text
-
-        wait_for(lambda: 'ifpx_events_published_total{kind="mtu_change"}' in scrape(), 10)
-        text = scrape()
+        wait_for(lambda: 'ifpx_events_published_total{kind="mtu_change"}' in scrape(port), 10)
+        text = scrape(port)
     assert 'ifpx_commands_total{cmd="bind",result="ok"} 1.0' in text
     assert 'ifpx_commands_total{cmd="proxy_of_port",result="not_bound"} 1.0' in text
     names = ["ifpx_netlink_overruns_total", "ifpx_resyncs_total", "ifpx_epoch", "ifpx_sequence"]

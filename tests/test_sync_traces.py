@@ -14,14 +14,17 @@ from ctools import build, have_toolchain
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.topics import TOPICS
-from ifpx.subscribers.sync import ResetControl, SendRequest, SyncMachine
+from ifpx.subscribers.sync import Action, Identity, ResetControl, SendReport, SyncMachine
 
 
-def _actions(actions: list[SendRequest | ResetControl]) -> list[dict[str, Any]]:
+def _actions(actions: list[Action]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for a in actions:
         if isinstance(a, ResetControl):
             out.append({"reset": True})
+        elif isinstance(a, SendReport):
+            r = a.command
+            out.append({"cmd": "report", "id": r.id, "epoch": r.epoch, "seq": r.seq})
         elif isinstance(a.command, c.Replay):
             cmd = a.command
             out.append(
@@ -33,7 +36,11 @@ def _actions(actions: list[SendRequest | ResetControl]) -> list[dict[str, Any]]:
 
 
 def _run_python(trace: dict[str, Any]) -> tuple[list[tracing.Outcome], dict[str, Any]]:
-    machine = SyncMachine(set(TOPICS))
+    ident = trace.get("identity")
+    identity = None
+    if ident is not None:
+        identity = Identity(ident["name"], ident["instance"], interval=ident["interval_ms"] / 1000)
+    machine = SyncMachine(set(TOPICS), identity=identity)
     outcomes = []
     for step in trace["steps"]:
         now = step["at"] / 1000
@@ -53,6 +60,7 @@ def _run_python(trace: dict[str, Any]) -> tuple[list[tracing.Outcome], dict[str,
         else:
             actions = machine.tick(now)
         kinds = [e.kind for e in machine.take(1_000_000)]
+        machine.applied_all_taken()  # as the C machine, once every event is delivered
         outcomes.append(tracing.Outcome(send=_actions(actions), events=kinds))
     state = machine.state
     final = {

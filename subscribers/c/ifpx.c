@@ -2,14 +2,17 @@
  * (ifpx_machine.c), which holds every rule of following the bridge. */
 #include "ifpx.h"
 #include "ifpx_machine_int.h"
+#include "ifpx_mp.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 
@@ -188,8 +191,9 @@ static void perform(struct ifpx_sub *s)
             s->ctl = NULL;
             continue;
         }
-        logf_(s, LOG_INFO, "%s repair: %s", a.request == IFPX_REQ_SNAPSHOT ? "snapshot" : "journal",
-              a.reason);
+        if (a.request != IFPX_REQ_REPORT)
+            logf_(s, LOG_INFO, "%s repair: %s",
+                  a.request == IFPX_REQ_SNAPSHOT ? "snapshot" : "journal", a.reason);
         if (!s->ctl && !(s->ctl = open_socket(s, ZMQ_DEALER, s->control))) {
             logf_(s, LOG_ERR, "cannot open the control socket: %s", zmq_strerror(errno));
             continue;
@@ -403,6 +407,12 @@ struct ifpx_sub *ifpx_open(const struct ifpx_options *opt, const struct ifpx_cal
         goto fail;
     if (zmq_connect(s->sub, s->events))
         goto fail;
+    if (ifpx_set_worker(s, NULL, 0)) {
+        /* A $IFPX_WORKER_NAME that cannot be a name: said, and reports made as host:pid. */
+        logf_(s, LOG_WARNING, "IFPX_WORKER_NAME is not a worker name; reporting as host:pid");
+        unsetenv("IFPX_WORKER_NAME");
+        ifpx_set_worker(s, NULL, 0);
+    }
     return s;
 fail:
     {
@@ -428,6 +438,30 @@ void ifpx_close(struct ifpx_sub *s)
     free(s);
 }
 
+int ifpx_set_worker(struct ifpx_sub *s, const char *name, int interval_ms)
+{
+    char host[65] = "", fallback[96];
+    uint64_t instance = 0;
+    if (interval_ms < 0)
+        return ifpx_machine_set_identity(s->m, NULL, 0, NULL, 0, NULL, 0);
+    gethostname(host, sizeof host - 1);
+    if (!name) {
+        const char *env = getenv("IFPX_WORKER_NAME");
+        snprintf(fallback, sizeof fallback, "%s:%d", host, (int)getpid());
+        name = env && *env ? env : fallback;
+    }
+    if (getrandom(&instance, sizeof instance, 0) != sizeof instance)
+        instance = (uint64_t)now_ms() * 6364136223846793005ULL ^ (uint64_t)getpid();
+    instance &= INT64_MAX;
+    return ifpx_machine_set_identity(s->m, name, instance ? instance : 1, host, (uint32_t)getpid(),
+                                     "libifpx/" IFPX_VERSION, interval_ms ? interval_ms : 1000);
+}
+
+uint64_t ifpx_applied(const struct ifpx_sub *s, uint64_t *epoch)
+{
+    return ifpx_machine_applied(s->m, epoch);
+}
+
 const struct ifpx_replica *ifpx_state(const struct ifpx_sub *s) { return ifpx_machine_replica(s->m); }
 const struct ifpx_stats *ifpx_stats(const struct ifpx_sub *s) { return ifpx_machine_stats(s->m); }
 uint64_t ifpx_epoch(const struct ifpx_sub *s) { return ifpx_machine_epoch(s->m); }
@@ -436,8 +470,19 @@ int ifpx_repairing(const struct ifpx_sub *s) { return ifpx_machine_repairing(s->
 
 /* ---- one-shot commands ----------------------------------------------------------------------------- */
 
-static int command(const struct ifpx_options *opt, const char *buf, int len, int timeout_ms,
-                   struct ifpx_reply *reply)
+/* The workers a wait_applied answer waited for, to name them in the next polls. */
+struct pinned {
+    char names[256][65];
+    const char *ptrs[256];
+    unsigned n;
+    int set;
+};
+
+/* One request on a short-lived REQ socket; a wait_applied result decoded into *wait (and
+ * the workers it names into *pin, once). */
+static int command_reply(const struct ifpx_options *opt, const char *buf, int len,
+                         int timeout_ms, struct ifpx_reply *reply, struct ifpx_wait_result *wait,
+                         struct pinned *pin)
 {
     struct ifpx_sub s;
     memset(&s, 0, sizeof s);
@@ -457,8 +502,19 @@ static int command(const struct ifpx_options *opt, const char *buf, int len, int
         if (poll_items(&item, 1, timeout_ms) > 0 && (n = recv_frames(sock, f)) > 0) {
             if (ifpx_decode_reply(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), reply))
                 rc = -EBADMSG;
+            else if (!reply->ok)
+                rc = -EPROTO;
+            else if (wait && ifpx_mp_wait_applied(zmq_msg_data(&f[0]), zmq_msg_size(&f[0]), wait,
+                                                  pin && !pin->set ? pin->names : NULL, 256))
+                rc = -EBADMSG;
             else
-                rc = reply->ok ? 0 : -EPROTO;
+                rc = 0;
+            if (!rc && pin && !pin->set && wait->n_workers <= 256) {
+                pin->n = wait->n_workers;
+                for (unsigned i = 0; i < pin->n; i++)
+                    pin->ptrs[i] = pin->names[i];
+                pin->set = 1;
+            }
             close_frames(f, n);
         }
     } else if (!sock) {
@@ -469,6 +525,12 @@ static int command(const struct ifpx_options *opt, const char *buf, int len, int
     if (s.zctx && !opt->zmq_context)
         zmq_ctx_term(s.zctx);
     return rc;
+}
+
+static int command(const struct ifpx_options *opt, const char *buf, int len, int timeout_ms,
+                   struct ifpx_reply *reply)
+{
+    return command_reply(opt, buf, len, timeout_ms, reply, NULL, NULL);
 }
 
 int ifpx_bind(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
@@ -485,4 +547,60 @@ int ifpx_unbind(const struct ifpx_options *opt, uint16_t port_id, int timeout_ms
     char buf[IFPX_REQUEST_CAP];
     int len = ifpx_encode_unbind(buf, sizeof buf, (uint64_t)now_ms(), port_id);
     return command(opt, buf, len, timeout_ms, reply);
+}
+
+int ifpx_wait_applied(const struct ifpx_options *opt, uint64_t seq, const char *const *workers,
+                      int n_workers, int timeout_ms, struct ifpx_wait_result *out,
+                      struct ifpx_reply *reply)
+{
+    /* Room for 256 names of 64 bytes. */
+    enum { CAP = 256 * 70 + 256 };
+    struct ifpx_options o = opt ? *opt : (struct ifpx_options){0};
+    int64_t end = now_ms() + timeout_ms;
+    uint64_t epoch = 0;
+    struct ifpx_reply scratch;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (!reply)
+        reply = &scratch;
+    memset(reply, 0, sizeof *reply);
+    if (n_workers < 0 || n_workers > 256 || (n_workers && !workers))
+        return -EINVAL;
+    char *buf = malloc(CAP);
+    /* Without names: the workers live at the first poll, who stay waited for if they go
+     * (without the memory for that, whoever is live at each poll). */
+    struct pinned *pin = workers ? NULL : calloc(1, sizeof *pin);
+    /* One context for every poll rather than one each. */
+    if (!buf || (!o.zmq_context && !(o.zmq_context = zmq_ctx_new()))) {
+        free(pin);
+        free(buf);
+        return -ENOMEM;
+    }
+    for (;;) {
+        int left = (int)(end - now_ms());
+        if (pin && pin->set) {
+            workers = pin->ptrs;
+            n_workers = (int)pin->n;
+        }
+        int len = ifpx_encode_wait_applied(buf, CAP, (uint64_t)now_ms(), seq, epoch, workers,
+                                           n_workers);
+        rc = command_reply(&o, buf, len, left > 0 ? left : 1, reply, out, pin);
+        if (rc)
+            break;
+        seq = out->seq;
+        epoch = out->epoch;
+        if (out->done)
+            break;
+        if (now_ms() >= end) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        struct timespec pause = {0, 20 * 1000000};
+        nanosleep(&pause, NULL);
+    }
+    if (!opt || !opt->zmq_context)
+        zmq_ctx_term(o.zmq_context);
+    free(pin);
+    free(buf);
+    return rc;
 }

@@ -33,6 +33,9 @@
 extern "C" {
 #endif
 
+/* This library's version (the Makefile's VERSION; a test holds them equal). */
+#define IFPX_VERSION "1.2.0"
+
 /* Where the bridge is unless told otherwise (ifpx.schemas.endpoints: the same strings). */
 #define IFPX_DEFAULT_EVENTS "ipc:///run/ifpx/events.sock"
 #define IFPX_DEFAULT_CONTROL "ipc:///run/ifpx/control.sock"
@@ -126,6 +129,25 @@ uint64_t ifpx_epoch(const struct ifpx_sub *s);
 uint64_t ifpx_seq(const struct ifpx_sub *s);
 /** @return 1 while a journal or snapshot repair is under way, else 0. */
 int ifpx_repairing(const struct ifpx_sub *s);
+/**
+ * Name this worker in the reports it makes to the bridge (`ifpx ctl workers` lists them,
+ * `ifpx ctl wait` waits for them). A subscriber reports from ifpx_open() on as
+ * $IFPX_WORKER_NAME, else "host:pid", every second and when it goes idle after a burst:
+ * the epoch and seq of the last event whose callback has returned. Call before
+ * ifpx_sync() to choose the name (at most 64 printable characters, no spaces).
+ *
+ * @param name
+ *   The worker's name; NULL keeps the default.
+ * @param interval_ms
+ *   Longest time between two reports (50 to 60000; 0: 1000); negative: no reports.
+ * @return
+ *   0, or -EINVAL for a bad name or interval.
+ */
+int ifpx_set_worker(struct ifpx_sub *s, const char *name, int interval_ms);
+
+/** The seq (and *epoch, if not NULL) of the last event whose callback has returned. */
+uint64_t ifpx_applied(const struct ifpx_sub *s, uint64_t *epoch);
+
 /** Close the sockets and free everything; s may be NULL. */
 void ifpx_close(struct ifpx_sub *s);
 
@@ -149,6 +171,27 @@ int ifpx_bind(const struct ifpx_options *opt, uint16_t port_id, const char *prox
 /** Unbind a port: as ifpx_bind(), and 0 also when it was not bound. */
 int ifpx_unbind(const struct ifpx_options *opt, uint16_t port_id, int timeout_ms,
                 struct ifpx_reply *reply);
+
+/**
+ * Wait until the workers have applied seq: polls the bridge's `wait_applied` (as
+ * `ifpx ctl wait` does) until done or timeout_ms passes.
+ *
+ * @param seq
+ *   The sequence number to wait for; 0: the bridge's at the first poll.
+ * @param workers
+ *   Names of the workers to wait for (n_workers of them, at most 256); NULL: every
+ *   worker not gone.
+ * @param out
+ *   The last answer: done, the seq waited for, who is still short.
+ * @return
+ *   - 0 once every worker has applied it.
+ *   - -ETIMEDOUT when some had not within timeout_ms (out->waiting names them).
+ *   - -EPROTO when the bridge refused (reply->code says why: an older bridge, an
+ *     epoch that ended), -EBADMSG, -EINVAL as ifpx_bind().
+ */
+int ifpx_wait_applied(const struct ifpx_options *opt, uint64_t seq, const char *const *workers,
+                      int n_workers, int timeout_ms, struct ifpx_wait_result *out,
+                      struct ifpx_reply *reply);
 
 #ifdef __cplusplus
 }

@@ -73,6 +73,8 @@ static void install_snapshot(struct ifpx_machine *s, const char *buf, size_t len
     else
         free(s->rep);  /* the empty replica made at open */
     s->rep = target;
+    it->epoch = snap.epoch;
+    it->seq = snap.seq;
     ifpx_m_push(s, it);
 
     if (s->synced && s->epoch != snap.epoch)

@@ -59,6 +59,9 @@ static void free_item(struct item *it)
 static void pop(struct ifpx_machine *s)
 {
     struct item *it = s->head;
+    /* Its last event has been through the application: so has everything up to it. */
+    s->applied_epoch = it->epoch;
+    s->applied_seq = it->seq;
     s->head = it->next;
     if (!s->head)
         s->tail = NULL;
@@ -76,6 +79,8 @@ static void enqueue_msg(struct ifpx_machine *s, struct ifpx_msg *msg)
         return;
     }
     it->msg = msg;
+    it->epoch = ifpx_msg_header(msg)->epoch;
+    it->seq = ifpx_msg_header(msg)->seq;
     ifpx_m_push(s, it);
 }
 
@@ -192,6 +197,17 @@ static void on_heartbeat(struct ifpx_machine *s, struct ifpx_msg *msg)
         if (from != UINT64_MAX) {
             s->stats.gaps++;
             start_replay(s, from, "lost tail");
+        } else {
+            /* Nothing missing on our topics: once what is queued is delivered, so is
+             * everything up to the heartbeat's seq (other topics are not ours). */
+            const struct ifpx_header *h = ifpx_msg_header(msg);
+            if (s->tail) {
+                s->tail->epoch = h->epoch;
+                s->tail->seq = h->seq;
+            } else {
+                s->applied_epoch = h->epoch;
+                s->applied_seq = h->seq;
+            }
         }
     }
     free(hb);
@@ -310,10 +326,31 @@ void ifpx_machine_on_bad_message(struct ifpx_machine *s)
     s->stats.bad_messages++;
 }
 
+static void on_report_reply(struct ifpx_machine *s, const struct ifpx_reply *r)
+{
+    s->report_id = 0;
+    if (r->ok) {
+        if (s->refusal[0])
+            ifpx_m_log(s, LOG_INFO, "reports taken again");
+        s->refusal[0] = '\0';
+    } else if (!strcmp(r->code, "unknown_command") || !strcmp(r->code, "not_supported")) {
+        /* A bridge older than protocol minor 2: it has no use for reports. */
+        ifpx_m_log(s, LOG_INFO, "the bridge takes no reports (%s); not sending any", r->message);
+        s->reports_off = 1;
+    } else if (strcmp(r->message, s->refusal)) {
+        ifpx_m_log(s, LOG_WARNING, "report refused: %s: %s", r->code, r->message);
+        snprintf(s->refusal, sizeof s->refusal, "%s", r->message);
+    }
+}
+
 void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, int64_t now)
 {
     struct ifpx_reply head;
     s->now = now;
+    if (s->report_id && !ifpx_decode_reply(buf, len, &head) && head.id == s->report_id) {
+        on_report_reply(s, &head);
+        return;
+    }
     if (s->req == REQ_NONE || s->reply || ifpx_decode_reply(buf, len, &head) ||
         head.id != s->req_id)
         return; /* an answer to a request given up on, or garbage */
@@ -325,9 +362,59 @@ void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, 
     s->reply_len = len;
 }
 
+static void report(struct ifpx_machine *s, int64_t now)
+{
+    int64_t since = now - s->report_sent;
+    if (s->report_id) {
+        if (since <= s->request_timeout_ms)
+            return;
+        s->report_id = 0; /* unanswered: the bridge may be gone; the next one tells */
+    }
+    int repairing = s->req != REQ_NONE;
+    int changed = !s->reported || s->rep_epoch != s->applied_epoch ||
+                  s->rep_seq != s->applied_seq || s->rep_synced != s->synced ||
+                  s->rep_repairing != repairing;
+    int due = since >= s->interval_ms;
+    /* Idle after a burst: the application has been through all it was given. */
+    int idle = changed && !s->head && !s->reply && since >= IFPX_MIN_REPORT_GAP_MS;
+    if (!(due || idle) || s->reports_off)
+        return;
+    const char *topics[N_TOPICS];
+    int n = 0;
+    for (int t = 0; t < N_TOPICS; t++)
+        if (s->topics & (1u << t))
+            topics[n++] = TOPICS[t];
+    struct ifpx_report r = {
+        .worker = s->name, .instance = s->instance, .host = s->host, .pid = s->pid,
+        .client = s->client, .epoch = s->applied_epoch, .seq = s->applied_seq,
+        .synced = s->synced, .repairing = repairing, .topics = topics, .n_topics = n,
+        .interval_ms = s->interval_ms, .stats = &s->stats,
+    };
+    struct ifpx_action a = {.kind = IFPX_ACT_SEND, .request = IFPX_REQ_REPORT};
+    a.id = ++s->next_id;
+    a.epoch = s->applied_epoch;
+    a.from_seq = s->applied_seq;
+    a.len = ifpx_encode_report(a.buf, sizeof a.buf, a.id, &r);
+    if (a.len < 0) {
+        r.stats = NULL; /* the counters are what can be left out */
+        a.len = ifpx_encode_report(a.buf, sizeof a.buf, a.id, &r);
+    }
+    snprintf(a.reason, sizeof a.reason, "report");
+    s->report_id = a.id;
+    s->report_sent = now;
+    s->reported = 1;
+    s->rep_epoch = s->applied_epoch;
+    s->rep_seq = s->applied_seq;
+    s->rep_synced = s->synced;
+    s->rep_repairing = repairing;
+    push_action(s, &a);
+}
+
 void ifpx_machine_tick(struct ifpx_machine *s, int64_t now)
 {
     s->now = now;
+    if (s->reporting)
+        report(s, now);
     if (s->req != REQ_NONE && !s->reply && now - s->req_sent > s->request_timeout_ms) {
         /* Lazy Pirate: the bridge may be gone; a fresh connection drops the stale request. */
         struct ifpx_action reset = {.kind = IFPX_ACT_RESET};
@@ -438,7 +525,48 @@ int ifpx_machine_action(struct ifpx_machine *s, struct ifpx_action *out)
     return 1;
 }
 
-int ifpx_machine_awaiting_reply(const struct ifpx_machine *s) { return s->req != REQ_NONE && !s->reply; }
+int ifpx_machine_awaiting_reply(const struct ifpx_machine *s)
+{
+    return (s->req != REQ_NONE && !s->reply) || s->report_id;
+}
+
+uint64_t ifpx_machine_applied(const struct ifpx_machine *s, uint64_t *epoch)
+{
+    if (epoch)
+        *epoch = s->applied_epoch;
+    return s->applied_seq;
+}
+
+static int printable_word(const char *text, size_t max)
+{
+    size_t n = strlen(text);
+    for (size_t i = 0; i < n; i++)
+        if (text[i] < '!' || text[i] > '~')
+            return 0;
+    return n >= 1 && n <= max;
+}
+
+int ifpx_machine_set_identity(struct ifpx_machine *s, const char *name, uint64_t instance,
+                              const char *host, uint32_t pid, const char *client,
+                              int interval_ms)
+{
+    if (!name) {
+        s->reporting = 0;
+        return 0;
+    }
+    if (!printable_word(name, 64) || !instance || instance > INT64_MAX ||
+        interval_ms < 50 || interval_ms > 60000)
+        return -EINVAL;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->host, sizeof s->host, "%s", host ? host : "");
+    snprintf(s->client, sizeof s->client, "%s", client ? client : "");
+    s->instance = instance;
+    s->pid = pid;
+    s->interval_ms = interval_ms;
+    s->report_sent = s->now - interval_ms;
+    s->reporting = 1;
+    return 0;
+}
 int ifpx_machine_has_work(const struct ifpx_machine *s) { return s->head || s->reply; }
 int ifpx_machine_repairing(const struct ifpx_machine *s) { return s->req != REQ_NONE; }
 int ifpx_machine_synced(const struct ifpx_machine *s) { return s->synced; }

@@ -49,7 +49,11 @@ struct ifpx_stats {
         heartbeat_misses, request_retries, callback_errors;
 };
 
-enum ifpx_request_kind { IFPX_REQ_NONE, IFPX_REQ_SNAPSHOT, IFPX_REQ_REPLAY };
+enum ifpx_request_kind { IFPX_REQ_NONE, IFPX_REQ_SNAPSHOT, IFPX_REQ_REPLAY, IFPX_REQ_REPORT };
+
+/* Least time between two reports: the report made on going idle waits this long at most
+ * (the Python machine's MIN_REPORT_GAP). */
+#define IFPX_MIN_REPORT_GAP_MS 50
 
 enum ifpx_action_kind {
     IFPX_ACT_SEND = 1, /* send buf[0..len) on the control connection */
@@ -97,7 +101,20 @@ int ifpx_machine_next(struct ifpx_machine *m, struct ifpx_event *ev, int64_t now
 /* The next action to carry out: 1 with *out filled, or 0 when there is none. */
 int ifpx_machine_action(struct ifpx_machine *m, struct ifpx_action *out);
 
-/* 1 while a request is out and unanswered (watch the control connection). */
+/* Report what the application has applied to the bridge (the `report` command), as
+ * `name` (at most 64 printable characters, no spaces), every interval_ms and when it goes
+ * idle after a burst. instance: random and non-zero, once per subscriber (it tells a
+ * restart from the same worker); host, client: shown by `ifpx ctl workers`. Reports are
+ * made by ifpx_machine_tick; name NULL stops them. 0, or -EINVAL for a bad name or
+ * interval (50 to 60000 ms). */
+int ifpx_machine_set_identity(struct ifpx_machine *m, const char *name, uint64_t instance,
+                              const char *host, uint32_t pid, const char *client,
+                              int interval_ms);
+/* The epoch and sequence number of the last event the application has been through
+ * (every event of an item is delivered before the next item is taken). */
+uint64_t ifpx_machine_applied(const struct ifpx_machine *m, uint64_t *epoch);
+
+/* 1 while a request or a report is out and unanswered (watch the control connection). */
 int ifpx_machine_awaiting_reply(const struct ifpx_machine *m);
 /* 1 while ifpx_machine_next has something to do without new input. */
 int ifpx_machine_has_work(const struct ifpx_machine *m);

@@ -26,6 +26,7 @@ struct item {
     struct ifpx_diff diff;
     int stage;                  /* diff items: 0 begin marker, 1 walk, 2 end marker, 3 done */
     int repair;                 /* 0: the initial sync */
+    uint64_t epoch, seq;        /* once delivered, everything up to here is */
     char reason[128];
 };
 
@@ -62,6 +63,20 @@ struct ifpx_machine {
 
     int64_t last_rx;
     struct ifpx_stats stats;
+
+    /* Reports: who we are, what the application has been through, the report out. */
+    int reporting, reports_off;
+    char name[65], host[65], client[33];
+    uint64_t instance;
+    uint32_t pid;
+    int interval_ms;
+    uint64_t applied_epoch, applied_seq;
+    uint64_t report_id;
+    int64_t report_sent;
+    int reported;               /* what the last report said, below, is known */
+    uint64_t rep_epoch, rep_seq;
+    int rep_synced, rep_repairing;
+    char refusal[256];
 };
 
 /* Formats a line for a log callback (nothing when log is NULL). */

@@ -36,4 +36,9 @@ int ifpx_mp_begin(const char *buf, size_t len, size_t limit, msgpack_unpacked *u
 /* Checks and unpacks a control reply (at most 1 GiB) as exactly one map. */
 int ifpx_mp_unpack(const char *buf, size_t len, msgpack_unpacked *up);
 
+/* ifpx_decode_wait_applied, and the names in the result's "workers" into names (the
+ * first cap of them; out->n_workers says how many there are). */
+int ifpx_mp_wait_applied(const char *buf, size_t len, struct ifpx_wait_result *out,
+                         char (*names)[65], unsigned cap);
+
 #endif

@@ -1,5 +1,6 @@
 /* Encoding the commands a C subscriber sends: see ifpx_wire.h. */
 #include "ifpx_wire.h"
+#include "ifpx_machine.h"
 
 #include <msgpack.h>
 #include <string.h>
@@ -80,5 +81,77 @@ int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id)
     begin_request(&r, 1, id, "unbind");
     pack_str(&r.pk, "port_id");
     msgpack_pack_uint16(&r.pk, port_id);
+    return finish(&r, buf, cap);
+}
+
+static void pack_counter(msgpack_packer *pk, const char *name, uint64_t value)
+{
+    pack_str(pk, name);
+    msgpack_pack_uint64(pk, value);
+}
+
+int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_report *rp)
+{
+    struct request r;
+    begin_request(&r, rp->stats ? 12 : 11, id, "report");
+    pack_str(&r.pk, "worker");
+    pack_str(&r.pk, rp->worker);
+    pack_str(&r.pk, "instance");
+    msgpack_pack_uint64(&r.pk, rp->instance);
+    pack_str(&r.pk, "host");
+    pack_str(&r.pk, rp->host);
+    pack_str(&r.pk, "pid");
+    msgpack_pack_uint32(&r.pk, rp->pid);
+    pack_str(&r.pk, "client");
+    pack_str(&r.pk, rp->client);
+    pack_str(&r.pk, "epoch");
+    msgpack_pack_uint64(&r.pk, rp->epoch);
+    pack_str(&r.pk, "seq");
+    msgpack_pack_uint64(&r.pk, rp->seq);
+    pack_str(&r.pk, "synced");
+    rp->synced ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
+    pack_str(&r.pk, "repairing");
+    rp->repairing ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
+    pack_str(&r.pk, "topics");
+    msgpack_pack_array(&r.pk, (size_t)rp->n_topics);
+    for (int i = 0; i < rp->n_topics; i++)
+        pack_str(&r.pk, rp->topics[i]);
+    pack_str(&r.pk, "interval");
+    msgpack_pack_double(&r.pk, rp->interval_ms / 1000.0);
+    if (rp->stats) {
+        const struct ifpx_stats *st = rp->stats;
+        pack_str(&r.pk, "counters");
+        msgpack_pack_map(&r.pk, 7);
+        pack_counter(&r.pk, "events", st->events);
+        pack_counter(&r.pk, "gaps", st->gaps);
+        pack_counter(&r.pk, "journal_repairs", st->journal_repairs);
+        pack_counter(&r.pk, "snapshot_repairs", st->snapshot_repairs);
+        pack_counter(&r.pk, "heartbeat_misses", st->heartbeat_misses);
+        pack_counter(&r.pk, "bad_messages", st->bad_messages);
+        pack_counter(&r.pk, "callback_errors", st->callback_errors);
+    }
+    return finish(&r, buf, cap);
+}
+
+int ifpx_encode_wait_applied(char *buf, size_t cap, uint64_t id, uint64_t seq, uint64_t epoch,
+                             const char *const *workers, int n_workers)
+{
+    struct request r;
+    begin_request(&r, (seq ? 1u : 0u) + (epoch ? 1u : 0u) + (workers ? 1u : 0u), id,
+                  "wait_applied");
+    if (seq) {
+        pack_str(&r.pk, "seq");
+        msgpack_pack_uint64(&r.pk, seq);
+    }
+    if (epoch) {
+        pack_str(&r.pk, "epoch");
+        msgpack_pack_uint64(&r.pk, epoch);
+    }
+    if (workers) {
+        pack_str(&r.pk, "workers");
+        msgpack_pack_array(&r.pk, (size_t)n_workers);
+        for (int i = 0; i < n_workers; i++)
+            pack_str(&r.pk, workers[i]);
+    }
     return finish(&r, buf, cap);
 }

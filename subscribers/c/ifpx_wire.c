@@ -690,6 +690,48 @@ out:
     return rc;
 }
 
+int ifpx_mp_wait_applied(const char *buf, size_t len, struct ifpx_wait_result *out,
+                         char (*names)[65], unsigned cap)
+{
+    msgpack_unpacked up;
+    int rc = ifpx_mp_unpack(buf, len, &up);
+    memset(out, 0, sizeof *out);
+    if (rc)
+        goto out;
+    const msgpack_object *res = ifpx_mp_field(&up.data, "result");
+    const msgpack_object *type = res && res->type == MSGPACK_OBJECT_MAP ? ifpx_mp_field(res, "type") : NULL;
+    const msgpack_object *workers = type ? ifpx_mp_field(res, "workers") : NULL;
+    const msgpack_object *waiting = type ? ifpx_mp_field(res, "waiting") : NULL;
+    rc = IFPX_E_FIELD;
+    if (!type || !ifpx_mp_key_is(type, "wait_applied") ||
+        ifpx_mp_bool(res, "done", &out->done, -1) || out->done < 0 ||
+        ifpx_mp_uint(res, "epoch", UINT64_MAX, &out->epoch, 1, 0) ||
+        ifpx_mp_uint(res, "seq", UINT64_MAX, &out->seq, 1, 0) ||
+        (workers && workers->type != MSGPACK_OBJECT_ARRAY) ||
+        (waiting && waiting->type != MSGPACK_OBJECT_ARRAY))
+        goto out;
+    out->n_workers = workers ? workers->via.array.size : 0;
+    out->n_waiting = waiting ? waiting->via.array.size : 0;
+    for (unsigned i = 0; i < out->n_waiting && i < 8; i++) {
+        const msgpack_object *w = &waiting->via.array.ptr[i];
+        if (w->type != MSGPACK_OBJECT_MAP ||
+            ifpx_mp_str(ifpx_mp_field(w, "name"), out->waiting[i], sizeof out->waiting[i]))
+            goto out;
+    }
+    for (unsigned i = 0; names && i < out->n_workers && i < cap; i++)
+        if (ifpx_mp_str(&workers->via.array.ptr[i], names[i], sizeof names[i]))
+            goto out;
+    rc = IFPX_OK;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+int ifpx_decode_wait_applied(const char *buf, size_t len, struct ifpx_wait_result *out)
+{
+    return ifpx_mp_wait_applied(buf, len, out, NULL, 0);
+}
+
 const char *ifpx_kind_topic(enum ifpx_kind k)
 {
     if (k <= IFPX_LINK_CHANGE)

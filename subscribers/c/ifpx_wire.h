@@ -203,6 +203,36 @@ int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint6
 int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy);
 int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id);
 
+struct ifpx_stats;
+
+/* What a worker reports (the `report` command): the epoch and seq it has applied. */
+struct ifpx_report {
+    const char *worker, *host, *client;
+    uint64_t instance, epoch, seq;
+    uint32_t pid;
+    int synced, repairing, interval_ms;
+    const char *const *topics;
+    int n_topics;
+    const struct ifpx_stats *stats; /* NULL: no counters */
+};
+
+int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_report *r);
+/* `wait_applied`: seq 0 means the bridge's seq now; epoch 0 means any; workers NULL: every
+ * live one. */
+int ifpx_encode_wait_applied(char *buf, size_t cap, uint64_t id, uint64_t seq, uint64_t epoch,
+                             const char *const *workers, int n_workers);
+
+/* The answer to `wait_applied`. */
+struct ifpx_wait_result {
+    int done;
+    uint64_t epoch, seq;          /* the seq waited for: ask again with it */
+    unsigned n_workers;           /* how many were waited for */
+    unsigned n_waiting;           /* how many are not there yet; the first 8 named below */
+    char waiting[8][65];
+};
+
+int ifpx_decode_wait_applied(const char *buf, size_t len, struct ifpx_wait_result *out);
+
 /* The topic an event kind is published on ("link", "addr", ...). */
 const char *ifpx_kind_topic(enum ifpx_kind kind);
 /* "unicast", "blackhole", ... (NULL out of range); and back: 0 and *type, or -1. */

@@ -1,7 +1,8 @@
 """Command handling: bytes in, exactly one reply and the events to publish out.
 
 The controller owns no socket, publishes nothing and reads no clock. The daemon
-hands it each request, publishes the events it returns, then sends the reply;
+hands it each request (with the time and what the transport says about the
+sender), publishes the events it returns, then sends the reply;
 changes to the world beyond the core (the state file, taps, a fresh link dump)
 go through the :class:`Effects` it was given, and what it reports about the
 stream and the counters comes from the :class:`Stream` and the stats function.
@@ -10,7 +11,7 @@ stream and the counters comes from the :class:`Stream` and the stats function.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from ifpx.schemas.version import PROTOCOL_MINOR, negotiate
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
 from .stats import BridgeStats
+from .workers import Peer, WorkerTable
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,8 @@ READ_ONLY = frozenset(
         "snapshot",
         "status",
         "replay",
+        "list_workers",
+        "wait_applied",
     }
 )
 """Commands a read-only control endpoint (``--control-ro``) answers."""
@@ -66,6 +70,12 @@ class Effects(Protocol):
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""
 
+    def pid_alive(self, pid: int) -> bool:
+        """True if process ``pid`` (of the bridge's pid namespace) still exists."""
+
+    def catch_up(self) -> bool:
+        """Publish what the kernel has told the bridge by now; False if it could not finish."""
+
 
 class Stream(Protocol):
     """The published stream as commands see it (the publisher is one)."""
@@ -76,6 +86,12 @@ class Stream(Protocol):
 
     def topic_seqs(self) -> dict[str, int]:
         """The latest ``tseq`` of every topic."""
+
+    def last_seq_of(self, topics: Iterable[str]) -> int:
+        """The ``seq`` of the latest message on any of ``topics``."""
+
+    def published_at(self, seq: int) -> float | None:
+        """About when ``seq`` was published (the daemon's monotonic clock)."""
 
 
 def _binding(e: Entry) -> Binding:
@@ -105,19 +121,30 @@ class Controller:
         self.stats_now = stats
         self.netns = netns
         self.cfg_done = False
+        self.workers = WorkerTable(effects.pid_alive)
         self._events: list[EventBase] = []
+        self._peer = Peer()
+        self._now = 0.0
         self.server = Server(
             {name: partial(handler, self) for name, handler in HANDLERS.items()}, READ_ONLY
         )
 
     def handle_frames(
-        self, frames: list[bytes], read_only: bool = False
+        self,
+        frames: list[bytes],
+        read_only: bool = False,
+        peer: Peer | None = None,
+        now: float = 0.0,
     ) -> tuple[bytes, list[EventBase]]:
         """Answer one request as it came off the socket (a request is a single frame).
 
-        Returns the reply and the events to publish before it is sent (a command
-        that fails half-way may still have changed something). Never raises.
+        ``peer`` is what the transport says about the sender, ``now`` the daemon's
+        monotonic clock. Returns the reply and the events to publish before it is
+        sent (a command that fails half-way may still have changed something).
+        Never raises.
         """
+        self._peer = peer or Peer()
+        self._now = now
         reply = self.server.answer(frames, read_only)
         events, self._events = self._events, []
         return reply, events
@@ -163,6 +190,7 @@ class Controller:
                 "hop_flags",
                 "nexthop_objects",
                 "policy_rules",
+                "workers",
             ],
             minor=PROTOCOL_MINOR,
         )
@@ -345,6 +373,31 @@ class Controller:
             raise CommandError(c.ErrorCode.JOURNAL_GAP, str(exc)) from None
         return c.ReplayResult(epoch=self.stream.epoch, messages=msgs)
 
+    def _cmd_report(self, cmd: c.Report) -> c.Result:
+        self.workers.report(cmd, self._peer, self._now)
+        return c.ReportResult(epoch=self.stream.epoch, seq=self.stream.seq)
+
+    def _cmd_list_workers(self, _cmd: c.ListWorkers) -> c.Result:
+        stream = self.stream
+        workers = self.workers.infos(stream, self._now)
+        return c.ListWorkersResult(epoch=stream.epoch, seq=stream.seq, workers=workers)
+
+    def _cmd_wait_applied(self, cmd: c.WaitApplied) -> c.Result:
+        stream = self.stream
+        if cmd.epoch is not None and cmd.epoch != stream.epoch:
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE,
+                f"epoch {cmd.epoch} is over (the bridge restarted); this is {stream.epoch}",
+            )
+        if cmd.seq is None and not self.effects.catch_up():
+            log.warning("wait_applied: the kernel's changes outran the catch-up; waiting for less")
+        seq = stream.seq if cmd.seq is None else cmd.seq
+        if seq > stream.seq:
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE, f"seq {seq} is not published yet (now {stream.seq})"
+            )
+        return self.workers.wait(seq, cmd.workers, stream, self._now)
+
 
 HANDLERS: dict[str, Handler] = {
     "hello": Controller._cmd_hello,
@@ -360,5 +413,8 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": Controller._cmd_snapshot,
     "status": Controller._cmd_status,
     "replay": Controller._cmd_replay,
+    "report": Controller._cmd_report,
+    "list_workers": Controller._cmd_list_workers,
+    "wait_applied": Controller._cmd_wait_applied,
 }
 """The handler of every command (``tests/test_control.py`` holds it to the command list)."""

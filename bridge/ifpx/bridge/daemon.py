@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import signal
 import socket
 import threading
@@ -36,12 +37,15 @@ from .core import AF4, AF6, BridgeCore, Redump
 from .netns import Namespace
 from .publisher import Publisher
 from .stats import BridgeStats
+from .workers import Peer
 
 log = logging.getLogger("ifpx.bridge")
 
 _DRAIN = 512
 _DUMP_RETRIES = 5
 _SETTLE = 0.05
+_CATCH_UP = 2.0
+"""Most seconds ``wait_applied`` spends reading what the kernel queued before it answers."""
 """Seconds after a compensating re-dump until the same dump is looked at once more."""
 
 
@@ -159,9 +163,10 @@ class Bridge:
         pub_sock.setsockopt(zmq.LINGER, 0)
         self._secure(pub_sock)
         endpoints.bind(pub_sock, opts.events, opts.ipc_group)
-        controls = [(self._rep(ctx, opts.control), False)]
+        controls = [(self._rep(ctx, opts.control), False, opts.control.startswith("ipc://"))]
         if opts.control_ro:
-            controls.append((self._rep(ctx, opts.control_ro), True))
+            ipc = opts.control_ro.startswith("ipc://")
+            controls.append((self._rep(ctx, opts.control_ro), True, ipc))
 
         self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
         self.controller = Controller(self.core, self.pub, self, self.stats, netns=opts.netns)
@@ -338,11 +343,11 @@ class Bridge:
         if self.curve is not None:
             self.curve.serve(sock)
 
-    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool]]) -> None:
+    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool, bool]]) -> None:
         poller = zmq.Poller()
         listening = self.listener.fileno()
         poller.register(listening, zmq.POLLIN)
-        for rep, _read_only in controls:
+        for rep, _read_only, _ipc in controls:
             poller.register(rep, zmq.POLLIN)
         interval = self.opts.heartbeat
         next_hb = time.monotonic()
@@ -364,25 +369,30 @@ class Bridge:
                 raise
             if listening in ready:
                 batch, overrun = self._read_netlink()
-                if overrun:
-                    poller.unregister(listening)
-                    listening = self.listener.fileno()
-                    poller.register(listening, zmq.POLLIN)
                 self._process(batch, overrun)
-            for rep, read_only in controls:
+            for rep, read_only, ipc in controls:
                 if rep in ready:
-                    self._answer(rep, read_only)
+                    self._answer(rep, read_only, ipc)
             self._settle_redumps()
+            if self.listener.fileno() != listening:
+                # An overrun (here, or in a command's catch_up) gave us a fresh socket.
+                poller.unregister(listening)
+                listening = self.listener.fileno()
+                poller.register(listening, zmq.POLLIN)
 
-    def _answer(self, rep: zmq.Socket[bytes], read_only: bool) -> None:
+    def _answer(self, rep: zmq.Socket[bytes], read_only: bool, ipc: bool) -> None:
         try:
-            frames = rep.recv_multipart(zmq.NOBLOCK)
+            parts = rep.recv_multipart(zmq.NOBLOCK, copy=False)
         except zmq.Again:
             return
+        # Over ipc, ZeroMQ passes on the kernel's credentials of the sender (SO_PEERCRED):
+        # what lets a worker report for itself only.
+        peer = Peer.from_address(_peer_address(parts[0])) if ipc else Peer()
+        frames = [p.bytes for p in parts]
         # A snapshot reply is a million fresh tuples and nothing cyclic: collecting while
         # it is built only rescans them (it doubled the time of a late join).
         with gcpolicy.paused():
-            reply, events = self.controller.handle_frames(frames, read_only)
+            reply, events = self.controller.handle_frames(frames, read_only, peer, time.monotonic())
         if events:  # published before the reply: a client that reads on sees its change
             self.pub.publish(events)
         rep.send(reply)
@@ -390,6 +400,10 @@ class Bridge:
     def stats(self) -> BridgeStats:
         """Every counter now (on the main thread: nothing changes while it is built)."""
         core, pub, commands = self.core, self.pub, self.controller.stats
+        workers = self.controller.workers.infos(pub, time.monotonic())
+        by_state: dict[str, int] = {}
+        for w in workers:
+            by_state[w.state] = by_state.get(w.state, 0) + 1
         return BridgeStats(
             epoch=pub.epoch,
             seq=pub.seq,
@@ -412,6 +426,10 @@ class Bridge:
             commands_failed=commands.errors,
             events_by_kind=dict(pub.by_kind),
             commands_by_result=dict(commands.by_result),
+            worker_reports=self.controller.workers.reports,
+            worker_reports_refused=self.controller.workers.refused,
+            workers_by_state=by_state,
+            worker_lag={w.name: (w.lag_seq, w.lag_seconds) for w in workers},
         )
 
     # ---- effects (for the controller) ----------------------------------------
@@ -451,6 +469,31 @@ class Bridge:
         with self.ns.inside():
             return taps.made_by_ifpx(name)
 
+    def catch_up(self) -> bool:
+        """Read and publish what the kernel has queued for the listener by now.
+
+        False if :data:`_CATCH_UP` seconds of work did not empty the queue (a
+        churn that outruns us): what was read is published all the same.
+        """
+        end = time.monotonic() + _CATCH_UP
+        while True:
+            batch, overrun = self._read_netlink()
+            self._process(batch, overrun)
+            if overrun or len(batch) < _DRAIN:
+                return True  # emptied, or a resync dumped the kernel's state whole
+            if time.monotonic() > end:
+                return False
+
+    def pid_alive(self, pid: int) -> bool:
+        """True if process ``pid`` still exists (a peer's pid, as SO_PEERCRED gave it)."""
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # it exists; it is someone else's
+        return True
+
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""
         _need_taps()
@@ -461,6 +504,14 @@ class Bridge:
                 taps.destroy(name)
         except taps.TapError as exc:
             raise CommandError(c.ErrorCode.KERNEL_ERROR, str(exc)) from None
+
+
+def _peer_address(frame: zmq.Frame) -> str | None:
+    try:
+        address = frame.get("Peer-Address")
+    except zmq.ZMQError:
+        return None  # a libzmq built without it: nobody is known
+    return address if isinstance(address, str) else None
 
 
 _EXTRA = "the bridge's extra: pip install 'ifpx[bridge]'"

@@ -66,6 +66,27 @@ class BridgeCollector(Collector):
         yield GaugeMetricFamily(
             "ifpx_journal_bytes", "Bytes held by the replay journal", st.journal_bytes
         )
+        states = GaugeMetricFamily(
+            "ifpx_workers", "Workers reporting to the bridge, by state", labels=["state"]
+        )
+        for state in ("syncing", "current", "repairing", "lagging", "gone"):
+            states.add_metric([state], st.workers_by_state.get(state, 0))
+        yield states
+        lag = GaugeMetricFamily(
+            "ifpx_worker_lag_seq",
+            "Sequence numbers a worker has not applied yet",
+            labels=["worker"],
+        )
+        lag_s = GaugeMetricFamily(
+            "ifpx_worker_lag_seconds",
+            "Age of the oldest message a worker has not applied yet",
+            labels=["worker"],
+        )
+        for name, (seqs, seconds) in sorted(st.worker_lag.items()):
+            lag.add_metric([name], seqs)
+            lag_s.add_metric([name], seconds)
+        yield lag
+        yield lag_s
 
 
 def serve(bridge: Bridge, address: str) -> None:

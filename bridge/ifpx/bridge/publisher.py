@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 
 import zmq
 
@@ -15,6 +16,40 @@ from ifpx.schemas.topics import KIND_TOPIC, TOPICS, Topic
 from ifpx.schemas.version import PROTOCOL_VERSION
 
 _TOPIC_FRAMES = {t: t.encode() for t in TOPICS}
+
+
+class SeqTimes:
+    """When sequence numbers were published, to a resolution of ``resolution`` seconds (pure).
+
+    One record per ``resolution`` at most, so a burst of a million messages costs a
+    comparison each; the last ``capacity`` records are kept (older sequence numbers
+    read as the oldest record's time, so an old lag reads short, never long).
+    """
+
+    def __init__(self, resolution: float = 0.01, capacity: int = 8192) -> None:
+        self.resolution = resolution
+        self.capacity = capacity
+        self._seqs: list[int] = []
+        self._times: list[float] = []
+        self._last = float("-inf")
+
+    def record(self, seq: int, now: float) -> None:
+        """``seq`` was published at ``now``."""
+        if now - self._last < self.resolution:
+            return
+        self._last = now
+        self._seqs.append(seq)
+        self._times.append(now)
+        if len(self._seqs) > 2 * self.capacity:
+            del self._seqs[: self.capacity]
+            del self._times[: self.capacity]
+
+    def time_of(self, seq: int) -> float | None:
+        """About when ``seq`` was published (None if nothing was recorded yet)."""
+        i = bisect_right(self._seqs, seq) - 1
+        if i < 0:
+            return self._times[0] if self._times else None
+        return self._times[i]
 
 
 class Publisher:
@@ -29,10 +64,22 @@ class Publisher:
         self.messages = 0
         self.bytes = 0
         self.by_kind: dict[str, int] = {}
+        self.last_seq: dict[str, int] = {t: 0 for t in TOPICS if t != "hb"}
+        """The ``seq`` of the latest message of every topic."""
+        self.times = SeqTimes()
 
     def topic_seqs(self) -> dict[str, int]:
         """The latest ``tseq`` of every topic."""
         return dict(self.tseq)
+
+    def last_seq_of(self, topics: Iterable[str]) -> int:
+        """The ``seq`` of the latest message on any of ``topics``."""
+        last = self.last_seq
+        return max((last.get(t, 0) for t in topics), default=0)
+
+    def published_at(self, seq: int) -> float | None:
+        """About when (``time.monotonic``) ``seq`` was published."""
+        return self.times.time_of(seq)
 
     def publish(self, events: Sequence[EventBase]) -> None:
         """Publish events in order; consecutive events of one topic share a message."""
@@ -63,6 +110,8 @@ class Publisher:
     def _send(self, topic: Topic, batch: list[EventBase]) -> None:
         self.seq += 1
         tseq = self.tseq[topic] = self.tseq[topic] + 1
+        self.last_seq[topic] = self.seq
+        self.times.record(self.seq, time.monotonic())
         payload = self._payload(self.seq, tseq, topic, batch)
         self.journal.append(self.seq, topic, payload)
         self._sock.send_multipart((_TOPIC_FRAMES[topic], payload))

@@ -8,7 +8,7 @@ live dictionaries another thread is changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class BridgeStats:
     commands_failed: int
     events_by_kind: dict[str, int]
     commands_by_result: dict[tuple[str, str], int]
+    worker_reports: int = 0
+    worker_reports_refused: int = 0
+    workers_by_state: dict[str, int] = field(default_factory=dict)
+    worker_lag: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per worker name: (lag in sequence numbers, lag in seconds)."""
 
     def counters(self) -> dict[str, int]:
         """The integer counters ``status`` reports, by name."""
@@ -53,4 +58,6 @@ class BridgeStats:
             "overruns": self.overruns,
             "dump_retries": self.dump_retries,
             "journal_capacity": self.journal_capacity,
+            "worker_reports": self.worker_reports,
+            "worker_reports_refused": self.worker_reports_refused,
         }

@@ -15,6 +15,7 @@ from pydantic import Field, TypeAdapter
 
 from .events import WireModel
 from .state import Binding, SnapshotState
+from .topics import Topic
 from .types import U64, IfIndex, IfName, Mac, PortId
 from .version import PROTOCOL_VERSION
 
@@ -150,6 +151,66 @@ class Replay(_Command):
     topics: Annotated[list[str], Field(max_length=16)] | None = None
 
 
+WorkerName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[!-~]+$",
+        description="how a worker names itself: printable ASCII, no spaces (default host:pid)",
+    ),
+]
+
+
+class Report(_Command):
+    """A worker's applied position: every event up to ``seq`` has been through its callbacks.
+
+    Sent by a subscriber over its own control connection, at most once an
+    ``interval`` and once when it goes idle after a burst; never per event. A
+    name belongs to the subscriber (``instance``) that first reported it until
+    that one is gone; refused on a read-only endpoint.
+    """
+
+    cmd: Literal["report"] = "report"
+    worker: WorkerName
+    instance: Annotated[int, Field(ge=1, le=2**63 - 1)] = Field(
+        description="random, chosen once per subscriber: tells a restart from the same worker"
+    )
+    host: Annotated[str, Field(max_length=64)] = ""
+    pid: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
+    client: Annotated[str, Field(max_length=64)] = ""
+    epoch: U64
+    seq: U64 = Field(description="the last sequence number whose events were all applied")
+    synced: bool
+    repairing: bool = False
+    topics: Annotated[list[Topic], Field(max_length=8)] = Field(default_factory=list)
+    interval: Annotated[float, Field(ge=0.05, le=60.0)] = Field(
+        default=1.0, description="the most seconds until this worker's next report"
+    )
+    counters: Annotated[dict[Annotated[str, Field(max_length=32)], U64], Field(max_length=16)] = (
+        Field(default_factory=dict)
+    )
+
+
+class ListWorkers(_Command):
+    """Every worker that reports to this bridge, its position, lag and state."""
+
+    cmd: Literal["list_workers"] = "list_workers"
+
+
+class WaitApplied(_Command):
+    """Whether the workers have applied everything up to ``seq`` yet (never blocks: poll it)."""
+
+    cmd: Literal["wait_applied"] = "wait_applied"
+    seq: U64 | None = Field(default=None, description="None: the bridge's sequence number now")
+    epoch: U64 | None = Field(
+        default=None, description="the epoch ``seq`` belongs to; refused once it is over"
+    )
+    workers: Annotated[list[WorkerName], Field(max_length=256)] | None = Field(
+        default=None, description="None: every worker not gone"
+    )
+
+
 Command = Annotated[
     Hello
     | Bind
@@ -163,7 +224,10 @@ Command = Annotated[
     | EventsAvailable
     | Snapshot
     | Status
-    | Replay,
+    | Replay
+    | Report
+    | ListWorkers
+    | WaitApplied,
     Field(discriminator="cmd"),
 ]
 """Any command; validate with :data:`COMMAND_ADAPTER`."""
@@ -306,6 +370,57 @@ class ReplayResult(WireModel):
     messages: list[bytes] = Field(default_factory=list)
 
 
+WorkerState = Literal["syncing", "current", "repairing", "lagging", "gone", "unknown"]
+"""``unknown``: named in ``wait_applied`` but never reported."""
+
+
+class WorkerInfo(WireModel):
+    """One worker as the bridge sees it from its reports."""
+
+    name: WorkerName
+    state: WorkerState
+    host: Annotated[str, Field(max_length=64)] = ""
+    pid: int = 0
+    client: Annotated[str, Field(max_length=64)] = ""
+    epoch: U64 = 0
+    applied_seq: U64 = 0
+    lag_seq: U64 = Field(default=0, description="sequence numbers on its topics not yet applied")
+    lag_seconds: float = Field(default=0.0, description="age of the oldest of those")
+    last_report: float = Field(default=0.0, description="seconds since its last report")
+    reporting_for: float = Field(default=0.0, description="seconds since its first report")
+    restarts: int = Field(default=0, description="times another instance took the name over")
+    topics: list[Topic] = Field(default_factory=list)
+    counters: dict[str, U64] = Field(default_factory=dict)
+
+
+class ReportResult(WireModel):
+    """A report taken; the bridge's position then."""
+
+    type: Literal["report"] = "report"
+    epoch: U64
+    seq: U64
+
+
+class ListWorkersResult(WireModel):
+    """Every worker known, by name."""
+
+    type: Literal["list_workers"] = "list_workers"
+    epoch: U64
+    seq: U64
+    workers: list[WorkerInfo] = Field(default_factory=list)
+
+
+class WaitAppliedResult(WireModel):
+    """``done`` once every worker waited for has applied ``seq``; else who is still short."""
+
+    type: Literal["wait_applied"] = "wait_applied"
+    done: bool
+    epoch: U64
+    seq: U64 = Field(description="the sequence number waited for (ask again with it)")
+    workers: list[WorkerName] = Field(default_factory=list, description="the workers waited for")
+    waiting: list[WorkerInfo] = Field(default_factory=list, description="those not there yet")
+
+
 Result = Annotated[
     HelloResult
     | BindResult
@@ -319,7 +434,10 @@ Result = Annotated[
     | EventsAvailableResult
     | SnapshotResult
     | StatusResult
-    | ReplayResult,
+    | ReplayResult
+    | ReportResult
+    | ListWorkersResult
+    | WaitAppliedResult,
     Field(discriminator="type"),
 ]
 """Any command result."""

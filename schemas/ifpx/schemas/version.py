@@ -5,7 +5,7 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 """Version of the wire contract (envelope, events, commands) this build speaks."""
 
-PROTOCOL_MINOR = 1
+PROTOCOL_MINOR = 2
 """Additions within :data:`PROTOCOL_VERSION`: fields with defaults and new event kinds.
 
 0. The first contract.
@@ -13,6 +13,8 @@ PROTOCOL_MINOR = 1
    next hops carry ``flags`` (dead, linkdown, onlink), snapshots carry ``forwarding``
    beside ``nexthop_sets``; drop routes and routes through kernel next-hop objects
    are published; policy rules on the ``rule`` topic and in snapshots.
+2. The convergence barrier: commands ``report`` (a worker's applied position),
+   ``list_workers`` and ``wait_applied``; capability ``workers``.
 
 The Python models refuse fields they do not know, so a Python subscriber must be at
 least as new as the bridge's minor (upgrade workers first); the C decoder skips

@@ -3,9 +3,18 @@
  *
  *   ifpx_sub [--events EP] [--control EP] [--topics LIST] [--bind PORT=PROXY]...
  *            [--state FILE] [--rcvhwm N] [--quiet] [--mark ROUTES]...
+ *            [--name NAME] [--report-ms MS]
+ *
+ * --name and --report-ms: how it reports to the bridge (ifpx_set_worker; --report-ms -1:
+ * no reports).
+ *
+ *   ifpx_sub [--control EP] --wait-applied TIMEOUT_MS [--worker NAME]...
+ *
+ * waits with ifpx_wait_applied() for the bridge's seq now, prints {"rc", "done", "seq",
+ * "workers", "waiting": [names]} and exits 0 when done, 1 when not.
  *
  * The state file (written whole, then renamed into place) holds
- * {"gen": N, "epoch", "seq", "stats": {...}, "state": <replica>}, with gen counting
+ * {"gen": N, "epoch", "seq", "applied", "stats": {...}, "state": <replica>}, with gen counting
  * the writes: the tests use it to compare this library with the bridge and with
  * the Python Subscriber. It is also written once synced. SIGTERM/SIGINT: exit 0.
  *
@@ -78,11 +87,13 @@ static int write_state(struct ifpx_sub *s, const char *path, unsigned gen)
     if (!f)
         return -1;
     const struct ifpx_stats *st = ifpx_stats(s);
-    fprintf(f, "{\"gen\": %u, \"epoch\": %llu, \"seq\": %llu, \"stats\": {\"messages\": %llu, "
+    fprintf(f, "{\"gen\": %u, \"epoch\": %llu, \"seq\": %llu, \"applied\": %llu, "
+               "\"stats\": {\"messages\": %llu, "
                "\"events\": %llu, \"bad_messages\": %llu, \"gaps\": %llu, \"journal_repairs\": %llu, "
                "\"snapshot_repairs\": %llu, \"epochs\": %llu, \"heartbeat_misses\": %llu, "
                "\"request_retries\": %llu}, \"state\": ",
             gen, (unsigned long long)ifpx_epoch(s), (unsigned long long)ifpx_seq(s),
+            (unsigned long long)ifpx_applied(s, NULL),
             (unsigned long long)st->messages, (unsigned long long)st->events,
             (unsigned long long)st->bad_messages, (unsigned long long)st->gaps,
             (unsigned long long)st->journal_repairs, (unsigned long long)st->snapshot_repairs,
@@ -125,6 +136,20 @@ static int bind_one(const struct ifpx_options *opt, const char *arg)
     return 1;
 }
 
+static int wait_applied(const struct ifpx_options *opt, int timeout_ms,
+                        const char *const *workers, int n)
+{
+    struct ifpx_wait_result res;
+    struct ifpx_reply reply;
+    int rc = ifpx_wait_applied(opt, 0, workers, n, timeout_ms, &res, &reply);
+    printf("{\"rc\": %d, \"done\": %d, \"seq\": %llu, \"workers\": %u, \"waiting\": [", rc,
+           res.done, (unsigned long long)res.seq, res.n_workers);
+    for (unsigned i = 0; i < res.n_waiting && i < 8; i++)
+        printf("%s\"%s\"", i ? ", " : "", res.waiting[i]);
+    printf("], \"code\": \"%s\"}\n", reply.code);
+    return rc == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     struct ifpx_options opt = {.log = log_stderr};
@@ -132,7 +157,10 @@ int main(int argc, char **argv)
     const char *binds[64];
     int n_binds = 0;
     size_t marks[64];
-    int n_marks = 0, next_mark = 0;
+    int n_marks = 0, next_mark = 0, report_ms = 0;
+    const char *name = NULL;
+    const char *wait_workers[64];
+    int n_wait_workers = 0, wait_ms = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--events"))
             opt.events = arg(argc, argv, &i);
@@ -150,13 +178,23 @@ int main(int argc, char **argv)
             quiet = 1;
         else if (!strcmp(argv[i], "--mark") && n_marks < 64)
             marks[n_marks++] = (size_t)strtoull(arg(argc, argv, &i), NULL, 10);
+        else if (!strcmp(argv[i], "--name"))
+            name = arg(argc, argv, &i);
+        else if (!strcmp(argv[i], "--report-ms"))
+            report_ms = atoi(arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--wait-applied"))
+            wait_ms = atoi(arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--worker") && n_wait_workers < 64)
+            wait_workers[n_wait_workers++] = arg(argc, argv, &i);
         else {
             fprintf(stderr, "usage: ifpx_sub [--events EP] [--control EP] [--topics LIST] "
                             "[--bind PORT=PROXY]... [--state FILE] [--rcvhwm N] [--quiet] "
-                            "[--mark ROUTES]...\n");
+                            "[--mark ROUTES]... [--name NAME] [--report-ms MS]\n");
             return 2;
         }
     }
+    if (wait_ms >= 0)
+        return wait_applied(&opt, wait_ms, n_wait_workers ? wait_workers : NULL, n_wait_workers);
     signal(SIGUSR1, on_usr1);
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
@@ -173,6 +211,11 @@ int main(int argc, char **argv)
     if (!s) {
         fprintf(stderr, "ifpx_sub: %s\n", strerror(errno));
         return 1;
+    }
+    if ((name || report_ms) && ifpx_set_worker(s, name, report_ms)) {
+        fprintf(stderr, "ifpx_sub: bad --name or --report-ms\n");
+        ifpx_close(s);
+        return 2;
     }
     long rss0 = rss_bytes();
     while (!stop && ifpx_sync(s, 1000) == -ETIMEDOUT)

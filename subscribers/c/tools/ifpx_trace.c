@@ -6,6 +6,7 @@
  *   msg AT TOPIC HEX    a published message (its payload frame, hex)
  *   reply AT HEX        a frame from the control connection (hex)
  *   tick AT             time passes
+ *   identity 0 NAME INSTANCE INTERVAL_MS   make reports (ifpx_machine_set_identity)
  * After each step it delivers every event ready and prints, as JSON lines,
  * {"event": KIND} for each, {"send": {...}} for each request the machine asked to send
  * ({"reset": true} for a fresh control connection), then {"step": N}. At the end:
@@ -36,6 +37,10 @@ static void print_actions(struct ifpx_machine *m)
     while (ifpx_machine_action(m, &a)) {
         if (a.kind == IFPX_ACT_RESET)
             printf("{\"send\": {\"reset\": true}}\n");
+        else if (a.request == IFPX_REQ_REPORT)
+            printf("{\"send\": {\"cmd\": \"report\", \"id\": %" PRIu64 ", \"epoch\": %" PRIu64
+                   ", \"seq\": %" PRIu64 "}}\n",
+                   a.id, a.epoch, a.from_seq);
         else if (a.request == IFPX_REQ_SNAPSHOT)
             printf("{\"send\": {\"cmd\": \"snapshot\", \"id\": %" PRIu64 "}}\n", a.id);
         else
@@ -70,10 +75,10 @@ int main(void)
     if (!ev || !m)
         return 2;
     while (fgets(line, sizeof line, stdin)) {
-        char what[8], topic[16];
+        char what[16], topic[16];
         long long at;
         int used = 0;
-        if (sscanf(line, "%7s %lld %n", what, &at, &used) < 2)
+        if (sscanf(line, "%15s %lld %n", what, &at, &used) < 2)
             return 2;
         const char *rest = line + used;
         if (!strcmp(what, "start")) {
@@ -89,6 +94,14 @@ int main(void)
             ifpx_machine_on_reply(m, bin, len, at);
         } else if (!strcmp(what, "tick")) {
             ifpx_machine_tick(m, at);
+        } else if (!strcmp(what, "identity")) {
+            char name[65];
+            unsigned long long instance;
+            int interval;
+            if (sscanf(rest, "%64s %llu %d", name, &instance, &interval) != 3 ||
+                ifpx_machine_set_identity(m, name, instance, "", 0, "", interval))
+                return 2;
+            continue;
         } else {
             return 2;
         }

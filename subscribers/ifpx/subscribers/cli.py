@@ -106,7 +106,46 @@ def _render(result: c.Result) -> str:
         return "\n".join(result.kinds)
     if isinstance(result, c.HelloResult):
         return f"{result.server} protocol v{result.version} epoch {result.epoch}"
+    if isinstance(result, c.ListWorkersResult):
+        if not result.workers:
+            return f"no worker reports to this bridge (seq {result.seq})"
+        return _workers_table(result.workers)
     return json.dumps(result.model_dump(), indent=2)
+
+
+def _workers_table(workers: list[c.WorkerInfo]) -> str:
+    def repairs(w: c.WorkerInfo) -> int:
+        return w.counters.get("journal_repairs", 0) + w.counters.get("snapshot_repairs", 0)
+
+    headers = ["NAME", "STATE", "APPLIED", "LAG", "LAG_S", "LAST_S", "HOST", "PID", "CLIENT"]
+    rows: list[list[Any]] = [
+        [
+            *(w.name, w.state, w.applied_seq, w.lag_seq, f"{w.lag_seconds:.3f}"),
+            *(f"{w.last_report:.1f}", w.host or None, w.pid or None, w.client or None),
+            *(w.counters.get("gaps", 0), repairs(w), w.counters.get("callback_errors", 0)),
+            w.restarts,
+        ]
+        for w in workers
+    ]
+    return _table([*headers, "GAPS", "REPAIRS", "CB_ERRORS", "RESTARTS"], rows)
+
+
+def _wait(ns: argparse.Namespace, client: ControlClient) -> int:
+    seq = None if ns.now or ns.seq is None else ns.seq
+    result = client.wait_applied(seq, ns.worker or None, timeout=ns.wait_timeout)
+    if ns.json:
+        print_json(result.model_dump())
+    elif result.done:
+        print(f"applied through seq {result.seq} by {len(result.workers)} workers")
+        if not result.workers:
+            print("ifpx ctl wait: no worker reports to this bridge", file=sys.stderr)
+    else:
+        names = ", ".join(f"{w.name} ({w.state}, applied {w.applied_seq})" for w in result.waiting)
+        print(
+            f"ifpx ctl wait: seq {result.seq} not applied after {ns.wait_timeout:g}s by: {names}",
+            file=sys.stderr,
+        )
+    return EXIT_OK if result.done else 1
 
 
 def _ctl(ns: argparse.Namespace) -> int:
@@ -124,6 +163,8 @@ def _ctl(ns: argparse.Namespace) -> int:
         "status": lambda a: c.Status(),
         "events-available": lambda a: c.EventsAvailable(),
         "hello": lambda a: c.Hello(client="ifpx-ctl"),
+        "workers": lambda a: c.ListWorkers(),
+        "wait": lambda a: c.WaitApplied(seq=a.seq, workers=a.worker or None),
     }
     try:
         cmd = commands[ns.ctl_cmd](ns)
@@ -134,6 +175,8 @@ def _ctl(ns: argparse.Namespace) -> int:
         with ControlClient(
             ns.control, timeout=ns.timeout, retries=ns.retries, curve=ns.curve
         ) as client:
+            if ns.ctl_cmd == "wait":
+                return _wait(ns, client)
             result = client.request(cmd)
     except ClientError as exc:
         if ns.json:  # the failure as JSON too, for scripts that asked for JSON
@@ -184,6 +227,24 @@ def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command("status", help="epoch, sequence, counters")
     command("events-available", help="event kinds this bridge delivers")
     command("hello", help="protocol version and epoch")
+    command("workers", help="the workers reporting to the bridge: applied, lag, state")
+    w = command("wait", help="wait until every worker has applied a sequence number")
+    at = w.add_mutually_exclusive_group()
+    at.add_argument("--seq", type=int, help="this sequence number")
+    at.add_argument("--now", action="store_true", help="the bridge's sequence number now (default)")
+    w.add_argument(
+        "--worker",
+        action="append",
+        metavar="NAME",
+        help="this worker (repeat; default: every live one)",
+    )
+    w.add_argument(
+        "--timeout",
+        dest="wait_timeout",
+        type=float,
+        default=30.0,
+        help="give up after this many seconds and name the laggards (default 30)",
+    )
     p.set_defaults(func=_ctl)
 
 
@@ -228,7 +289,15 @@ def _watch(ns: argparse.Namespace) -> int:
     from .subscriber import Subscriber
 
     kinds = set(ns.kind) if ns.kind else None
-    sub = Subscriber(ns.events, ns.control, kinds=kinds, ports=ns.port or None, curve=ns.curve)
+    # A watcher is no worker: it reports nothing, so `ctl wait` never waits for it.
+    sub = Subscriber(
+        ns.events,
+        ns.control,
+        kinds=kinds,
+        ports=ns.port or None,
+        curve=ns.curve,
+        report_interval=None,
+    )
     stop = False
 
     def _on_signal(_signum: int, _frame: object) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import zmq
@@ -56,6 +57,9 @@ class ConfigurationError(ClientError):
 
 
 _ids = itertools.count(1)
+
+MAX_PINNED = 256
+"""Most workers ``wait_applied`` can name; past it the default set is asked for each time."""
 
 
 class ControlClient:
@@ -134,3 +138,38 @@ class ControlClient:
         if isinstance(reply, c.ErrorReply):
             raise BridgeError(reply.error.code, reply.error.message)
         return reply.result
+
+    def workers(self) -> c.ListWorkersResult:
+        """Every worker that reports to the bridge (``ifpx ctl workers``)."""
+        result = self.request(c.ListWorkers())
+        if not isinstance(result, c.ListWorkersResult):
+            raise ProtocolError(f"{self.endpoint} answered list_workers with {result.type}")
+        return result
+
+    def wait_applied(
+        self,
+        seq: int | None = None,
+        workers: list[str] | None = None,
+        timeout: float = 30.0,
+        interval: float = 0.02,
+    ) -> c.WaitAppliedResult:
+        """Poll ``wait_applied`` until the workers have applied ``seq`` or ``timeout`` passes.
+
+        ``seq`` None waits for the bridge's sequence number at the first poll;
+        ``workers`` None for every worker not gone at the first poll (one that goes
+        away while waited for stays waited for). Returns the last answer: its
+        ``done`` says which it was, its ``waiting`` who is short.
+        """
+        deadline = time.monotonic() + timeout
+        epoch: int | None = None
+        while True:
+            result = self.request(c.WaitApplied(seq=seq, epoch=epoch, workers=workers))
+            if not isinstance(result, c.WaitAppliedResult):
+                raise ProtocolError(f"{self.endpoint} answered wait_applied with {result.type}")
+            seq, epoch = result.seq, result.epoch
+            if workers is None and len(result.workers) <= MAX_PINNED:
+                workers = result.workers
+            left = deadline - time.monotonic()
+            if result.done or left <= 0:
+                return result
+            time.sleep(min(interval, left))

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,7 +35,9 @@ from .sync import (
     EPOCH_PROBE_INTERVAL,
     MAX_HELD,
     Action,
+    Identity,
     ResetControl,
+    SendReport,
     SubscriberStats,
     SyncMachine,
 )
@@ -40,6 +45,20 @@ from .sync import (
 __all__ = ["EPOCH_PROBE_INTERVAL", "MAX_HELD", "Subscriber", "SubscriberStats", "tune_gc"]
 
 log = logging.getLogger(__name__)
+
+
+def default_name() -> str:
+    """A worker's name unless it gives one: ``$IFPX_WORKER_NAME``, else ``host:pid``."""
+    return os.environ.get("IFPX_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _client() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"ifpx-py/{version('ifpx')}"
+    except Exception:  # an uninstalled tree: the name alone says enough
+        return "ifpx-py"
 
 
 def tune_gc() -> None:
@@ -93,7 +112,16 @@ class Subscriber:
         request_timeout: float = 5.0,
         rcvhwm: int = 100_000,
         curve: CurveClient | None = None,
+        name: str | None = None,
+        report_interval: float | None = 1.0,
     ) -> None:
+        """Connect (nothing is read until :meth:`sync` or :meth:`poll`).
+
+        ``name`` is how this worker appears in ``ifpx ctl workers`` and what
+        ``ifpx ctl wait --worker`` takes (default :func:`default_name`); every
+        ``report_interval`` seconds, and when it goes idle after a burst, the
+        subscriber tells the bridge what it has applied (None: never).
+        """
         self.events_endpoint = events
         self.control_endpoint = control
         self.heartbeat_timeout = heartbeat_timeout
@@ -101,6 +129,17 @@ class Subscriber:
         self.ports = set(ports) if ports else None
         self.topics = topics_for_kinds(self.kinds)
         self.curve = curve
+        self.name = name or default_name()
+        identity = None
+        if report_interval is not None:
+            identity = Identity(
+                name=self.name,
+                instance=secrets.randbits(63) or 1,
+                host=socket.gethostname()[:64],
+                pid=os.getpid(),
+                client=_client(),
+                interval=report_interval,
+            )
         self._machine = SyncMachine(
             self.topics,
             self.kinds,
@@ -108,6 +147,7 @@ class Subscriber:
             heartbeat_timeout=heartbeat_timeout,
             request_timeout=request_timeout,
             now=time.monotonic(),
+            identity=identity,
         )
         self._ctx = context or zmq.Context.instance()
         self._sub = self._ctx.socket(zmq.SUB)
@@ -143,6 +183,14 @@ class Subscriber:
         return self._machine.seq
 
     @property
+    def applied(self) -> tuple[int, int]:
+        """(epoch, seq) of the last events the application is done with (what it reports).
+
+        Events a :meth:`poll` returned count as applied when the next poll is made.
+        """
+        return self._machine.applied
+
+    @property
     def synced(self) -> bool:
         """True once the first snapshot is applied."""
         return self._machine.synced
@@ -170,6 +218,8 @@ class Subscriber:
         out: list[ev.EventBase] = []
         deadline = time.monotonic() + timeout if timeout > 0 else 0.0
         machine = self._machine
+        # Coming back for more: whatever the last poll returned has been applied.
+        machine.applied_all_taken()
         self._service_control()
         while len(out) < max_events:
             ready = machine.take(max_events - len(out))
@@ -280,16 +330,18 @@ class Subscriber:
                     self._ctl.close()
                     self._ctl = None
                 continue
-            log.info("%s repair: %s", action.command.cmd, action.reason)
+            if not isinstance(action, SendReport):
+                log.info("%s repair: %s", action.command.cmd, action.reason)
             payload = codec.encode_request(action.command)
             self._socket().send_multipart([b"", payload])
 
     def _service_control(self) -> None:
         machine = self._machine
-        if not machine.repairing:
+        if not machine.awaiting_reply:
+            self._act(machine.tick(time.monotonic()))
             return
         sock = self._socket()
-        while machine.repairing:
+        while machine.awaiting_reply:
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

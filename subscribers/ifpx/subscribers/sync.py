@@ -14,6 +14,7 @@ time and carries out the :data:`Action` list each call returns
 from __future__ import annotations
 
 import itertools
+import logging
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from ifpx.schemas.state import RouteTable, SnapshotState
 from ifpx.schemas.topics import ALWAYS_SUBSCRIBED, KIND_TOPIC, Topic
 
 from .replica import Replica, diff_replicas, initial_events
+
+log = logging.getLogger(__name__)
 
 MAX_HELD = 100_000
 """Most messages held while a repair is under way; past it, a snapshot covers them all.
@@ -40,6 +43,9 @@ RETIRED_EPOCHS = 16
 """Epochs remembered as not the bridge's (their messages are dropped)."""
 MAX_PROBING = 8
 """Unknown epochs held for while the snapshot that settles them is awaited."""
+
+MIN_REPORT_GAP = 0.05
+"""Least time between two reports: the report made on going idle waits this long at most."""
 
 ALWAYS_DELIVERED = frozenset(k for k, t in KIND_TOPIC.items() if t in ALWAYS_SUBSCRIBED) - {
     "heartbeat"
@@ -72,52 +78,121 @@ class SendRequest:
 
 
 @dataclass(frozen=True)
+class SendReport:
+    """Send ``command`` on the control connection: what this worker has applied."""
+
+    command: c.Report
+
+
+@dataclass(frozen=True)
 class ResetControl:
     """Close the control connection; the next request opens a fresh one (Lazy Pirate)."""
 
 
-Action = SendRequest | ResetControl
+Action = SendRequest | SendReport | ResetControl
 """What the machine asks its caller to do."""
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a worker says it is in its reports (see :class:`~ifpx.schemas.commands.Report`)."""
+
+    name: str
+    instance: int
+    host: str = ""
+    pid: int = 0
+    client: str = ""
+    interval: float = 1.0
+    """Seconds between two reports when nothing else makes one."""
+
+
+class _Mark:
+    """In the queue: every event before it belongs to ``epoch`` up to sequence number ``seq``."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: tuple[int, int]) -> None:
+        self.at = at
+
+
 class EventQueue:
-    """Events waiting for the application: ready ones, and lazily produced runs."""
+    """Events waiting for the application: ready ones, and lazily produced runs.
+
+    Marks between them say which sequence number the application has been given
+    everything of (:attr:`delivered`): what a worker reports as applied once it
+    comes back for more.
+    """
 
     def __init__(self) -> None:
-        self._segments: deque[deque[ev.EventBase] | Iterator[ev.EventBase]] = deque()
+        self._segments: deque[deque[ev.EventBase] | Iterator[ev.EventBase] | _Mark] = deque()
+        self.delivered = (0, 0)
+        """(epoch, seq): every event up to that sequence number has been taken."""
+
+    def _tail(self) -> deque[ev.EventBase] | None:
+        # Events queued behind a mark may go before it: the mark is only moved on (to a
+        # later sequence number) after them, and until then it holds back nothing it
+        # should not.
+        segs = self._segments
+        if not segs:
+            return None
+        last = segs[-1]
+        if isinstance(last, _Mark) and len(segs) > 1:
+            last = segs[-2]
+        return last if isinstance(last, deque) else None
 
     def append(self, e: ev.EventBase) -> None:
         """Queue one event."""
-        last = self._segments[-1] if self._segments else None
-        if isinstance(last, deque):
-            last.append(e)
+        tail = self._tail()
+        if tail is not None:
+            tail.append(e)
         else:
             self._segments.append(deque([e]))
 
     def extend(self, events: Iterable[ev.EventBase]) -> None:
         """Queue events in order."""
-        last = self._segments[-1] if self._segments else None
-        if isinstance(last, deque):
-            last.extend(events)
+        tail = self._tail()
+        if tail is not None:
+            tail.extend(events)
         else:
-            self._segments.append(deque(events))
+            run = deque(events)
+            if run:
+                self._segments.append(run)
+
+    def mark(self, epoch: int, seq: int) -> None:
+        """Everything queued so far belongs to ``epoch``, sequence numbers up to ``seq``."""
+        segs = self._segments
+        if not segs:
+            self.delivered = (epoch, seq)
+        elif isinstance(segs[-1], _Mark):
+            segs[-1].at = (epoch, seq)
+        else:
+            segs.append(_Mark((epoch, seq)))
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing waits (marks aside)."""
+        return not self._segments
 
     def take(self, n: int) -> list[ev.EventBase]:
         """Up to ``n`` events (fewer only when the queue runs dry)."""
         out: list[ev.EventBase] = []
-        while len(out) < n and self._segments:
-            head = self._segments[0]
-            if isinstance(head, deque):
+        segs = self._segments
+        while segs and (len(out) < n or isinstance(segs[0], _Mark)):
+            head = segs[0]
+            if isinstance(head, _Mark):
+                self.delivered = head.at
+                segs.popleft()
+            elif isinstance(head, deque):
                 want = n - len(out)
                 if len(head) <= want:
                     out.extend(head)
-                    self._segments.popleft()
+                    segs.popleft()
                 else:
                     out.extend(head.popleft() for _ in range(want))
             else:
                 out.extend(itertools.islice(head, n - len(out)))
                 if len(out) < n:
-                    self._segments.popleft()  # that run is exhausted
+                    segs.popleft()  # that run is exhausted
         return out
 
     def add_lazy(self, events: Iterator[ev.EventBase]) -> None:
@@ -144,6 +219,7 @@ class SyncMachine:
         heartbeat_timeout: float = 3.5,
         request_timeout: float = 5.0,
         now: float = 0.0,
+        identity: Identity | None = None,
     ) -> None:
         self.topics = topics
         self.kinds = kinds
@@ -170,6 +246,16 @@ class SyncMachine:
         self._probing: set[int] = set()
         self._probe_at = now - EPOCH_PROBE_INTERVAL
         self._actions: list[Action] = []
+        # Reports: who we are (None: no reports), what the application has applied,
+        # the report out and what the last one said.
+        self.identity = identity
+        self.applied = (0, 0)
+        """(epoch, seq) the application is done with: what reports say."""
+        self._report_id = 0
+        self._report_sent = now - (identity.interval if identity else 0.0)
+        self._reported: tuple[int, int, bool, bool] | None = None
+        self._report_refusal = ""
+        self._reports_off = False
 
     # ---- what the caller feeds in ------------------------------------------------
 
@@ -210,11 +296,25 @@ class SyncMachine:
         if req is not None and reply.id == req.id:
             self._req = None
             self._on_reply(req, reply)
+        elif self._report_id and reply.id == self._report_id:
+            self._report_id = 0
+            self._on_report_reply(reply)
         return self._flush()
 
+    @property
+    def awaiting_reply(self) -> bool:
+        """True while a repair or a report is out and unanswered (read the control connection)."""
+        return self._req is not None or self._report_id != 0
+
+    def applied_all_taken(self) -> None:
+        """The application is done with every event taken so far (it came back for more)."""
+        self.applied = self.pending.delivered
+
     def tick(self, now: float) -> list[Action]:
-        """Time passed: retry an unanswered request, notice missed heartbeats."""
+        """Time passed: retry an unanswered request, notice missed heartbeats, report."""
         self._now = now
+        if self.identity is not None:
+            self._maybe_report(now)
         req = self._req
         if req is not None and now - req.sent > self.request_timeout:
             # Lazy Pirate: the bridge may be gone; a fresh connection drops the stale request.
@@ -288,6 +388,10 @@ class SyncMachine:
             if behind:
                 self.stats.gaps += 1
                 self._start_replay(min(self._tseq_at.get(t, 0) for t in behind), "lost tail")
+            else:
+                # Nothing missing on our topics: once what is queued is applied, so is
+                # everything up to the heartbeat's seq (other topics are not ours).
+                self.pending.mark(msg.epoch, msg.seq)
             return
         last = self._tseq.get(msg.topic, 0)
         if msg.tseq <= last:
@@ -301,6 +405,7 @@ class SyncMachine:
         self._tseq_at[msg.topic] = msg.seq
         self.seq = msg.seq
         self._accept(msg.events)
+        self.pending.mark(msg.epoch, msg.seq)
 
     def _accept(self, events: Sequence[ev.EventBase]) -> None:
         # Once per event in a burst: the filters are looked up once per message.
@@ -427,6 +532,7 @@ class SyncMachine:
         self._tseq_at = {t: snap.seq for t in self.topics}
         self.synced = True
         self._last_rx = self._now
+        self.pending.mark(snap.epoch, snap.seq)
         held, self._held = self._held, []
         for msg in held:
             if msg.epoch != snap.epoch:
@@ -435,3 +541,68 @@ class SyncMachine:
                 self._hold(msg)
             elif msg.seq > snap.seq:
                 self._process(msg)
+
+    # ---- reports --------------------------------------------------------------------
+
+    def _maybe_report(self, now: float) -> None:
+        ident = self.identity
+        assert ident is not None
+        since = now - self._report_sent
+        if self._report_id:
+            if since <= self.request_timeout:
+                return
+            self._report_id = 0  # unanswered: the bridge may be gone; the next one tells
+        position = (*self.applied, self.synced, self.repairing)
+        due = since >= ident.interval
+        # Idle after a burst: the application has applied all it was given.
+        idle = (
+            position != self._reported
+            and self.pending.empty
+            and self.applied == self.pending.delivered
+            and since >= MIN_REPORT_GAP
+        )
+        if not (due or idle) or self._reports_off:
+            return
+        st = self.stats
+        report = c.Report(
+            id=next(self._ids),
+            worker=ident.name,
+            instance=ident.instance,
+            host=ident.host,
+            pid=ident.pid,
+            client=ident.client,
+            epoch=position[0],
+            seq=position[1],
+            synced=position[2],
+            repairing=position[3],
+            topics=sorted(self.topics),
+            interval=ident.interval,
+            counters={
+                "events": st.events,
+                "gaps": st.gaps,
+                "journal_repairs": st.journal_repairs,
+                "snapshot_repairs": st.snapshot_repairs,
+                "heartbeat_misses": st.heartbeat_misses,
+                "bad_messages": st.bad_messages,
+                "callback_errors": st.callback_errors,
+            },
+        )
+        self._report_id = report.id
+        self._report_sent = now
+        self._reported = position
+        self._actions.append(SendReport(report))
+
+    def _on_report_reply(self, reply: c.Reply) -> None:
+        if isinstance(reply, c.OkReply):
+            if self._report_refusal:
+                log.info("reports taken again")
+            self._report_refusal = ""
+            return
+        code, message = reply.error.code, reply.error.message
+        if code in (c.ErrorCode.UNKNOWN_COMMAND, c.ErrorCode.NOT_SUPPORTED):
+            # A bridge older than protocol minor 2: it has no use for reports.
+            log.info("the bridge takes no reports (%s); not sending any", message)
+            self._reports_off = True
+        elif message != self._report_refusal:
+            log.warning("report refused: %s: %s", code.value, message)
+            self._report_refusal = message

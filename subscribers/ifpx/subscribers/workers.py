@@ -2,7 +2,10 @@
 
     python -m ifpx.subscribers.workers --workers 4
 
-Each worker prints what it applies, prefixed with its number. On SIGUSR1 a
+Each worker prints what it applies, prefixed with its number, and reports what
+it has applied to the bridge as ``NAME-<n>`` (``--name NAME``; default
+``host:pid``), which ``ifpx ctl workers`` lists and ``ifpx ctl wait`` waits
+for. On SIGUSR1 a
 worker writes its replica as JSON to ``--dump-dir/worker-<n>.json`` (how the
 demo and the tests compare replicas with the bridge and the kernel); on
 SIGTERM or SIGINT it stops.
@@ -41,6 +44,7 @@ def run_worker(
     settings: ClientSettings,
     dump_dir: str | None = None,
     quiet: bool = False,
+    name: str | None = None,
 ) -> int:
     """One worker: sync, then apply and print events until told to stop."""
     flags = {"stop": False, "dump": False}
@@ -56,7 +60,10 @@ def run_worker(
     signal.signal(signal.SIGUSR1, _dump)
     out_dir = Path(dump_dir) if dump_dir else None
     tune_gc()
-    with Subscriber(settings.events, settings.control, curve=settings.curve) as sub:
+    worker_name = f"{name}-{worker_id}" if name else None
+    with Subscriber(
+        settings.events, settings.control, curve=settings.curve, name=worker_name
+    ) as sub:
         sub.sync(timeout=10.0)
         if out_dir is not None:
             _write_atomic(out_dir / f"worker-{worker_id}.ready", str(os.getpid()))
@@ -70,6 +77,7 @@ def run_worker(
                 doc = {
                     "seq": sub.seq,
                     "epoch": sub.epoch,
+                    "applied": sub.applied[1],
                     "stats": asdict(sub.stats),
                     "state": sub.state.to_state().model_dump(),
                 }
@@ -87,13 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--control", help="control endpoint (IFPX_CONTROL)")
     p.add_argument("--dump-dir", help="where SIGUSR1 makes workers write their replicas")
     p.add_argument("--quiet", action="store_true", help="do not print events")
+    p.add_argument("--name", help="report as NAME-<n> (default: host:pid)")
     ns = p.parse_args(argv)
     settings = resolve(ns.events, ns.control)  # the environment is read here, once
     if ns.worker_id is not None:
-        return run_worker(ns.worker_id, settings, ns.dump_dir, ns.quiet)
+        return run_worker(ns.worker_id, settings, ns.dump_dir, ns.quiet, ns.name)
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=run_worker, args=(i, settings, ns.dump_dir, ns.quiet), daemon=False)
+        ctx.Process(
+            target=run_worker, args=(i, settings, ns.dump_dir, ns.quiet, ns.name), daemon=False
+        )
         for i in range(ns.workers)
     ]
     for proc in procs:

@@ -1,7 +1,7 @@
 /* dpdk-worker: a DPDK application that follows ifpx.
  *
  *   dpdk-worker <EAL args> -- [--events EP] [--control EP] [--bind PORT=PROXY]...
- *                             [--report FILE] [--max-routes N] [--busy]
+ *                             [--report FILE] [--max-routes N] [--busy] [--name NAME]
  *
  * Every lcore runs the same loop with its own ifpx subscriber and its own forwarding
  * tables (fwd.h: rte_lpm, rte_lpm6, neighbours), so no lcore waits for another. The
@@ -9,6 +9,10 @@
  * mtu_change -> rte_eth_dev_set_mtu, mac_change -> rte_eth_dev_default_mac_addr_set,
  * link_change -> rte_eth_dev_set_link_up/down. A value DPDK refuses (net_tap takes an
  * MTU of at most 1504) is logged and reported, and the worker carries on.
+ *
+ * Each lcore's subscriber reports what it has applied to the bridge as NAME-lcoreN
+ * (`ifpx ctl workers`, `ifpx ctl wait`); NAME defaults to host:pid, so give one that
+ * stays the same across restarts.
  *
  * Without --bind, each port is bound to the interface DPDK says it sits on (net_tap
  * reports it), so `--vdev=net_tap0,iface=dtap0` needs nothing else.
@@ -254,6 +258,17 @@ static int lcore_loop(void *arg)
         stopping = 1;
         return -1;
     }
+    char name[96];
+    if (cfg.name)
+        snprintf(name, sizeof name, "%s-lcore%u", cfg.name, lc->lcore);
+    else {
+        char host[65] = "";
+        gethostname(host, sizeof host - 1);
+        snprintf(name, sizeof name, "%s:%d-lcore%u", host, (int)getpid(), lc->lcore);
+    }
+    if (ifpx_set_worker(lc->sub, name, 0))
+        fprintf(stderr, "dpdk-worker[lcore %u]: %s is no worker name; reporting as host:pid\n",
+                lc->lcore, name);
     while (!stopping && ifpx_sync(lc->sub, 1000) == -ETIMEDOUT)
         fprintf(stderr, "dpdk-worker[lcore %u]: waiting for the bridge\n", lc->lcore);
     while (!stopping) {
@@ -352,6 +367,8 @@ static int parse_args(int argc, char **argv)
             cfg.control = v;
         else if (!strcmp(a, "--report"))
             cfg.report = v;
+        else if (!strcmp(a, "--name"))
+            cfg.name = v;
         else if (!strcmp(a, "--max-routes"))
             cfg.max_routes = (uint32_t)strtoul(v, NULL, 10);
         else if (!strcmp(a, "--bind") && cfg.n_binds < RTE_MAX_ETHPORTS && strchr(v, '='))
@@ -372,7 +389,8 @@ int main(int argc, char **argv)
     argv[used] = argv[0];
     if (parse_args(argc - used, argv + used)) {
         fprintf(stderr, "usage: dpdk-worker <EAL args> -- [--events EP] [--control EP] "
-                        "[--bind PORT=PROXY]... [--report FILE] [--max-routes N] [--busy]\n");
+                        "[--bind PORT=PROXY]... [--report FILE] [--max-routes N] [--busy] "
+                        "[--name NAME]\n");
         rte_eal_cleanup();
         return 2;
     }

@@ -44,7 +44,7 @@ struct lcore_ctx {
 
 /* The command line after EAL's arguments. */
 struct worker_cfg {
-    const char *events, *control, *report;
+    const char *events, *control, *report, *name;
     uint32_t max_routes;
     int busy;
     const char *binds[RTE_MAX_ETHPORTS];

@@ -1,0 +1,258 @@
+"""The workers that report to the bridge: who they are, what they applied, how far behind (pure).
+
+A subscriber reports the last sequence number whose events went through its
+callbacks (``report``); this table keeps one row per worker name and answers
+``list_workers`` and ``wait_applied`` from those rows, the bridge's position and
+the time given by the caller. It owns no socket and reads no clock; whether a
+process still exists is asked of the ``pid_alive`` function it is given.
+
+Who may report for a name: the subscriber that reported it first (its
+``instance``), for as long as it lives. Over ipc the kernel tells the bridge
+each peer's pid (SO_PEERCRED, through ZeroMQ's Peer-Address), so a name held by
+a live process cannot be taken by another one, and one held by a process that
+has exited is taken over at once by its restart (the row is kept, ``restarts``
+counts). Where there are no credentials (tcp), ``instance`` is a 63-bit secret
+shared only between that subscriber and the bridge, and a name is free again
+once its holder has missed three reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ifpx.schemas import commands as c
+from ifpx.schemas.serving import CommandError
+
+MISSED_REPORTS = 3
+"""Reports a worker may miss before it counts as gone."""
+FORGET_AFTER = 600.0
+"""Seconds a gone worker stays listed."""
+MAX_WORKERS = 1024
+"""Most rows; past it the oldest gone worker is forgotten, or a new name refused."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the transport says about whoever sent a request (ipc: the kernel's credentials)."""
+
+    pid: int | None = None
+    uid: int | None = None
+
+    @classmethod
+    def from_address(cls, address: str | None) -> Peer:
+        """Parse ZeroMQ's ipc Peer-Address (``...:uid:gid:pid``); anything else knows nobody."""
+        if not address:
+            return cls()
+        parts = address.rsplit(":", 3)
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+            return cls()
+        uid, pid = int(parts[1]), int(parts[3])
+        # pid 0: the peer lives in a pid namespace the bridge cannot see into.
+        return cls(pid=pid if pid > 0 else None, uid=uid)
+
+
+class Position(Protocol):
+    """The published stream as the table needs it (the publisher is one)."""
+
+    epoch: int
+    seq: int
+
+    def last_seq_of(self, topics: Iterable[str]) -> int:
+        """The ``seq`` of the latest message on any of ``topics``."""
+
+    def published_at(self, seq: int) -> float | None:
+        """About when ``seq`` was published, on the caller's clock."""
+
+
+@dataclass
+class Worker:
+    """One worker's latest report and what the bridge knows of its sender."""
+
+    name: str
+    instance: int
+    peer_pid: int | None
+    report: c.Report
+    first_seen: float
+    last_seen: float
+    restarts: int = 0
+    topics: frozenset[str] = field(default_factory=frozenset)
+
+
+class WorkerTable:
+    """Rows by worker name, fed by reports; answers ``list_workers`` and ``wait_applied``."""
+
+    def __init__(self, pid_alive: Callable[[int], bool]) -> None:
+        self.pid_alive = pid_alive
+        self.rows: dict[str, Worker] = {}
+        self.reports = 0
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    # ---- reports ------------------------------------------------------------------
+
+    def report(self, r: c.Report, peer: Peer, now: float) -> Worker:
+        """Take a report; CommandError(permission_denied) if it is not that worker's to make."""
+        w = self.rows.get(r.worker)
+        if w is None:
+            self._make_room(now)
+            w = self.rows[r.worker] = Worker(r.worker, r.instance, peer.pid, r, now, now)
+        elif w.instance != r.instance:
+            self._take_over(w, r, peer, now)
+        elif w.peer_pid is not None and peer.pid is not None and w.peer_pid != peer.pid:
+            self.refused += 1
+            raise CommandError(
+                c.ErrorCode.PERMISSION_DENIED,
+                f"worker {r.worker!r} reports from pid {w.peer_pid}, not {peer.pid}",
+            )
+        w.report = r
+        w.last_seen = now
+        w.topics = frozenset(r.topics)
+        if w.peer_pid is None:
+            w.peer_pid = peer.pid
+        self.reports += 1
+        return w
+
+    def _take_over(self, w: Worker, r: c.Report, peer: Peer, now: float) -> None:
+        # Another subscriber claims the name: a restart (the holder has exited, or it
+        # is the holder's own process making a new subscriber) or a stranger.
+        held_by = w.peer_pid
+        if held_by is not None and peer.pid == held_by:
+            free = True
+        elif held_by is not None:
+            free = not self.pid_alive(held_by)
+        else:
+            free = self._gone(w, now)
+        if not free:
+            self.refused += 1
+            holder = f"pid {held_by}" if held_by is not None else "another subscriber"
+            after = (
+                "while it runs"
+                if held_by is not None
+                else f"until it misses {MISSED_REPORTS} reports"
+                f" ({MISSED_REPORTS * w.report.interval:.1f}s)"
+            )
+            raise CommandError(
+                c.ErrorCode.PERMISSION_DENIED,
+                f"worker name {r.worker!r} is held by {holder} {after}; choose another name",
+            )
+        w.instance = r.instance
+        w.peer_pid = peer.pid
+        w.restarts += 1
+        w.first_seen = now
+
+    def _make_room(self, now: float) -> None:
+        self.forget(now)
+        if len(self.rows) < MAX_WORKERS:
+            return
+        gone = [w for w in self.rows.values() if self._gone(w, now)]
+        if not gone:
+            self.refused += 1
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE,
+                f"{MAX_WORKERS} workers report to this bridge already; not taking another",
+            )
+        del self.rows[min(gone, key=lambda w: w.last_seen).name]
+
+    def forget(self, now: float) -> None:
+        """Drop the workers gone for longer than :data:`FORGET_AFTER`."""
+        old = [
+            name
+            for name, w in self.rows.items()
+            if now - w.last_seen > FORGET_AFTER and self._gone(w, now)
+        ]
+        for name in old:
+            del self.rows[name]
+
+    # ---- what they have applied ---------------------------------------------------------
+
+    def _gone(self, w: Worker, now: float) -> bool:
+        if now - w.last_seen > MISSED_REPORTS * w.report.interval:
+            return True
+        return w.peer_pid is not None and not self.pid_alive(w.peer_pid)
+
+    @staticmethod
+    def _has(w: Worker, seq: int, pos: Position) -> bool:
+        """True if ``w`` applied everything up to ``seq`` it subscribes to."""
+        r = w.report
+        if r.epoch != pos.epoch or not r.synced:
+            return False
+        # Nothing on its topics since what it applied: nothing it could be missing.
+        return r.seq >= seq or pos.last_seq_of(w.topics) <= r.seq
+
+    def info(self, w: Worker, pos: Position, now: float) -> c.WorkerInfo:
+        """``w`` as ``list_workers`` shows it."""
+        r = w.report
+        current = self._has(w, pos.seq, pos)
+        lag_seq = 0 if current else max(pos.seq - r.seq, 0) if r.epoch == pos.epoch else pos.seq
+        lag_seconds = 0.0
+        if lag_seq:
+            since = pos.published_at(r.seq + 1 if r.epoch == pos.epoch else 1)
+            lag_seconds = max(now - since, 0.0) if since is not None else 0.0
+        state: c.WorkerState
+        if self._gone(w, now):
+            state = "gone"
+        elif not r.synced or r.epoch != pos.epoch:
+            state = "syncing"
+        elif r.repairing:
+            state = "repairing"
+        elif lag_seconds > r.interval:
+            state = "lagging"
+        else:
+            state = "current"
+        return c.WorkerInfo(
+            name=w.name,
+            state=state,
+            host=r.host,
+            pid=r.pid,
+            client=r.client,
+            epoch=r.epoch,
+            applied_seq=r.seq,
+            lag_seq=lag_seq,
+            lag_seconds=round(lag_seconds, 4),
+            last_report=round(max(now - w.last_seen, 0.0), 4),
+            reporting_for=round(max(now - w.first_seen, 0.0), 4),
+            restarts=w.restarts,
+            topics=sorted(r.topics),
+            counters=dict(r.counters),
+        )
+
+    def infos(self, pos: Position, now: float) -> list[c.WorkerInfo]:
+        """Every worker, by name."""
+        self.forget(now)
+        return [self.info(self.rows[n], pos, now) for n in sorted(self.rows)]
+
+    def by_state(self, pos: Position, now: float) -> dict[str, int]:
+        """How many workers are in each state."""
+        counts: dict[str, int] = {}
+        for i in self.infos(pos, now):
+            counts[i.state] = counts.get(i.state, 0) + 1
+        return counts
+
+    def wait(
+        self, seq: int, names: list[str] | None, pos: Position, now: float
+    ) -> c.WaitAppliedResult:
+        """Whether every worker named (None: every one not gone) has applied ``seq``."""
+        if names is None:
+            chosen = [w for _n, w in sorted(self.rows.items()) if not self._gone(w, now)]
+            unknown: list[str] = []
+        else:
+            wanted = sorted(set(names))
+            chosen = [self.rows[n] for n in wanted if n in self.rows]
+            unknown = [n for n in wanted if n not in self.rows]
+        waiting = [
+            self.info(w, pos, now)
+            for w in chosen
+            if self._gone(w, now) or not self._has(w, seq, pos)
+        ]
+        waiting += [c.WorkerInfo(name=n, state="unknown") for n in unknown]
+        return c.WaitAppliedResult(
+            done=not waiting,
+            epoch=pos.epoch,
+            seq=seq,
+            workers=[w.name for w in chosen] + unknown,
+            waiting=waiting,
+        )
