@@ -184,6 +184,9 @@ def test_routes(
     st.none() | u32,
     st.ip_addresses(v=4).map(str),
     st.integers(1, 2**31 - 1),
+    # rtm_flags: the hop's own (linkdown through a proxy without carrier, dead,
+    # onlink) and others the kernel sets (RTM_F_NOTIFY, RTM_F_CLONED, RTM_F_OFFLOAD)
+    st.sampled_from([0, 0x10, 0x11, 0x4, 0x14, 0x100, 0x200, 0x4000, 0x110]),
 )
 def test_routes_in_the_kernels_layout_take_the_fast_path(
     mtype: int,
@@ -195,6 +198,7 @@ def test_routes_in_the_kernels_layout_take_the_fast_path(
     metric: int | None,
     gw: str,
     oif: int,
+    rtm_flags: int,
 ) -> None:
     # table, dst, [priority,] gateway, oif: how the kernel sends IPv4 routes via a gateway.
     m = rtmsg()
@@ -203,6 +207,7 @@ def test_routes_in_the_kernels_layout_take_the_fast_path(
     m["table"] = table & 0xFF
     m["proto"] = proto
     m["type"] = rtype
+    m["flags"] = rtm_flags
     attrs: list[tuple[str, Any]] = [("RTA_TABLE", table), ("RTA_DST", dst)]
     if metric is not None:
         attrs.append(("RTA_PRIORITY", metric))

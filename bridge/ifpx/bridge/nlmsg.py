@@ -416,8 +416,9 @@ _GATEWAY_AT = {
     _ROUTE4.size: struct.calcsize("=BBBBBBBBIHHIHH4sHH"),
     _ROUTE4_METRIC.size: struct.calcsize("=BBBBBBBBIHHIHH4sHHIHH"),
 }
-_HOPS4: dict[bytes, tuple[NextHopT, ...]] = {}
-"""Next-hop tuples by the raw bytes of gateway and oif (see :func:`_route4_fast`)."""
+_HOPS4: dict[tuple[bytes, int], tuple[NextHopT, ...]] = {}
+"""Next-hop tuples by the raw bytes of gateway and oif, and the hop's flags
+(see :func:`_route4_fast`)."""
 # The named tuple's own constructor is a Python-level function; this is what it calls.
 _new_route: Callable[[type[Route], tuple[Any, ...]], Route] = tuple.__new__
 
@@ -433,17 +434,18 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
         if lp != 8 or tp != RTA_PRIORITY:
             return None
     attrs = (l1, t1, l2, t2, l3, t3, l4, t4)
-    if family != AF_INET or attrs != _ROUTE4_ATTRS or flags & HOP_FLAGS:
+    if family != AF_INET or attrs != _ROUTE4_ATTRS:
         return None
-    # Gateway, oif header and oif are contiguous: their bytes name the next hop, whose
-    # tuple is built once (a table has a million routes and a handful of next hops).
+    # Gateway, oif header and oif are contiguous: their bytes and the hop's flags (a
+    # proxy without carrier makes every route through it linkdown) name the next hop,
+    # whose tuple is built once (a table has a million routes and a handful of hops).
     start = off + _GATEWAY_AT[size]
-    raw = buf[start : start + 12]
-    hops = _HOPS4.get(raw)
+    key = (buf[start : start + 12], flags & HOP_FLAGS)
+    hops = _HOPS4.get(key)
     if hops is None:
-        hops = ((_gateway_text(AF_INET, graw), oif, 1, 0),)
+        hops = ((_gateway_text(AF_INET, graw), oif, 1, key[1]),)
         if len(_HOPS4) < 65536:
-            _HOPS4[raw] = hops
+            _HOPS4[key] = hops
     return _new_route(Route, (
         mtype == RTM_DELROUTE, AF_INET, table, socket.inet_ntop(AF_INET, draw), dlen, tos,
         proto, rtype, flags, metric, hops, None, 0,
