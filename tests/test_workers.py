@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import controlkit
@@ -276,3 +277,20 @@ def test_an_older_bridge_stops_the_reports_and_a_refusal_does_not() -> None:
     )
     assert _reports(m.tick(5.0)) == []
     assert _reports(_synced_machine(None).tick(5.0)) == []
+
+
+def test_a_name_the_protocol_cannot_carry_is_refused_up_front(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ifpx.subscribers.subscriber import Subscriber, default_name
+
+    for bad in ("two words", "x" * 65, "tab\there"):
+        with pytest.raises(ValueError, match="worker name"):
+            Subscriber("ipc:///nonexistent/ev", "ipc:///nonexistent/ctl", name=bad)
+    with pytest.raises(ValueError, match="report_interval"):
+        Subscriber("ipc:///nonexistent/ev", "ipc:///nonexistent/ctl", report_interval=0.001)
+    monkeypatch.setenv("IFPX_WORKER_NAME", "fib 1")  # unusable: host:pid instead
+    assert default_name().endswith(f":{os.getpid()}")
+    monkeypatch.setenv("IFPX_WORKER_NAME", "fib-1")
+    with Subscriber("ipc:///nonexistent/ev", "ipc:///nonexistent/ctl") as sub:
+        assert sub.name == "fib-1"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -47,9 +48,17 @@ __all__ = ["EPOCH_PROBE_INTERVAL", "MAX_HELD", "Subscriber", "SubscriberStats", 
 log = logging.getLogger(__name__)
 
 
+_NAME = re.compile(r"[!-~]{1,64}")
+
+
 def default_name() -> str:
     """A worker's name unless it gives one: ``$IFPX_WORKER_NAME``, else ``host:pid``."""
-    return os.environ.get("IFPX_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+    env = os.environ.get("IFPX_WORKER_NAME", "")
+    if _NAME.fullmatch(env):
+        return env
+    if env:
+        log.warning("IFPX_WORKER_NAME %r is no worker name; reporting as host:pid", env)
+    return f"{socket.gethostname()[:50]}:{os.getpid()}"
 
 
 def _client() -> str:
@@ -120,7 +129,8 @@ class Subscriber:
         ``name`` is how this worker appears in ``ifpx ctl workers`` and what
         ``ifpx ctl wait --worker`` takes (default :func:`default_name`); every
         ``report_interval`` seconds, and when it goes idle after a burst, the
-        subscriber tells the bridge what it has applied (None: never).
+        subscriber tells the bridge what it has applied (None: never). A name or
+        interval the protocol cannot carry is a ValueError here, not later.
         """
         self.events_endpoint = events
         self.control_endpoint = control
@@ -130,6 +140,10 @@ class Subscriber:
         self.topics = topics_for_kinds(self.kinds)
         self.curve = curve
         self.name = name or default_name()
+        if not _NAME.fullmatch(self.name):
+            raise ValueError(f"worker name {self.name!r}: 1 to 64 printable characters, no spaces")
+        if report_interval is not None and not 0.05 <= report_interval <= 60:
+            raise ValueError(f"report_interval {report_interval}: 0.05 to 60 seconds, or None")
         identity = None
         if report_interval is not None:
             identity = Identity(
