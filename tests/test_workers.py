@@ -118,13 +118,20 @@ def test_a_stranger_cannot_report_for_a_live_worker(tmp_path: Path) -> None:
     payload = controlkit.codec.encode_request(report(instance=1, seq=9))
     assert refused(controlkit.ask(ctl, payload, True, wk.Peer(pid=100))) == "permission_denied"
     assert ctl.workers.rows["w1"].report.seq == 0
-    # the holder exits and restarts: the restart takes the name over, one row
+    # a holder silent for three intervals frees its name even if its pid lives on
+    # (the kernel may have given the pid to another process)
+    assert refused(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=2.9)[0]) == (
+        "permission_denied"
+    )
+    ok(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=3.1)[0])
+    ok(controlkit.run(ctl, report(instance=1, seq=0), wk.Peer(pid=100), now=6.2)[0])
+    # the holder exits and restarts: the restart takes the name over at once, one row
     effects.dead.add(100)
-    ok(controlkit.run(ctl, report(instance=3, seq=4), wk.Peer(pid=300))[0])
-    listed = ok(controlkit.run(ctl, c.ListWorkers())[0])
+    ok(controlkit.run(ctl, report(instance=3, seq=4), wk.Peer(pid=300), now=6.3)[0])
+    listed = ok(controlkit.run(ctl, c.ListWorkers(), now=6.3)[0])
     assert isinstance(listed, c.ListWorkersResult)
     [w] = listed.workers
-    assert (w.applied_seq, w.restarts) == (4, 1)
+    assert (w.applied_seq, w.restarts) == (4, 3)
 
 
 def test_without_credentials_a_name_is_free_once_its_holder_is_gone(tmp_path: Path) -> None:

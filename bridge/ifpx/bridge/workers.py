@@ -119,18 +119,15 @@ class WorkerTable:
     def _take_over(self, w: Worker, r: c.Report, peer: Peer, now: float) -> None:
         # Another subscriber claims the name: a restart (the holder has exited, or it
         # is the holder's own process making a new subscriber) or a stranger.
+        # Missed reports free a name too: a pid the kernel gave to another process since
+        # must not hold it for ever.
         held_by = w.peer_pid
-        if held_by is not None and peer.pid == held_by:
-            free = True
-        elif held_by is not None:
-            free = not self.pid_alive(held_by)
-        else:
-            free = self._gone(w, now)
+        free = (held_by is not None and peer.pid == held_by) or self._gone(w, now)
         if not free:
             self.refused += 1
             holder = f"pid {held_by}" if held_by is not None else "another subscriber"
             after = (
-                "while it runs"
+                f"while it runs (or until it misses {MISSED_REPORTS} reports)"
                 if held_by is not None
                 else f"until it misses {MISSED_REPORTS} reports"
                 f" ({MISSED_REPORTS * w.report.interval:.1f}s)"
