@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -138,3 +141,21 @@ def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text: str = r.read().decode()
     return text
+
+
+def ifpx(
+    br: BridgeProcess | None, *args: str, timeout: float = 30, control: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``ifpx`` command line against ``br`` (or the endpoints of ``control``)."""
+    env = dict(os.environ)
+    if br is not None:
+        env.update(IFPX_EVENTS=br.events, IFPX_CONTROL=br.control)
+    if control is not None:
+        env.update(IFPX_CONTROL=control, IFPX_EVENTS=control + ".events")
+    return subprocess.run(
+        [sys.executable, "-m", "ifpx.subscribers", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, read_json
-from netutil import free_port, scrape
+from netutil import free_port, ifpx, scrape
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
@@ -35,17 +35,6 @@ pytestmark = [
 
 PY = ["py-0", "py-1"]
 C = ["c0", "c1"]
-
-
-def ifpx(br: BridgeProcess, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, IFPX_EVENTS=br.events, IFPX_CONTROL=br.control)
-    return subprocess.run(
-        [sys.executable, "-m", "ifpx.subscribers", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def workers(br: BridgeProcess) -> dict[str, c.WorkerInfo]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from netutil import free_port, mtu_reaches, scrape, wait_bridge_equals_kernel
+from netutil import free_port, ifpx, mtu_reaches, scrape, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
@@ -19,23 +18,6 @@ from ifpx.subscribers import Subscriber
 from ifpx.subscribers.recording import RecordingError, records, verify
 
 pytestmark = pytest.mark.netns
-
-
-def ifpx(
-    br: BridgeProcess | None, *args: str, timeout: float = 30, control: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if br is not None:
-        env.update(IFPX_EVENTS=br.events, IFPX_CONTROL=br.control)
-    if control is not None:
-        env.update(IFPX_CONTROL=control, IFPX_EVENTS=control + ".events")
-    return subprocess.run(
-        [sys.executable, "-m", "ifpx.subscribers", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_ctl_every_subcommand(ns: Netns, br: BridgeProcess) -> None:

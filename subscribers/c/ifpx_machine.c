@@ -346,14 +346,17 @@ static void on_report_reply(struct ifpx_machine *s, const struct ifpx_reply *r)
 void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, int64_t now)
 {
     struct ifpx_reply head;
+    int repair_out = s->req != REQ_NONE && !s->reply;
     s->now = now;
-    if (s->report_id && !ifpx_decode_reply(buf, len, &head) && head.id == s->report_id) {
+    /* Decoded once: a snapshot reply is a whole table. */
+    if ((!repair_out && !s->report_id) || ifpx_decode_reply(buf, len, &head))
+        return; /* nothing asked, or garbage */
+    if (s->report_id && head.id == s->report_id) {
         on_report_reply(s, &head);
         return;
     }
-    if (s->req == REQ_NONE || s->reply || ifpx_decode_reply(buf, len, &head) ||
-        head.id != s->req_id)
-        return; /* an answer to a request given up on, or garbage */
+    if (!repair_out || head.id != s->req_id)
+        return; /* an answer to a request given up on */
     if (!(s->reply = malloc(len ? len : 1))) {
         ifpx_m_log(s, LOG_ERR, "out of memory keeping a reply: the request timeout retries it");
         return;

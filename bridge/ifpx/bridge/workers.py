@@ -19,7 +19,7 @@ once its holder has missed three reports.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ifpx.schemas import commands as c
@@ -77,7 +77,6 @@ class Worker:
     first_seen: float
     last_seen: float
     restarts: int = 0
-    topics: frozenset[str] = field(default_factory=frozenset)
 
 
 class WorkerTable:
@@ -88,9 +87,6 @@ class WorkerTable:
         self.rows: dict[str, Worker] = {}
         self.reports = 0
         self.refused = 0
-
-    def __len__(self) -> int:
-        return len(self.rows)
 
     # ---- reports ------------------------------------------------------------------
 
@@ -110,7 +106,6 @@ class WorkerTable:
             )
         w.report = r
         w.last_seen = now
-        w.topics = frozenset(r.topics)
         if w.peer_pid is None:
             w.peer_pid = peer.pid
         self.reports += 1
@@ -178,7 +173,7 @@ class WorkerTable:
         if r.epoch != pos.epoch or not r.synced:
             return False
         # Nothing on its topics since what it applied: nothing it could be missing.
-        return r.seq >= seq or pos.last_seq_of(w.topics) <= r.seq
+        return r.seq >= seq or pos.last_seq_of(r.topics) <= r.seq
 
     def info(self, w: Worker, pos: Position, now: float) -> c.WorkerInfo:
         """``w`` as ``list_workers`` shows it."""
@@ -221,13 +216,6 @@ class WorkerTable:
         """Every worker, by name."""
         self.forget(now)
         return [self.info(self.rows[n], pos, now) for n in sorted(self.rows)]
-
-    def by_state(self, pos: Position, now: float) -> dict[str, int]:
-        """How many workers are in each state."""
-        counts: dict[str, int] = {}
-        for i in self.infos(pos, now):
-            counts[i.state] = counts.get(i.state, 0) + 1
-        return counts
 
     def wait(
         self, seq: int, names: list[str] | None, pos: Position, now: float
