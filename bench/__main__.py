@@ -444,6 +444,161 @@ def _counter(br: BridgeProcess, name: str) -> int:
     return status.counters.get(name, 0)
 
 
+def pic(n: int, runs: int, figs: dict[str, Figure]) -> None:
+    """Prefix-independent convergence: n ECMP routes over two bound proxies, one link down.
+
+    The routes are installed plainly (``nexthop via ... nexthop via ...``) or through a
+    kernel next-hop group (``nhid``); a Python and a C subscriber take them by next-hop
+    group (topic ``fib``). Then ``ip link set v1 down``: the time until both forward
+    only via v0 (no live hop through port 1 in any group they hold), against the time
+    ``ip monitor link`` (C) takes to see the link go down, and the events and bytes the
+    bridge published for it. A third variant adds a flat-form subscriber, whose topic
+    makes the bridge republish every route (information: what the flat form costs).
+    """
+    c_sub = _c_subscriber()
+    for _ in range(runs):
+        for variant in ("plain", "nhid", "plain, a flat subscriber too"):
+            _pic_run(n, variant, c_sub, figs)
+
+
+def _pic_net(ns: Netns) -> None:
+    for i in (0, 1):
+        ns.cmd(f"link add v{i} type veth peer name w{i}")
+        ns.cmd(f"link set w{i} up")
+        ns.cmd(f"link set v{i} up")
+        ns.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
+
+
+def _pic_start(argv: list[str]) -> subprocess.Popen[str]:
+    """A subscriber process, synced (its first line read)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+    assert proc.stdout is not None
+    json.loads(proc.stdout.readline())
+    return proc
+
+
+def _pic_run(n: int, variant: str, c_sub: Path | None, figs: dict[str, Figure]) -> None:
+    ref = "ip monitor link (C) sees the link go down"
+    took = _fig(figs, f"pic_time {variant}", f"link failure, {n:,} ECMP routes ({variant}): "
+                "every group-form subscriber forwards via v0 only", "s", ref,
+                "<= 50 ms")  # fmt: skip
+    events = _fig(figs, f"pic_events {variant}", f"link failure ({variant}): events published",
+                  "count", "", "<= 10")  # fmt: skip
+    size = _fig(figs, f"pic_bytes {variant}", f"link failure ({variant}): bytes published",
+                "bytes", "", "-")  # fmt: skip
+    if "nhid" in variant:
+        lines = ["nexthop add id 1 via 10.1.0.2 dev v0", "nexthop add id 2 via 10.2.0.2 dev v1",
+                 "nexthop add id 3 group 1/2"]  # fmt: skip
+        lines += [f"route add {_route(i)} nhid 3" for i in range(n)]
+    else:
+        lines = [
+            f"route add {_route(i)} nexthop via 10.1.0.2 dev v0 nexthop via 10.2.0.2 dev v1"
+            for i in range(n)
+        ]
+    with netns("ifpx-bench") as ns:
+        _pic_net(ns)
+        with bridge(ns) as br:
+            for port in (0, 1):
+                br.result(c.Bind(port_id=port, proxy=f"v{port}"))
+            # (Naming a topic: a snapshot without keeps the flat form built for a while.)
+            snap = br.result(c.Snapshot(topics=["fib"]))
+            assert isinstance(snap, c.SnapshotResult)
+            routes = len(snap.state.routes.rows) + n  # the connected routes, and ours
+            ns.batch(lines)
+            common = ["--events", br.events, "--control", br.control, "--mark", str(routes)]
+            argvs = [[sys.executable, "-m", "bench.worker", "--groups", *common]]
+            if c_sub is not None:
+                argvs.append([str(c_sub), "--quiet", "--topics", "link,addr,fib,rule,neigh",
+                              *common])  # fmt: skip
+            # Every route shares one group: the first one's tells when all are done.
+            probe = ["--until-dead", "1", "--probe", _route(0)]
+            workers = [_pic_start([*a, *probe]) for a in argvs]
+            if "flat" in variant:
+                workers.append(_pic_start([sys.executable, "-m", "bench.worker", *common]))
+            monitor = _LinkMonitor(ns)
+            try:
+                for proc in workers:
+                    _milestone(proc, routes)
+                monitor.ready(ns)
+                before = br.result(c.Status())
+                assert isinstance(before, c.StatusResult)
+                t0 = monitor.t0 = time.monotonic()
+                ns.cmd("link set v1 down")
+                done = []
+                for proc in workers[: len(argvs)]:
+                    assert proc.stdout is not None
+                    doc = json.loads(proc.stdout.readline() or "{}")
+                    if "t" not in doc:
+                        raise RuntimeError(f"pic worker: {doc}")
+                    done.append(doc["t"])
+                took.values.append(max(done) - t0)
+                seen = wait_for(lambda: monitor.seen, 10, what="ip monitor link")
+                took.reference.append(seen - t0)
+                # What the bridge published for it, once it is quiet (its re-dump done).
+                after = _quiet_status(br)
+                events.values.append(after.counters["events"] - before.counters["events"])
+                size.values.append(after.counters["bytes"] - before.counters["bytes"])
+            finally:
+                monitor.close()
+                for proc in workers:
+                    proc.kill()
+                    proc.wait()
+
+
+class _LinkMonitor:
+    """``ip monitor link`` (C): when did it first print a line about v1 after ``t0``?"""
+
+    def __init__(self, ns: Netns) -> None:
+        # Line-buffered: into a pipe, ip's stdio would hold link lines back.
+        self.proc = subprocess.Popen(
+            ["stdbuf", "-oL", "ip", "-n", ns.name, "monitor", "link"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.t0 = float("inf")
+        self.seen = 0.0
+        self.lines = 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            now = time.monotonic()
+            self.lines += 1
+            if now >= self.t0 and " v1" in line and not self.seen:
+                self.seen = now
+
+    def ready(self, ns: Netns) -> None:
+        """Return once it listens: it printed a change (of a link nobody routes by)."""
+        for attempt in range(100):
+            ns.cmd(f"link set w0 alias ready{attempt}")
+            with contextlib.suppress(TimeoutError):
+                wait_for(lambda: self.lines, 0.1, what="ip monitor link to listen")
+                return
+        raise TimeoutError("ip monitor link does not listen")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def _quiet_status(br: BridgeProcess, settle: float = 0.5, timeout: float = 120) -> c.StatusResult:
+    """``status`` once the bridge has published nothing for ``settle`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        # (A bridge re-dumping a million routes answers once it is through.)
+        status = br.result(c.Status(), timeout=timeout)
+        assert isinstance(status, c.StatusResult)
+        if last is not None and status.seq == last.seq:
+            return status
+        if time.monotonic() > deadline:
+            raise TimeoutError("the bridge did not go quiet")
+        last = status
+        time.sleep(settle)  # a bench's pacing, not a test's synchronisation
+
+
 def _bird_conf(path: Path, n: int) -> None:
     routes = "\n".join(f"    route {_route(i)} via 10.0.0.2;" for i in range(n))
     path.write_text(
@@ -821,10 +976,12 @@ def main() -> int:
     p.add_argument("--routes", type=int, help="override the route count")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--out", default=str(HERE / "RESULTS.md"))
-    p.add_argument("--only", action="append", help="churn, barrier, bird, cold, latency, fanout")
+    p.add_argument(
+        "--only", action="append", help="churn, barrier, pic, bird, cold, latency, fanout"
+    )
     ns = p.parse_args()
     n = ns.routes or (1_000_000 if ns.full else 100_000)
-    only = set(ns.only or ["churn", "barrier", "bird", "cold", "latency", "fanout"])
+    only = set(ns.only or ["churn", "barrier", "pic", "bird", "cold", "latency", "fanout"])
     figs: dict[str, Figure] = {}
     t0 = time.monotonic()
     if "churn" in only:
@@ -832,6 +989,8 @@ def main() -> int:
         print(report(figs, "partial", n, ns.runs, time.monotonic() - t0), flush=True)
     if "barrier" in only:
         barrier(n, ns.runs, figs)
+    if "pic" in only:
+        pic(n, ns.runs, figs)
     if "bird" in only:
         bird_churn(min(n, 100_000), ns.runs, int(os.environ.get("BENCH_SUBS", "4")), figs)
     if "cold" in only:

@@ -38,6 +38,16 @@ EVENTS: dict[str, EventBase] = {
     "route_del": ev.RouteDel(dst="10.50.0.0", prefixlen=16, proto=4, metric=10, nexthops=HOPS),
     "route6_add": ev.Route6Add(dst="2001:db8:99::", prefixlen=48, metric=1024, nexthops=HOPS6),
     "route6_del": ev.Route6Del(dst="2001:db8:99::", prefixlen=48, metric=1024, type="blackhole"),
+    "nhgroup_set": ev.NhGroupSet(group=5, nexthops=HOPS),
+    "nhgroup_del": ev.NhGroupDel(group=5),
+    "groute_add": ev.GRouteAdd(
+        dst="10.50.0.0", prefixlen=16, proto=4, metric=10, group=5, prefsrc="192.0.2.1"
+    ),
+    "groute_del": ev.GRouteDel(dst="10.50.0.0", prefixlen=16, proto=4, metric=10, group=5),
+    "groute6_add": ev.GRoute6Add(dst="2001:db8:66::", prefixlen=48, group=6),
+    "groute6_del": ev.GRoute6Del(
+        dst="2001:db8:99::", prefixlen=48, metric=1024, group=0, type="blackhole"
+    ),
     "rule_add": ev.RuleAdd(
         priority=100, table=100, src="10.0.0.0", src_len=8, iif="dtap0", fwmark=16, fwmask=255
     ),

@@ -89,16 +89,16 @@ def test_the_install_has_a_versioned_shared_library_an_archive_and_headers(prefi
     lib = prefix / "lib"
     real = sorted(p.name for p in lib.glob("libifpx.so.*.*.*"))
     assert len(real) == 1
-    assert os.readlink(lib / "libifpx.so") == "libifpx.so.1"
-    assert os.readlink(lib / "libifpx.so.1") == real[0]
+    assert os.readlink(lib / "libifpx.so") == "libifpx.so.2"
+    assert os.readlink(lib / "libifpx.so.2") == real[0]
     assert (lib / "libifpx.a").is_file()
     dynamic = subprocess.run(
         ["readelf", "-d", str(lib / real[0])], capture_output=True, text=True, check=True
     ).stdout
-    assert "Library soname: [libifpx.so.1]" in dynamic
+    assert "Library soname: [libifpx.so.2]" in dynamic
     headers = {p.name for p in (prefix / "include" / "ifpx").iterdir()}
     assert headers == {"ifpx.h", "ifpx_machine.h", "ifpx_replica.h", "ifpx_wire.h", "ifpx_json.h"}
-    assert _pkg(prefix, "--modversion")[0].startswith("1.")
+    assert _pkg(prefix, "--modversion")[0].startswith("2.")
 
 
 @pytest.mark.parametrize("link", ["shared", "static"])
@@ -120,7 +120,7 @@ def test_a_program_built_from_pkg_config_decodes_the_golden_message(
     assert out.stdout.splitlines() == ["route_add 2", "route6_add 1", "rc 0 seq 42"]
     needed = subprocess.run(["ldd", str(exe)], env=_env(prefix), capture_output=True, text=True)
     if link == "shared":
-        assert str(prefix / "lib" / "libifpx.so.1") in needed.stdout
+        assert str(prefix / "lib" / "libifpx.so.2") in needed.stdout
     else:
         assert "libifpx" not in needed.stdout
 
@@ -160,4 +160,4 @@ def test_the_dpdk_example_builds_against_the_installed_library(
     needed = subprocess.run(
         ["ldd", str(out / "dpdk-worker")], env=_env(prefix), capture_output=True, text=True
     ).stdout
-    assert str(prefix / "lib" / "libifpx.so.1") in needed
+    assert str(prefix / "lib" / "libifpx.so.2") in needed

@@ -13,6 +13,7 @@ from ifpx.bridge import nlmsg
 from ifpx.bridge.bindings import Entry
 from ifpx.bridge.core import BridgeCore, Redump
 from ifpx.schemas import events as ev
+from ifpx.schemas.topics import KIND_TOPIC
 from ifpx.subscribers.replica import Replica
 
 AF4, AF6 = socket.AF_INET, socket.AF_INET6
@@ -339,6 +340,71 @@ def test_replica_fed_with_core_events_equals_core_snapshot(pre: list, post: list
     assert replica.to_state() == core.snapshot().canonical()
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ops, max_size=40), st.lists(ops, max_size=40), st.booleans())
+def test_the_group_form_and_the_flat_form_hold_the_same_routes(
+    pre: list,  # type: ignore[type-arg]
+    post: list,  # type: ignore[type-arg]
+    defer: bool,
+) -> None:
+    core = BridgeCore()
+    core.grouped = True
+    core.defer_flat = defer  # the daemon's way: the flat form's republishing comes after
+    core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "tap2")])
+    for op in pre:
+        _apply_op(core, op)
+    flat, grouped = Replica(), Replica("group")
+    wire = core.snapshot_wire()
+    flat.load(wire)
+    grouped.load(wire)
+    for op in post:
+        if op[0] == "dellink" and op[1] not in core.links:
+            continue
+        events = _apply_op(core, op) + list(core.deferred())
+        flat.apply_all(e for e in events if KIND_TOPIC[e.kind] != "fib")
+        grouped.apply_all(e for e in events if KIND_TOPIC[e.kind] != "route")
+        core.redumps.clear()
+    assert not grouped.routes and not flat.groutes  # each took its own form only
+    for group in core.groups():  # the keys a small group keeps are its routes'
+        if group.keys is not None:
+            assert group.keys == {k for k, v in core.routes.items() if v[1] is group}
+    assert grouped.to_state() == flat.to_state() == core.snapshot().canonical()
+    for dst in ("10.1.0.1", "10.2.3.4", "10.101.0.1", "10.7.0.9"):
+        assert grouped.lookup(dst) == flat.lookup(dst)
+
+
+def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> None:
+    core = core_with_taps()
+    core.grouped, core.flat = True, False
+    for ifindex, name in ((2, "tap0"), (3, "tap1")):
+        core.apply(nlmsg.Link(False, ifindex, name, 1500, "02:00:00:00:00:01", True, True))
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    hops = ((None, 2, 1, 0), (None, 3, 1, 0))
+    ecmp = ((("10.0.0.2", 2, 1, 0), ("10.0.1.2", 3, 1, 0)), hops)
+    added = core.apply_all(
+        nlmsg.Route(False, AF4, 254, f"10.{i // 256}.{i % 256}.0", 24, 0, 4, 1, 0, 0,
+                    ecmp[i % 2][:1] if i == 7 else ecmp[0])
+        for i in range(5000)
+    )  # fmt: skip
+    assert kinds(added).count("nhgroup_set") == 2 and kinds(added).count("groute_add") == 5000
+    down = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", False, False))
+    assert kinds(down) == ["link_change", "nhgroup_set"]
+    assert down[1].nexthops[1].flags == ("dead", "linkdown")  # type: ignore[attr-defined]
+    assert down[1].group == added[-2].group  # type: ignore[attr-defined]
+    # The flat form says the same of every route: what a `route` subscriber costs.
+    core.flat = True
+    up = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", True, True))
+    assert kinds(up)[:2] == ["link_change", "nhgroup_set"] and len(up) == 2 + 4999
+    # Put off (the daemon's way), the group form's event comes without them...
+    core.defer_flat = True
+    down = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", False, False))
+    assert kinds(down) == ["link_change", "nhgroup_set"]
+    owed = list(core.deferred())  # ...and the flat form's after, as the routes are then
+    assert kinds(owed) == ["route_add"] * 4999 and not list(core.deferred())
+    assert all(e.nexthops[1].flags == ("dead", "linkdown") for e in owed)  # type: ignore[attr-defined]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(ops, max_size=40))
 def test_unvalidated_construction_matches_validated(seq: list) -> None:  # type: ignore[type-arg]
@@ -416,6 +482,11 @@ def test_routes_via_an_interface_after_a_bulk_load_and_live_changes() -> None:
     assert not core.routes_via(3) and len(core.routes) == 2
 
 
+def _plain(core: BridgeCore) -> dict[object, object]:
+    """The mirror's routes with each group as its next hops (groups compare by identity)."""
+    return {k: (v[0], v[1].hops, *v[2:]) for k, v in core.routes.items()}
+
+
 def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
     def nh(nid: int, gw: str) -> nlmsg.NhObject:
         return nlmsg.NhObject(False, nid, AF4, gw, 2, 0, False, False, ())
@@ -439,7 +510,7 @@ def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
         bulk.load_routes(iter(records))
     with single.quiet():
         single.apply_all(records)
-    assert bulk.routes == single.routes
+    assert _plain(bulk) == _plain(single)
     assert bulk.snapshot() == single.snapshot()
     resolved = bulk.routes[(AF4, 254, "10.2.0.0", 16, 0, 20)]
-    assert [h[0] for h in resolved[1]] == ["10.0.0.2", "10.0.0.3"] and resolved[4] == 3
+    assert [h[0] for h in resolved[1].hops] == ["10.0.0.2", "10.0.0.3"] and resolved[4] == 3

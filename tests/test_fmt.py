@@ -21,6 +21,13 @@ def test_routes_read_like_ip_route() -> None:
     assert describe(drop) == "route del prohibit 2001:db8:6::/48 table 100 proto unspec metric 1024"
     frr = ev.RouteAdd(dst="10.0.0.0", prefixlen=8, table=253, proto=196, type="blackhole")
     assert describe(frr) == "route add blackhole 10.0.0.0/8 table default proto static"
+    group = ev.NhGroupSet(group=7, nexthops=hops)
+    assert describe(group) == (
+        "nhgroup 7 via 10.1.0.2 port 0 weight 1, via 10.2.0.2 port 1 weight 1 dead linkdown"
+    )
+    by_group = ev.GRouteAdd(dst="172.16.4.0", prefixlen=24, proto=4, group=7)
+    assert describe(by_group) == "route add 172.16.4.0/24 nhgroup 7 proto static"
+    assert describe(ev.NhGroupDel(group=7)) == "nhgroup del 7"
 
 
 def test_links_addresses_and_rules_read_like_ip() -> None:

@@ -40,7 +40,7 @@ def _run_python(trace: dict[str, Any]) -> tuple[list[tracing.Outcome], dict[str,
     identity = None
     if ident is not None:
         identity = Identity(ident["name"], ident["instance"], interval=ident["interval_ms"] / 1000)
-    machine = SyncMachine(set(TOPICS), identity=identity)
+    machine = SyncMachine(set(trace.get("topics", TOPICS)), identity=identity)
     outcomes = []
     for step in trace["steps"]:
         now = step["at"] / 1000
@@ -67,7 +67,9 @@ def _run_python(trace: dict[str, Any]) -> tuple[list[tracing.Outcome], dict[str,
         "epoch": machine.epoch,
         "seq": machine.seq,
         "synced": machine.synced,
-        "routes": sorted(f"{dst}/{plen}" for _f, _t, dst, plen, _m in state.routes),
+        "routes": sorted(
+            f"{dst}/{plen}" for _f, _t, dst, plen, _m in [*state.routes, *state.groutes]
+        ),
         "ports": {str(p): port.mtu for p, port in state.ports.items()},
         "stats": vars(machine.stats),
     }

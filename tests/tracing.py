@@ -3,7 +3,8 @@
 A trace is a list of steps, each at a time in milliseconds: ``start`` (ask for
 the first snapshot), ``message`` (a published message, as a document),
 ``reply`` (a control reply, as a document) or ``tick`` (time passes); a trace
-with an ``identity`` (name, instance, interval_ms) makes reports too. After
+with an ``identity`` (name, instance, interval_ms) makes reports too, and one
+with ``topics`` follows those (every topic otherwise). After
 each step, and after delivering every event it made ready, a machine must have
 sent exactly the requests in ``send`` and delivered the kinds in ``events``;
 at the end its epoch, sequence, counters and replica must be ``final``.
@@ -69,6 +70,8 @@ def expected(step: dict[str, Any]) -> Outcome:
 def lines(trace: dict[str, Any]) -> str:
     """The trace as ``ifpx_trace`` reads it: one line a step."""
     out = []
+    if "topics" in trace:
+        out.append(f"topics 0 {','.join(trace['topics'])}")
     ident = trace.get("identity")
     if ident is not None:
         out.append(f"identity 0 {ident['name']} {ident['instance']} {ident['interval_ms']}")

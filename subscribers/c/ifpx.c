@@ -269,6 +269,12 @@ static ifpx_cb handler(const struct ifpx_callbacks *cb, enum ifpx_kind k)
     case IFPX_RULE_DEL: return cb->rule_del;
     case IFPX_RULE6_ADD: return cb->rule6_add;
     case IFPX_RULE6_DEL: return cb->rule6_del;
+    case IFPX_NHGROUP_SET: return cb->nhgroup_set;
+    case IFPX_NHGROUP_DEL: return cb->nhgroup_del;
+    case IFPX_GROUTE_ADD: return cb->groute_add;
+    case IFPX_GROUTE_DEL: return cb->groute_del;
+    case IFPX_GROUTE6_ADD: return cb->groute6_add;
+    case IFPX_GROUTE6_DEL: return cb->groute6_del;
     default: return NULL;
     }
 }

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 /* This library's version (the Makefile's VERSION; a test holds them equal). */
-#define IFPX_VERSION "1.2.0"
+#define IFPX_VERSION "2.0.0"
 
 /* Where the bridge is unless told otherwise (ifpx.schemas.endpoints: the same strings). */
 #define IFPX_DEFAULT_EVENTS "ipc:///run/ifpx/events.sock"
@@ -55,12 +55,16 @@ struct ifpx_callbacks {
     ifpx_cb resync_begin, resync_end;
     /* protocol minor 1: policy routing rules */
     ifpx_cb rule_add, rule_del, rule6_add, rule6_del;
+    /* protocol minor 3: the group form of routes (topic "fib" in ifpx_options.topics) */
+    ifpx_cb nhgroup_set, nhgroup_del, groute_add, groute_del, groute6_add, groute6_del;
 };
 
 struct ifpx_options {
     const char *events;        /* NULL: $IFPX_EVENTS, else ipc:///run/ifpx/events.sock */
     const char *control;       /* NULL: $IFPX_CONTROL, else ipc:///run/ifpx/control.sock */
-    const char *topics;        /* "link,addr,route,rule,neigh" or a part of it; NULL: all */
+    /* "link,addr,route,rule,neigh" or a part of it; NULL: all. "fib" instead of "route":
+     * routes by next-hop group (nhgroup_set, groute_add...): a dead hop is one event. */
+    const char *topics;
     int heartbeat_timeout_ms;  /* 0: 3500 (3.5 heartbeats) */
     int request_timeout_ms;    /* 0: 5000 */
     int rcvhwm;                /* 0: 100000 messages */

@@ -14,7 +14,7 @@
 /* ---- difference --------------------------------------------------------------------------- */
 
 enum { D_OLD_BINDINGS, D_NEW_BINDINGS, D_NEIGH_DEL, D_NEIGH_ADD, D_RULE_DEL, D_RULE_ADD,
-       D_ROUTE_DEL, D_ROUTE_ADD, D_END };
+       D_GROUP_SET, D_ROUTE_DEL, D_ROUTE_ADD, D_GROUP_DEL, D_END };
 enum { S_BIND, S_MAC, S_MTU, S_LINK, S_ADDR_DEL, S_ADDR_ADD, S_NEXT };
 
 void ifpx_diff_init(struct ifpx_diff *d, const struct ifpx_replica *old,
@@ -76,8 +76,43 @@ static int routes_equal(const struct ifpx_route *a, const struct ifpx_route *b)
 {
     return a->proto == b->proto && a->route_type == b->route_type &&
            a->prefsrc_family == b->prefsrc_family &&
-           !memcmp(a->prefsrc, b->prefsrc, sizeof a->prefsrc) && a->nh_count == b->nh_count &&
+           !memcmp(a->prefsrc, b->prefsrc, sizeof a->prefsrc) && a->grouped == b->grouped &&
+           a->group == b->group && a->nh_count == b->nh_count &&
            !memcmp(a->nh, b->nh, a->nh_count * sizeof a->nh[0]);
+}
+
+static int groups_equal(const struct ifpx_group *a, const struct ifpx_group *b)
+{
+    return a->nh_count == b->nh_count && !memcmp(a->nh, b->nh, a->nh_count * sizeof a->nh[0]);
+}
+
+/* The group form: groups new or changed before the routes (a route never names a group
+ * its holder lacks), groups gone after them. */
+static int groups_step(struct ifpx_diff *d, struct ifpx_event *ev)
+{
+    const struct ifpx_replica *old = d->old, *target = d->target;
+    const struct ifpx_group *g;
+    if (d->phase == D_GROUP_SET) {
+        while ((g = ifpx_rep_next(&target->groups, &d->i))) {
+            const struct ifpx_group *was = ifpx_rep_get(&old->groups, &g->id);
+            if (!was || !groups_equal(was, g)) {
+                ifpx_group_event(g, ev);
+                return 1;
+            }
+        }
+        d->phase = D_ROUTE_DEL;
+        d->i = 0;
+        return 0;
+    }
+    while ((g = ifpx_rep_next(&old->groups, &d->i)))
+        if (!ifpx_rep_get(&target->groups, &g->id)) {
+            memset(ev, 0, offsetof(struct ifpx_event, nh));
+            ev->kind = IFPX_NHGROUP_DEL;
+            ev->group = g->id;
+            return 1;
+        }
+    d->phase = D_END;
+    return 0;
 }
 
 static int neighs_equal(const struct ifpx_neigh *a, const struct ifpx_neigh *b)
@@ -253,7 +288,7 @@ static int rules_step(struct ifpx_diff *d, struct ifpx_event *ev)
             return 1;
         }
     }
-    d->phase = d->phase == D_RULE_DEL ? D_RULE_ADD : D_ROUTE_DEL;
+    d->phase = d->phase == D_RULE_DEL ? D_RULE_ADD : D_GROUP_SET;
     d->i = 0;
     return 0;
 }
@@ -280,7 +315,8 @@ static int routes_step(struct ifpx_diff *d, struct ifpx_event *ev)
             return 1;
         }
     }
-    d->phase = D_END;
+    d->phase = D_GROUP_DEL;
+    d->i = 0;
     return 0;
 }
 
@@ -300,6 +336,9 @@ static int diff_step(struct ifpx_diff *d, struct ifpx_event *ev)
     case D_ROUTE_DEL:
     case D_ROUTE_ADD:
         return routes_step(d, ev);
+    case D_GROUP_SET:
+    case D_GROUP_DEL:
+        return groups_step(d, ev);
     }
     return 0;
 }

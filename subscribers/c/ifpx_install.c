@@ -49,7 +49,10 @@ static void install_snapshot(struct ifpx_machine *s, const char *buf, size_t len
     if (old && !s->synced)
         ifpx_replica_init(old);
     if (it && target && old)
-        rc = ifpx_decode_snapshot(buf, len, &snap, apply_wanted, &a);
+        /* the group form when routes are taken by group alone */
+        rc = ifpx_decode_snapshot_form(buf, len, &snap,
+                                       (s->topics & (1u << T_FIB)) && !(s->topics & (1u << T_ROUTE)),
+                                       apply_wanted, &a);
     if (rc) {
         ifpx_m_log(s, LOG_WARNING, "unusable snapshot (status %d): asking again", rc);
         if (target)

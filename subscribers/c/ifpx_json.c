@@ -46,8 +46,23 @@ void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, i
     fputc('}', f);
 }
 
+static void json_forwarding(FILE *f, int route_type, int prefsrc_family, const uint8_t *prefsrc)
+{
+    fprintf(f, ", \"type\": \"%s\", \"prefsrc\": ", ifpx_route_type_name(route_type));
+    if (prefsrc_family)
+        ifpx_json_ip(f, prefsrc_family, prefsrc);
+    else
+        fprintf(f, "null");
+}
+
 void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int route_type,
                           int prefsrc_family, const uint8_t *prefsrc)
+{
+    ifpx_json_hops(f, nh, count);
+    json_forwarding(f, route_type, prefsrc_family, prefsrc);
+}
+
+void ifpx_json_hops(FILE *f, const struct ifpx_nexthop *nh, int count)
 {
     fprintf(f, ", \"nexthops\": [");
     for (int i = 0; i < count; i++) {
@@ -70,11 +85,7 @@ void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int
             fprintf(f, "%s\"%s\"", j ? ", " : "", names[j]);
         fprintf(f, "]}");
     }
-    fprintf(f, "], \"type\": \"%s\", \"prefsrc\": ", ifpx_route_type_name(route_type));
-    if (prefsrc_family)
-        ifpx_json_ip(f, prefsrc_family, prefsrc);
-    else
-        fprintf(f, "null");
+    fprintf(f, "]");
 }
 
 static void opt_u64(FILE *f, const char *name, int has, unsigned long long v)
@@ -164,6 +175,17 @@ void ifpx_json_event(FILE *f, const struct ifpx_event *e)
                e->prefixlen, e->table, e->proto, e->metric);
         ifpx_json_route_tail(f, e->nh, e->nh_count, e->route_type, e->prefsrc_family, e->prefsrc);
         break;
+    case IFPX_GROUTE_ADD: case IFPX_GROUTE_DEL: case IFPX_GROUTE6_ADD: case IFPX_GROUTE6_DEL:
+        fprintf(f, ", \"dst\": "); ifpx_json_ip(f, e->family, e->ip);
+        fprintf(f, ", \"prefixlen\": %u, \"table\": %u, \"proto\": %u, \"metric\": %u, \"group\": %u",
+               e->prefixlen, e->table, e->proto, e->metric, e->group);
+        json_forwarding(f, e->route_type, e->prefsrc_family, e->prefsrc);
+        break;
+    case IFPX_NHGROUP_SET:
+        fprintf(f, ", \"group\": %u", e->group);
+        ifpx_json_hops(f, e->nh, e->nh_count);
+        break;
+    case IFPX_NHGROUP_DEL: fprintf(f, ", \"group\": %u", e->group); break;
     case IFPX_RULE_ADD: case IFPX_RULE_DEL: case IFPX_RULE6_ADD: case IFPX_RULE6_DEL:
         ifpx_json_rule_fields(f, &e->rule);
         break;

@@ -20,6 +20,8 @@ void ifpx_json_mac(FILE *f, int has, const uint8_t *m);
 /* A neighbour as the Python NeighState dumps it: {"port_id", "ip", "mac", "state"}. */
 void ifpx_json_neigh(FILE *f, uint16_t port_id, int family, const uint8_t *ip, int has_mac,
                      const uint8_t *mac, const char *state);
+/* A route's or group's "nexthops": [...] member (with its leading comma). */
+void ifpx_json_hops(FILE *f, const struct ifpx_nexthop *nh, int count);
 /* A route's "nexthops": [...], "type": ..., "prefsrc": ... members, as the models dump them
  * (the leading ", " included). */
 void ifpx_json_route_tail(FILE *f, const struct ifpx_nexthop *nh, int count, int route_type,

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <syslog.h>
 
-const char *const ifpx_topic_names[IFPX_N_TOPICS] = {"link", "addr", "route", "neigh",
-                                                      "port", "sync", "hb", "rule"};
+const char *const ifpx_topic_names[IFPX_N_TOPICS] = {"link", "addr", "route", "neigh", "port",
+                                                      "sync", "hb", "rule", "fib"};
 
 void ifpx_log(ifpx_log_fn log, void *ctx, int level, const char *fmt, ...)
 {
@@ -104,6 +104,11 @@ static void push_action(struct ifpx_machine *s, const struct ifpx_action *a)
     s->actions[s->n_actions++] = *a;
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void send_req(struct ifpx_machine *s, enum ifpx_request_kind kind, uint64_t from_seq,
                      const char *reason)
 {
@@ -117,7 +122,16 @@ static void send_req(struct ifpx_machine *s, enum ifpx_request_kind kind, uint64
     snprintf(s->req_reason, sizeof s->req_reason, "%s", reason);
     a.id = s->req_id;
     snprintf(a.reason, sizeof a.reason, "%s", reason);
-    if (kind == REQ_SNAPSHOT) {
+    if (kind == REQ_SNAPSHOT && (s->topics & (1u << T_FIB))) {
+        /* The group form names its topics (sorted, as the Python machine does): the
+         * bridge keeps them published until the subscription reaches it. Only then,
+         * for a bridge before protocol minor 3 refuses the field. */
+        for (int t = 0; t < N_TOPICS; t++)
+            if (s->topics & (1u << t))
+                topics[n++] = TOPICS[t];
+        qsort(topics, (size_t)n, sizeof topics[0], by_name);
+        a.len = ifpx_encode_snapshot_topics(a.buf, sizeof a.buf, a.id, topics, n);
+    } else if (kind == REQ_SNAPSHOT) {
         a.len = ifpx_encode_snapshot(a.buf, sizeof a.buf, a.id);
     } else {
         for (int t = 0; t < N_TOPICS; t++)

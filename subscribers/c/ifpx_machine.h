@@ -37,9 +37,10 @@ extern "C" {
 /* The reason resync_begin/resync_end give when the snapshot was of another epoch. */
 #define IFPX_REASON_RESTARTED "bridge restarted (new epoch)"
 
-#define IFPX_N_TOPICS 8
-/* "link", "addr", "route", "neigh", "port", "sync", "hb", "rule": bit i of a topic mask is
- * topic i. */
+#define IFPX_N_TOPICS 9
+/* "link", "addr", "route", "neigh", "port", "sync", "hb", "rule", "fib": bit i of a topic
+ * mask is topic i. "route" takes routes flat, "fib" by next-hop group: a subscriber takes
+ * one of the two. */
 extern const char *const ifpx_topic_names[IFPX_N_TOPICS];
 /* The index of a topic name, or -1. */
 int ifpx_topic_index(const char *topic);

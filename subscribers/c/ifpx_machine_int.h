@@ -9,7 +9,7 @@
 #define MAX_PROBING 8
 #define MAX_ACTIONS 8
 
-enum { T_LINK, T_ADDR, T_ROUTE, T_NEIGH, T_PORT, T_SYNC, T_HB, T_RULE };
+enum { T_LINK, T_ADDR, T_ROUTE, T_NEIGH, T_PORT, T_SYNC, T_HB, T_RULE, T_FIB };
 #define N_TOPICS IFPX_N_TOPICS
 #define TOPICS ifpx_topic_names
 #define REQ_NONE IFPX_REQ_NONE

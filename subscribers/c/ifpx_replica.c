@@ -108,6 +108,7 @@ void ifpx_replica_init(struct ifpx_replica *r)
     memset(r, 0, sizeof *r);
     r->routes.klen = sizeof(struct ifpx_route_key);
     r->neighs.klen = sizeof(struct ifpx_neigh_key);
+    r->groups.klen = sizeof(uint32_t);
 }
 
 void ifpx_replica_clear(struct ifpx_replica *r)
@@ -117,6 +118,7 @@ void ifpx_replica_clear(struct ifpx_replica *r)
     free(r->ports);
     ht_free(&r->routes);
     ht_free(&r->neighs);
+    ht_free(&r->groups);
     free(r->rules);
     ifpx_replica_init(r);
 }
@@ -287,6 +289,22 @@ static void route_key(const struct ifpx_event *ev, struct ifpx_route_key *k)
     }
 }
 
+const struct ifpx_route *ifpx_replica_route(const struct ifpx_replica *r, int family,
+                                            const uint8_t *dst, uint8_t prefixlen,
+                                            uint32_t table, uint32_t metric)
+{
+    struct ifpx_event ev;
+    struct ifpx_route_key k;
+    ev.family = family;
+    ev.prefixlen = prefixlen;
+    ev.table = table;
+    ev.metric = metric;
+    memset(ev.ip, 0, sizeof ev.ip);
+    memcpy(ev.ip, dst, family == AF_INET ? 4 : 16);
+    route_key(&ev, &k);
+    return ifpx_rep_get(&r->routes, &k);
+}
+
 /* Next hops with every unused byte zero, so that stored routes compare with memcmp. */
 static void copy_nexthops(struct ifpx_nexthop *out, const struct ifpx_event *ev)
 {
@@ -330,9 +348,64 @@ static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     memset(rt->prefsrc, 0, sizeof rt->prefsrc);
     if (ev->prefsrc_family)
         memcpy(rt->prefsrc, ev->prefsrc, ev->prefsrc_family == AF_INET ? 4 : 16);
+    rt->grouped = ev->kind >= IFPX_GROUTE_ADD && ev->kind <= IFPX_GROUTE6_DEL;
+    rt->group = rt->grouped ? ev->group : 0;
     rt->nh_count = ev->nh_count;
     copy_nexthops(rt->nh, ev);
     return 0;
+}
+
+/* The group form: a group's next hops replaced (routes naming it follow, in O(1)). */
+static int group_set(struct ifpx_replica *r, const struct ifpx_event *ev)
+{
+    void **slot = ht_place(&r->groups, &ev->group);
+    if (!slot)
+        return -1;
+    struct ifpx_group *old = *slot;
+    struct ifpx_group *g = old;
+    if (!old || old->nh_count != ev->nh_count) {
+        if (!(g = malloc(sizeof *g + ev->nh_count * sizeof g->nh[0])))
+            return -1;
+        free(old);
+        if (!old)
+            r->groups.n++;
+        *slot = g;
+    }
+    g->id = ev->group;
+    g->nh_count = ev->nh_count;
+    copy_nexthops(g->nh, ev);
+    return 0;
+}
+
+const struct ifpx_group *ifpx_replica_group(const struct ifpx_replica *r, uint32_t id)
+{
+    return ifpx_rep_get(&r->groups, &id);
+}
+
+const struct ifpx_group *ifpx_replica_next_group(const struct ifpx_replica *r, size_t *cursor)
+{
+    return ifpx_rep_next(&r->groups, cursor);
+}
+
+const struct ifpx_nexthop *ifpx_replica_hops(const struct ifpx_replica *r,
+                                             const struct ifpx_route *rt, uint16_t *count)
+{
+    if (!rt->grouped) {
+        *count = rt->nh_count;
+        return rt->nh;
+    }
+    const struct ifpx_group *g = rt->group ? ifpx_replica_group(r, rt->group) : NULL;
+    *count = g ? g->nh_count : 0;
+    return g ? g->nh : NULL;
+}
+
+void ifpx_group_event(const struct ifpx_group *g, struct ifpx_event *ev)
+{
+    memset(ev, 0, offsetof(struct ifpx_event, nh));
+    ev->kind = IFPX_NHGROUP_SET;
+    ev->group = g->id;
+    ev->nh_count = g->nh_count;
+    memcpy(ev->nh, g->nh, g->nh_count * sizeof g->nh[0]);
 }
 
 ptrdiff_t ifpx_rep_rule(const struct ifpx_replica *r, const struct ifpx_rule *rule)
@@ -417,9 +490,14 @@ static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
         free(ht_del(&r->neighs, &k));
         return 0;
     }
-    case IFPX_ROUTE_ADD: case IFPX_ROUTE6_ADD:
+    case IFPX_ROUTE_ADD: case IFPX_ROUTE6_ADD: case IFPX_GROUTE_ADD: case IFPX_GROUTE6_ADD:
         return route_add(r, ev);
-    case IFPX_ROUTE_DEL: case IFPX_ROUTE6_DEL: {
+    case IFPX_NHGROUP_SET:
+        return group_set(r, ev);
+    case IFPX_NHGROUP_DEL:
+        free(ht_del(&r->groups, &ev->group));
+        return 0;
+    case IFPX_ROUTE_DEL: case IFPX_ROUTE6_DEL: case IFPX_GROUTE_DEL: case IFPX_GROUTE6_DEL: {
         struct ifpx_route_key k;
         route_key(ev, &k);
         free(ht_del(&r->routes, &k));
@@ -456,10 +534,15 @@ const struct ifpx_neigh *ifpx_replica_next_neigh(const struct ifpx_replica *r, s
 void ifpx_route_event(const struct ifpx_route *rt, int deleted, struct ifpx_event *ev)
 {
     memset(ev, 0, offsetof(struct ifpx_event, nh));
-    if (rt->key.family == AF_INET)
+    if (rt->grouped && rt->key.family == AF_INET)
+        ev->kind = deleted ? IFPX_GROUTE_DEL : IFPX_GROUTE_ADD;
+    else if (rt->grouped)
+        ev->kind = deleted ? IFPX_GROUTE6_DEL : IFPX_GROUTE6_ADD;
+    else if (rt->key.family == AF_INET)
         ev->kind = deleted ? IFPX_ROUTE_DEL : IFPX_ROUTE_ADD;
     else
         ev->kind = deleted ? IFPX_ROUTE6_DEL : IFPX_ROUTE6_ADD;
+    ev->group = rt->group;
     ev->family = rt->key.family;
     memcpy(ev->ip, rt->key.dst, 16);
     ev->prefixlen = rt->key.prefixlen;

@@ -50,6 +50,15 @@ struct ifpx_route {
     uint8_t route_type;  /* enum ifpx_route_type: only unicast routes have next hops */
     uint8_t prefsrc_family; /* 0: no preferred source */
     uint8_t prefsrc[16];
+    uint8_t grouped;     /* arrived in the group form: its next hops are its group's */
+    uint16_t nh_count;   /* next hops of its own (none when grouped) */
+    uint32_t group;      /* grouped: the next-hop group (0: a drop route's, none) */
+    struct ifpx_nexthop nh[];
+};
+
+/* A next-hop group (the group form, topic "fib"): what every route naming it forwards by. */
+struct ifpx_group {
+    uint32_t id;
     uint16_t nh_count;
     struct ifpx_nexthop nh[];
 };
@@ -77,6 +86,7 @@ struct ifpx_replica {
     struct ifpx_port_state *ports;
     size_t n_ports, cap_ports;
     struct ifpx_htab routes;   /* of struct ifpx_route */
+    struct ifpx_htab groups;   /* of struct ifpx_group (the group form) */
     struct ifpx_htab neighs;   /* of struct ifpx_neigh */
     struct ifpx_rule *rules;   /* policy rules, in arrival order (a handful) */
     size_t n_rules, cap_rules;
@@ -93,8 +103,23 @@ const struct ifpx_port_state *ifpx_replica_port(const struct ifpx_replica *r, ui
 /* Iteration: start *cursor at 0; NULL at the end. The table must not change meanwhile. */
 const struct ifpx_route *ifpx_replica_next_route(const struct ifpx_replica *r, size_t *cursor);
 const struct ifpx_neigh *ifpx_replica_next_neigh(const struct ifpx_replica *r, size_t *cursor);
-/* Fills a route event (route(6)_add, or _del when deleted) from a stored route. */
+/* Fills a route event (route(6)_add, or _del when deleted; groute(6)_* for a route of the
+ * group form) from a stored route. */
 void ifpx_route_event(const struct ifpx_route *rt, int deleted, struct ifpx_event *ev);
+/* The next hops a route forwards by (its group's in the group form; none while the group
+ * is unknown) and their number in *count. */
+const struct ifpx_nexthop *ifpx_replica_hops(const struct ifpx_replica *r,
+                                             const struct ifpx_route *rt, uint16_t *count);
+/* The route to dst/prefixlen (dst in network order, AF_INET or AF_INET6) in `table` with
+ * `metric`, or NULL. */
+const struct ifpx_route *ifpx_replica_route(const struct ifpx_replica *r, int family,
+                                            const uint8_t *dst, uint8_t prefixlen,
+                                            uint32_t table, uint32_t metric);
+/* A next-hop group by id (NULL: unknown); iteration as for routes. */
+const struct ifpx_group *ifpx_replica_group(const struct ifpx_replica *r, uint32_t id);
+const struct ifpx_group *ifpx_replica_next_group(const struct ifpx_replica *r, size_t *cursor);
+/* Fills an nhgroup_set event from a stored group. */
+void ifpx_group_event(const struct ifpx_group *g, struct ifpx_event *ev);
 
 /* The state as JSON, in the shape of the Python State model plus "cfg_done". */
 void ifpx_replica_json(const struct ifpx_replica *r, FILE *f);

@@ -64,8 +64,9 @@ void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
                 first ? "" : ", ", rt->key.family == AF_INET ? 4 : 6, text, rt->key.prefixlen,
                 rt->key.table, rt->proto, rt->key.metric);
         first = 0;
-        ifpx_json_route_tail(f, rt->nh, rt->nh_count, rt->route_type, rt->prefsrc_family,
-                             rt->prefsrc);
+        uint16_t n;
+        const struct ifpx_nexthop *nh = ifpx_replica_hops(r, rt, &n);
+        ifpx_json_route_tail(f, nh, n, rt->route_type, rt->prefsrc_family, rt->prefsrc);
         fprintf(f, "}");
     }
     fprintf(f, "], \"neighs\": [");

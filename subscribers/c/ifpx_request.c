@@ -48,6 +48,18 @@ int ifpx_encode_snapshot(char *buf, size_t cap, uint64_t id)
     return finish(&r, buf, cap);
 }
 
+int ifpx_encode_snapshot_topics(char *buf, size_t cap, uint64_t id, const char *const *topics,
+                                int n_topics)
+{
+    struct request r;
+    begin_request(&r, 1, id, "snapshot");
+    pack_str(&r.pk, "topics");
+    msgpack_pack_array(&r.pk, (size_t)n_topics);
+    for (int i = 0; i < n_topics; i++)
+        pack_str(&r.pk, topics[i]);
+    return finish(&r, buf, cap);
+}
+
 int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint64_t from_seq,
                        const char *const *topics, int n_topics)
 {

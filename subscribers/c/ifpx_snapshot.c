@@ -175,8 +175,36 @@ static int snapshot_rules(const msgpack_object *rules, struct ifpx_event *ev, if
     return IFPX_OK;
 }
 
-static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, ifpx_event_cb cb,
-                           void *ctx)
+/* The group form's groups: an nhgroup_set for each group id of `ids` (index for index with
+ * `sets`), once; 0 is a drop route's empty set. */
+static int snapshot_groups(const msgpack_object *sets, const msgpack_object *ids,
+                           struct ifpx_event *ev, ifpx_event_cb cb, void *ctx)
+{
+    int rc;
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        const msgpack_object *id = &ids->via.array.ptr[i];
+        if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > UINT32_MAX)
+            return IFPX_E_FIELD;
+        int seen = !id->via.u64;
+        for (uint32_t j = 0; j < i && !seen; j++)
+            seen = ids->via.array.ptr[j].via.u64 == id->via.u64;
+        if (seen)
+            continue;
+        memset(ev, 0, offsetof(struct ifpx_event, nh));
+        ev->kind = IFPX_NHGROUP_SET;
+        ev->group = (uint32_t)id->via.u64;
+        if ((rc = ifpx_mp_nexthops(&sets->via.array.ptr[i], ev)))
+            return rc;
+        if (!ev->nh_count)
+            return IFPX_E_FIELD;
+        if ((rc = emit(cb, ctx, ev)))
+            return rc;
+    }
+    return IFPX_OK;
+}
+
+static int snapshot_routes(const msgpack_object *routes, int groups, struct ifpx_event *ev,
+                           ifpx_event_cb cb, void *ctx)
 {
     int rc;
     if (!routes || routes->type != MSGPACK_OBJECT_MAP)
@@ -192,6 +220,13 @@ static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, 
         return IFPX_E_FIELD;
     if (fwd && !fwd->via.array.size)
         fwd = NULL;
+    /* the group id of each set (protocol minor 3), for the group form */
+    const msgpack_object *ids = groups ? ifpx_mp_field(routes, "groups") : NULL;
+    if (groups && (!ids || ids->type != MSGPACK_OBJECT_ARRAY ||
+                   ids->via.array.size != sets->via.array.size))
+        return IFPX_E_FIELD;
+    if (groups && (rc = snapshot_groups(sets, ids, ev, cb, ctx)))
+        return rc;
     for (uint32_t i = 0; i < rows->via.array.size; i++) {
         const msgpack_object *r = &rows->via.array.ptr[i];
         if (r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 7)
@@ -207,18 +242,23 @@ static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, 
             c[3].via.u64 > UINT32_MAX || c[4].via.u64 > 255 || c[5].via.u64 > UINT32_MAX ||
             nhs >= sets->via.array.size)
             return IFPX_E_FIELD;
-        ev->kind = fam == 4 ? IFPX_ROUTE_ADD : IFPX_ROUTE6_ADD;
         ev->prefixlen = (uint8_t)plen;
         ev->table = (uint32_t)c[3].via.u64;
         ev->proto = (uint8_t)c[4].via.u64;
         ev->metric = (uint32_t)c[5].via.u64;
-        if ((rc = ifpx_mp_nexthops(&sets->via.array.ptr[nhs], ev)))
-            return rc;
+        if (groups) {
+            ev->kind = fam == 4 ? IFPX_GROUTE_ADD : IFPX_GROUTE6_ADD;
+            ev->group = (uint32_t)ids->via.array.ptr[nhs].via.u64;
+        } else {
+            ev->kind = fam == 4 ? IFPX_ROUTE_ADD : IFPX_ROUTE6_ADD;
+            if ((rc = ifpx_mp_nexthops(&sets->via.array.ptr[nhs], ev)))
+                return rc;
+        }
         if (fwd) {
             const msgpack_object *f = &fwd->via.array.ptr[nhs];
             if (f->type != MSGPACK_OBJECT_ARRAY || f->via.array.size != 2 ||
                 ifpx_mp_route_forwarding(&f->via.array.ptr[0], &f->via.array.ptr[1], ev) ||
-                (ev->route_type != IFPX_RT_UNICAST && ev->nh_count))
+                (ev->route_type != IFPX_RT_UNICAST && (ev->nh_count || ev->group)))
                 return IFPX_E_FIELD;
         }
         if ((rc = emit(cb, ctx, ev)))
@@ -229,6 +269,12 @@ static int snapshot_routes(const msgpack_object *routes, struct ifpx_event *ev, 
 
 int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap,
                          ifpx_event_cb cb, void *ctx)
+{
+    return ifpx_decode_snapshot_form(buf, len, snap, 0, cb, ctx);
+}
+
+int ifpx_decode_snapshot_form(const char *buf, size_t len, struct ifpx_snapshot *snap,
+                              int groups, ifpx_event_cb cb, void *ctx)
 {
     msgpack_unpacked up;
     struct ifpx_event *ev;
@@ -263,7 +309,7 @@ int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap
         (rc = snapshot_ports(ports, ev, cb, ctx)) ||
         (rc = snapshot_neighs(ifpx_mp_field(state, "neighs"), ports, ev, cb, ctx)) ||
         (rc = snapshot_rules(ifpx_mp_field(state, "rules"), ev, cb, ctx)) ||
-        (rc = snapshot_routes(ifpx_mp_field(state, "routes"), ev, cb, ctx)))
+        (rc = snapshot_routes(ifpx_mp_field(state, "routes"), groups, ev, cb, ctx)))
         goto out;
     if (snap->cfg_done) {
         memset(ev, 0, offsetof(struct ifpx_event, nh));

@@ -20,6 +20,7 @@ static const char *const KIND_NAMES[IFPX_KIND_COUNT] = {
     "proxy_gone", "proxy_renamed", "proxy_back",
     "resync_begin", "resync_end", "heartbeat",
     "rule_add", "rule_del", "rule6_add", "rule6_del",
+    "nhgroup_set", "nhgroup_del", "groute_add", "groute_del", "groute6_add", "groute6_del",
 };
 
 const char *ifpx_kind_name(enum ifpx_kind kind)
@@ -314,8 +315,10 @@ int ifpx_mp_nexthops(const msgpack_object *o, struct ifpx_event *ev)
             return IFPX_E_FIELD;
         const msgpack_object *gw = ifpx_mp_field(h, "gateway");
         nh->has_gateway = gw && gw->type != MSGPACK_OBJECT_NIL;
-        if (nh->has_gateway && ifpx_mp_ip(gw, &nh->gw_family, nh->gateway))
+        int family = 0;
+        if (nh->has_gateway && ifpx_mp_ip(gw, &family, nh->gateway))
             return IFPX_E_FIELD;
+        nh->gw_family = (uint8_t)family;
         if (ifpx_mp_uint(h, "ifindex", INT32_MAX, &v, 1, 0))
             return IFPX_E_FIELD;
         nh->ifindex = (uint32_t)v;
@@ -400,7 +403,9 @@ static int parse_ip_event(const msgpack_object *m, struct ifpx_event *ev)
 static int parse_route_event(const msgpack_object *m, struct ifpx_event *ev)
 {
     uint64_t v;
-    int six = (ev->kind == IFPX_ROUTE6_ADD || ev->kind == IFPX_ROUTE6_DEL);
+    enum ifpx_kind k = ev->kind;
+    int six = (k == IFPX_ROUTE6_ADD || k == IFPX_ROUTE6_DEL || k == IFPX_GROUTE6_ADD ||
+               k == IFPX_GROUTE6_DEL);
     if (ifpx_mp_ip(ifpx_mp_field(m, "dst"), &ev->family, ev->ip) ||
         ev->family != (six ? AF_INET6 : AF_INET))
         return IFPX_E_FIELD;
@@ -418,7 +423,31 @@ static int parse_route_event(const msgpack_object *m, struct ifpx_event *ev)
     ev->metric = (uint32_t)v;
     if (ifpx_mp_route_forwarding(ifpx_mp_field(m, "type"), ifpx_mp_field(m, "prefsrc"), ev))
         return IFPX_E_FIELD;
+    if (k >= IFPX_GROUTE_ADD) {
+        /* the group form: a group id instead of next hops */
+        if (ifpx_mp_uint(m, "group", UINT32_MAX, &v, 0, 0))
+            return IFPX_E_FIELD;
+        ev->group = (uint32_t)v;
+        return IFPX_OK;
+    }
     return ifpx_mp_nexthops(ifpx_mp_field(m, "nexthops"), ev);
+}
+
+static int parse_group_event(const msgpack_object *m, struct ifpx_event *ev)
+{
+    uint64_t v;
+    int rc;
+    if (ifpx_mp_uint(m, "group", UINT32_MAX, &v, 1, 0) || !v)
+        return IFPX_E_FIELD;
+    ev->group = (uint32_t)v;
+    if (ev->kind == IFPX_NHGROUP_DEL)
+        return IFPX_OK;
+    const msgpack_object *hops = ifpx_mp_field(m, "nexthops");
+    if (!hops)
+        return IFPX_E_FIELD;
+    if ((rc = ifpx_mp_nexthops(hops, ev)))
+        return rc;
+    return ev->nh_count ? IFPX_OK : IFPX_E_FIELD;
 }
 
 static int parse_heartbeat(const msgpack_object *m, struct ifpx_event *ev)
@@ -480,7 +509,10 @@ static int parse_event(const msgpack_object *m, struct ifpx_event *ev)
     case IFPX_NEIGH_ADD: case IFPX_NEIGH_DEL: case IFPX_NEIGH6_ADD: case IFPX_NEIGH6_DEL:
         return parse_ip_event(m, ev);
     case IFPX_ROUTE_ADD: case IFPX_ROUTE_DEL: case IFPX_ROUTE6_ADD: case IFPX_ROUTE6_DEL:
+    case IFPX_GROUTE_ADD: case IFPX_GROUTE_DEL: case IFPX_GROUTE6_ADD: case IFPX_GROUTE6_DEL:
         return parse_route_event(m, ev);
+    case IFPX_NHGROUP_SET: case IFPX_NHGROUP_DEL:
+        return parse_group_event(m, ev);
     case IFPX_PROXY_RENAMED:
         return ifpx_mp_str(ifpx_mp_field(m, "old_name"), ev->old_name, sizeof ev->old_name);
     case IFPX_PROXY_BACK:
@@ -748,5 +780,7 @@ const char *ifpx_kind_topic(enum ifpx_kind k)
         return "hb";
     if (k >= IFPX_RULE_ADD && k <= IFPX_RULE6_DEL)
         return "rule";
+    if (k >= IFPX_NHGROUP_SET && k <= IFPX_GROUTE6_DEL)
+        return "fib";
     return "sync";
 }

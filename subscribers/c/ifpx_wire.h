@@ -30,6 +30,9 @@ enum ifpx_kind {
     IFPX_RESYNC_BEGIN, IFPX_RESYNC_END, IFPX_HEARTBEAT,
     /* protocol minor 1 */
     IFPX_RULE_ADD, IFPX_RULE_DEL, IFPX_RULE6_ADD, IFPX_RULE6_DEL,
+    /* protocol minor 3: next-hop groups, and routes that refer to one (topic "fib") */
+    IFPX_NHGROUP_SET, IFPX_NHGROUP_DEL,
+    IFPX_GROUTE_ADD, IFPX_GROUTE_DEL, IFPX_GROUTE6_ADD, IFPX_GROUTE6_DEL,
     IFPX_KIND_COUNT
 };
 
@@ -55,8 +58,8 @@ struct ifpx_topic_seq {
 #define IFPX_NH_LINKDOWN 0x10
 
 struct ifpx_nexthop {
-    int has_gateway;
-    int gw_family;          /* AF_INET or AF_INET6 */
+    uint8_t has_gateway;
+    uint8_t gw_family;      /* AF_INET or AF_INET6 */
     uint8_t gateway[16];    /* network order */
     uint32_t ifindex;
     int32_t port_id;        /* -1: no port bound to that interface */
@@ -128,7 +131,9 @@ struct ifpx_event {
     double interval;
     /* rule*: the rule */
     struct ifpx_rule rule;
-    /* route*: the next hops; last, so code may copy only the nh_count it uses */
+    /* nhgroup_*, groute*: the next-hop group's id (groute*: 0 for a drop route) */
+    uint32_t group;
+    /* route*, nhgroup_set: the next hops; last, so code may copy only the nh_count it uses */
     struct ifpx_nexthop nh[IFPX_MAX_NEXTHOPS];
 };
 
@@ -167,6 +172,11 @@ struct ifpx_snapshot {
 int ifpx_decode_snapshot(const char *buf, size_t len, struct ifpx_snapshot *snap,
                          ifpx_event_cb cb, void *ctx);
 
+/* ifpx_decode_snapshot with the routes in the group form when groups is non-zero: an
+ * nhgroup_set for every group the routes use, then groute(6)_add (protocol minor 3). */
+int ifpx_decode_snapshot_form(const char *buf, size_t len, struct ifpx_snapshot *snap,
+                              int groups, ifpx_event_cb cb, void *ctx);
+
 /* A decoded message whose events are taken one at a time (for bounded polling).
  * Opening it checks the header and every event, so a message is applied whole or
  * not at all; it keeps its own copy of the payload. */
@@ -198,6 +208,10 @@ int ifpx_decode_replay(const char *buf, size_t len, uint64_t *epoch, ifpx_payloa
 /* Requests. Each writes a msgpack request into buf (size cap) and returns its length,
  * or a negative status when it does not fit. */
 int ifpx_encode_snapshot(char *buf, size_t cap, uint64_t id);
+/* `snapshot` naming the topics the requester follows (protocol minor 3: the bridge keeps
+ * them published until the subscription reaches it). */
+int ifpx_encode_snapshot_topics(char *buf, size_t cap, uint64_t id, const char *const *topics,
+                                int n_topics);
 int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint64_t from_seq,
                        const char *const *topics, int n_topics);
 int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy);

@@ -24,6 +24,7 @@ from ifpx.schemas.version import PROTOCOL_MINOR, negotiate
 
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
+from .forms import RouteForms
 from .stats import BridgeStats
 from .workers import Peer, WorkerTable
 
@@ -122,12 +123,19 @@ class Controller:
         self.netns = netns
         self.cfg_done = False
         self.workers = WorkerTable(effects.pid_alive)
+        self.forms = RouteForms()
+        """Which route forms someone takes: what the daemon builds events in."""
         self._events: list[EventBase] = []
         self._peer = Peer()
         self._now = 0.0
         self.server = Server(
             {name: partial(handler, self) for name, handler in HANDLERS.items()}, READ_ONLY
         )
+
+    def use_forms(self, now: float) -> None:
+        """Build events in the route forms someone takes now."""
+        self.core.flat = self.forms.wanted("route", now)
+        self.core.grouped = self.forms.wanted("fib", now)
 
     def handle_frames(
         self,
@@ -191,6 +199,7 @@ class Controller:
                 "nexthop_objects",
                 "policy_rules",
                 "workers",
+                "nhgroups",
             ],
             minor=PROTOCOL_MINOR,
         )
@@ -340,7 +349,9 @@ class Controller:
     def _cmd_events_available(self, _cmd: c.EventsAvailable) -> c.Result:
         return c.EventsAvailableResult(kinds=list(EVENT_TYPES))
 
-    def _cmd_snapshot(self, _cmd: c.Snapshot) -> c.Result:
+    def _cmd_snapshot(self, cmd: c.Snapshot) -> c.Result:
+        self.forms.lease(cmd.topics, self._now)
+        self.use_forms(self._now)
         return c.SnapshotResult(
             epoch=self.stream.epoch,
             seq=self.stream.seq,

@@ -244,7 +244,7 @@ class BridgeCore(RouteMirror):
         # objects through it, and the routes that used them.
         out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
         for key in sorted(self.routes_via(ifindex)):
-            if len(self.routes[key][1]) > 1:
+            if len(self.routes[key][1].hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
                 self.redumps.add(Redump(key[0]))
             out.extend(self._drop_route(key))
@@ -318,6 +318,8 @@ class BridgeCore(RouteMirror):
         are deleted (sweep); dumped entries are applied (no event if unchanged).
         """
         out: list[ev.EventBase] = []
+        if kind == "route":
+            return self._reconcile_routes(records, family, oif)
         dumped = list(records)
         if kind == "link":
             seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
@@ -339,17 +341,6 @@ class BridgeCore(RouteMirror):
             return out
         elif kind == "rule":
             out.extend(self.policy.sweep(family, [r for r in dumped if isinstance(r, nlmsg.Rule)]))
-        elif kind == "route":
-            keys = self.routes_via(oif) if oif else self.routes
-            scope = [k for k in keys if k[0] == family]
-            # At start the mirror is empty: nothing to sweep, so no need to index the dump.
-            seen_r = (
-                {self.route_key(r) for r in dumped if isinstance(r, nlmsg.Route)}
-                if scope
-                else set()
-            )
-            for key in sorted(set(scope) - seen_r):
-                out.extend(self._drop_route(key))
         elif kind == "neigh":
             seen_n = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
             for ifindex, entries in list(self.neighs.items()):
@@ -359,6 +350,29 @@ class BridgeCore(RouteMirror):
         else:
             raise ValueError(f"unknown dump kind {kind!r}")
         out.extend(self.apply_all(dumped))
+        return out
+
+    def _reconcile_routes(
+        self, records: Iterable[nlmsg.Record], family: int, oif: int
+    ) -> list[ev.EventBase]:
+        """A route dump (of ``family``, via ``oif`` if non-zero) applied as it streams in,
+        then the routes in its scope it did not hold swept away.
+
+        One pass, holding no list of the dump: the caller's iterator may do its own
+        work between records (the daemon keeps its heartbeats going through a re-dump
+        of a million routes).
+        """
+        keys = self.routes_via(oif) if oif else self.routes
+        scope = {k for k in keys if k[0] == family}
+        out: list[ev.EventBase] = []
+        seen: set[RouteKey] = set()
+        for rec in records:
+            if scope and isinstance(rec, nlmsg.Route):
+                seen.add(self.route_key(rec))
+            out.extend(self.apply(rec))
+        for key in sorted(scope - seen):
+            if key in self.routes:
+                out.extend(self._drop_route(key))
         return out
 
     # ---- bindings -------------------------------------------------------------
@@ -384,6 +398,11 @@ class BridgeCore(RouteMirror):
         for (fam, ip), (mac, st) in sorted(self.neighs.get(link.ifindex, {}).items()):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
             out.append(self._ev(ncls, **common, ip=ip, mac=mac, state=st))
+        # The groups through the link now name the port: said before any route uses them.
+        for group in self.groups():
+            view = self._gview(group) if group.via(link.ifindex) else None
+            if view is not None and group.sent is not None:
+                out.extend(self._announce(group, view))
         for pkey in self._published_keys(self.routes_via(link.ifindex)):
             val = self._published(pkey)
             out.extend(self._route_change(pkey, val, val, force=True))
@@ -411,9 +430,12 @@ class BridgeCore(RouteMirror):
             assert val is not None
             view = self._view(val)
             if view is None:
-                out.append(self._route_event(pkey, val, self._view_with(val[1], entry), True))
+                out.extend(self._del_events(pkey, val, self._view_with(val[1].hops, entry)))
             else:
-                out.append(self._route_event(pkey, val, view, False))
+                out.extend(self._add_events(pkey, val, view, True, True))
+        for group in self.groups():
+            if group.via(entry.ifindex) and self._gview(group) is None:
+                out.extend(self._retire(group))
         return out
 
     def _view_with(self, hops: tuple[nlmsg.NextHopT, ...], entry: Entry) -> NhView:
@@ -479,7 +501,7 @@ class BridgeCore(RouteMirror):
                 neighs.append(
                     NeighState.model_construct(port_id=e.port_id, ip=ip, mac=mac, state=st)
                 )
-        sets: dict[tuple[NhView, int, str | None], int] = {}
+        sets: dict[tuple[int, NhView, int, str | None], int] = {}
         rows: list[tuple[Literal[4, 6], str, int, int, int, int, int]] = []
         variants = self._variants
         merged = [(pkey, self._published(pkey)) for pkey in variants]
@@ -495,7 +517,9 @@ class BridgeCore(RouteMirror):
         for vid, val in used.items():
             view = self._view(val)
             index_of[vid] = (
-                None if view is None else sets.setdefault((view, val[2], val[3]), len(sets))
+                None
+                if view is None
+                else sets.setdefault((val[1].gid, view, val[2], val[3]), len(sets))
             )
         rows = [
             (4 if k[0] == AF4 else 6, k[2], k[3], k[1], v[0], k[5], i)
@@ -509,14 +533,18 @@ class BridgeCore(RouteMirror):
                 )
                 for gw, ifx, port, w, f in view
             ]
-            for view, _t, _s in sets
+            for _g, view, _t, _s in sets
         ]
-        forwarding = [(TYPE_NAMES[t], src) for _v, t, src in sets]
+        forwarding = [(TYPE_NAMES[t], src) for _g, _v, t, src in sets]
+        self.forget_sent()
         return SnapshotState.model_construct(
             bindings=bindings,
             ports=ports,
             routes=RouteTable.model_construct(
-                nexthop_sets=nexthop_sets, rows=rows, forwarding=forwarding
+                nexthop_sets=nexthop_sets,
+                rows=rows,
+                forwarding=forwarding,
+                groups=[gid for gid, _v, _t, _s in sets],
             ),
             neighs=neighs,
             rules=self.policy.states(),

@@ -17,6 +17,8 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from types import FrameType
 
@@ -24,6 +26,7 @@ import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
+from ifpx.schemas.envelope import MAX_BATCH
 from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
 from ifpx.schemas.instance import InstanceLock, InstanceLocked
 from ifpx.schemas.journal import Journal
@@ -71,6 +74,7 @@ class Bridge:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.core = BridgeCore(all_routes=opts.all_routes)
+        self.core.defer_flat = True  # see _publish
         self.state_path = Path(opts.state)
         self._stop = threading.Event()
         self.curve: endpoints.Curve | None = None
@@ -80,6 +84,7 @@ class Bridge:
         self.started = time.monotonic()
         self._settle: set[Redump] = set()
         self._settle_at = 0.0
+        self._next_hb = float("inf")  # the loop's first turn beats at once
         self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
 
@@ -158,7 +163,8 @@ class Bridge:
                 "--curve-clients, keys from 'ifpx keygen'), or --insecure"
             )
         self.curve = endpoints.start_curve(ctx, opts.curve_secret, opts.curve_clients)
-        pub_sock = ctx.socket(zmq.PUB)
+        # An XPUB, to see which topics are taken: a route form is built only then.
+        pub_sock = ctx.socket(zmq.XPUB)
         pub_sock.setsockopt(zmq.SNDHWM, opts.hwm)
         pub_sock.setsockopt(zmq.LINGER, 0)
         self._secure(pub_sock)
@@ -168,7 +174,10 @@ class Bridge:
             ipc = opts.control_ro.startswith("ipc://")
             controls.append((self._rep(ctx, opts.control_ro), True, ipc))
 
+        self.pub_sock = pub_sock
         self.pub = Publisher(pub_sock, self.epoch, Journal(opts.journal))
+        # A resync under a full table publishes a million events: beats between them.
+        self.pub.between = lambda: self._beat(time.monotonic())
         self.controller = Controller(self.core, self.pub, self, self.stats, netns=opts.netns)
         self.latest_stats = self.stats()
         if opts.metrics:
@@ -236,7 +245,10 @@ class Bridge:
                     self.core.load_routes(self.dumper.routes(family, oif))
                     return []
                 elif kind == "route":
-                    recs = list(self.dumper.routes(family, oif))
+                    # Whole before it is applied (an interrupted dump changes nothing),
+                    # with heartbeats through both.
+                    recs = list(self._beating(self.dumper.routes(family, oif)))
+                    return self.core.reconcile(kind, self._beating(recs), family, oif)
                 elif kind == "nexthop":
                     recs = list(self.dumper.nexthops())
                 elif kind == "rule":
@@ -285,6 +297,7 @@ class Bridge:
         t0 = time.monotonic()
         log.warning("resync reason=%s", reason)
         events = self._dump_all()
+        events += list(self.core.deferred())  # between the markers, with the rest
         self.pub.publish(
             [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
         )
@@ -315,16 +328,30 @@ class Bridge:
         events: list[EventBase] = []
         for req in sorted(reqs, key=_redump_order):
             events.extend(self._dump(req.kind, req.family, req.oif))
+        self._publish(events)
+
+    def _publish(self, events: list[EventBase]) -> None:
+        """Publish ``events``, then what the flat form was let off building meanwhile.
+
+        A next hop that died is one ``nhgroup_set`` for the group form, and a
+        ``route_add`` of every route through it for the flat form: the first goes out
+        before the second is even built (a million of them take the bridge seconds).
+        """
         if events:
             self.pub.publish(events)
+        owed = self.core.deferred()
+        while chunk := list(islice(owed, MAX_BATCH)):
+            self.pub.publish(chunk)
 
     def _process(self, datagrams: list[bytes], overrun: bool) -> None:
         events: list[EventBase] = []
         for data in datagrams:
             events.extend(self.core.apply_all(nlmsg.decode(data)))
-        events.extend(self._compensate())
-        if events:
-            self.pub.publish(events)
+        # Out before the re-dumps they ask for: a link that went down is a handful of
+        # group events, and its re-dump (every route through it, a million perhaps) only
+        # confirms them; it must not hold them back.
+        self._publish(events)
+        self._publish(self._compensate())
         if overrun:
             self.overruns += 1
             self._resync("netlink overrun")
@@ -347,18 +374,14 @@ class Bridge:
         poller = zmq.Poller()
         listening = self.listener.fileno()
         poller.register(listening, zmq.POLLIN)
+        poller.register(self.pub_sock, zmq.POLLIN)
         for rep, _read_only, _ipc in controls:
             poller.register(rep, zmq.POLLIN)
-        interval = self.opts.heartbeat
-        next_hb = time.monotonic()
+        self._next_hb = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
-            if now >= next_hb:
-                self.pub.heartbeat(interval)
-                next_hb = now + interval
-                # What the metrics endpoint's thread reads: one immutable snapshot a beat.
-                self.latest_stats = self.stats()
-            timeout = max(0.0, min(next_hb - now, 0.5))
+            self._beat(now)
+            timeout = max(0.0, min(self._next_hb - now, 0.5))
             if self._settle:
                 timeout = max(0.0, min(timeout, self._settle_at - now))
             try:
@@ -367,6 +390,9 @@ class Bridge:
                 if exc.errno == errno.EINTR:
                     continue
                 raise
+            if self.pub_sock in ready:
+                self._subscriptions()
+            self.controller.use_forms(time.monotonic())
             if listening in ready:
                 batch, overrun = self._read_netlink()
                 self._process(batch, overrun)
@@ -379,6 +405,33 @@ class Bridge:
                 poller.unregister(listening)
                 listening = self.listener.fileno()
                 poller.register(listening, zmq.POLLIN)
+
+    def _subscriptions(self) -> None:
+        forms = self.controller.forms
+        while True:
+            try:
+                frame = self.pub_sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            forms.subscription(frame)
+
+    def _beat(self, now: float) -> None:
+        """A heartbeat, if one is due."""
+        if now < self._next_hb:
+            return
+        self.pub.heartbeat(self.opts.heartbeat)
+        self._next_hb = now + self.opts.heartbeat
+        # What the metrics endpoint's thread reads: one immutable snapshot a beat.
+        self.latest_stats = self.stats()
+
+    def _beating(self, records: Iterable[nlmsg.Record]) -> Iterator[nlmsg.Record]:
+        """``records``, with the heartbeats that fall due meanwhile: a re-dump of a
+        million routes (a link down under a full table) takes seconds, and
+        subscribers that hear nothing for 3.5 intervals would take snapshots."""
+        for i, rec in enumerate(records):
+            if not i & 4095:
+                self._beat(time.monotonic())
+            yield rec
 
     def _answer(self, rep: zmq.Socket[bytes], read_only: bool, ipc: bool) -> None:
         try:
@@ -393,8 +446,8 @@ class Bridge:
         # it is built only rescans them (it doubled the time of a late join).
         with gcpolicy.paused():
             reply, events = self.controller.handle_frames(frames, read_only, peer, time.monotonic())
-        if events:  # published before the reply: a client that reads on sees its change
-            self.pub.publish(events)
+        # Published before the reply: a client that reads on sees its change.
+        self._publish(events)
         rep.send(reply)
 
     def stats(self) -> BridgeStats:

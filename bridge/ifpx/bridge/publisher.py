@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import zmq
 
@@ -16,6 +16,7 @@ from ifpx.schemas.topics import KIND_TOPIC, TOPICS, Topic
 from ifpx.schemas.version import PROTOCOL_VERSION
 
 _TOPIC_FRAMES = {t: t.encode() for t in TOPICS}
+_ROUTE_FORMS: tuple[Topic, ...] = ("fib", "route")
 
 
 class SeqTimes:
@@ -67,6 +68,8 @@ class Publisher:
         self.last_seq: dict[str, int] = {t: 0 for t in TOPICS if t != "hb"}
         """The ``seq`` of the latest message of every topic."""
         self.times = SeqTimes()
+        self.between: Callable[[], None] | None = None
+        """Called after each message a long publish sends (the daemon beats from it)."""
 
     def topic_seqs(self) -> dict[str, int]:
         """The latest ``tseq`` of every topic."""
@@ -82,12 +85,26 @@ class Publisher:
         return self.times.time_of(seq)
 
     def publish(self, events: Sequence[EventBase]) -> None:
-        """Publish events in order; consecutive events of one topic share a message."""
+        """Publish events in order; consecutive events of one topic share a message.
+
+        The two route forms interleave event by event (each change in both), but no
+        subscriber takes both: a run of them goes out as the group form's messages,
+        then the flat form's, each in order, rather than a message per event.
+        """
         i = 0
         n = len(events)
         while i < n:
             topic: Topic = KIND_TOPIC[events[i].kind]
             j = i + 1
+            if topic in _ROUTE_FORMS:
+                while j < n and KIND_TOPIC[events[j].kind] in _ROUTE_FORMS:
+                    j += 1
+                for form in _ROUTE_FORMS:
+                    run = [e for e in events[i:j] if KIND_TOPIC[e.kind] == form]
+                    for k in range(0, len(run), MAX_BATCH):
+                        self._send(form, run[k : k + MAX_BATCH])
+                i = j
+                continue
             while j < n and j - i < MAX_BATCH and KIND_TOPIC[events[j].kind] == topic:
                 j += 1
             self._send(topic, list(events[i:j]))
@@ -121,6 +138,8 @@ class Publisher:
         for e in batch:
             kind = e.kind
             by_kind[kind] = by_kind.get(kind, 0) + 1
+        if self.between is not None:
+            self.between()
 
     def heartbeat(self, interval: float) -> None:
         """Announce the latest sequence numbers (no sequence number of its own)."""

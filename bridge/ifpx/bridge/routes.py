@@ -1,12 +1,17 @@
 """The route seam of the bridge's core: the kernel's routes interned, merged and viewed (pure).
 
-A full table is a million routes over a handful of next-hop sets, so next-hop
-tuples and (proto, next hops) values are interned and shared; routes the kernel
-keeps apart per interface under one public key (each port's fe80::/64) are
-published merged; what a route looks like on the wire depends on the bindings
-(which next hops lead to a bound port), and those views are cached per interned
-next-hop set and bindings generation. :class:`~ifpx.bridge.core.BridgeCore`
-builds on :class:`RouteMirror`, which holds all of this.
+A full table is a million routes over a handful of next-hop sets, so routes
+refer to shared :class:`Group` objects (one per set of next hops, whatever their
+liveness, or per kernel next-hop object) and (proto, group) values are interned
+and shared. A group holds its hops' liveness: a link that goes down changes a
+few groups, not a million routes, and reaches subscribers of the group form
+(topic ``fib``) as one ``nhgroup_set`` per group; the flat form (topic
+``route``) republishes every route through it, and is built only while someone
+takes it (:attr:`RouteMirror.flat`). Routes the kernel keeps apart per interface
+under one public key (each port's fe80::/64) are published merged; what a route
+looks like on the wire depends on the bindings (which next hops lead to a bound
+port), and those views are cached per group and bindings generation.
+:class:`~ifpx.bridge.core.BridgeCore` builds on :class:`RouteMirror`.
 """
 
 from __future__ import annotations
@@ -36,15 +41,52 @@ RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
 no gateway. The kernel keeps such routes apart per interface under one public key (each
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
 _NO_KEYS: frozenset[RouteKey] = frozenset()
-RouteVal = tuple[int, tuple[nlmsg.NextHopT, ...], int, str | None, int]
-"""(proto, next hops, type, prefsrc, next-hop object id or 0): shared by every route
-with the same values (interned). ``type`` is an ``RTN_*`` of :data:`TYPE_NAMES`;
-routes of any other type than unicast have no next hops."""
+NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
+"""Published next hops: (gateway, ifindex, port_id, weight, flags)."""
+
+
+class Group:
+    """A next-hop group: the hops routes forward by, with their current liveness flags.
+
+    Shared by every route with the same hops (whatever their liveness) or the same
+    kernel next-hop object; mutated in place when a hop dies, comes back or the
+    object is replaced, which is what makes a link failure cost O(groups).
+    """
+
+    __slots__ = ("gid", "hops", "keys", "sent", "view", "view_gen")
+
+    def __init__(self, gid: int, hops: tuple[nlmsg.NextHopT, ...]) -> None:
+        self.gid = gid
+        self.hops = hops
+        self.keys: set[RouteKey] | None = set()
+        """The routes through it while they are few (a link's own subnet, say), so that
+        those a dead link takes along are found without a scan; None once there were
+        more than :data:`FEW` (the big groups a scan is kept for)."""
+        self.sent: NhView | None = None
+        """What the group form last said of it (None: nothing since the last snapshot)."""
+        self.view: NhView | None = None
+        self.view_gen = -1
+
+    def via(self, ifindex: int) -> bool:
+        """Whether a hop goes through ``ifindex``."""
+        return any(h[1] == ifindex for h in self.hops)
+
+
+FEW = 64
+"""Most routes a group keeps the keys of (see :attr:`Group.keys`)."""
+
+NO_GROUP = Group(0, ())
+"""The group of routes without next hops (drop routes): id 0 on the wire. Shared by
+every mirror, so it keeps no keys and is never announced or changed."""
+NO_GROUP.keys = None
+
+RouteVal = tuple[int, Group, int, str | None, int]
+"""(proto, next-hop group, type, prefsrc, next-hop object id or 0): shared by every
+route with the same values (interned). ``type`` is an ``RTN_*`` of
+:data:`TYPE_NAMES`; routes of any other type than unicast have :data:`NO_GROUP`."""
 _MAX_HOP_MODELS = 4096
 """Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
 
-NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
-"""Published next hops: (gateway, ifindex, port_id, weight, flags)."""
 _LIVENESS = nlmsg.RTNH_F_DEAD | nlmsg.RTNH_F_LINKDOWN
 _UNICAST = nlmsg.RTN_UNICAST
 _CLONED = nlmsg.RTM_F_CLONED
@@ -132,17 +174,33 @@ class RouteMirror:
 
     def __init__(self) -> None:
         self._quiet = False
+        self.flat = True
+        """Build route events in the flat form (topic ``route``)."""
+        self.grouped = False
+        """Build route events in the group form (topic ``fib``)."""
+        self.defer_flat = False
+        """Put off the flat form's republishing of every route through a group whose
+        hops changed until :meth:`deferred` (the daemon's: the group form's one event
+        goes out first, not after a million flat ones)."""
+        self._deferred: dict[int, Group] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self._variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
-        self._hops: dict[tuple[nlmsg.NextHopT, ...], tuple[nlmsg.NextHopT, ...]] = {}
-        # Route values too: (proto, interned next hops, ...) repeat across a whole table,
-        # and sharing them saves a tuple per route. Keyed by the next hops' identity.
+        self._groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
+        """Next hops without their liveness flags -> their group."""
+        self._hop_groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
+        """Next hops as the kernel reports them (with liveness) -> their group."""
+        self._obj_groups: dict[int, Group] = {}
+        """Kernel next-hop object id -> the group of the routes through it."""
+        self._merged: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
+        """Next hops of a merged route (see :data:`RouteKey`), liveness and all -> its
+        group: made from its parts' hops, never changed in place (the parts are)."""
+        self._next_gid = 1
+        # Route values too: (proto, group, ...) repeat across a whole table, and
+        # sharing them saves a tuple per route. Keyed by the group's identity.
         self._values: dict[tuple[int, int, int, str | None, int], RouteVal] = {}
         self._hop_models: dict[NhView, list[ev.NextHop]] = {}
-        self._views: dict[int, tuple[tuple[nlmsg.NextHopT, ...], NhView | None]] = {}
-        self._views_generation = -1
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
@@ -158,18 +216,55 @@ class RouteMirror:
         """True inside :meth:`quiet`."""
         return self._quiet
 
-    def _nh_view(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
-        """How ``hops`` are published under the current bindings; None: not published."""
-        # Once per interned next-hop set and bindings generation, not once per route.
-        views = self._views
-        if self.bindings.generation != self._views_generation or len(views) >= _MAX_HOP_MODELS:
-            views.clear()
-            self._views_generation = self.bindings.generation
-        hit = views.get(id(hops))
-        if hit is not None and hit[0] is hops:
-            return hit[1]
-        view = self._view_of(hops)
-        views[id(hops)] = (hops, view)  # holding ``hops`` keeps its id from being reused
+    # ---- groups ---------------------------------------------------------------
+
+    def _new_group(self, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
+        group = Group(self._next_gid, hops)
+        self._next_gid += 1
+        return group
+
+    def _group_for(self, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
+        """The group of a route without a next-hop object (its liveness may differ)."""
+        group = self._hop_groups.get(hops)
+        if group is None:
+            bare = tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
+            group = self._groups.get(bare)
+            if group is None:
+                group = self._groups[bare] = self._new_group(hops)
+            self._hop_groups[hops] = group
+        return group
+
+    def _obj_group(self, nhid: int, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
+        """The group of the routes through kernel next-hop object ``nhid``."""
+        group = self._obj_groups.get(nhid)
+        if group is None:
+            group = self._obj_groups[nhid] = self._new_group(hops)
+        return group
+
+    def groups(self) -> Iterator[Group]:
+        """Every group the mirror knows (some may be used by no route any more)."""
+        yield from self._groups.values()
+        yield from self._obj_groups.values()
+        yield from self._merged.values()
+
+    def _gview(self, group: Group) -> NhView | None:
+        """How ``group``'s hops are published under the current bindings; None: not at all.
+
+        A group is published when a hop leads to a bound port (or with ``all_routes``);
+        the empty group of drop routes always is: a drop route overrides any less
+        specific route a worker would use.
+        """
+        # Once per group and bindings generation, not once per route.
+        if group.view_gen == self.bindings.generation:
+            return group.view
+        if group is NO_GROUP:
+            view: NhView | None = ()
+        elif not group.hops:
+            view = None
+        else:
+            view = self._view_of(group.hops)
+        group.view = view
+        group.view_gen = self.bindings.generation
         return view
 
     def _view_of(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
@@ -185,19 +280,10 @@ class RouteMirror:
         return tuple(view)
 
     def _view(self, val: RouteVal) -> NhView | None:
-        """How a route is published; None: not at all.
+        """How a route's next hops are published; None: the route is not published."""
+        return self._gview(val[1])
 
-        A unicast route is published when a next hop leads to a bound port; a drop
-        route always is: it overrides any less specific route a worker would use.
-        """
-        if val[2] != _UNICAST:
-            return ()
-        return self._nh_view(val[1])
-
-    def _route_event(
-        self, key: PublicKey, val: RouteVal, view: NhView, deleted: bool
-    ) -> ev.EventBase:
-        family, table, dst, plen, _tos, metric = key
+    def _hop_list(self, view: NhView) -> list[ev.NextHop]:
         # A table has a handful of distinct next-hop views: their (frozen) models are
         # built once and shared by every event that carries them.
         nexthops = self._hop_models.get(view)
@@ -215,6 +301,118 @@ class RouteMirror:
                 )
                 for gw, ifx, port, w, flags in view
             ]
+        return nexthops
+
+    def _announce(self, group: Group, view: NhView, force: bool = False) -> list[ev.EventBase]:
+        """``nhgroup_set`` for ``group`` unless the group form already says ``view``."""
+        if not self.grouped or group is NO_GROUP or (group.sent == view and not force):
+            return []
+        group.sent = view
+        return [self._ev(ev.NhGroupSet, group=group.gid, nexthops=self._hop_list(view))]
+
+    def _retire(self, group: Group) -> list[ev.EventBase]:
+        """``nhgroup_del`` for a group the group form holds and no published route uses."""
+        if not self.grouped or group.sent is None:
+            return []
+        group.sent = None
+        return [self._ev(ev.NhGroupDel, group=group.gid)]
+
+    def forget_sent(self) -> None:
+        """A snapshot was taken: whoever loads it holds the groups its routes use, and
+        no other; announce each group again before a route refers to it."""
+        for group in self.groups():
+            group.sent = None
+
+    def _set_group(self, group: Group, hops: tuple[nlmsg.NextHopT, ...]) -> list[ev.EventBase]:
+        """``group`` now forwards by ``hops`` (liveness changed, or its object was replaced).
+
+        The group form hears one ``nhgroup_set``; the flat form, every route through
+        the group again. Routes that stop or start being published (an object
+        replaced by one through other links) are withdrawn or added in both forms.
+        """
+        if group.hops == hops:
+            return []
+        old_view = self._gview(group)
+        merged = [] if self._quiet else self._merged_using(group)
+        group.hops = hops
+        group.view_gen = -1
+        new_view = self._gview(group)
+        if self._quiet:
+            return []
+        out: list[ev.EventBase] = []
+        for pkey, before, before_view in merged:
+            out.extend(self._change(pkey, before, before_view, self._published(pkey)))
+        if new_view == old_view:
+            return out
+        if new_view is not None:
+            out.extend(self._announce(group, new_view, force=True))
+        if self.flat and self.defer_flat and old_view is not None and new_view is not None:
+            self._deferred[id(group)] = group
+        elif self.flat or (old_view is None) != (new_view is None):
+            for pkey, val in self._published_using(group):
+                if new_view is None:
+                    assert old_view is not None
+                    out.extend(self._del_events(pkey, val, old_view))
+                elif old_view is None:
+                    out.extend(self._add_events(pkey, val, new_view, True, True))
+                else:
+                    out.extend(self._add_events(pkey, val, new_view, True, False))
+        if new_view is None:
+            out.extend(self._retire(group))
+        return out
+
+    def deferred(self) -> Iterator[ev.EventBase]:
+        """The flat form's ``route_add`` of every route through the groups whose hops
+        changed since the last call (with :attr:`defer_flat`), as they are now.
+
+        Made as they are taken (a million of them take seconds: the caller publishes
+        them in slices, and keeps its heartbeats going between). The mirror must not
+        change until they are all taken.
+        """
+        groups, self._deferred = self._deferred, {}
+        return self._owed(list(groups.values()) if self.flat else [])
+
+    def _owed(self, groups: list[Group]) -> Iterator[ev.EventBase]:
+        # (With nobody taking the flat form any more, nothing: a flat joiner takes a
+        # snapshot.)
+        for group in groups:
+            view = self._gview(group)
+            if view is None:
+                continue
+            for pkey, val in self._published_using(group):
+                self.counters.events += 1
+                yield self._route_event(pkey, val, view, False)
+
+    def _published_using(self, group: Group) -> list[tuple[PublicKey, RouteVal]]:
+        """The routes published as they are (not merged) through ``group`` (a scan)."""
+        variants, routes = self._variants, self.routes
+        found: list[tuple[PublicKey, RouteVal]] = [
+            (k, routes[k])
+            for k in self._keys_of({id(group): group})
+            if len(k) == 6 and k not in variants
+        ]
+        found.sort(key=lambda kv: kv[0])
+        return found
+
+    def _merged_using(self, group: Group) -> list[tuple[PublicKey, RouteVal, NhView | None]]:
+        """The merged routes with a part through ``group``: (key, published value, view)."""
+        found = []
+        for pkey, keys in sorted(self._variants.items()):
+            parts = ([pkey] if pkey in self.routes else []) + list(keys)
+            if any(self.routes[k][1] is group for k in parts):
+                val = self._published(pkey)
+                if val is not None:
+                    found.append((pkey, val, self._view(val)))
+        return found
+
+    # ---- route events ----------------------------------------------------------
+
+    def _route_event(
+        self, key: PublicKey, val: RouteVal, view: NhView, deleted: bool
+    ) -> ev.EventBase:
+        """A route in the flat form."""
+        family, table, dst, plen, _tos, metric = key
+        nexthops = self._hop_list(view)
         cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
         if family == AF4:
             cls = ev.RouteDel if deleted else ev.RouteAdd
@@ -233,16 +431,93 @@ class RouteMirror:
             prefixlen=plen,
         )
 
+    def _groute_event(self, key: PublicKey, val: RouteVal, deleted: bool) -> ev.EventBase:
+        """A route in the group form."""
+        family, table, dst, plen, _tos, metric = key
+        cls: type[ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del]
+        if family == AF4:
+            cls = ev.GRouteDel if deleted else ev.GRouteAdd
+        else:
+            cls = ev.GRoute6Del if deleted else ev.GRoute6Add
+        return self._ev(
+            cls,
+            table=table,
+            proto=val[0],
+            metric=metric,
+            group=val[1].gid,
+            type=TYPE_NAMES[val[2]],
+            prefsrc=val[3],
+            dst=dst,
+            prefixlen=plen,
+        )
+
+    def _add_events(
+        self, key: PublicKey, val: RouteVal, view: NhView, flat: bool, grouped: bool
+    ) -> list[ev.EventBase]:
+        """A route added or changed: in the flat form if ``flat``, the group form if
+        ``grouped`` (each only while it is wanted)."""
+        out: list[ev.EventBase] = []
+        if grouped and self.grouped:
+            out.extend(self._announce(val[1], view))
+            out.append(self._groute_event(key, val, False))
+        if flat and self.flat:
+            out.append(self._route_event(key, val, view, False))
+        return out
+
+    def _del_events(self, key: PublicKey, val: RouteVal, old_view: NhView) -> list[ev.EventBase]:
+        """A published route withdrawn, in every wanted form."""
+        out: list[ev.EventBase] = []
+        if self.grouped:
+            out.append(self._groute_event(key, val, True))
+        if self.flat:
+            out.append(self._route_event(key, val, old_view, True))
+        return out
+
+    def _route_change(
+        self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
+    ) -> list[ev.EventBase]:
+        if old is None and new is not None:
+            # A new route, the common case: without the general path's calls.
+            group = new[1]
+            view = group.view if group.view_gen == self.bindings.generation else self._gview(group)
+            return [] if view is None else self._add_events(key, new, view, True, True)
+        old_view = None if old is None else self._gview(old[1])
+        return self._change(key, old, old_view, new, force)
+
+    def _change(
+        self,
+        key: PublicKey,
+        old: RouteVal | None,
+        old_view: NhView | None,
+        new: RouteVal | None,
+        force: bool = False,
+    ) -> list[ev.EventBase]:
+        """The events for a published route that went from ``old`` (published as
+        ``old_view``) to ``new``."""
+        new_view = None if new is None else self._gview(new[1])
+        if new_view is None or new is None:
+            if old_view is None or old is None:
+                return []
+            return self._del_events(key, old, old_view)
+        if force or old is None or old_view is None:
+            return self._add_events(key, new, new_view, True, True)
+        same = (old[0], old[2], old[3]) == (new[0], new[2], new[3])
+        return self._add_events(
+            key, new, new_view, not same or old_view != new_view, not same or old[1] is not new[1]
+        )
+
+    # ---- the table -------------------------------------------------------------
+
     def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
         """The keys of the routes with a next hop through ``ifindex``.
 
         Found by a scan rather than kept in an index: an index of a full table costs
         a set entry per route (33 bytes at a million), while a bind, an unbind, a
         proxy's removal or the re-dump after a link goes down, the only callers, are
-        rare. Next-hop tuples are interned, so the scan compares identities (about
+        rare. Routes refer to shared groups, so the scan compares identities (about
         0.2 s at a million routes).
         """
-        via = {id(h) for h in self._hops.values() if any(hop[1] == ifindex for hop in h)}
+        via = {id(g) for g in self.groups() if g.via(ifindex)}
         if not via:
             return _NO_KEYS
         return {key for key, val in self.routes.items() if id(val[1]) in via}
@@ -265,16 +540,16 @@ class RouteMirror:
     def _value(
         self,
         proto: int,
-        hops: tuple[nlmsg.NextHopT, ...],
+        group: Group,
         rtype: int = _UNICAST,
         prefsrc: str | None = None,
         nhid: int = 0,
     ) -> RouteVal:
-        """The shared value; ``hops`` must be interned."""
-        vkey = (proto, id(hops), rtype, prefsrc, nhid)
+        """The shared value."""
+        vkey = (proto, id(group), rtype, prefsrc, nhid)
         val = self._values.get(vkey)
         if val is None:
-            val = self._values[vkey] = (proto, hops, rtype, prefsrc, nhid)
+            val = self._values[vkey] = (proto, group, rtype, prefsrc, nhid)
         return val
 
     def _published(self, pkey: PublicKey) -> RouteVal | None:
@@ -285,18 +560,25 @@ class RouteMirror:
         keys: list[RouteKey] = [pkey] if pkey in self.routes else []
         keys += sorted(variants)
         vals = [self.routes[k] for k in keys]
-        if len(vals) == 1:
+        if len(vals) == 1 or vals[0][2] != _UNICAST:
+            # A drop route appended beside device routes (`ip route append`) is
+            # published as it is: next hops are not a drop route's to merge.
             return vals[0]
-        hops = tuple(h for v in vals for h in v[1])
+        hops = tuple(h for v in vals for h in v[1].hops)
+        group = self._merged.get(hops)
+        if group is None:
+            group = self._merged[hops] = self._new_group(hops)
         first = vals[0]
-        return self._value(first[0], self._hops.setdefault(hops, hops), first[2], first[3])
+        return self._value(first[0], group, first[2], first[3])
 
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
         return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
 
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
         rtype = rec.type
-        if rtype == _UNICAST and not rec.nhid:
+        nhid = rec.nhid
+        pre: list[ev.EventBase] = []
+        if rtype == _UNICAST and not nhid:
             hops = rec.nexthops  # the common case, without a call
         elif rtype not in TYPE_NAMES:
             return []
@@ -312,26 +594,43 @@ class RouteMirror:
                 return []
             before = self._published(pkey) if merged else old
             del self.routes[key]
+            keys = old[1].keys
+            if keys is not None:
+                keys.discard(key)
             if len(key) == 7:
                 variants = self._variants[pkey]
                 variants.discard(key)
                 if not variants:
                     del self._variants[pkey]
             return self._route_change(pkey, before, self._published(pkey) if merged else None)
-        # Interned: a full table has a million routes but a handful of next-hop sets.
-        hops = self._hops.setdefault(hops, hops)
-        new = self._value(rec.proto, hops, rtype, rec.prefsrc, rec.nhid)
-        if old == new:
-            return []
+        if rtype != _UNICAST:
+            group = NO_GROUP
+        elif nhid and self.nh_objects.resolve(nhid) is not None:
+            group = self._obj_group(nhid, hops)
+        else:
+            group = self._hop_groups.get(hops) or self._group_for(hops)
+            if group.hops is not hops and group.hops != hops:
+                # The kernel says the hops' liveness is now this: for every route of them.
+                pre = self._set_group(group, hops)
+        new = self._value(rec.proto, group, rtype, rec.prefsrc, nhid)
+        if old is new:
+            return pre
         before = self._published(pkey) if merged else old
         self.routes[key] = new
+        if old is not None and old[1] is not group and old[1].keys is not None:
+            old[1].keys.discard(key)
+        keys = group.keys
+        if keys is not None:
+            keys.add(key)
+            if len(keys) > FEW:
+                group.keys = None
         if len(key) == 7:
             self._variants.setdefault(pkey, set()).add(key)
         if merged and not self._quiet:
             self._check_replaced(pkey, key)
         if self._quiet:
             return []
-        return self._route_change(pkey, before, self._published(pkey) if merged else new)
+        return pre + self._route_change(pkey, before, self._published(pkey) if merged else new)
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
         # `ip route replace` swaps one route for another under the same public key
@@ -339,36 +638,29 @@ class RouteMirror:
         others = ([pkey] if pkey in self.routes else []) + sorted(self._variants.get(pkey, ()))
         for other in others:
             if other != key:
-                hops = self.routes[other][1]
+                hops = self.routes[other][1].hops
                 self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
-
-    def _route_change(
-        self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
-    ) -> list[ev.EventBase]:
-        # _view() inline: this runs for every route event.
-        old_view = None if old is None else () if old[2] != _UNICAST else self._nh_view(old[1])
-        new_view = None if new is None else () if new[2] != _UNICAST else self._nh_view(new[1])
-        if new_view is None or new is None:
-            if old_view is None or old is None:
-                return []
-            return [self._route_event(key, old, old_view, True)]
-        if (
-            not force
-            and old is not None
-            and old_view == new_view
-            and (old[0], old[2], old[3]) == (new[0], new[2], new[3])
-        ):
-            return []
-        return [self._route_event(key, new, new_view, False)]
 
     def _record(self, key: RouteKey, val: RouteVal, deleted: bool) -> nlmsg.Route:
         """A kernel message for a mirrored route (as the kernel would have sent it)."""
-        proto, hops, rtype, prefsrc, nhid = val
+        proto, group, rtype, prefsrc, nhid = val
         family, table, dst, plen, tos, metric = key[:6]
         if nhid:
             rtype = _UNICAST  # the object decides again what it resolves to
         return nlmsg.Route(
-            deleted, family, table, dst, plen, tos, proto, rtype, 0, metric, hops, prefsrc, nhid
+            deleted,
+            family,
+            table,
+            dst,
+            plen,
+            tos,
+            proto,
+            rtype,
+            0,
+            metric,
+            group.hops,
+            prefsrc,
+            nhid,
         )
 
     def _drop_route(self, key: RouteKey) -> list[ev.EventBase]:
@@ -377,23 +669,44 @@ class RouteMirror:
 
     def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:
         """Republish the routes through next-hop objects ``ids``; withdraw those whose
-        object is gone (the kernel deletes such routes without a message)."""
+        object is gone (the kernel deletes such routes without a message).
+
+        An object that still resolves to next hops changes its group in place: one
+        ``nhgroup_set`` (and the flat form's routes). Only an object that is gone or
+        changed its kind (a blackhole object) goes through every route that uses it.
+        """
         if not ids:
             return []
-        # Values are few (one per object, protocol and source): only when one of them
-        # uses a changed object are the routes scanned (FRR adds objects all the time).
-        stale = {id(v) for v in self._values.values() if v[4] in ids}
-        if not stale:
-            return []
-        keys = sorted(k for k, v in self.routes.items() if id(v) in stale)
         out: list[ev.EventBase] = []
-        for key in keys:
-            val = self.routes[key]
-            if self.nh_objects.resolve(val[4]) is None:
-                self.counters.compensations += 1
-                out.extend(self._drop_route(key))
-            else:
-                out.extend(self._route(self._record(key, val, False)))
+        for nhid in sorted(ids):
+            group = self._obj_groups.get(nhid)
+            resolved = self.nh_objects.resolve(nhid)
+            if group is not None and resolved is not None and resolved[0] == _UNICAST:
+                out.extend(self._set_group(group, resolved[1]))
+        # Values are few (one per object, protocol and source): only when one of them
+        # changes kind or loses its object are the routes scanned.
+        stale: set[int] = set()
+        for val in self._values.values():
+            if val[4] not in ids:
+                continue
+            resolved = self.nh_objects.resolve(val[4])
+            if (
+                resolved is None
+                or resolved[0] != val[2]
+                or (resolved[0] == _UNICAST and val[1] is not self._obj_groups.get(val[4]))
+            ):
+                stale.add(id(val))
+        if stale:
+            for key in sorted(k for k, v in self.routes.items() if id(v) in stale):
+                val = self.routes[key]
+                if self.nh_objects.resolve(val[4]) is None:
+                    self.counters.compensations += 1
+                    out.extend(self._drop_route(key))
+                else:
+                    out.extend(self._route(self._record(key, val, False)))
+        for nhid in sorted(ids):
+            if nhid in self._obj_groups and self.nh_objects.resolve(nhid) is None:
+                out.extend(self._retire(self._obj_groups.pop(nhid)))
         return out
 
     def follow_link(self, ifindex: int, up: bool, carrier: bool) -> list[ev.EventBase]:
@@ -403,27 +716,40 @@ class RouteMirror:
         through a link without carrier ``linkdown``, deletes the routes left without a
         live hop, and flushes the next-hop objects through the link, all without a
         route message for IPv4 (nor for IPv6 multipath hops). The same is done here at
-        once; the caller then reconciles with a re-dump (:attr:`redumps`).
+        once, group by group; the caller then reconciles with a re-dump
+        (:attr:`redumps`).
         """
         mark = (0 if up else nlmsg.RTNH_F_DEAD) | (0 if up and carrier else nlmsg.RTNH_F_LINKDOWN)
         out: list[ev.EventBase] = []
         if mark:
             out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
-        for key in sorted(self.routes_via(ifindex)):
-            val = self.routes.get(key)
-            if val is None or val[4]:
-                continue  # gone with the one before, or through an object (above)
+        dead: dict[int, Group] = {}
+        changed: list[tuple[Group, tuple[nlmsg.NextHopT, ...]]] = []
+        for group in list(self._groups.values()):
+            if not group.via(ifindex):
+                continue
             hops = tuple(
                 (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f)
-                for gw, ifx, w, f in val[1]
+                for gw, ifx, w, f in group.hops
             )
-            if hops == val[1]:
-                continue
             if all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
-                out.extend(self._drop_route(key))
-            else:
-                out.extend(self._route(self._record(key, (val[0], hops, *val[2:]), False)))
+                dead[id(group)] = group
+            elif hops != group.hops:
+                changed.append((group, hops))
+        # The routes left without a live hop go first, as the kernel deletes them.
+        if dead:
+            for key in sorted(self._keys_of(dead)):
+                if key in self.routes:
+                    out.extend(self._drop_route(key))
+        for group, hops in changed:
+            out.extend(self._set_group(group, hops))
         return out
+
+    def _keys_of(self, groups: dict[int, Group]) -> AbstractSet[RouteKey]:
+        """The keys of the routes through ``groups`` (by id): a scan only if one is big."""
+        if all(g.keys is not None for g in groups.values()):
+            return {k for g in groups.values() for k in g.keys or ()}
+        return {k for k, v in self.routes.items() if id(v[1]) in groups}
 
     def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
         """Apply a route dump to a mirror that holds none of its routes yet (the start).
@@ -432,14 +758,14 @@ class RouteMirror:
         applied as they stream in, so a million of them never sit in a list. An
         exception from ``records`` (an interrupted dump) leaves what was applied.
         """
-        routes, interned, values = self.routes, self._hops, self._values
+        routes, values = self.routes, self._values
         route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
         loaded = 0
         last_hops: tuple[nlmsg.NextHopT, ...] | None = None
         last_proto = -1
         last_src: str | None = None
         by_object: dict[tuple[int, int, str | None], RouteVal] = {}
-        val: RouteVal = (0, (), unicast, None, 0)
+        val: RouteVal = (0, NO_GROUP, unicast, None, 0)
         try:
             for rec in records:
                 # The common case inline (about half the time of the general path);
@@ -467,24 +793,32 @@ class RouteMirror:
                             self.apply(rec)
                             continue
                         kind, hops = resolved
-                        hops = interned.setdefault(hops, hops)
+                        group = NO_GROUP if kind != unicast else self._obj_group(nhid, hops)
                         found = by_object[(nhid, proto, prefsrc)] = self._value(
-                            proto, hops, kind, prefsrc, nhid
+                            proto, group, kind, prefsrc, nhid
                         )
                     val = found
                 elif hops is not last_hops or proto != last_proto or prefsrc != last_src:
                     # A dump runs through a few next-hop sets: the decoder hands the
                     # same tuple on, and the same value serves the routes in a row.
                     last_hops, last_proto, last_src = hops, proto, prefsrc
-                    hops = interned.setdefault(hops, hops)
-                    vkey = (proto, id(hops), unicast, prefsrc, 0)
+                    group = self._group_for(hops)
+                    if group.hops is not hops and group.hops != hops:
+                        self._set_group(group, hops)  # quiet: no events
+                    vkey = (proto, id(group), unicast, prefsrc, 0)
                     shared = values.get(vkey)
                     if shared is None:
-                        shared = values[vkey] = (proto, hops, unicast, prefsrc, 0)
+                        shared = values[vkey] = (proto, group, unicast, prefsrc, 0)
                     val = shared
-                if routes.setdefault((family, table, dst, plen, tos, metric), val) is not val:
+                key = (family, table, dst, plen, tos, metric)
+                if routes.setdefault(key, val) is not val:
                     self.apply(rec)
                     continue
+                keys = val[1].keys
+                if keys is not None:
+                    keys.add(key)
+                    if len(keys) > FEW:
+                        val[1].keys = None
                 loaded += 1
         finally:
             self.counters.records += loaded

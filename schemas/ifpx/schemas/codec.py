@@ -178,9 +178,18 @@ def decode_payload(payload: bytes) -> Message:
 # ---- commands and replies -------------------------------------------------------
 
 
+_LATER_FIELDS: dict[str, tuple[str, ...]] = {"snapshot": ("topics",)}
+"""Command fields a later protocol minor added: left out while None, so that a bridge
+of an older minor, which refuses fields it does not know, still takes the command."""
+
+
 def encode_request(cmd: BaseModel) -> bytes:
     """Encode a command."""
-    return dump(cmd)
+    doc = cmd.model_dump()
+    for name in _LATER_FIELDS.get(doc.get("cmd", ""), ()):
+        if doc.get(name) is None:
+            doc.pop(name, None)
+    return _pack(doc)
 
 
 def decode_request(data: bytes) -> Command:

@@ -131,9 +131,15 @@ class EventsAvailable(_Command):
 
 
 class Snapshot(_Command):
-    """The whole published state and the sequence numbers it is consistent at."""
+    """The whole published state and the sequence numbers it is consistent at.
+
+    ``topics``: those the requester follows. The bridge publishes a route form only
+    while someone subscribes to its topic, and a subscription may reach it after this
+    request; naming the topics here keeps them published meanwhile. None: ``route``.
+    """
 
     cmd: Literal["snapshot"] = "snapshot"
+    topics: Annotated[list[Topic], Field(max_length=16)] | None = None
 
 
 class Status(_Command):
@@ -183,7 +189,7 @@ class Report(_Command):
     seq: U64 = Field(description="the last sequence number whose events were all applied")
     synced: bool
     repairing: bool = False
-    topics: Annotated[list[Topic], Field(max_length=8)] = Field(default_factory=list)
+    topics: Annotated[list[Topic], Field(max_length=16)] = Field(default_factory=list)
     interval: Annotated[float, Field(ge=0.05, le=60.0)] = Field(
         default=1.0, description="the most seconds until this worker's next report"
     )

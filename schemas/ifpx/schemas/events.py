@@ -178,6 +178,76 @@ class Route6Del(_RouteBase):
     prefixlen: PrefixLen6
 
 
+GroupId = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""A next-hop group's id: given by the bridge, stable for its epoch; 0 is no group
+(a drop route's)."""
+
+
+class NhGroupSet(EventBase):
+    """A next-hop group is now ``nexthops`` (new, or its hops, their flags or ports changed).
+
+    Routes in the group form (``groute_*``) refer to a group by id, so a next hop
+    that dies, comes back or is replaced reaches a worker as one event whatever the
+    number of routes through it. Sent before the first route that refers to it.
+    """
+
+    kind: Literal["nhgroup_set"] = "nhgroup_set"
+    group: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    nexthops: Annotated[list[NextHop], Field(min_length=1, max_length=256)]
+
+
+class NhGroupDel(EventBase):
+    """A next-hop group is gone; no published route refers to it any more."""
+
+    kind: Literal["nhgroup_del"] = "nhgroup_del"
+    group: Annotated[int, Field(ge=1, le=2**32 - 1)]
+
+
+class _GRouteBase(EventBase):
+    table: U32 = 254
+    proto: Annotated[int, Field(ge=0, le=255)] = 0
+    metric: U32 = 0
+    group: GroupId = Field(
+        default=0, description="the next-hop group it forwards by; 0 for a drop route"
+    )
+    type: RouteType = "unicast"
+    prefsrc: IPAny | None = Field(
+        default=None, description="the source address for traffic the host originates"
+    )
+
+
+class GRouteAdd(_GRouteBase):
+    """An IPv4 route in the group form was added or replaced (``route_add`` by group id)."""
+
+    kind: Literal["groute_add"] = "groute_add"
+    dst: IPv4
+    prefixlen: PrefixLen4
+
+
+class GRouteDel(_GRouteBase):
+    """An IPv4 route in the group form was removed."""
+
+    kind: Literal["groute_del"] = "groute_del"
+    dst: IPv4
+    prefixlen: PrefixLen4
+
+
+class GRoute6Add(_GRouteBase):
+    """An IPv6 route in the group form was added or replaced."""
+
+    kind: Literal["groute6_add"] = "groute6_add"
+    dst: IPv6
+    prefixlen: PrefixLen6
+
+
+class GRoute6Del(_GRouteBase):
+    """An IPv6 route in the group form was removed."""
+
+    kind: Literal["groute6_del"] = "groute6_del"
+    dst: IPv6
+    prefixlen: PrefixLen6
+
+
 RuleAction = Literal["lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
 """What a matching policy rule does: look the destination up in ``table`` (a miss or a
 ``throw`` route goes on to the next rule), jump to the rule at priority ``goto``,
@@ -372,6 +442,12 @@ Event = Annotated[
     | RouteDel
     | Route6Add
     | Route6Del
+    | NhGroupSet
+    | NhGroupDel
+    | GRouteAdd
+    | GRouteDel
+    | GRoute6Add
+    | GRoute6Del
     | RuleAdd
     | RuleDel
     | Rule6Add

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict, model_validator
 
-from .events import NextHop, RouteType, RuleFields, WireModel
+from .events import GroupId, NextHop, RouteType, RuleFields, WireModel
 from .types import U32, IfIndex, IfName, IPAny, Mac, PortId
 
 BindingState = Literal["active", "gone"]
@@ -123,6 +123,10 @@ class RouteTable(WireModel):
     are stored once in ``nexthop_sets`` and referred to by index. ``forwarding``
     holds, index for index, the type and preferred source of the routes that use
     each set; when it is empty every set is unicast without a preferred source.
+    ``groups`` holds, index for index, the next-hop group id of each set (the ``group``
+    of ``nhgroup_set`` and ``groute_*`` events; 0 for a drop route's empty set): a
+    subscriber in the group form builds its groups from it. Sets that differ only in
+    type or preferred source share a group.
     """
 
     nexthop_sets: list[Annotated[list[NextHop], Field(max_length=256)]] = Field(
@@ -130,12 +134,21 @@ class RouteTable(WireModel):
     )
     rows: list[RouteRow] = Field(default_factory=list)
     forwarding: list[Forwarding] = Field(default_factory=list)
+    groups: list[GroupId] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> RouteTable:
         sets = len(self.nexthop_sets)
         if self.forwarding and len(self.forwarding) != sets:
             raise ValueError(f"{len(self.forwarding)} forwarding entries for {sets} next-hop sets")
+        if self.groups and len(self.groups) != sets:
+            raise ValueError(f"{len(self.groups)} group ids for {sets} next-hop sets")
+        seen: dict[int, list[NextHop]] = {}
+        for gid, hops in zip(self.groups, self.nexthop_sets, strict=False):
+            if (gid == 0) != (not hops):
+                raise ValueError(f"group {gid} with {len(hops)} next hops")
+            if seen.setdefault(gid, hops) != hops:
+                raise ValueError(f"group {gid} holds two different next-hop sets")
         for (rtype, _src), hops in zip(self.forwarding, self.nexthop_sets, strict=False):
             if rtype != "unicast" and hops:
                 raise ValueError(f"a {rtype} route has no next hops")
@@ -157,16 +170,19 @@ class RouteTable(WireModel):
     def from_routes(cls, routes: Iterable[RouteState]) -> RouteTable:
         """The compact form of ``routes``."""
         index: dict[tuple[tuple[NextHop, ...], RouteType, str | None], int] = {}
+        group_of: dict[tuple[NextHop, ...], int] = {(): 0}
         rows = []
         for r in routes:
             dst, plen = r.dst.rsplit("/", 1)
-            key = (tuple(r.nexthops), r.type, r.prefsrc)
-            nhs = index.setdefault(key, len(index))
+            hops = tuple(r.nexthops)
+            group_of.setdefault(hops, len(group_of))
+            nhs = index.setdefault((hops, r.type, r.prefsrc), len(index))
             rows.append((r.family, dst, int(plen), r.table, r.proto, r.metric, nhs))
         return cls(
             nexthop_sets=[list(hops) for hops, _t, _s in index],
             rows=rows,
             forwarding=[(t, s) for _h, t, s in index],
+            groups=[group_of[hops] for hops, _t, _s in index],
         )
 
     def expand(self) -> list[RouteState]:

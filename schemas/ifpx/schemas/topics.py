@@ -5,15 +5,30 @@ so a subscriber that filters out some topics still sees a gap in the ones it
 kept. Heartbeats carry the latest ``tseq`` of every topic, so a loss at the tail
 shows up too. The ``port``, ``sync`` and ``hb`` topics are always subscribed:
 bindings, ``cfg_done``/resync markers and heartbeats concern every replica.
+
+Routes travel in two forms: ``route`` carries each route with its next hops
+(flat), ``fib`` carries next-hop groups and routes that refer to a group by id
+(so one event tells every route through a group that a hop died). A subscriber
+takes one of the two; the bridge publishes a form only while someone takes it.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-Topic = Literal["link", "addr", "route", "rule", "neigh", "port", "sync", "hb"]
+Topic = Literal["link", "addr", "route", "fib", "rule", "neigh", "port", "sync", "hb"]
 
-TOPICS: tuple[Topic, ...] = ("link", "addr", "route", "rule", "neigh", "port", "sync", "hb")
+TOPICS: tuple[Topic, ...] = (
+    "link",
+    "addr",
+    "route",
+    "fib",
+    "rule",
+    "neigh",
+    "port",
+    "sync",
+    "hb",
+)
 """All topics. No topic is a prefix of another, so ZeroMQ prefix matching is exact."""
 
 ALWAYS_SUBSCRIBED: tuple[Topic, ...] = ("port", "sync", "hb")
@@ -31,6 +46,12 @@ KIND_TOPIC: dict[str, Topic] = {
     "route_del": "route",
     "route6_add": "route",
     "route6_del": "route",
+    "nhgroup_set": "fib",
+    "nhgroup_del": "fib",
+    "groute_add": "fib",
+    "groute_del": "fib",
+    "groute6_add": "fib",
+    "groute6_del": "fib",
     "rule_add": "rule",
     "rule_del": "rule",
     "rule6_add": "rule",
@@ -52,10 +73,21 @@ KIND_TOPIC: dict[str, Topic] = {
 """The topic each event kind is published on."""
 
 
-def topics_for_kinds(kinds: set[str] | None) -> set[Topic]:
-    """Topics a subscriber must take to receive ``kinds`` (all topics when None)."""
+RouteForm = Literal["flat", "group"]
+"""How a subscriber takes routes: ``flat`` (topic ``route``) or ``group`` (topic ``fib``)."""
+
+FORM_TOPIC: dict[RouteForm, Topic] = {"flat": "route", "group": "fib"}
+"""The topic of each route form."""
+
+
+def topics_for_kinds(kinds: set[str] | None, form: RouteForm = "flat") -> set[Topic]:
+    """Topics a subscriber must take to receive ``kinds``.
+
+    With ``kinds`` None: every topic, with routes in ``form`` only.
+    """
     if kinds is None:
-        return set(TOPICS)
+        other = FORM_TOPIC["group" if form == "flat" else "flat"]
+        return set(TOPICS) - {other}
     unknown = kinds - KIND_TOPIC.keys()
     if unknown:
         raise ValueError(f"unknown event kinds: {', '.join(sorted(unknown))}")

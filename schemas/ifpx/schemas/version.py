@@ -5,7 +5,7 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 """Version of the wire contract (envelope, events, commands) this build speaks."""
 
-PROTOCOL_MINOR = 2
+PROTOCOL_MINOR = 3
 """Additions within :data:`PROTOCOL_VERSION`: fields with defaults and new event kinds.
 
 0. The first contract.
@@ -15,6 +15,10 @@ PROTOCOL_MINOR = 2
    are published; policy rules on the ``rule`` topic and in snapshots.
 2. The convergence barrier: commands ``report`` (a worker's applied position),
    ``list_workers`` and ``wait_applied``; capability ``workers``.
+3. Next-hop groups on the wire: topic ``fib`` with ``nhgroup_set``/``nhgroup_del``
+   and routes by group id (``groute_add``/``groute_del``/``groute6_add``/
+   ``groute6_del``); snapshots carry ``groups`` beside ``nexthop_sets``; ``snapshot``
+   takes the requester's ``topics``; capability ``nhgroups``.
 
 The Python models refuse fields they do not know, so a Python subscriber must be at
 least as new as the bridge's minor (upgrade workers first); the C decoder skips

@@ -3,6 +3,7 @@
  *
  *   ifpx_sub [--events EP] [--control EP] [--topics LIST] [--bind PORT=PROXY]...
  *            [--state FILE] [--rcvhwm N] [--quiet] [--mark ROUTES]...
+ *            [--until-dead PORT --probe PREFIX/LEN]
  *            [--name NAME] [--report-ms MS]
  *
  * --name and --report-ms: how it reports to the bridge (ifpx_set_worker; --report-ms -1:
@@ -23,7 +24,11 @@
  * the replica first holds that many routes with no repair under way:
  * {"routes": N, "t": T, "rss": BYTES, "gaps": G, "snapshot_repairs": R}; T is
  * CLOCK_MONOTONIC in seconds (Python's time.monotonic()), rss the growth since start.
+ * With --until-dead PORT --probe PREFIX/LEN (the next-hop failure benchmark), once the
+ * marks are reached it prints {"dead": PORT, "t": T} when the route to PREFIX/LEN (main
+ * table, metric 0) has no live hop through PORT any more.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -150,6 +155,32 @@ static int wait_applied(const struct ifpx_options *opt, int timeout_ms,
     return rc == 0 ? 0 : 1;
 }
 
+/* Whether the main-table route to `probe` ("prefix/len", metric 0) is missing or has a live
+ * hop through DPDK port `port`. */
+static int through_live(const struct ifpx_replica *r, const char *probe, int port)
+{
+    char text[64];
+    uint8_t dst[16] = {0};
+    snprintf(text, sizeof text, "%s", probe);
+    char *slash = strchr(text, '/');
+    if (!slash)
+        return 1;
+    *slash = 0;
+    int family = strchr(text, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(family, text, dst) != 1)
+        return 1;
+    const struct ifpx_route *rt =
+        ifpx_replica_route(r, family, dst, (uint8_t)atoi(slash + 1), 254, 0);
+    if (!rt)
+        return 1;
+    uint16_t n;
+    const struct ifpx_nexthop *nh = ifpx_replica_hops(r, rt, &n);
+    for (int i = 0; i < n; i++)
+        if (nh[i].port_id == port && !(nh[i].flags & IFPX_NH_DEAD))
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct ifpx_options opt = {.log = log_stderr};
@@ -157,7 +188,8 @@ int main(int argc, char **argv)
     const char *binds[64];
     int n_binds = 0;
     size_t marks[64];
-    int n_marks = 0, next_mark = 0, report_ms = 0;
+    int n_marks = 0, next_mark = 0, report_ms = 0, until_dead = -1;
+    const char *probe = NULL;
     const char *name = NULL;
     const char *wait_workers[64];
     int n_wait_workers = 0, wait_ms = -1;
@@ -178,6 +210,10 @@ int main(int argc, char **argv)
             quiet = 1;
         else if (!strcmp(argv[i], "--mark") && n_marks < 64)
             marks[n_marks++] = (size_t)strtoull(arg(argc, argv, &i), NULL, 10);
+        else if (!strcmp(argv[i], "--until-dead"))
+            until_dead = atoi(arg(argc, argv, &i));
+        else if (!strcmp(argv[i], "--probe"))
+            probe = arg(argc, argv, &i);
         else if (!strcmp(argv[i], "--name"))
             name = arg(argc, argv, &i);
         else if (!strcmp(argv[i], "--report-ms"))
@@ -189,7 +225,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr, "usage: ifpx_sub [--events EP] [--control EP] [--topics LIST] "
                             "[--bind PORT=PROXY]... [--state FILE] [--rcvhwm N] [--quiet] "
-                            "[--mark ROUTES]... [--name NAME] [--report-ms MS]\n");
+                            "[--mark ROUTES]... [--until-dead PORT --probe PREFIX] [--name NAME] "
+                            "[--report-ms MS]\n");
             return 2;
         }
     }
@@ -227,16 +264,25 @@ int main(int argc, char **argv)
     unsigned gen = 0;
     int pending_first = 1;
     while (!stop) {
-        if (!ifpx_poll(s, 256))
+        int idle = !ifpx_poll(s, 256);
+        if (idle)
             ifpx_wait(s, 50);
+        /* --until-dead: a mark once idle too (every event before it delivered), so that
+         * what follows is timed alone */
         if (next_mark < n_marks && ifpx_state(s)->routes.n == marks[next_mark] &&
-            !ifpx_repairing(s)) {
+            !ifpx_repairing(s) && (until_dead < 0 || idle)) {
             const struct ifpx_stats *st = ifpx_stats(s);
             printf("{\"routes\": %zu, \"t\": %.6f, \"rss\": %ld, \"gaps\": %llu, "
                    "\"snapshot_repairs\": %llu}\n",
                    marks[next_mark++], monotonic(), rss_bytes() - rss0,
                    (unsigned long long)st->gaps, (unsigned long long)st->snapshot_repairs);
             fflush(stdout);
+        }
+        if (until_dead >= 0 && probe && next_mark == n_marks &&
+            !through_live(ifpx_state(s), probe, until_dead)) {
+            printf("{\"dead\": %d, \"t\": %.6f}\n", until_dead, monotonic());
+            fflush(stdout);
+            until_dead = -1;
         }
         /* The first report waits for the snapshot's events to be delivered. */
         if ((report_wanted || pending_first) && state && !ifpx_wait(s, 0)) {

@@ -7,6 +7,7 @@
  *   reply AT HEX        a frame from the control connection (hex)
  *   tick AT             time passes
  *   identity 0 NAME INSTANCE INTERVAL_MS   make reports (ifpx_machine_set_identity)
+ *   topics 0 LIST       follow these topics ("link,fib,..."; first, if at all)
  * After each step it delivers every event ready and prints, as JSON lines,
  * {"event": KIND} for each, {"send": {...}} for each request the machine asked to send
  * ({"reset": true} for a fresh control connection), then {"step": N}. At the end:
@@ -94,6 +95,21 @@ int main(void)
             ifpx_machine_on_reply(m, bin, len, at);
         } else if (!strcmp(what, "tick")) {
             ifpx_machine_tick(m, at);
+        } else if (!strcmp(what, "topics")) {
+            /* the topics to follow (before anything else): a machine made afresh */
+            unsigned mask = 0;
+            char list[256];
+            if (sscanf(rest, "%255s", list) != 1)
+                return 2;
+            for (char *t = strtok(list, ","); t; t = strtok(NULL, ","))
+                if (ifpx_topic_index(t) >= 0)
+                    mask |= 1u << ifpx_topic_index(t);
+                else
+                    return 2;
+            ifpx_machine_free(m);
+            if (!(m = ifpx_machine_new(mask, 3500, 5000, 0, NULL, NULL)))
+                return 2;
+            continue;
         } else if (!strcmp(what, "identity")) {
             char name[65];
             unsigned long long instance;

@@ -45,6 +45,24 @@ class Callbacks:
     def route6_del(self, e: ev.Route6Del) -> None:
         """An IPv6 route was removed."""
 
+    def nhgroup_set(self, e: ev.NhGroupSet) -> None:
+        """A next-hop group is now ``e.nexthops`` (routes by group: ``routes="group"``)."""
+
+    def nhgroup_del(self, e: ev.NhGroupDel) -> None:
+        """A next-hop group no route names any more is gone."""
+
+    def groute_add(self, e: ev.GRouteAdd) -> None:
+        """An IPv4 route forwards by next-hop group ``e.group`` (0: a drop route)."""
+
+    def groute_del(self, e: ev.GRouteDel) -> None:
+        """An IPv4 route of the group form was removed."""
+
+    def groute6_add(self, e: ev.GRoute6Add) -> None:
+        """An IPv6 route forwards by next-hop group ``e.group``."""
+
+    def groute6_del(self, e: ev.GRoute6Del) -> None:
+        """An IPv6 route of the group form was removed."""
+
     def rule_add(self, e: ev.RuleAdd) -> None:
         """An IPv4 policy rule was added."""
 

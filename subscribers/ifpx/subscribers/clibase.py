@@ -73,6 +73,7 @@ _FAMILIES = {
     "addr": "addr",
     "address": "addr",
     "route": "route",
+    "fib": "fib",
     "rule": "rule",
     "neigh": "neigh",
     "neighbour": "neigh",
@@ -82,13 +83,14 @@ _FAMILIES = {
 
 def kinds(text: str) -> list[str]:
     """``--kind``: an event kind, or a family as ``ip monitor`` names it (``route``,
-    ``addr``, ``link``, ``neigh``, or a prefix of one: ``ro``) for all its kinds."""
+    ``addr``, ``link``, ``neigh``, or a prefix of one: ``ro``) for all its kinds;
+    ``fib`` for the routes by next-hop group."""
     if text in EVENT_TYPES:
         return [text]
     topics = {topic for name, topic in _FAMILIES.items() if text and name.startswith(text)}
     if len(topics) != 1:
         raise argparse.ArgumentTypeError(
-            f"unknown kind {text!r}: an event kind, or link, addr, route, rule or neigh"
+            f"unknown kind {text!r}: an event kind, or link, addr, route, fib, rule or neigh"
         )
     topic = topics.pop()
     return sorted(kind for kind, t in KIND_TOPIC.items() if t == topic)

@@ -85,7 +85,12 @@ def describe(e: ev.EventBase) -> str:
         if isinstance(e, ev.ProxyBack):
             return f"{head}proxy back as ifindex {e.ifindex} (was {e.old_ifindex})"
         return f"{head}{kind.replace('_', ' ')} ifindex {e.ifindex}"
-    if isinstance(e, ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del):
+    if isinstance(e, ev.NhGroupSet):
+        return f"nhgroup {e.group} {hop_list(e.nexthops)}"
+    if isinstance(e, ev.NhGroupDel):
+        return f"nhgroup del {e.group}"
+    if isinstance(e, ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del | ev.GRouteAdd
+                  | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del):  # fmt: skip
         verb = "route add" if kind.endswith("_add") else "route del"
         # iproute2's words: table and protocol names, "main" left out.
         table = "" if e.table == 254 else f" table {names.table(e.table)}"
@@ -95,6 +100,8 @@ def describe(e: ev.EventBase) -> str:
         )
         if e.type != "unicast":  # a drop route: `ip route` puts the type first, no hops
             return f"{verb} {e.type} {e.dst}/{e.prefixlen}{tail}"
+        if isinstance(e, ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del):
+            return f"{verb} {e.dst}/{e.prefixlen} nhgroup {e.group}{tail}"  # `ip`'s nhid
         return f"{verb} {e.dst}/{e.prefixlen} {hop_list(e.nexthops)}{tail}"
     if isinstance(e, ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del):
         verb = "rule add" if kind.endswith("_add") else "rule del"

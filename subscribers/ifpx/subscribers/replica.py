@@ -4,6 +4,11 @@ Applying events is idempotent, so replaying a journal slice or a snapshot diff
 twice changes nothing. Routes are keyed by their destination as the bridge
 writes it (the network address, canonical text) with interned next-hop tuples,
 and indexed by prefix length for longest-prefix match on the first lookup.
+
+A replica in the group form (``Replica(form="group")``, topic ``fib``) holds
+next-hop groups and routes that refer to one by id: a hop that dies is one
+``nhgroup_set``, applied in O(1) whatever the number of routes through it, and
+every lookup resolves through the group.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ifpx.schemas.state import (
     SnapshotState,
     State,
 )
+from ifpx.schemas.topics import RouteForm
 
 from .policy import Flow, resolve
 
@@ -34,6 +40,8 @@ Hop = tuple[str | None, int, int | None, int, tuple[ev.HopFlag, ...]]
 RouteVal = tuple[int, tuple[Hop, ...], ev.RouteType, str | None]
 """(proto, next hops, type, prefsrc): shared by the routes with equal values."""
 RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
+GRouteVal = tuple[int, int, ev.RouteType, str | None]
+"""(proto, next-hop group id, type, prefsrc): a route in the group form."""
 
 
 def _hop(h: ev.NextHop) -> Hop:
@@ -51,6 +59,9 @@ _RULE_FIELDS = tuple(ev.RuleFields.model_fields)
 _ROUTE_KINDS = {"route_add": (4, True), "route_del": (4, False), "route6_add": (6, True),
                 "route6_del": (6, False)}  # fmt: skip
 """Route kinds -> (family, added)."""
+_GROUTE_KINDS = {"groute_add": (4, True), "groute_del": (4, False), "groute6_add": (6, True),
+                 "groute6_del": (6, False)}  # fmt: skip
+"""Route kinds of the group form -> (family, added)."""
 
 
 @dataclass
@@ -104,15 +115,24 @@ def _net(family: int, dst: str, plen: int) -> int:
 
 
 class Replica:
-    """Bindings, ports, routes and neighbours, kept equal to the bridge's by events."""
+    """Bindings, ports, routes and neighbours, kept equal to the bridge's by events.
 
-    def __init__(self) -> None:
+    ``form``: how routes arrive, ``flat`` (each with its next hops) or ``group`` (by
+    next-hop group); either way :meth:`lookup` and :meth:`to_state` give the same.
+    """
+
+    def __init__(self, form: RouteForm = "flat") -> None:
+        self.form: RouteForm = form
         self._reset()
 
     def _reset(self) -> None:
         self.bindings: dict[int, Binding] = {}
         self.ports: dict[int, Port] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
+        self.groutes: dict[RouteKey, GRouteVal] = {}
+        """Routes that arrived in the group form."""
+        self.groups: dict[int, tuple[Hop, ...]] = {}
+        """Next-hop group id -> its next hops (the group form)."""
         self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
         self.rules: set[RuleState] = set()
         self.cfg_done = False
@@ -140,6 +160,27 @@ class Replica:
                 hops = tuple(_hop(h) for h in nh)
             key = (fam, r.table, r.dst, r.prefixlen, r.metric)
             self._route_add(key, self._value(r.proto, hops, r.type, r.prefsrc))
+            return
+        groute = _GROUTE_KINDS.get(kind)
+        if groute is not None:
+            g: ev.GRouteAdd = e  # type: ignore[assignment]  # the four kinds share fields
+            fam, added = groute
+            gkey = (fam, g.table, g.dst, g.prefixlen, g.metric)
+            if not added:
+                if self.groutes.pop(gkey, None) is not None:
+                    self._unindex(gkey)
+                return
+            if self._lpm is not None and gkey not in self.groutes and gkey not in self.routes:
+                self._index(gkey)
+            self.groutes[gkey] = (g.proto, g.group, g.type, g.prefsrc)
+            return
+        if kind == "nhgroup_set":
+            gs: ev.NhGroupSet = e  # type: ignore[assignment]
+            hops = tuple(_hop(h) for h in gs.nexthops)
+            self.groups[gs.group] = self._hops.setdefault(hops, hops)
+            return
+        if kind == "nhgroup_del":
+            self.groups.pop(e.group, None)  # type: ignore[attr-defined]
             return
         rule = _RULE_KINDS.get(kind)
         if rule is not None:
@@ -238,7 +279,7 @@ class Replica:
         return val
 
     def _route_add(self, key: RouteKey, val: RouteVal) -> None:
-        if self._lpm is not None and key not in self.routes:
+        if self._lpm is not None and key not in self.routes and key not in self.groutes:
             self._index(key)
         self.routes[key] = val
 
@@ -250,8 +291,13 @@ class Replica:
 
     def _route_del(self, fam: int, table: int, dst: str, plen: int, metric: int) -> None:
         key = (fam, table, dst, plen, metric)
-        if self.routes.pop(key, None) is None or self._lpm is None:
+        if self.routes.pop(key, None) is not None:
+            self._unindex(key)
+
+    def _unindex(self, key: RouteKey) -> None:
+        if self._lpm is None or key in self.routes or key in self.groutes:
             return
+        fam, table, dst, plen, _metric = key
         by_len = self._lpm[(fam, table)]
         net = _net(fam, dst, plen)
         keys = by_len[plen][net]
@@ -277,6 +323,9 @@ class Replica:
             self._lpm = {}
             for key in self.routes:
                 self._index(key)
+            for key in self.groutes:
+                if key not in self.routes:
+                    self._index(key)
         by_len = self._lpm.get((fam, table))
         if not by_len:
             return None
@@ -284,7 +333,12 @@ class Replica:
         for plen in sorted(by_len, reverse=True):
             net = value >> (bits - plen) << (bits - plen) if plen else 0
             for key in sorted(by_len[plen].get(net, ()), key=lambda k: k[4]):
-                proto, hops, rtype, prefsrc = self.routes[key]
+                val = self.routes.get(key)
+                if val is None:
+                    proto, gid, rtype, prefsrc = self.groutes[key]
+                    hops = self.groups.get(gid, ())
+                else:
+                    proto, hops, rtype, prefsrc = val
                 live = tuple(h for h in hops if usable(h, ignore_linkdown))
                 if live or not hops:
                     dst = f"{key[2]}/{plen}"
@@ -316,13 +370,29 @@ class Replica:
                 (tuple(_hop(h) for h in nexthops), rtype, prefsrc)
                 for nexthops, (rtype, prefsrc) in zip(table.nexthop_sets, fwd, strict=True)
             ]
-            values = _Values(self, sets)
-            # One comprehension for a million rows: the snapshot is the bridge's own
-            # output, in the same canonical text the events use.
-            self.routes = {
-                (fam, tab, dst, plen, metric): values[(proto, nhs)]
-                for fam, dst, plen, tab, proto, metric, nhs in table.rows
-            }
+            if self.form == "group":
+                gids = table.groups or RouteTable.from_routes(table.expand()).groups
+                for gid, (hops, _t, _s) in zip(gids, sets, strict=True):
+                    if gid:
+                        self.groups[gid] = self._hops.setdefault(hops, hops)
+                gvals = [
+                    (gid, rtype, src) for gid, (_h, rtype, src) in zip(gids, sets, strict=True)
+                ]
+                self.groutes = {
+                    (fam, tab, dst, plen, metric): (proto, *gvals[nhs])
+                    for fam, dst, plen, tab, proto, metric, nhs in table.rows
+                }
+            else:
+                values = _Values(self, sets)
+                # One comprehension for a million rows: the snapshot is the bridge's own
+                # output, in the same canonical text the events use.
+                self.routes = {
+                    (fam, tab, dst, plen, metric): values[(proto, nhs)]
+                    for fam, dst, plen, tab, proto, metric, nhs in table.rows
+                }
+        elif self.form == "group":
+            self.load(SnapshotState.from_state(state))
+            return
         else:
             for r in state.routes:
                 rdst, rplen = r.dst.rsplit("/", 1)
@@ -352,12 +422,24 @@ class Replica:
             )
             for p in self.ports.values()
         ]
-        index: dict[tuple[tuple[Hop, ...], ev.RouteType, str | None], int] = {}
+        # Sets by (group, next hops, type, prefsrc): a flat route's group is numbered
+        # here (above every group id the group form holds), a group route's is its own.
+        index: dict[tuple[int, tuple[Hop, ...], ev.RouteType, str | None], int] = {}
+        flat_ids: dict[tuple[Hop, ...], int] = {(): 0}
+        top = max(self.groups, default=0)
         rows: list[RouteRowT] = []
         for (fam, table, dst, plen, metric), (proto, hops, rtype, src) in self.routes.items():
-            nhs = index.setdefault((hops, rtype, src), len(index))
+            gid = flat_ids.setdefault(hops, top + len(flat_ids))
+            nhs = index.setdefault((gid, hops, rtype, src), len(index))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
-        nexthop_sets = [[_hop_model(h) for h in hops] for hops, _t, _s in index]
+        for key, (proto, gid, rtype, src) in self.groutes.items():
+            if key in self.routes:
+                continue
+            fam, table, dst, plen, metric = key
+            hops = self.groups.get(gid, ())
+            nhs = index.setdefault((gid if hops else 0, hops, rtype, src), len(index))
+            rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
+        nexthop_sets = [[_hop_model(h) for h in hops] for _g, hops, _t, _s in index]
         neighs = [
             NeighState.model_construct(port_id=p, ip=ip, mac=mac, state=st)
             for (p, ip), (mac, st) in self.neighs.items()
@@ -366,7 +448,10 @@ class Replica:
             bindings=list(self.bindings.values()),
             ports=ports,
             routes=RouteTable.model_construct(
-                nexthop_sets=nexthop_sets, rows=rows, forwarding=[(t, s) for _h, t, s in index]
+                nexthop_sets=nexthop_sets,
+                rows=rows,
+                forwarding=[(t, s) for _g, _h, t, s in index],
+                groups=[g for g, _h, _t, _s in index],
             ),
             neighs=neighs,
             rules=sorted(self.rules, key=RuleState.sort_key),
@@ -379,7 +464,7 @@ class Replica:
 
 def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
     """Events that take a replica holding ``old`` to ``new`` (used after a snapshot repair)."""
-    target = Replica()
+    target = Replica(old.form)
     target.load(new)
     return diff_replicas(old, target)
 
@@ -389,9 +474,15 @@ def initial_events(target: Replica) -> Iterator[ev.EventBase]:
 
     What it iterates is copied first, so later changes to ``target`` do not disturb it.
     """
-    head = diff_replicas(Replica(), target, routes=False)
+    head = diff_replicas(Replica(target.form), target, routes=False)
+    head += [_group_event(gid, hops) for gid, hops in sorted(target.groups.items())]
     routes = list(target.routes.items())
-    return chain(head, (_route_event(k, v, deleted=False) for k, v in routes))
+    groutes = list(target.groutes.items())
+    return chain(
+        head,
+        (_route_event(k, v, deleted=False) for k, v in routes),
+        (_groute_event(k, v, deleted=False) for k, v in groutes),
+    )
 
 
 def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:
@@ -469,6 +560,19 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
     for key, rval in target.routes.items():
         if old.routes.get(key) != rval:
             out.append(_route_event(key, rval, deleted=False))
+    # The group form: groups first (a route never names a group its holder lacks),
+    # then routes, then the groups no route needs any more.
+    for gid, hops in sorted(target.groups.items()):
+        if old.groups.get(gid) != hops:
+            out.append(_group_event(gid, hops))
+    for key, gval in old.groutes.items():
+        if key not in target.groutes:
+            out.append(_groute_event(key, gval, deleted=True))
+    for key, gval in target.groutes.items():
+        if old.groutes.get(key) != gval:
+            out.append(_groute_event(key, gval, deleted=False))
+    for gid in sorted(old.groups.keys() - target.groups.keys()):
+        out.append(ev.NhGroupDel.model_construct(group=gid))
     return out
 
 
@@ -531,6 +635,30 @@ def _route_event(key: RouteKey, val: RouteVal, deleted: bool) -> ev.EventBase:
         proto=proto,
         metric=metric,
         nexthops=nexthops,
+        type=rtype,
+        prefsrc=prefsrc,
+    )
+
+
+def _group_event(gid: int, hops: tuple[Hop, ...]) -> ev.EventBase:
+    return ev.NhGroupSet.model_construct(group=gid, nexthops=[_hop_model(h) for h in hops])
+
+
+def _groute_event(key: RouteKey, val: GRouteVal, deleted: bool) -> ev.EventBase:
+    fam, table, dst, plen, metric = key
+    proto, gid, rtype, prefsrc = val
+    cls: type[ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del]
+    if fam == 4:
+        cls = ev.GRouteDel if deleted else ev.GRouteAdd
+    else:
+        cls = ev.GRoute6Del if deleted else ev.GRoute6Add
+    return cls.model_construct(
+        dst=dst,
+        prefixlen=plen,
+        table=table,
+        proto=proto,
+        metric=metric,
+        group=gid,
         type=rtype,
         prefsrc=prefsrc,
     )

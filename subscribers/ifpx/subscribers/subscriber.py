@@ -27,7 +27,7 @@ import zmq
 from ifpx.schemas import codec
 from ifpx.schemas import events as ev
 from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
-from ifpx.schemas.topics import topics_for_kinds
+from ifpx.schemas.topics import FORM_TOPIC, RouteForm, topics_for_kinds
 
 from .callbacks import Callbacks
 from .replica import Replica
@@ -123,6 +123,7 @@ class Subscriber:
         curve: CurveClient | None = None,
         name: str | None = None,
         report_interval: float | None = 1.0,
+        routes: RouteForm = "flat",
     ) -> None:
         """Connect (nothing is read until :meth:`sync` or :meth:`poll`).
 
@@ -131,13 +132,20 @@ class Subscriber:
         ``report_interval`` seconds, and when it goes idle after a burst, the
         subscriber tells the bridge what it has applied (None: never). A name or
         interval the protocol cannot carry is a ValueError here, not later.
+
+        ``routes``: the form routes arrive in, ``flat`` (``route_add`` with next hops)
+        or ``group`` (``nhgroup_set`` and ``groute_add`` by group id: a next hop that
+        dies is one event whatever the number of routes through it; needs a bridge of
+        protocol minor 3). The replica answers lookups the same either way.
         """
         self.events_endpoint = events
         self.control_endpoint = control
         self.heartbeat_timeout = heartbeat_timeout
         self.kinds = set(kinds) if kinds else None
         self.ports = set(ports) if ports else None
-        self.topics = topics_for_kinds(self.kinds)
+        if routes not in FORM_TOPIC:
+            raise ValueError(f"routes {routes!r}: 'flat' or 'group'")
+        self.topics = topics_for_kinds(self.kinds, routes)
         self.curve = curve
         self.name = name or default_name()
         if not _NAME.fullmatch(self.name):

@@ -24,7 +24,7 @@ from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.state import RouteTable, SnapshotState
-from ifpx.schemas.topics import ALWAYS_SUBSCRIBED, KIND_TOPIC, Topic
+from ifpx.schemas.topics import ALWAYS_SUBSCRIBED, KIND_TOPIC, RouteForm, Topic
 
 from .replica import Replica, diff_replicas, initial_events
 
@@ -226,7 +226,9 @@ class SyncMachine:
         self.ports = ports
         self.heartbeat_timeout = heartbeat_timeout
         self.request_timeout = request_timeout
-        self.state = Replica()
+        self.form: RouteForm = "group" if "fib" in topics and "route" not in topics else "flat"
+        """How routes arrive: by next-hop group when the ``fib`` topic is taken alone."""
+        self.state = Replica(self.form)
         self.stats = SubscriberStats()
         self.pending = EventQueue()
         self.epoch: int | None = None
@@ -431,7 +433,10 @@ class SyncMachine:
     def _start_snapshot(self, reason: str) -> None:
         if self._req is not None and self._req.kind == "snapshot":
             return
-        self._send("snapshot", c.Snapshot(), reason)
+        # Named only for the group form, which needs a bridge that knows the field; a
+        # bridge keeps a route form published while a snapshot's taker may want it.
+        topics = sorted(self.topics) if "fib" in self.topics else None
+        self._send("snapshot", c.Snapshot(topics=topics), reason)
 
     def _start_replay(self, from_seq: int, reason: str) -> None:
         if self._req is not None:
@@ -475,7 +480,8 @@ class SyncMachine:
     def _filtered(self, state: SnapshotState) -> SnapshotState:
         ports = self.ports
         keep = self.topics
-        if ports is None and keep >= {"link", "addr", "route", "rule", "neigh"}:
+        routes = bool(keep & {"route", "fib"})
+        if ports is None and routes and keep >= {"link", "addr", "rule", "neigh"}:
             return state
         out_ports = []
         for p in state.ports:
@@ -490,7 +496,7 @@ class SyncMachine:
         return SnapshotState.model_construct(
             bindings=[b for b in state.bindings if ports is None or b.port_id in ports],
             ports=out_ports,
-            routes=state.routes if "route" in keep else RouteTable(),
+            routes=state.routes if routes else RouteTable(),
             neighs=[
                 n for n in state.neighs if "neigh" in keep and (ports is None or n.port_id in ports)
             ],
@@ -498,7 +504,7 @@ class SyncMachine:
         )
 
     def _install(self, snap: c.SnapshotResult, reason: str) -> None:
-        target = Replica()
+        target = Replica(self.form)
         target.load(self._filtered(snap.state))
         target.cfg_done = snap.cfg_done
         if not self.synced:

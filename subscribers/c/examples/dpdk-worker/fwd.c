@@ -49,10 +49,17 @@ int fwd_init(struct fwd_tables *t, unsigned lcore, uint32_t max_routes, uint32_t
                                                         .number_tbl8s = 1 << 14});
     t->prefixes = make_hash("pfx", lcore, max_routes, sizeof(struct fwd_prefix_key), socket);
     t->neighs = make_hash("nbr", lcore, max_neighs, sizeof(struct fwd_neigh_key), socket);
+    /* a table has a handful of next-hop sets; a group per route is the worst case */
+    t->max_groups = max_routes;
+    t->groups = make_hash("grp", lcore, t->max_groups, sizeof(uint32_t), socket);
     /* rte_hash may hand out positions up to entries + its per-lcore caches */
     t->prefix = calloc(max_routes + 1024, sizeof *t->prefix);
     t->neigh = calloc(max_neighs + 1024, sizeof *t->neigh);
-    return t->lpm && t->lpm6 && t->prefixes && t->neighs && t->prefix && t->neigh ? 0 : -1;
+    t->group = calloc(t->max_groups + 1024, sizeof *t->group);
+    return t->lpm && t->lpm6 && t->prefixes && t->neighs && t->groups && t->prefix &&
+                   t->neigh && t->group
+               ? 0
+               : -1;
 }
 
 void fwd_free(struct fwd_tables *t)
@@ -64,8 +71,12 @@ void fwd_free(struct fwd_tables *t)
         }
     for (uint32_t i = 0; t->neigh && i < t->max_neighs + 1024; i++)
         free(t->neigh[i]);
+    for (uint32_t i = 0; t->group && i < t->max_groups + 1024; i++)
+        free(t->group[i]);
     free(t->prefix);
     free(t->neigh);
+    free(t->group);
+    rte_hash_free(t->groups);
     rte_lpm_free(t->lpm);
     rte_lpm6_free(t->lpm6);
     rte_hash_free(t->prefixes);
@@ -100,9 +111,19 @@ static void uninstall(struct fwd_tables *t, int32_t pos)
     }
 }
 
-static int usable(const struct fwd_alt *a)
+/* An alternative's next hops: its group's in the group form (none while unknown). */
+static const struct fwd_hops *hops_of(const struct fwd_tables *t, const struct fwd_alt *a)
 {
-    return a->type != IFPX_RT_UNICAST || a->n_live > 0;
+    static const struct fwd_hops none;
+    if (!a->group)
+        return &a->own;
+    int32_t pos = rte_hash_lookup(t->groups, &a->group);
+    return pos >= 0 && t->group[pos] ? &t->group[pos]->hops : &none;
+}
+
+static int usable(const struct fwd_tables *t, const struct fwd_alt *a)
+{
+    return a->type != IFPX_RT_UNICAST || hops_of(t, a)->n_live > 0;
 }
 
 /* Puts the alternative the kernel uses into the LPM: the lowest metric with a live next
@@ -113,9 +134,10 @@ static void install_best(struct fwd_tables *t, int32_t pos)
     struct fwd_prefix *p = t->prefix[pos];
     int best = -1;
     for (int i = 0; i < p->n_alts; i++)
-        if (usable(&p->alts[i]) && (best < 0 || p->alts[i].metric < p->alts[best].metric))
+        if (usable(t, &p->alts[i]) && (best < 0 || p->alts[i].metric < p->alts[best].metric))
             best = i;
-    if (best < 0 || (p->alts[best].type == IFPX_RT_UNICAST && p->alts[best].n_hops == 0)) {
+    if (best < 0 ||
+        (p->alts[best].type == IFPX_RT_UNICAST && hops_of(t, &p->alts[best])->n_hops == 0)) {
         uninstall(t, pos);
         return;
     }
@@ -146,34 +168,77 @@ static void prefix_key(const struct ifpx_event *ev, struct fwd_prefix_key *k)
     memcpy(k->dst, ev->ip, ev->family == AF_INET ? 4 : 16);
 }
 
-static void set_hops(struct fwd_alt *a, const struct ifpx_event *ev)
+static void fill_hops(struct fwd_hops *out, const struct ifpx_event *ev)
 {
-    memset(a->hop, 0, sizeof a->hop);
-    a->metric = ev->metric;
-    a->type = ev->route_type;
-    a->n_live = a->n_hops = 0;
-    for (int i = 0; i < ev->nh_count && a->n_hops < FWD_MAX_ECMP; i++) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < ev->nh_count && out->n_hops < FWD_MAX_ECMP; i++) {
         const struct ifpx_nexthop *h = &ev->nh[i];
         /* The kernel never uses a dead hop. A linkdown one it still uses unless the
          * interface's ignore_routes_with_linkdown is set: so does this example. */
         if (h->flags & IFPX_NH_DEAD)
             continue;
-        a->n_live++;
+        out->n_live++;
         if (h->port_id < 0)
             continue; /* through an interface no DPDK port is bound to */
-        struct fwd_hop *out = &a->hop[a->n_hops++];
-        out->port = (uint16_t)h->port_id;
-        out->has_gw = h->has_gateway;
-        out->gw_family = h->gw_family;
+        struct fwd_hop *hop = &out->hop[out->n_hops++];
+        hop->port = (uint16_t)h->port_id;
+        hop->has_gw = h->has_gateway;
+        hop->gw_family = h->gw_family;
         if (h->has_gateway)
-            memcpy(out->gw, h->gateway, 16);
+            memcpy(hop->gw, h->gateway, 16);
+    }
+}
+
+static void set_hops(struct fwd_alt *a, const struct ifpx_event *ev)
+{
+    a->metric = ev->metric;
+    a->type = ev->route_type;
+    a->group = ev->kind >= IFPX_GROUTE_ADD ? ev->group : 0;
+    fill_hops(&a->own, ev);
+}
+
+void fwd_group(struct fwd_tables *t, const struct ifpx_event *ev)
+{
+    if (ev->kind == IFPX_NHGROUP_DEL) {
+        /* no route refers to it any more */
+        int32_t pos = rte_hash_del_key(t->groups, &ev->group);
+        if (pos >= 0) {
+            free(t->group[pos]);
+            t->group[pos] = NULL;
+        }
+        return;
+    }
+    int32_t pos = rte_hash_add_key(t->groups, &ev->group);
+    int fresh = pos >= 0 && (uint32_t)pos < t->max_groups + 1024 && !t->group[pos];
+    if (pos < 0 || (uint32_t)pos >= t->max_groups + 1024 ||
+        (fresh && !(t->group[pos] = calloc(1, sizeof **t->group)))) {
+        t->stats.routes_refused++;
+        return;
+    }
+    struct fwd_group *g = t->group[pos];
+    struct fwd_hops was = g->hops;
+    g->id = ev->group;
+    fill_hops(&g->hops, ev);
+    /* Some hops died or came back: the routes through the group follow by this entry
+     * alone. Only a group left without (or given back) a usable hop changes which
+     * alternative a prefix installs: then, and rarely, the prefixes are gone through. */
+    if (fresh || (!was.n_live == !g->hops.n_live && !was.n_hops == !g->hops.n_hops))
+        return; /* (a new group: no route names it yet) */
+    for (uint32_t i = 0; i < t->max_routes + 1024; i++) {
+        const struct fwd_prefix *p = t->prefix[i];
+        for (int a = 0; p && a < p->n_alts; a++)
+            if (p->alts[a].group == ev->group) {
+                install_best(t, (int32_t)i);
+                break;
+            }
     }
 }
 
 void fwd_route(struct fwd_tables *t, const struct ifpx_event *ev)
 {
     struct fwd_prefix_key k;
-    int add = ev->kind == IFPX_ROUTE_ADD || ev->kind == IFPX_ROUTE6_ADD;
+    int add = ev->kind == IFPX_ROUTE_ADD || ev->kind == IFPX_ROUTE6_ADD ||
+              ev->kind == IFPX_GROUTE_ADD || ev->kind == IFPX_GROUTE6_ADD;
     t->stats.route_events++;
     if (ev->table != FWD_MAIN_TABLE) {
         t->stats.routes_other_table++;
@@ -363,10 +428,12 @@ void fwd_report(const struct fwd_tables *t, FILE *f)
                 first ? "" : ", ", text, p->key.plen, a->metric,
                 in_lpm(t, (int32_t)i) ? "true" : "false", ifpx_route_type_name(a->type));
         first = 0;
-        for (int h = 0; h < a->n_hops; h++) {
-            fprintf(f, "%s{\"port_id\": %u, \"gateway\": ", h ? ", " : "", a->hop[h].port);
-            if (a->hop[h].has_gw)
-                ifpx_json_ip(f, a->hop[h].gw_family, a->hop[h].gw);
+        const struct fwd_hops *hops = hops_of(t, a);
+        for (int h = 0; h < hops->n_hops; h++) {
+            const struct fwd_hop *hop = &hops->hop[h];
+            fprintf(f, "%s{\"port_id\": %u, \"gateway\": ", h ? ", " : "", hop->port);
+            if (hop->has_gw)
+                ifpx_json_ip(f, hop->gw_family, hop->gw);
             else
                 fprintf(f, "null");
             fprintf(f, "}");

@@ -1,8 +1,9 @@
 /* One lcore's forwarding tables, kept by ifpx events: an rte_lpm and an rte_lpm6 for
  * the main routing table, the route alternatives behind each prefix (the kernel may hold
  * several metrics and uses the lowest one with a live next hop, or a drop route; that
- * one is installed if it drops or reaches a DPDK port), and a neighbour table. Every
- * lcore owns its own copy: no locks on the fast path. */
+ * one is installed if it drops or reaches a DPDK port), the next-hop groups the routes
+ * forward by (ifpx's group form) and a neighbour table. Every lcore owns its own copy:
+ * no locks on the fast path. */
 #ifndef DPDK_WORKER_FWD_H
 #define DPDK_WORKER_FWD_H
 
@@ -26,12 +27,26 @@ struct fwd_hop {
     uint8_t gw[16];
 };
 
+/* Live next hops: how many the kernel uses (through any interface), and those that go
+ * through DPDK ports (none: not forwardable here). */
+struct fwd_hops {
+    uint8_t n_live;
+    uint8_t n_hops;
+    struct fwd_hop hop[FWD_MAX_ECMP];
+};
+
+/* A next-hop group (the group form): every route through it shares this entry, so a hop
+ * that dies rewrites it alone, whatever the number of routes (nothing in the LPM). */
+struct fwd_group {
+    uint32_t id;
+    struct fwd_hops hops;
+};
+
 struct fwd_alt {
     uint32_t metric;
     uint8_t type;          /* enum ifpx_route_type: anything but unicast drops */
-    uint8_t n_live;        /* live next hops, through any interface: the kernel uses it */
-    uint8_t n_hops;        /* live next hops through DPDK ports; 0: not forwardable here */
-    struct fwd_hop hop[FWD_MAX_ECMP];
+    uint32_t group;        /* non-zero: its next hops are that group's, not `own` */
+    struct fwd_hops own;
 };
 
 struct fwd_prefix_key {
@@ -68,10 +83,11 @@ struct fwd_stats {
 struct fwd_tables {
     struct rte_lpm *lpm;
     struct rte_lpm6 *lpm6;
-    struct rte_hash *prefixes, *neighs;   /* key -> position in the arrays below */
+    struct rte_hash *prefixes, *neighs, *groups; /* key -> position in the arrays below */
     struct fwd_prefix **prefix;
     struct fwd_neigh **neigh;
-    uint32_t max_routes, max_neighs;
+    struct fwd_group **group;
+    uint32_t max_routes, max_neighs, max_groups;
     int32_t default4, default6;           /* LPM depth starts at 1: /0 lives here */
     struct fwd_stats stats;
 };
@@ -79,8 +95,10 @@ struct fwd_tables {
 int fwd_init(struct fwd_tables *t, unsigned lcore, uint32_t max_routes, uint32_t max_neighs,
              int socket);
 void fwd_free(struct fwd_tables *t);
-/* route(6)_add / route(6)_del */
+/* route(6)_add / route(6)_del, and groute(6)_add / groute(6)_del of the group form */
 void fwd_route(struct fwd_tables *t, const struct ifpx_event *ev);
+/* nhgroup_set / nhgroup_del */
+void fwd_group(struct fwd_tables *t, const struct ifpx_event *ev);
 /* neigh(6)_add / neigh(6)_del */
 void fwd_neigh(struct fwd_tables *t, const struct ifpx_event *ev);
 /* The port's neighbours are gone (unbound, proxy gone, bound anew). */

@@ -204,6 +204,12 @@ static int on_route(const struct ifpx_event *ev, void *ctx)
     return 0;
 }
 
+static int on_group(const struct ifpx_event *ev, void *ctx)
+{
+    fwd_group(&((struct lcore_ctx *)ctx)->fwd, ev);
+    return 0;
+}
+
 static int on_neigh(const struct ifpx_event *ev, void *ctx)
 {
     fwd_neigh(&((struct lcore_ctx *)ctx)->fwd, ev);
@@ -238,6 +244,9 @@ static const struct ifpx_callbacks callbacks = {
     .proxy_back = on_bound, .proxy_renamed = on_renamed,
     .resync_begin = on_sync, .resync_end = on_sync,
     .rule_add = on_rule, .rule_del = on_rule, .rule6_add = on_rule, .rule6_del = on_rule,
+    .nhgroup_set = on_group, .nhgroup_del = on_group,
+    .groute_add = on_route, .groute_del = on_route, .groute6_add = on_route,
+    .groute6_del = on_route,
 };
 
 /* ---- the lcore loop ---------------------------------------------------------------------- */
@@ -246,7 +255,10 @@ static int lcore_loop(void *arg)
 {
     struct lcore_ctx *lc = arg;
     struct rte_mbuf *bufs[BURST];
-    struct ifpx_options opt = {.events = cfg.events, .control = cfg.control, .log = log_line};
+    /* Routes by next-hop group ("fib", not "route"): a next hop that dies is one event
+     * and one rewritten group entry, whatever the number of routes through it. */
+    struct ifpx_options opt = {.events = cfg.events, .control = cfg.control, .log = log_line,
+                               .topics = "link,addr,fib,rule,neigh"};
 
     if (fwd_init(&lc->fwd, lc->lcore, cfg.max_routes, 4096, (int)rte_socket_id())) {
         fprintf(stderr, "dpdk-worker[lcore %u]: no memory for the tables\n", lc->lcore);

@@ -1,0 +1,189 @@
+"""Next-hop groups on the wire against the real kernel: a link failure in a few events.
+
+Workers in the group form (topic ``fib``) hold routes by next-hop group; a link that
+goes down, a next-hop object replaced, must reach them as a handful of events
+whatever the number of routes, and leave them forwarding as the kernel does (``ip
+route get``), equal to a flat-form worker and to the bridge's snapshot.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from ctools import CSubscriber, build, have_toolchain, state_of
+from netutil import EventTap, wait_bridge_equals_kernel
+
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.schemas import commands as c
+from ifpx.schemas import events as ev
+from ifpx.subscribers import Subscriber
+
+pytestmark = pytest.mark.netns
+
+ROUTES = 1000
+"""ECMP routes of each kind (plain IPv4, plain IPv6, through a next-hop object)."""
+GROUP_FORM = "link,addr,fib,rule,neigh"
+"""``ifpx_sub --topics`` for the group form: ``fib`` instead of ``route``."""
+
+
+@pytest.fixture
+def gns() -> Iterator[Netns]:
+    """Two veth pairs v0/w0 and v1/w1, up, so that the v ends have carrier."""
+    with netns("ifpx-grp") as n:
+        for i in (0, 1):
+            n.cmd(f"link add v{i} type veth peer name w{i}")
+            n.cmd(f"link set w{i} up")
+            n.cmd(f"link set v{i} up")
+            n.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
+            n.cmd(f"addr add 2001:db8:{i + 1}::1/64 dev v{i} nodad")
+        # ECMP by ports too, so that `ip route get` with several flows shows every live hop.
+        for family in ("ipv4", "ipv6"):
+            subprocess.run(
+                ["ip", "netns", "exec", n.name, "sysctl", "-qw",
+                 f"net.{family}.fib_multipath_hash_policy=1"],
+                check=True, timeout=30,
+            )  # fmt: skip
+        yield n
+
+
+@pytest.fixture
+def gbr(gns: Netns) -> Iterator[BridgeProcess]:
+    with bridge(gns, ["--heartbeat", "0.5"]) as b:
+        for port in (0, 1):
+            assert isinstance(b.result(c.Bind(port_id=port, proxy=f"v{port}")), c.BindResult)
+        yield b
+
+
+def _install(ns: Netns) -> None:
+    lines = [
+        "nexthop add id 1 via 10.1.0.2 dev v0",
+        "nexthop add id 2 via 10.2.0.2 dev v1",
+        "nexthop add id 3 group 1/2",
+    ]
+    for i in range(ROUTES):
+        lines.append(
+            f"route add 172.16.{i // 256}.{i % 256}/32"
+            " nexthop via 10.1.0.2 dev v0 nexthop via 10.2.0.2 dev v1"
+        )
+        lines.append(
+            f"route add 2001:db8:7:{i:x}::/64"
+            " nexthop via 2001:db8:1::2 dev v0 nexthop via 2001:db8:2::2 dev v1"
+        )
+        lines.append(f"route add 172.17.{i // 256}.{i % 256}/32 nhid 3")
+    ns.batch(lines)
+
+
+def _kernel_oifs(ns: Netns, ip: str) -> set[str]:
+    """The interfaces the kernel may send ``ip`` out of (every ECMP choice, by flow)."""
+    oifs = set()
+    for sport in range(1000, 1016):  # several flows, so that each live hop shows up
+        out = subprocess.run(
+            ["ip", "netns", "exec", ns.name, "ip", "route", "get", ip, "ipproto", "udp",
+             "sport", str(sport), "dport", "53"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout  # fmt: skip
+        oifs.add(out.split(" dev ")[1].split()[0])
+    return oifs
+
+
+def _replica_oifs(sub: Subscriber, ip: str) -> set[str]:
+    found = sub.state.lookup(ip)
+    assert found is not None, ip
+    return {f"v{h[2]}" for h in found.nexthops}
+
+
+def _samples() -> list[str]:
+    return [
+        "172.16.0.1",
+        f"172.16.{(ROUTES - 1) // 256}.{(ROUTES - 1) % 256}",
+        "172.17.1.7",
+        str(ipaddress.ip_address("2001:db8:7:5::1")),
+    ]
+
+
+def test_a_link_failure_reaches_group_form_workers_as_a_few_events(
+    gns: Netns, gbr: BridgeProcess, tmp_path: Path
+) -> None:
+    flat = Subscriber(gbr.events, gbr.control, name="flat")
+    grouped = Subscriber(gbr.events, gbr.control, name="grouped", routes="group")
+    fib = EventTap(gbr.events, ("fib", "hb"))
+    csub = None
+    try:
+        flat.sync(timeout=10)
+        grouped.sync(timeout=10)
+        fib.ready()
+        if have_toolchain("libzmq", "msgpack"):
+            tools = build(tmp_path / "cbuild")
+            csub = CSubscriber(
+                tools / "ifpx_sub", tmp_path, gbr.events, gbr.control, "--topics", GROUP_FORM
+            )
+
+        def since(mark: int) -> list[ev.EventBase]:
+            """The group form's events from message ``mark`` on, up to a heartbeat now:
+            the bridge sent it after everything it published so far."""
+            n = len(fib.messages)
+            fib.wait(lambda: any(m.topic == "hb" for m in fib.messages[n:]), 5, "a heartbeat")
+            return [e for m in fib.messages[mark:] if m.topic == "fib" for e in m.events]
+
+        def now() -> int:
+            """A mark after everything the bridge published so far."""
+            since(len(fib.messages))
+            return len(fib.messages)
+
+        def converged() -> None:
+            want = wait_bridge_equals_kernel(gbr, timeout=30)
+            for sub in (flat, grouped):
+
+                def same(s: Subscriber = sub) -> bool:
+                    s.poll(max_events=1_000_000)
+                    return s.state.to_state() == want
+
+                wait_for(same, 20, interval=0.05, what=f"{sub.name}'s replica to equal the bridge")
+            if csub is not None:
+                wait_for(
+                    lambda: state_of(csub.report()) == want,
+                    20,
+                    interval=0.1,
+                    what="the C replica (group form) to equal the bridge",
+                )
+            assert grouped.state.groutes and not grouped.state.routes
+            for ip in _samples():
+                assert _replica_oifs(grouped, ip) == _kernel_oifs(gns, ip), ip
+
+        _install(gns)
+        converged()
+        assert _replica_oifs(grouped, "172.16.0.1") == {"v0", "v1"}
+        assert len([e for e in since(0) if e.kind.startswith("groute")]) >= 3 * ROUTES
+
+        mark = now()
+        gns.cmd("link set v1 down")
+        converged()
+        assert _replica_oifs(grouped, "172.16.0.1") == {"v0"}
+        assert _replica_oifs(grouped, "172.17.1.7") == {"v0"}
+        # Three groups changed (the plain IPv4 and IPv6 sets, the object's group): a
+        # handful of events for 3000 routes, and the re-dump that confirms it adds none.
+        # The rest are the link's own routes (its subnets gone, fe80::/64 one port less).
+        events = since(mark)
+        assert len(events) <= 10, [e.kind for e in events]
+        assert [e.kind for e in events].count("nhgroup_set") >= 3
+        ecmp = ("172.16.", "172.17.", "2001:db8:7:")
+        assert not [e for e in events if getattr(e, "dst", "").startswith(ecmp)]
+
+        gns.cmd("link set v1 up")
+        converged()
+        assert _replica_oifs(grouped, "2001:db8:7:5::1") == {"v0", "v1"}
+        # A next-hop object replaced: one event for the routes through it.
+        mark = now()
+        gns.cmd("nexthop replace id 1 via 10.1.0.9 dev v0")
+        converged()
+        assert [e.kind for e in since(mark)] == ["nhgroup_set"]
+    finally:
+        fib.close()
+        flat.close()
+        grouped.close()
+        if csub is not None:
+            csub.close()
