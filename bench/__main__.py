@@ -180,10 +180,14 @@ def _start_workers(
     marks: list[int],
     c_sub: Path | None = None,
     reports: bool = True,
+    groups: bool = False,
 ) -> list[subprocess.Popen[str]]:
-    """``n`` subscriber processes (Python, or C when ``c_sub`` is given), each synced."""
+    """``n`` subscriber processes (Python, or C when ``c_sub`` is given), each synced;
+    with ``groups``, taking routes by next-hop group."""
     argv = [sys.executable, "-m", "bench.worker"] if c_sub is None else [str(c_sub), "--quiet"]
     argv += ["--events", br.events, "--control", br.control]
+    if groups:
+        argv += ["--groups"] if c_sub is None else ["--topics", "link,addr,fib,rule,neigh"]
     if not reports:
         argv += ["--no-reports"] if c_sub is None else ["--report-ms", "-1"]
     for mark in marks:
@@ -235,9 +239,10 @@ def _churn_step(
     return t0, kernel, docs
 
 
-CHURN_SETUPS = [("4 Python subscribers", 4, False), ("1 C subscriber", 1, True),
-                ("4 C subscribers", 4, True)]  # fmt: skip
-"""(label, subscribers, C?) of the churn runs."""
+CHURN_SETUPS = [("4 Python subscribers", 4, False, False), ("1 C subscriber", 1, True, False),
+                ("4 C subscribers", 4, True, False),
+                ("4 Python subscribers, routes by group", 4, False, True)]  # fmt: skip
+"""(label, subscribers, C?, by next-hop group?) of the churn runs."""
 
 
 def churn(n: int, runs: int, figs: dict[str, Figure]) -> None:
@@ -246,13 +251,13 @@ def churn(n: int, runs: int, figs: dict[str, Figure]) -> None:
     adds = [f"route add {_route(i)} via 10.0.0.2" for i in range(n)]
     dels = [f"route del {_route(i)}" for i in range(n)]
     for _ in range(runs):
-        for label, count, in_c in CHURN_SETUPS:
+        for label, count, in_c, groups in CHURN_SETUPS:
             if in_c and c_sub is None:
                 continue
             # Interleaved: the reference right before the run it judges.
             alone_add, alone_del = _kernel_alone(adds, dels)
             _churn_run(n, label, count, c_sub if in_c else None, adds, dels, figs,
-                       (alone_add, alone_del))  # fmt: skip
+                       (alone_add, alone_del), groups)  # fmt: skip
 
 
 def _churn_run(
@@ -264,6 +269,7 @@ def _churn_run(
     dels: list[str],
     figs: dict[str, Figure],
     alone: tuple[float, float],
+    groups: bool = False,
 ) -> None:
     alone_ref = "kernel alone (ip -batch, nothing listening)"
     add = _fig(figs, f"churn_add {label}", f"churn, {label}: add, all have it", "s", alone_ref,
@@ -287,7 +293,7 @@ def _churn_run(
                         "count", "", "reference")  # fmt: skip
     with _setup() as (ns, br):
         base = 1  # the connected route of 10.0.0.0/24
-        workers = _start_workers(br, count, [n + base, base], c_sub)
+        workers = _start_workers(br, count, [n + base, base], c_sub, groups=groups)
         monitor = _Monitor(ns)
         try:
             assert br.proc is not None

@@ -84,7 +84,7 @@ class Bridge:
         self.started = time.monotonic()
         self._settle: set[Redump] = set()
         self._settle_at = 0.0
-        self._next_hb = float("inf")  # the loop's first turn beats at once
+        self._next_hb = float("inf")  # no heartbeat before the loop begins (it sets it)
         self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
 
