@@ -81,6 +81,17 @@ class EventTap:
         self.events.clear()
 
 
+def veth_pairs(ns: Netns, count: int = 2) -> None:
+    """Veth pairs v0/w0, v1/w1... up, so that the v ends have carrier; v<i> holds
+    10.<i+1>.0.1/24 and 2001:db8:<i+1>::1/64."""
+    for i in range(count):
+        ns.cmd(f"link add v{i} type veth peer name w{i}")
+        ns.cmd(f"link set w{i} up")
+        ns.cmd(f"link set v{i} up")
+        ns.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
+        ns.cmd(f"addr add 2001:db8:{i + 1}::1/64 dev v{i} nodad")
+
+
 def bridge_equals_kernel(br: BridgeProcess) -> tuple[bool, State, State]:
     """(equal?, bridge's canonical state, kernel's canonical state)."""
     snap = br.snapshot()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, state_of
-from netutil import EventTap, wait_bridge_equals_kernel
+from netutil import EventTap, veth_pairs, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
@@ -29,12 +29,7 @@ pytestmark = pytest.mark.netns
 def vns() -> Iterator[Netns]:
     """Two veth pairs v0/w0 and v1/w1, up, so that the v ends have carrier."""
     with netns("ifpx-fwd") as n:
-        for i in (0, 1):
-            n.cmd(f"link add v{i} type veth peer name w{i}")
-            n.cmd(f"link set w{i} up")
-            n.cmd(f"link set v{i} up")
-            n.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
-            n.cmd(f"addr add 2001:db8:{i + 1}::1/64 dev v{i} nodad")
+        veth_pairs(n)
         yield n
 
 

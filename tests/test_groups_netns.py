@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, state_of
-from netutil import EventTap, wait_bridge_equals_kernel
+from netutil import EventTap, veth_pairs, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
@@ -34,12 +34,7 @@ GROUP_FORM = "link,addr,fib,rule,neigh"
 def gns() -> Iterator[Netns]:
     """Two veth pairs v0/w0 and v1/w1, up, so that the v ends have carrier."""
     with netns("ifpx-grp") as n:
-        for i in (0, 1):
-            n.cmd(f"link add v{i} type veth peer name w{i}")
-            n.cmd(f"link set w{i} up")
-            n.cmd(f"link set v{i} up")
-            n.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
-            n.cmd(f"addr add 2001:db8:{i + 1}::1/64 dev v{i} nodad")
+        veth_pairs(n)
         # ECMP by ports too, so that `ip route get` with several flows shows every live hop.
         for family in ("ipv4", "ipv6"):
             subprocess.run(

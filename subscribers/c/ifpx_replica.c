@@ -274,34 +274,33 @@ static int neigh_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     return 0;
 }
 
+static void make_route_key(int family, const uint8_t *dst, uint8_t prefixlen, uint32_t table,
+                           uint32_t metric, struct ifpx_route_key *k)
+{
+    int bytes = family == AF_INET ? 4 : 16;
+    memset(k, 0, sizeof *k);
+    k->family = (uint8_t)family;
+    k->prefixlen = prefixlen;
+    k->table = table;
+    k->metric = metric;
+    for (int i = 0; i < bytes; i++) {
+        int bits = prefixlen - 8 * i;
+        uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+        k->dst[i] = dst[i] & mask;
+    }
+}
+
 static void route_key(const struct ifpx_event *ev, struct ifpx_route_key *k)
 {
-    int bytes = ev->family == AF_INET ? 4 : 16;
-    memset(k, 0, sizeof *k);
-    k->family = (uint8_t)ev->family;
-    k->prefixlen = ev->prefixlen;
-    k->table = ev->table;
-    k->metric = ev->metric;
-    for (int i = 0; i < bytes; i++) {
-        int bits = ev->prefixlen - 8 * i;
-        uint8_t mask = bits >= 8 ? 0xff : bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
-        k->dst[i] = ev->ip[i] & mask;
-    }
+    make_route_key(ev->family, ev->ip, ev->prefixlen, ev->table, ev->metric, k);
 }
 
 const struct ifpx_route *ifpx_replica_route(const struct ifpx_replica *r, int family,
                                             const uint8_t *dst, uint8_t prefixlen,
                                             uint32_t table, uint32_t metric)
 {
-    struct ifpx_event ev;
     struct ifpx_route_key k;
-    ev.family = family;
-    ev.prefixlen = prefixlen;
-    ev.table = table;
-    ev.metric = metric;
-    memset(ev.ip, 0, sizeof ev.ip);
-    memcpy(ev.ip, dst, family == AF_INET ? 4 : 16);
-    route_key(&ev, &k);
+    make_route_key(family, dst, prefixlen, table, metric, &k);
     return ifpx_rep_get(&r->routes, &k);
 }
 

@@ -17,6 +17,15 @@ static void pack_str(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* name: [strs[0], ... strs[n - 1]] */
+static void pack_strs(msgpack_packer *pk, const char *name, const char *const *strs, int n)
+{
+    pack_str(pk, name);
+    msgpack_pack_array(pk, (size_t)n);
+    for (int i = 0; i < n; i++)
+        pack_str(pk, strs[i]);
+}
+
 /* Starts {"v": 1, "id": id, "cmd": cmd, ...n_fields more}. */
 static void begin_request(struct request *r, size_t n_fields, uint64_t id, const char *cmd)
 {
@@ -53,10 +62,7 @@ int ifpx_encode_snapshot_topics(char *buf, size_t cap, uint64_t id, const char *
 {
     struct request r;
     begin_request(&r, 1, id, "snapshot");
-    pack_str(&r.pk, "topics");
-    msgpack_pack_array(&r.pk, (size_t)n_topics);
-    for (int i = 0; i < n_topics; i++)
-        pack_str(&r.pk, topics[i]);
+    pack_strs(&r.pk, "topics", topics, n_topics);
     return finish(&r, buf, cap);
 }
 
@@ -69,10 +75,7 @@ int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint6
     msgpack_pack_uint64(&r.pk, epoch);
     pack_str(&r.pk, "from_seq");
     msgpack_pack_uint64(&r.pk, from_seq);
-    pack_str(&r.pk, "topics");
-    msgpack_pack_array(&r.pk, (size_t)n_topics);
-    for (int i = 0; i < n_topics; i++)
-        pack_str(&r.pk, topics[i]);
+    pack_strs(&r.pk, "topics", topics, n_topics);
     return finish(&r, buf, cap);
 }
 
@@ -124,10 +127,7 @@ int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_rep
     rp->synced ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
     pack_str(&r.pk, "repairing");
     rp->repairing ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
-    pack_str(&r.pk, "topics");
-    msgpack_pack_array(&r.pk, (size_t)rp->n_topics);
-    for (int i = 0; i < rp->n_topics; i++)
-        pack_str(&r.pk, rp->topics[i]);
+    pack_strs(&r.pk, "topics", rp->topics, rp->n_topics);
     pack_str(&r.pk, "interval");
     msgpack_pack_double(&r.pk, rp->interval_ms / 1000.0);
     if (rp->stats) {
@@ -159,11 +159,7 @@ int ifpx_encode_wait_applied(char *buf, size_t cap, uint64_t id, uint64_t seq, u
         pack_str(&r.pk, "epoch");
         msgpack_pack_uint64(&r.pk, epoch);
     }
-    if (workers) {
-        pack_str(&r.pk, "workers");
-        msgpack_pack_array(&r.pk, (size_t)n_workers);
-        for (int i = 0; i < n_workers; i++)
-            pack_str(&r.pk, workers[i]);
-    }
+    if (workers)
+        pack_strs(&r.pk, "workers", workers, n_workers);
     return finish(&r, buf, cap);
 }

@@ -412,19 +412,13 @@ class RouteMirror:
     ) -> ev.EventBase:
         """A route in the flat form."""
         family, table, dst, plen, _tos, metric = key
-        nexthops = self._hop_list(view)
-        cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
-        if family == AF4:
-            cls = ev.RouteDel if deleted else ev.RouteAdd
-        else:
-            cls = ev.Route6Del if deleted else ev.Route6Add
         # In the models' field order, which lets trusted() take its shortcut.
         return self._ev(
-            cls,
+            ev.route_event_type(family != AF4, deleted),
             table=table,
             proto=val[0],
             metric=metric,
-            nexthops=nexthops,
+            nexthops=self._hop_list(view),
             type=TYPE_NAMES[val[2]],
             prefsrc=val[3],
             dst=dst,
@@ -434,13 +428,8 @@ class RouteMirror:
     def _groute_event(self, key: PublicKey, val: RouteVal, deleted: bool) -> ev.EventBase:
         """A route in the group form."""
         family, table, dst, plen, _tos, metric = key
-        cls: type[ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del]
-        if family == AF4:
-            cls = ev.GRouteDel if deleted else ev.GRouteAdd
-        else:
-            cls = ev.GRoute6Del if deleted else ev.GRoute6Add
         return self._ev(
-            cls,
+            ev.route_event_type(family != AF4, deleted, grouped=True),
             table=table,
             proto=val[0],
             metric=metric,

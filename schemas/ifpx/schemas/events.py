@@ -248,6 +248,29 @@ class GRoute6Del(_GRouteBase):
     prefixlen: PrefixLen6
 
 
+RouteEvent = (
+    RouteAdd | RouteDel | Route6Add | Route6Del | GRouteAdd | GRouteDel | GRoute6Add | GRoute6Del
+)
+"""A route event of either form."""
+
+_ROUTE_EVENT_TYPES: dict[tuple[bool, bool, bool], type[RouteEvent]] = {
+    (False, False, False): RouteAdd,
+    (False, False, True): RouteDel,
+    (False, True, False): Route6Add,
+    (False, True, True): Route6Del,
+    (True, False, False): GRouteAdd,
+    (True, False, True): GRouteDel,
+    (True, True, False): GRoute6Add,
+    (True, True, True): GRoute6Del,
+}
+
+
+def route_event_type(six: bool, deleted: bool, grouped: bool = False) -> type[RouteEvent]:
+    """The route event kind for an IPv6 (``six``) or IPv4 route added or ``deleted``, in
+    the group form if ``grouped``, else flat."""
+    return _ROUTE_EVENT_TYPES[(grouped, six, deleted)]
+
+
 RuleAction = Literal["lookup", "goto", "nop", "blackhole", "unreachable", "prohibit"]
 """What a matching policy rule does: look the destination up in ``table`` (a miss or a
 ``throw`` route goes on to the next rule), jump to the rule at priority ``goto``,

@@ -620,23 +620,31 @@ def _hop_model(h: Hop) -> ev.NextHop:
 
 
 def _route_event(key: RouteKey, val: RouteVal, deleted: bool) -> ev.EventBase:
-    fam, table, dst, plen, metric = key
     proto, hops, rtype, prefsrc = val
     nexthops = [_hop_model(h) for h in hops]
-    cls: type[ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del]
-    if fam == 4:
-        cls = ev.RouteDel if deleted else ev.RouteAdd
-    else:
-        cls = ev.Route6Del if deleted else ev.Route6Add
-    return cls.model_construct(
+    return _route_model(key, deleted, False, proto, rtype, prefsrc, nexthops=nexthops)
+
+
+def _route_model(
+    key: RouteKey,
+    deleted: bool,
+    grouped: bool,
+    proto: int,
+    rtype: ev.RouteType,
+    prefsrc: str | None,
+    **hops: Any,
+) -> ev.EventBase:
+    """A route event of either form; ``hops`` is its ``nexthops`` or its ``group``."""
+    fam, table, dst, plen, metric = key
+    return ev.route_event_type(fam == 6, deleted, grouped).model_construct(
         dst=dst,
         prefixlen=plen,
         table=table,
         proto=proto,
         metric=metric,
-        nexthops=nexthops,
         type=rtype,
         prefsrc=prefsrc,
+        **hops,
     )
 
 
@@ -645,20 +653,5 @@ def _group_event(gid: int, hops: tuple[Hop, ...]) -> ev.EventBase:
 
 
 def _groute_event(key: RouteKey, val: GRouteVal, deleted: bool) -> ev.EventBase:
-    fam, table, dst, plen, metric = key
     proto, gid, rtype, prefsrc = val
-    cls: type[ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del]
-    if fam == 4:
-        cls = ev.GRouteDel if deleted else ev.GRouteAdd
-    else:
-        cls = ev.GRoute6Del if deleted else ev.GRoute6Add
-    return cls.model_construct(
-        dst=dst,
-        prefixlen=plen,
-        table=table,
-        proto=proto,
-        metric=metric,
-        group=gid,
-        type=rtype,
-        prefsrc=prefsrc,
-    )
+    return _route_model(key, deleted, True, proto, rtype, prefsrc, group=gid)
