@@ -76,11 +76,15 @@ def test_bind_says_when_it_moved_the_port(tmp_path: Path) -> None:
 
 def test_status_reports_the_stats_it_is_given(tmp_path: Path) -> None:
     ctl, _effects, _stream = controlkit.controller(tmp_path)
-    ctl.stats_now = lambda: controlkit.zero_stats(epoch=77, seq=12, compensations=3, bindings=2)
+    ctl.stats_now = lambda: controlkit.zero_stats(
+        epoch=77, seq=12, compensations=3, bindings=2, journal_bytes=4096
+    )
     reply, _ = controlkit.run(ctl, c.Status())
     assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.StatusResult)
     assert (reply.result.epoch, reply.result.seq, reply.result.bindings) == (77, 12, 2)
     assert reply.result.counters["compensations"] == 3 and reply.result.uptime == 1.5
+    # What the journal holds, beside its capacity: a bench tells it from the mirror's share.
+    assert reply.result.counters["journal_bytes"] == 4096
 
 
 def test_commands_are_counted_by_result(tmp_path: Path) -> None:

@@ -44,7 +44,8 @@ from .workers import Peer
 
 log = logging.getLogger("ifpx.bridge")
 
-_DRAIN = 512
+DRAIN = 512
+"""Most netlink datagrams read per wake-up before they are processed and published."""
 _DUMP_RETRIES = 5
 _SETTLE = 0.05
 _CATCH_UP = 2.0
@@ -216,7 +217,7 @@ class Bridge:
     def _read_netlink(self) -> tuple[list[bytes], bool]:
         """What the listener holds (up to a batch), and whether the kernel overran it."""
         batch: list[bytes] = []
-        while len(batch) < _DRAIN:
+        while len(batch) < DRAIN:
             try:
                 batch.append(nlsock.recv(self.listener, self._rxbuf))
             except BlockingIOError:
@@ -532,7 +533,7 @@ class Bridge:
         while True:
             batch, overrun = self._read_netlink()
             self._process(batch, overrun)
-            if overrun or len(batch) < _DRAIN:
+            if overrun or len(batch) < DRAIN:
                 return True  # emptied, or a resync dumped the kernel's state whole
             if time.monotonic() > end:
                 return False

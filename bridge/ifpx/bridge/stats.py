@@ -57,6 +57,7 @@ class BridgeStats:
             "links_mirrored": self.links_mirrored,
             "overruns": self.overruns,
             "dump_retries": self.dump_retries,
+            "journal_bytes": self.journal_bytes,
             "journal_capacity": self.journal_capacity,
             "worker_reports": self.worker_reports,
             "worker_reports_refused": self.worker_reports_refused,
