@@ -25,19 +25,23 @@ class Figure:
     target: str = ""
 
     def median(self) -> float:
+        """The median of the values (NaN while there are none)."""
         return statistics.median(self.values) if self.values else float("nan")
 
     def ratio(self) -> float | None:
+        """The median over the reference's median; None without a reference."""
         if not self.reference:
             return None
         return self.median() / statistics.median(self.reference)
 
 
 def route_prefix(i: int) -> str:
+    """The i-th of the scenarios' distinct /24 routes (11.0.0.0/24 on)."""
     return f"{11 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}.0/24"
 
 
 def rss_bytes(pid: int) -> int:
+    """The resident set of process ``pid``, from /proc."""
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             if line.startswith("VmRSS:"):
@@ -46,6 +50,7 @@ def rss_bytes(pid: int) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used (utime + stime, every thread), from /proc."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -73,6 +78,7 @@ class Monitor:
         self.thread.start()
 
     def expect(self, *counts: int) -> None:
+        """Note the time at which the line count reaches each of ``counts``."""
         self._watch = sorted(counts)
 
     def _run(self) -> None:
@@ -83,6 +89,7 @@ class Monitor:
                 self.marks[self._watch.pop(0)] = time.monotonic()
 
     def close(self) -> None:
+        """Stop ip monitor."""
         self.proc.kill()
         self.proc.wait()
 
