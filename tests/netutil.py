@@ -8,13 +8,15 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import zmq
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.bridge.testing.kernelview import kernel_state
 from ifpx.schemas import codec
+from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.state import State
@@ -90,6 +92,15 @@ def veth_pairs(ns: Netns, count: int = 2) -> None:
         ns.cmd(f"link set v{i} up")
         ns.cmd(f"addr add 10.{i + 1}.0.1/24 dev v{i}")
         ns.cmd(f"addr add 2001:db8:{i + 1}::1/64 dev v{i} nodad")
+
+
+@contextmanager
+def bridge_on_veths(ns: Netns, count: int = 2) -> Iterator[BridgeProcess]:
+    """A bridge (heartbeat 0.5 s) with port i bound to v<i> of :func:`veth_pairs`."""
+    with bridge(ns, ["--heartbeat", "0.5"]) as b:
+        for port in range(count):
+            assert isinstance(b.result(c.Bind(port_id=port, proxy=f"v{port}")), c.BindResult)
+        yield b
 
 
 def bridge_equals_kernel(br: BridgeProcess) -> tuple[bool, State, State]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, state_of
-from netutil import EventTap, veth_pairs, wait_bridge_equals_kernel
+from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Flow, Subscriber
@@ -35,9 +35,7 @@ def vns() -> Iterator[Netns]:
 
 @pytest.fixture
 def vbr(vns: Netns) -> Iterator[BridgeProcess]:
-    with bridge(vns, ["--heartbeat", "0.5"]) as b:
-        for port in (0, 1):
-            assert isinstance(b.result(c.Bind(port_id=port, proxy=f"v{port}")), c.BindResult)
+    with bridge_on_veths(vns) as b:
         yield b
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, state_of
-from netutil import EventTap, veth_pairs, wait_bridge_equals_kernel
+from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
-from ifpx.schemas import commands as c
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Subscriber
 
@@ -47,9 +46,7 @@ def gns() -> Iterator[Netns]:
 
 @pytest.fixture
 def gbr(gns: Netns) -> Iterator[BridgeProcess]:
-    with bridge(gns, ["--heartbeat", "0.5"]) as b:
-        for port in (0, 1):
-            assert isinstance(b.result(c.Bind(port_id=port, proxy=f"v{port}")), c.BindResult)
+    with bridge_on_veths(gns) as b:
         yield b
 
 

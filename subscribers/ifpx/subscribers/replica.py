@@ -14,10 +14,10 @@ every lookup resolves through the group.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import (
@@ -554,23 +554,13 @@ def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev
         out.append(_rule_event(rule, deleted=False))
     if not routes:
         return out
-    for key, oval in old.routes.items():
-        if key not in target.routes:
-            out.append(_route_event(key, oval, deleted=True))
-    for key, rval in target.routes.items():
-        if old.routes.get(key) != rval:
-            out.append(_route_event(key, rval, deleted=False))
+    out.extend(_table_changes(old.routes, target.routes, _route_event))
     # The group form: groups first (a route never names a group its holder lacks),
     # then routes, then the groups no route needs any more.
     for gid, hops in sorted(target.groups.items()):
         if old.groups.get(gid) != hops:
             out.append(_group_event(gid, hops))
-    for key, gval in old.groutes.items():
-        if key not in target.groutes:
-            out.append(_groute_event(key, gval, deleted=True))
-    for key, gval in target.groutes.items():
-        if old.groutes.get(key) != gval:
-            out.append(_groute_event(key, gval, deleted=False))
+    out.extend(_table_changes(old.groutes, target.groutes, _groute_event))
     for gid in sorted(old.groups.keys() - target.groups.keys()):
         out.append(ev.NhGroupDel.model_construct(group=gid))
     return out
@@ -617,6 +607,23 @@ def _hop_model(h: Hop) -> ev.NextHop:
     # The values come from validated events or a snapshot: no need to validate them again.
     g, i, p, w, f = h
     return ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w, flags=f)
+
+
+_V = TypeVar("_V")
+
+
+def _table_changes(
+    old: dict[RouteKey, _V],
+    new: dict[RouteKey, _V],
+    event: Callable[[RouteKey, _V, bool], ev.EventBase],
+) -> Iterator[ev.EventBase]:
+    """A route table's deletions, then its additions and changes, as ``event`` makes them."""
+    for key, val in old.items():
+        if key not in new:
+            yield event(key, val, True)
+    for key, val in new.items():
+        if old.get(key) != val:
+            yield event(key, val, False)
 
 
 def _route_event(key: RouteKey, val: RouteVal, deleted: bool) -> ev.EventBase:
