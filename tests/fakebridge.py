@@ -32,6 +32,8 @@ class FakeBridge:
         self.seq = 0
         self.tseq = {t: 0 for t in TOPICS if t != "hb"}
         self.requests: dict[str, int] = {}
+        self.refuse = ""
+        """Answer ``snapshot`` with this ``bad_request`` message instead (empty: answer it)."""
         ctx = zmq.Context.instance()
         self._pub: zmq.Socket[bytes] = ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
@@ -50,9 +52,12 @@ class FakeBridge:
                 continue
             frames = self._router.recv_multipart()
             request = codec.decode_request(frames[-1])
+            reply: c.Reply
             with self._lock:
                 self.requests[request.cmd] = self.requests.get(request.cmd, 0) + 1
-                if isinstance(request, c.Snapshot):
+                if isinstance(request, c.Snapshot) and self.refuse:
+                    reply = codec.error_reply(c.ErrorCode.BAD_REQUEST, self.refuse, request.id)
+                elif isinstance(request, c.Snapshot):
                     result: c.Result = c.SnapshotResult(
                         epoch=self.epoch,
                         seq=self.seq,
@@ -60,7 +65,7 @@ class FakeBridge:
                         cfg_done=True,
                         state=SnapshotState(),
                     )
-                    reply: c.Reply = c.OkReply(id=request.id, result=result)
+                    reply = c.OkReply(id=request.id, result=result)
                 else:
                     reply = codec.error_reply(c.ErrorCode.NOT_SUPPORTED, "fake", request.id)
             self._router.send_multipart([*frames[:-1], codec.encode_reply(reply)])

@@ -393,6 +393,8 @@ def test_the_machines_bounds_are_the_same_in_python_and_c() -> None:
         f"#define IFPX_EPOCH_PROBE_MS {probe_ms}\n",
         f"#define RETIRED_EPOCHS {sync.RETIRED_EPOCHS}\n",
         f"#define MAX_PROBING {sync.MAX_PROBING}\n",
+        f"#define IFPX_SNAPSHOT_RETRY_FIRST_MS {round(sync.SNAPSHOT_RETRY_FIRST * 1000)}\n",
+        f"#define IFPX_SNAPSHOT_RETRY_MAX_MS {round(sync.SNAPSHOT_RETRY_MAX * 1000)}\n",
     ):
         assert define in c_text, define
 

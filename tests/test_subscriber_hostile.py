@@ -181,3 +181,30 @@ def test_a_bridge_restarting_with_a_smaller_epoch_is_followed(
     view = subscriber.pump()
     assert view["epoch"] == old - 500 and view["routes"] == ["10.50.0.0"]
     record(f"{subscriber.name} subscriber: restart with a smaller epoch followed", "yes")
+
+
+def test_a_refused_snapshot_is_asked_for_again_after_a_back_off(
+    fake: FakeBridge, subscriber: Any
+) -> None:
+    # An older bridge refuses the group form's snapshot for ever: the worker must not
+    # ask again as fast as it is answered, and must sync once the bridge takes it.
+    fake.refuse = "topics: extra inputs are not permitted"
+    asked = fake.count("snapshot")
+    old = fake.epoch
+    fake.restart(old + 1)
+    start = time.monotonic()
+    while time.monotonic() - start < 3:
+        fake.send("route", fake.message("route", [ROUTE2]))
+        fake.heartbeat()
+        subscriber.pump()
+    extra = fake.count("snapshot") - asked
+    view = subscriber.pump()
+    assert view["epoch"] == old, view["epoch"]
+    # At once, then after 0.5 s, 1 s and 2 s: at most four in three seconds.
+    assert 2 <= extra <= 4, extra
+    assert view["stats"]["snapshot_refusals"] == extra
+    record(f"{subscriber.name} subscriber: snapshots asked for in 3 s, all refused", extra)
+    fake.refuse = ""
+    view = _until(subscriber, fake, lambda v: v["epoch"] == old + 1, "the snapshot taken")
+    fake.send("route", fake.message("route", [ROUTE]))
+    _until(subscriber, fake, lambda v: "10.50.0.0" in v["routes"], "the stream after it")

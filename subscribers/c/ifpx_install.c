@@ -54,16 +54,18 @@ static void install_snapshot(struct ifpx_machine *s, const char *buf, size_t len
                                        (s->topics & (1u << T_FIB)) && !(s->topics & (1u << T_ROUTE)),
                                        apply_wanted, &a);
     if (rc) {
-        ifpx_m_log(s, LOG_WARNING, "unusable snapshot (status %d): asking again", rc);
+        char why[48];
+        snprintf(why, sizeof why, "unusable, status %d", rc);
         if (target)
             ifpx_replica_clear(target);
         free(target);
         if (old && old != s->rep)
             free(old);
         free(it);
-        ifpx_m_start_snapshot(s, reason);
+        ifpx_m_snapshot_refused(s, reason, why);
         return;
     }
+    s->snapshot_wait = 0;
     it->old = old;
     it->repair = s->synced;
     /* Whatever made us ask (missed heartbeats while it was down, say), a snapshot of
@@ -188,14 +190,18 @@ void ifpx_m_install_reply(struct ifpx_machine *s)
     s->reply = NULL;
     s->req = REQ_NONE;
     snprintf(reason, sizeof reason, "%s", s->req_reason);
-    if (ifpx_decode_reply(buf, len, &head) || !head.ok) {
-        ifpx_m_log(s, LOG_INFO, "repair refused (%s): falling back to a snapshot", head.code);
-        ifpx_m_start_snapshot(s, reason);
-    } else if (kind == REQ_SNAPSHOT && !strcmp(head.type, "snapshot")) {
+    int ok = !ifpx_decode_reply(buf, len, &head) && head.ok;
+    if (ok && kind == REQ_SNAPSHOT && !strcmp(head.type, "snapshot")) {
         install_snapshot(s, buf, len, reason);
-    } else if (kind == REQ_REPLAY && !strcmp(head.type, "replay")) {
+    } else if (ok && kind == REQ_REPLAY && !strcmp(head.type, "replay")) {
         install_replay(s, buf, len, reason);
+    } else if (kind == REQ_SNAPSHOT) {
+        char why[300];
+        snprintf(why, sizeof why, "%s: %s", ok ? "not a snapshot" : head.code, head.message);
+        ifpx_m_snapshot_refused(s, reason, why);
     } else {
+        ifpx_m_log(s, LOG_INFO, "replay refused (%s): falling back to a snapshot",
+                   ok ? "not a replay" : head.code);
         ifpx_m_start_snapshot(s, reason);
     }
     free(buf);

@@ -117,6 +117,7 @@ static void send_req(struct ifpx_machine *s, enum ifpx_request_kind kind, uint64
     int n = 0;
     drop_reply(s);
     s->req = kind;
+    s->req_deferred = 0;
     s->req_id = ++s->next_id;
     s->req_sent = s->now;
     snprintf(s->req_reason, sizeof s->req_reason, "%s", reason);
@@ -150,6 +151,22 @@ void ifpx_m_start_snapshot(struct ifpx_machine *s, const char *reason)
     if (s->req == REQ_SNAPSHOT)
         return;
     send_req(s, REQ_SNAPSHOT, 0, reason);
+}
+
+void ifpx_m_snapshot_refused(struct ifpx_machine *s, const char *reason, const char *why)
+{
+    /* Asking again at once would loop as fast as the bridge answers (see sync.py). */
+    s->stats.snapshot_refusals++;
+    s->snapshot_wait = s->snapshot_wait ? s->snapshot_wait * 2 : IFPX_SNAPSHOT_RETRY_FIRST_MS;
+    if (s->snapshot_wait > IFPX_SNAPSHOT_RETRY_MAX_MS)
+        s->snapshot_wait = IFPX_SNAPSHOT_RETRY_MAX_MS;
+    ifpx_m_log(s, LOG_WARNING, "snapshot refused (%s): asking again in %lld ms", why,
+               (long long)s->snapshot_wait);
+    s->req = REQ_SNAPSHOT;
+    s->req_deferred = 1;
+    s->req_id = 0;
+    s->req_sent = s->now + s->snapshot_wait;
+    snprintf(s->req_reason, sizeof s->req_reason, "%s", reason);
 }
 
 static void start_replay(struct ifpx_machine *s, uint64_t from_seq, const char *reason)
@@ -360,7 +377,7 @@ static void on_report_reply(struct ifpx_machine *s, const struct ifpx_reply *r)
 void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, int64_t now)
 {
     struct ifpx_reply head;
-    int repair_out = s->req != REQ_NONE && !s->reply;
+    int repair_out = s->req != REQ_NONE && !s->req_deferred && !s->reply;
     s->now = now;
     /* Decoded once: a snapshot reply is a whole table. */
     if ((!repair_out && !s->report_id) || ifpx_decode_reply(buf, len, &head))
@@ -432,7 +449,14 @@ void ifpx_machine_tick(struct ifpx_machine *s, int64_t now)
     s->now = now;
     if (s->reporting)
         report(s, now);
-    if (s->req != REQ_NONE && !s->reply && now - s->req_sent > s->request_timeout_ms) {
+    if (s->req_deferred) {
+        char reason[128];
+        if (now >= s->req_sent) {
+            snprintf(reason, sizeof reason, "%s", s->req_reason);
+            s->req = REQ_NONE;
+            ifpx_m_start_snapshot(s, reason);
+        }
+    } else if (s->req != REQ_NONE && !s->reply && now - s->req_sent > s->request_timeout_ms) {
         /* Lazy Pirate: the bridge may be gone; a fresh connection drops the stale request. */
         struct ifpx_action reset = {.kind = IFPX_ACT_RESET};
         char reason[128];
@@ -544,7 +568,7 @@ int ifpx_machine_action(struct ifpx_machine *s, struct ifpx_action *out)
 
 int ifpx_machine_awaiting_reply(const struct ifpx_machine *s)
 {
-    return (s->req != REQ_NONE && !s->reply) || s->report_id;
+    return (s->req != REQ_NONE && !s->req_deferred && !s->reply) || s->report_id;
 }
 
 uint64_t ifpx_machine_applied(const struct ifpx_machine *s, uint64_t *epoch)

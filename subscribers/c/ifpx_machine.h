@@ -31,6 +31,10 @@ extern "C" {
 /* Least time between two snapshots asked for because a message of an unknown epoch
  * came (the Python machine's EPOCH_PROBE_INTERVAL). */
 #define IFPX_EPOCH_PROBE_MS 1000
+/* Wait after a refused snapshot before asking again, doubled per refusal in a row up to
+ * the second (the Python machine's SNAPSHOT_RETRY_FIRST and SNAPSHOT_RETRY_MAX). */
+#define IFPX_SNAPSHOT_RETRY_FIRST_MS 500
+#define IFPX_SNAPSHOT_RETRY_MAX_MS 30000
 /* Largest encoded request. */
 #define IFPX_REQUEST_CAP 512
 
@@ -47,7 +51,7 @@ int ifpx_topic_index(const char *topic);
 
 struct ifpx_stats {
     uint64_t messages, events, bad_messages, gaps, journal_repairs, snapshot_repairs, epochs,
-        heartbeat_misses, request_retries, callback_errors;
+        heartbeat_misses, request_retries, callback_errors, snapshot_refusals;
 };
 
 enum ifpx_request_kind { IFPX_REQ_NONE, IFPX_REQ_SNAPSHOT, IFPX_REQ_REPLAY, IFPX_REQ_REPORT };

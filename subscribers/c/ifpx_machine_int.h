@@ -53,7 +53,9 @@ struct ifpx_machine {
 
     enum ifpx_request_kind req;
     uint64_t req_id, next_id;
-    int64_t req_sent;
+    int64_t req_sent;           /* when it was sent; when it is due, if deferred */
+    int req_deferred;           /* a snapshot not sent yet: the back-off after a refusal */
+    int64_t snapshot_wait;      /* the last back-off, ms; 0 once a snapshot is taken */
     char req_reason[128];
     char *reply;                /* the reply received, installed once the queue is empty */
     size_t reply_len;
@@ -84,6 +86,8 @@ void ifpx_log(ifpx_log_fn log, void *ctx, int level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define ifpx_m_log(s, ...) ifpx_log((s)->log, (s)->ctx, __VA_ARGS__)
 void ifpx_m_start_snapshot(struct ifpx_machine *s, const char *reason);
+/* A snapshot refused (an error reply, or not a snapshot): asks again after a back-off. */
+void ifpx_m_snapshot_refused(struct ifpx_machine *s, const char *reason, const char *why);
 /* Queues an item for delivery. */
 void ifpx_m_push(struct ifpx_machine *s, struct item *it);
 /* Keeps a message until the repair under way ends (bounded: IFPX_MAX_HELD). */

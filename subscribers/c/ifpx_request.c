@@ -133,7 +133,7 @@ int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_rep
     if (rp->stats) {
         const struct ifpx_stats *st = rp->stats;
         pack_str(&r.pk, "counters");
-        msgpack_pack_map(&r.pk, 7);
+        msgpack_pack_map(&r.pk, 8);
         pack_counter(&r.pk, "events", st->events);
         pack_counter(&r.pk, "gaps", st->gaps);
         pack_counter(&r.pk, "journal_repairs", st->journal_repairs);
@@ -141,6 +141,7 @@ int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_rep
         pack_counter(&r.pk, "heartbeat_misses", st->heartbeat_misses);
         pack_counter(&r.pk, "bad_messages", st->bad_messages);
         pack_counter(&r.pk, "callback_errors", st->callback_errors);
+        pack_counter(&r.pk, "snapshot_refusals", st->snapshot_refusals);
     }
     return finish(&r, buf, cap);
 }

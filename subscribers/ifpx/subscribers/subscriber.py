@@ -226,7 +226,11 @@ class Subscriber:
         while not self.synced:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no snapshot from {self.control_endpoint} within {timeout}s")
+                why = self._machine.refusal
+                raise TimeoutError(
+                    f"no snapshot from {self.control_endpoint} within {timeout}s"
+                    + (f": the bridge refuses it ({why})" if why else "")
+                )
             self._wait(min(remaining, 0.1))
             self._read_available()
             self._service_control()

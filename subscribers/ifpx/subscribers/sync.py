@@ -4,10 +4,11 @@ Every rule of following a bridge lives here and nowhere else: the Clone pattern'
 late join (hold what arrives until the snapshot, drop what it covers), per-topic
 sequence gaps and tail gaps seen in heartbeats, journal repair and its fallback
 to a snapshot, the epoch rule, missed heartbeats, the bound on held messages,
-Lazy Pirate retries. It owns no socket and reads no clock: the caller passes the
-time and carries out the :data:`Action` list each call returns
+Lazy Pirate retries, the back-off after a refused snapshot. It owns no socket
+and reads no clock: the caller passes the time and carries out the
+:data:`Action` list each call returns
 (:class:`~ifpx.subscribers.subscriber.Subscriber` in Python). The C library's
-``ifpx_sync.c`` is the same machine; both are driven by the trace fixtures in
+``ifpx_machine.c`` is the same machine; both are driven by the trace fixtures in
 ``tests/traces`` (frames and time in, requests, events and replica out).
 """
 
@@ -43,6 +44,10 @@ RETIRED_EPOCHS = 16
 """Epochs remembered as not the bridge's (their messages are dropped)."""
 MAX_PROBING = 8
 """Unknown epochs held for while the snapshot that settles them is awaited."""
+SNAPSHOT_RETRY_FIRST = 0.5
+"""Wait after a refused snapshot before asking again; doubled per refusal in a row."""
+SNAPSHOT_RETRY_MAX = 30.0
+"""Longest wait between two snapshots the bridge refuses (an older bridge refuses for ever)."""
 
 MIN_REPORT_GAP = 0.05
 """Least time between two reports: the report made on going idle waits this long at most."""
@@ -67,6 +72,7 @@ class SubscriberStats:
     bad_messages: int = 0
     callback_errors: int = 0
     request_retries: int = 0
+    snapshot_refusals: int = 0
 
 
 @dataclass(frozen=True)
@@ -205,7 +211,10 @@ class _Request:
     id: int
     kind: str
     sent: float
+    """When it was sent; for a deferred one, when it is due."""
     reason: str
+    deferred: bool = False
+    """Not sent yet: a snapshot waiting out its back-off after a refusal."""
 
 
 class SyncMachine:
@@ -258,6 +267,9 @@ class SyncMachine:
         self._reported: tuple[int, int, bool, bool] | None = None
         self._report_refusal = ""
         self._reports_off = False
+        self._snapshot_wait = 0.0
+        self.refusal = ""
+        """The bridge's last refusal of a snapshot (``code: message``); empty once one is taken."""
 
     # ---- what the caller feeds in ------------------------------------------------
 
@@ -295,7 +307,7 @@ class SyncMachine:
         """A reply on the control connection, decoded; one to a forgotten request is ignored."""
         self._now = now
         req = self._req
-        if req is not None and reply.id == req.id:
+        if req is not None and not req.deferred and reply.id == req.id:
             self._req = None
             self._on_reply(req, reply)
         elif self._report_id and reply.id == self._report_id:
@@ -306,7 +318,8 @@ class SyncMachine:
     @property
     def awaiting_reply(self) -> bool:
         """True while a repair or a report is out and unanswered (read the control connection)."""
-        return self._req is not None or self._report_id != 0
+        req = self._req
+        return (req is not None and not req.deferred) or self._report_id != 0
 
     def applied_all_taken(self) -> None:
         """The application is done with every event taken so far (it came back for more)."""
@@ -318,7 +331,11 @@ class SyncMachine:
         if self.identity is not None:
             self._maybe_report(now)
         req = self._req
-        if req is not None and now - req.sent > self.request_timeout:
+        if req is not None and req.deferred:
+            if now >= req.sent:
+                self._req = None
+                self._start_snapshot(req.reason)
+        elif req is not None and now - req.sent > self.request_timeout:
             # Lazy Pirate: the bridge may be gone; a fresh connection drops the stale request.
             self.stats.request_retries += 1
             self._actions.append(ResetControl())
@@ -446,16 +463,32 @@ class SyncMachine:
         self._send("replay", c.Replay(epoch=self.epoch, from_seq=from_seq, topics=topics), reason)
 
     def _on_reply(self, req: _Request, reply: c.Reply) -> None:
-        if isinstance(reply, c.ErrorReply):
-            self._start_snapshot(req.reason)
-            return
-        result = reply.result
+        result = reply.result if isinstance(reply, c.OkReply) else None
         if req.kind == "snapshot" and isinstance(result, c.SnapshotResult):
             self._install(result, req.reason)
         elif req.kind == "replay" and isinstance(result, c.ReplayResult):
             self._replay(result, req.reason)
+        elif req.kind == "snapshot":
+            self._refused(req.reason, reply)
         else:
+            # A refused replay (the journal no longer reaches back): a snapshot at once.
             self._start_snapshot(req.reason)
+
+    def _refused(self, reason: str, reply: c.Reply) -> None:
+        # Asking again at once would loop as fast as the bridge answers: a bridge that
+        # refuses one snapshot (an older one refusing the group form's topics, say)
+        # refuses the next. Wait, doubling the wait per refusal in a row; hold what
+        # arrives meanwhile, as during any repair.
+        if isinstance(reply, c.ErrorReply):
+            self.refusal = f"{reply.error.code.value}: {reply.error.message}"
+        else:
+            self.refusal = f"a {type(reply.result).__name__} in answer to a snapshot"
+        self.stats.snapshot_refusals += 1
+        wait = self._snapshot_wait = min(
+            SNAPSHOT_RETRY_MAX, self._snapshot_wait * 2 or SNAPSHOT_RETRY_FIRST
+        )
+        log.warning("snapshot refused (%s): asking again in %.1f s", self.refusal, wait)
+        self._req = _Request(0, "snapshot", self._now + wait, reason, deferred=True)
 
     def _replay(self, result: c.ReplayResult, reason: str) -> None:
         try:
@@ -504,6 +537,8 @@ class SyncMachine:
         )
 
     def _install(self, snap: c.SnapshotResult, reason: str) -> None:
+        self._snapshot_wait = 0.0
+        self.refusal = ""
         target = Replica(self.form)
         target.load(self._filtered(snap.state))
         target.cfg_done = snap.cfg_done
@@ -591,6 +626,7 @@ class SyncMachine:
                 "heartbeat_misses": st.heartbeat_misses,
                 "bad_messages": st.bad_messages,
                 "callback_errors": st.callback_errors,
+                "snapshot_refusals": st.snapshot_refusals,
             },
         )
         self._report_id = report.id
