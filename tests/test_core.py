@@ -368,9 +368,73 @@ def test_the_group_form_and_the_flat_form_hold_the_same_routes(
     for group in core.groups():  # the keys a small group keeps are its routes'
         if group.keys is not None:
             assert group.keys == {k for k, v in core.routes.items() if v[1] is group}
+    _assert_groups_reclaimed(core)
+    # The group form holds the groups its routes name, and none the bridge has forgotten
+    # (one may stay announced while a route of the mirror uses it: a device route's,
+    # published merged with another's).
+    named = {r[1] for r in grouped.groutes.values()} - {0}
+    assert named <= set(grouped.groups) <= {g.gid for g in core.groups()}
     assert grouped.to_state() == flat.to_state() == core.snapshot().canonical()
     for dst in ("10.1.0.1", "10.2.3.4", "10.101.0.1", "10.7.0.9"):
         assert grouped.lookup(dst) == flat.lookup(dst)
+
+
+def _assert_groups_reclaimed(core: BridgeCore) -> None:
+    """Every group the mirror keeps is in use, counted right, with its own id."""
+    groups = list(core.groups())
+    assert len({g.gid for g in groups}) == len(groups)
+    published = {id(v[1]) for p in core._variants if (v := core._published(p)) is not None}
+    for group in groups:
+        refs = sum(1 for v in core.routes.values() if v[1] is group)
+        assert group.refs == refs
+        if group.bare is not None:
+            assert refs > 0, "a group of a set of next hops no route uses is forgotten"
+        elif group not in core._obj_groups.values():
+            assert id(group) in published, "so is a merged route's no route is published by"
+    live = {id(g) for g in groups}
+    assert all(id(v[1]) in live for v in core._values.values() if v[1].gid)
+    assert not set(core._free_gids) & {g.gid for g in groups}
+
+
+def test_a_group_no_route_uses_is_withdrawn_and_its_id_reused() -> None:
+    core = core_with_taps()
+    core.grouped, core.flat = True, False
+    core.bind(0, core.links[2])
+    first = core.apply(route("10.1.0.0", 16, ("10.0.0.2", 2, 1)))
+    assert kinds(first) == ["nhgroup_set", "groute_add"]
+    gid = first[0].group  # type: ignore[attr-defined]
+    assert kinds(core.apply(route("10.2.0.0", 16, ("10.0.0.3", 2, 1)))) == [
+        "nhgroup_set",
+        "groute_add",
+    ]
+    # The route goes first, then the group it left unused.
+    gone = core.apply(route("10.1.0.0", 16, ("10.0.0.2", 2, 1), deleted=True))
+    assert kinds(gone) == ["groute_del", "nhgroup_del"] and gone[1].group == gid  # type: ignore[attr-defined]
+    # BGP's churn through ever-new gateways: ids stay as few as the groups in use.
+    for i in range(4, 1000):
+        core.apply(route(f"10.{i % 200}.1.0", 24, (f"10.0.{i // 250}.{i % 250}", 2, 1)))
+        core.apply(
+            route(f"10.{i % 200}.1.0", 24, (f"10.0.{i // 250}.{i % 250}", 2, 1), deleted=True)
+        )
+    assert max(g.gid for g in core.groups()) <= 3 and len(core._values) <= 2
+    # A group in a snapshot is withdrawn too, though not announced since.
+    core.snapshot_wire()
+    core.forget_sent()
+    assert kinds(core.apply(route("10.2.0.0", 16, ("10.0.0.3", 2, 1), deleted=True))) == [
+        "groute_del",
+        "nhgroup_del",
+    ]
+    # A kernel object's group is withdrawn with its last route, and keeps its id while
+    # the object exists.
+    core.apply(nlmsg.NhObject(False, 7, AF4, "10.0.0.9", 2, 0, False, False, ()))
+    via = nlmsg.Route(False, AF4, 254, "10.3.0.0", 16, 0, 4, 1, 0, 0, (), None, 7)
+    added = core.apply(via)
+    assert kinds(added) == ["nhgroup_set", "groute_add"]
+    assert kinds(core.apply(via._replace(deleted=True))) == ["groute_del", "nhgroup_del"]
+    again = core.apply(via)
+    assert kinds(again) == ["nhgroup_set", "groute_add"]
+    assert again[0].group == added[0].group  # type: ignore[attr-defined]
+    _assert_groups_reclaimed(core)
 
 
 def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> None:

@@ -18,6 +18,7 @@ from ctools import CSubscriber, build, have_toolchain, state_of
 from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
+from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Subscriber
 
@@ -158,9 +159,10 @@ def test_a_link_failure_reaches_group_form_workers_as_a_few_events(
         assert _replica_oifs(grouped, "172.17.1.7") == {"v0"}
         # Three groups changed (the plain IPv4 and IPv6 sets, the object's group): a
         # handful of events for 3000 routes, and the re-dump that confirms it adds none.
-        # The rest are the link's own routes (its subnets gone, fe80::/64 one port less).
+        # The rest are the link's own routes (its subnets gone, fe80::/64 one port less)
+        # and the groups they leave unused withdrawn.
         events = since(mark)
-        assert len(events) <= 10, [e.kind for e in events]
+        assert len(events) <= 14, [e.kind for e in events]
         assert [e.kind for e in events].count("nhgroup_set") >= 3
         ecmp = ("172.16.", "172.17.", "2001:db8:7:")
         assert not [e for e in events if getattr(e, "dst", "").startswith(ecmp)]
@@ -179,3 +181,50 @@ def test_a_link_failure_reaches_group_form_workers_as_a_few_events(
         grouped.close()
         if csub is not None:
             csub.close()
+
+
+def test_groups_of_next_hops_no_route_uses_are_withdrawn_and_their_ids_reused(
+    gns: Netns, gbr: BridgeProcess
+) -> None:
+    # Routes through ever-new gateways (BGP churn) must not leave a group behind in
+    # the bridge or in a worker, whose forwarding table has a fixed number of them.
+    grouped = Subscriber(gbr.events, gbr.control, name="grouped", routes="group")
+    try:
+        grouped.sync(timeout=10)
+
+        def converged() -> None:
+            want = wait_bridge_equals_kernel(gbr, timeout=30)
+
+            def same() -> bool:
+                grouped.poll(max_events=1_000_000)
+                return grouped.state.to_state() == want
+
+            wait_for(same, 20, interval=0.05, what="the group form's replica to equal the bridge")
+
+        converged()
+        before = set(grouped.state.groups)
+        counted = _status(gbr)["groups_mirrored"]
+        for round_, (dev, net, first) in enumerate((("v0", 1, 2), ("v1", 2, 2), ("v0", 1, 102))):
+            gns.batch(
+                [
+                    f"route add 172.20.{i}.0/24 via 10.{net}.0.{first + i} dev {dev}"
+                    for i in range(100)
+                ]
+            )
+            converged()
+            groups = grouped.state.groups
+            assert len(groups) >= len(before) + 100
+            # Ids are reused: as dense as the groups in use, whatever the churn before.
+            assert max(groups) <= len(before) + 100 + 2, max(groups)
+            gns.batch([f"route del 172.20.{i}.0/24" for i in range(100)])
+            converged()
+            assert set(grouped.state.groups) == before, round_
+            assert _status(gbr)["groups_mirrored"] == counted
+    finally:
+        grouped.close()
+
+
+def _status(br: BridgeProcess) -> dict[str, int]:
+    status = br.result(c.Status())
+    assert isinstance(status, c.StatusResult)
+    return status.counters

@@ -14,6 +14,7 @@ from netutil import free_port, ifpx, mtu_reaches, scrape, wait_bridge_equals_ker
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
+from ifpx.schemas.topics import RouteForm
 from ifpx.subscribers import Subscriber
 from ifpx.subscribers.recording import RecordingError, records, verify
 
@@ -98,15 +99,18 @@ def test_watch_and_snapshot(ns: Netns, br: BridgeProcess, tmp_path: Path) -> Non
     assert "port 0 tap0: mac" in human.stdout
 
 
-def _record_session(ns: Netns, br: BridgeProcess, path: Path) -> Subscriber:
-    """Record while making changes; return a live subscriber that followed along."""
+def _record_session(
+    ns: Netns, br: BridgeProcess, path: Path, routes: RouteForm = "flat"
+) -> Subscriber:
+    """Record (routes in form ``routes``) while making changes; return a live subscriber
+    of that form that followed along."""
     br.result(c.Bind(port_id=0, proxy="tap0"))
     br.result(c.Bind(port_id=1, proxy="tap1"))
-    live = Subscriber(br.events, br.control)
+    live = Subscriber(br.events, br.control, routes=routes)
     live.sync(timeout=5)
     rec = subprocess.Popen(
         [sys.executable, "-m", "ifpx.subscribers", "record", str(path), "--duration", "30",
-         "--events", br.events, "--control", br.control],
+         "--events", br.events, "--control", br.control, "--routes", routes],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -183,6 +187,39 @@ def test_record_then_replay_into_a_fresh_subscriber(
     assert player.returncode == 0, err
     assert "replayed" in err and "lateness p50" in err
     print(err.strip())
+
+
+def test_a_recording_of_routes_by_group_replays_into_group_form_workers(
+    ns: Netns, br: BridgeProcess, tmp_path: Path
+) -> None:
+    # The DPDK example takes routes by next-hop group: a post-mortem must replay that form.
+    path = tmp_path / "groups.ifpxrec"
+    live = _record_session(ns, br, path, routes="group")
+    live_state = live.state.to_state()
+    assert live.state.groutes and not live.state.routes
+    live.close()
+    shown = ifpx(None, "recording", "show", str(path))
+    routes = [line for line in shown.stdout.splitlines() if " route add " in line]
+    assert routes and all(" nhgroup " in line for line in routes), shown.stdout
+    events, control = f"ipc://{tmp_path}/g-ev.sock", f"ipc://{tmp_path}/g-ctl.sock"
+    player = subprocess.Popen(
+        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--speed", "4",
+         "--linger", "3", "--events", events, "--control", control],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        with Subscriber(events, control, routes="group") as sub:
+            sub.sync(timeout=10)
+            wait_for(
+                lambda: sub.poll(10_000, 0.05) is not None and sub.state.to_state() == live_state,
+                15,
+                what="the replayed group-form replica to equal the live one",
+            )
+            assert sub.state.groups and sub.state.lookup("10.50.1.1") is not None
+        _, err = player.communicate(timeout=30)
+    finally:
+        player.kill()
+    assert player.returncode == 0, err
 
 
 def sub_client_refuses_bind(control: str) -> c.ErrorCode:

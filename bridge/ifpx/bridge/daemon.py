@@ -475,6 +475,7 @@ class Bridge:
             journal_bytes=pub.journal.bytes,
             journal_capacity=self.opts.journal,
             routes_mirrored=len(core.routes),
+            groups_mirrored=core.group_count,
             links_mirrored=len(core.links),
             commands_ok=commands.ok,
             commands_failed=commands.errors,

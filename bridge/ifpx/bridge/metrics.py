@@ -64,6 +64,9 @@ class BridgeCollector(Collector):
             "ifpx_routes_mirrored", "Routes in the kernel mirror", st.routes_mirrored
         )
         yield GaugeMetricFamily(
+            "ifpx_nhgroups", "Next-hop groups in use in the mirror", st.groups_mirrored
+        )
+        yield GaugeMetricFamily(
             "ifpx_journal_bytes", "Bytes held by the replay journal", st.journal_bytes
         )
         states = GaugeMetricFamily(

@@ -16,6 +16,7 @@ port), and those views are cached per group and bindings generation.
 
 from __future__ import annotations
 
+import heapq
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
@@ -53,11 +54,27 @@ class Group:
     object is replaced, which is what makes a link failure cost O(groups).
     """
 
-    __slots__ = ("gid", "hops", "keys", "sent", "view", "view_gen")
+    __slots__ = ("bare", "gid", "hops", "keys", "refs", "sent", "values", "variants", "view",
+                 "view_gen")  # fmt: skip
 
-    def __init__(self, gid: int, hops: tuple[nlmsg.NextHopT, ...]) -> None:
+    def __init__(
+        self,
+        gid: int,
+        hops: tuple[nlmsg.NextHopT, ...],
+        bare: tuple[nlmsg.NextHopT, ...] | None = None,
+    ) -> None:
         self.gid = gid
         self.hops = hops
+        self.bare = bare
+        """Its hops without liveness, for a group of a set of next hops (its key in the
+        mirror); None for a kernel object's group and a merged route's."""
+        self.refs = 0
+        """How many mirrored routes forward by it: at 0 it is withdrawn, and a group of a
+        set of next hops is forgotten (its id is reused)."""
+        self.variants: list[tuple[nlmsg.NextHopT, ...]] = []
+        """Its hops as the kernel has reported them, liveness and all (keys to it)."""
+        self.values: list[tuple[int, int, int, str | None, int]] = []
+        """The keys of the interned route values that name it."""
         self.keys: set[RouteKey] | None = set()
         """The routes through it while they are few (a link's own subnet, say), so that
         those a dead link takes along are found without a scan; None once there were
@@ -77,8 +94,10 @@ FEW = 64
 
 NO_GROUP = Group(0, ())
 """The group of routes without next hops (drop routes): id 0 on the wire. Shared by
-every mirror, so it keeps no keys and is never announced or changed."""
+every mirror, so it keeps no keys, no count of its routes that could reach 0, and is
+never announced, changed or forgotten."""
 NO_GROUP.keys = None
+NO_GROUP.refs = 1 << 62
 
 RouteVal = tuple[int, Group, int, str | None, int]
 """(proto, next-hop group, type, prefsrc, next-hop object id or 0): shared by every
@@ -197,6 +216,9 @@ class RouteMirror:
         """Next hops of a merged route (see :data:`RouteKey`), liveness and all -> its
         group: made from its parts' hops, never changed in place (the parts are)."""
         self._next_gid = 1
+        self._free_gids: list[int] = []
+        """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
+        dense as the groups in use (a forwarding table's next-hop index)."""
         # Route values too: (proto, group, ...) repeat across a whole table, and
         # sharing them saves a tuple per route. Keyed by the group's identity.
         self._values: dict[tuple[int, int, int, str | None, int], RouteVal] = {}
@@ -218,8 +240,12 @@ class RouteMirror:
 
     # ---- groups ---------------------------------------------------------------
 
-    def _new_group(self, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
-        group = Group(self._next_gid, hops)
+    def _new_group(
+        self, hops: tuple[nlmsg.NextHopT, ...], bare: tuple[nlmsg.NextHopT, ...] | None = None
+    ) -> Group:
+        if self._free_gids:
+            return Group(heapq.heappop(self._free_gids), hops, bare)
+        group = Group(self._next_gid, hops, bare)
         self._next_gid += 1
         return group
 
@@ -230,9 +256,57 @@ class RouteMirror:
             bare = tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
             group = self._groups.get(bare)
             if group is None:
-                group = self._groups[bare] = self._new_group(hops)
+                group = self._groups[bare] = self._new_group(hops, bare)
             self._hop_groups[hops] = group
+            group.variants.append(hops)
         return group
+
+    def _unused(self, group: Group) -> list[ev.EventBase]:
+        """``group`` lost its last route: withdrawn, and forgotten unless it is a kernel
+        object's (kept while the object exists: its id is the object's for the epoch)."""
+        out = self._withdraw(group)
+        if group.bare is not None:
+            del self._groups[group.bare]
+            for hops in group.variants:
+                if self._hop_groups.get(hops) is group:
+                    del self._hop_groups[hops]
+            self._forget(group)
+        return out
+
+    def _withdraw(self, group: Group) -> list[ev.EventBase]:
+        """``nhgroup_del`` for a group whoever takes the group form may hold: announced
+        since the last snapshot, or in it (published then, so now: a group's view does
+        not depend on its routes)."""
+        held = group.sent is not None or self._gview(group) is not None
+        group.sent = None
+        if not self.grouped or self._quiet or not held:
+            return []
+        return [self._ev(ev.NhGroupDel, group=group.gid)]
+
+    def _merged_unused(self, before: RouteVal | None, after: RouteVal | None) -> list[ev.EventBase]:
+        """Withdraw and forget the group ``before`` was published with, if it was a merged
+        route's and no merged route is published with it any more (they are few)."""
+        if before is None:
+            return []
+        group = before[1]
+        if (after is not None and after[1] is group) or self._merged.get(group.hops) is not group:
+            return []
+        for pkey in self._variants:
+            val = self._published(pkey)
+            if val is not None and val[1] is group:
+                return []
+        del self._merged[group.hops]
+        out = self._withdraw(group)
+        self._forget(group)
+        return out
+
+    def _forget(self, group: Group) -> None:
+        """Drop what refers to a group no route uses any more, and free its id."""
+        for vkey in group.values:
+            self._values.pop(vkey, None)
+        group.values.clear()
+        self._deferred.pop(id(group), None)
+        heapq.heappush(self._free_gids, group.gid)
 
     def _obj_group(self, nhid: int, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
         """The group of the routes through kernel next-hop object ``nhid``."""
@@ -240,6 +314,11 @@ class RouteMirror:
         if group is None:
             group = self._obj_groups[nhid] = self._new_group(hops)
         return group
+
+    @property
+    def group_count(self) -> int:
+        """How many groups the mirror keeps (each in use, or a kernel object's)."""
+        return len(self._groups) + len(self._obj_groups) + len(self._merged)
 
     def groups(self) -> Iterator[Group]:
         """Every group the mirror knows (some may be used by no route any more)."""
@@ -341,7 +420,9 @@ class RouteMirror:
             return []
         out: list[ev.EventBase] = []
         for pkey, before, before_view in merged:
-            out.extend(self._change(pkey, before, before_view, self._published(pkey)))
+            after = self._published(pkey)
+            out.extend(self._change(pkey, before, before_view, after))
+            out.extend(self._merged_unused(before, after))
         if new_view == old_view:
             return out
         if new_view is not None:
@@ -539,6 +620,8 @@ class RouteMirror:
         val = self._values.get(vkey)
         if val is None:
             val = self._values[vkey] = (proto, group, rtype, prefsrc, nhid)
+            if group is not NO_GROUP:
+                group.values.append(vkey)
         return val
 
     def _published(self, pkey: PublicKey) -> RouteVal | None:
@@ -583,7 +666,8 @@ class RouteMirror:
                 return []
             before = self._published(pkey) if merged else old
             del self.routes[key]
-            keys = old[1].keys
+            group = old[1]
+            keys = group.keys
             if keys is not None:
                 keys.discard(key)
             if len(key) == 7:
@@ -591,7 +675,14 @@ class RouteMirror:
                 variants.discard(key)
                 if not variants:
                     del self._variants[pkey]
-            return self._route_change(pkey, before, self._published(pkey) if merged else None)
+            after = self._published(pkey) if merged else None
+            out = self._route_change(pkey, before, after)
+            group.refs -= 1
+            if not group.refs:
+                out += self._unused(group)
+            if merged:
+                out += self._merged_unused(before, after)
+            return out
         if rtype != _UNICAST:
             group = NO_GROUP
         elif nhid and self.nh_objects.resolve(nhid) is not None:
@@ -606,8 +697,11 @@ class RouteMirror:
             return pre
         before = self._published(pkey) if merged else old
         self.routes[key] = new
-        if old is not None and old[1] is not group and old[1].keys is not None:
-            old[1].keys.discard(key)
+        group.refs += 1
+        if old is not None:
+            old[1].refs -= 1
+            if old[1] is not group and old[1].keys is not None:
+                old[1].keys.discard(key)
         keys = group.keys
         if keys is not None:
             keys.add(key)
@@ -617,9 +711,13 @@ class RouteMirror:
             self._variants.setdefault(pkey, set()).add(key)
         if merged and not self._quiet:
             self._check_replaced(pkey, key)
-        if self._quiet:
-            return []
-        return pre + self._route_change(pkey, before, self._published(pkey) if merged else new)
+        after = self._published(pkey) if merged else new
+        out = [] if self._quiet else pre + self._route_change(pkey, before, after)
+        if old is not None and not old[1].refs:
+            out += self._unused(old[1])
+        if merged:
+            out += self._merged_unused(before, after)
+        return out
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
         # `ip route replace` swaps one route for another under the same public key
@@ -695,7 +793,10 @@ class RouteMirror:
                     out.extend(self._route(self._record(key, val, False)))
         for nhid in sorted(ids):
             if nhid in self._obj_groups and self.nh_objects.resolve(nhid) is None:
-                out.extend(self._retire(self._obj_groups.pop(nhid)))
+                group = self._obj_groups.pop(nhid)
+                out.extend(self._retire(group))
+                if not group.refs:  # its routes went first, as the kernel's did
+                    self._forget(group)
         return out
 
     def follow_link(self, ifindex: int, up: bool, carrier: bool) -> list[ev.EventBase]:
@@ -762,6 +863,7 @@ class RouteMirror:
                 # the general one.
                 if rec.__class__ is not route_cls:
                     self.apply(rec)
+                    last_hops = None  # it may have forgotten the group in hand
                     continue
                 (deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops,
                  prefsrc, nhid) = rec  # fmt: skip
@@ -772,6 +874,7 @@ class RouteMirror:
                     or (not nhid and len(hops) == 1 and hops[0][0] is None)
                 ):
                     self.apply(rec)
+                    last_hops = None
                     continue
                 if nhid:
                     # FRR's routes: each object resolved once, its value shared.
@@ -780,6 +883,7 @@ class RouteMirror:
                         resolved = self.nh_objects.resolve(nhid)
                         if resolved is None:
                             self.apply(rec)
+                            last_hops = None
                             continue
                         kind, hops = resolved
                         group = NO_GROUP if kind != unicast else self._obj_group(nhid, hops)
@@ -798,11 +902,14 @@ class RouteMirror:
                     shared = values.get(vkey)
                     if shared is None:
                         shared = values[vkey] = (proto, group, unicast, prefsrc, 0)
+                        group.values.append(vkey)
                     val = shared
                 key = (family, table, dst, plen, tos, metric)
                 if routes.setdefault(key, val) is not val:
                     self.apply(rec)
+                    last_hops = None
                     continue
+                val[1].refs += 1
                 keys = val[1].keys
                 if keys is not None:
                     keys.add(key)

@@ -41,6 +41,8 @@ class BridgeStats:
     workers_by_state: dict[str, int] = field(default_factory=dict)
     worker_lag: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per worker name: (lag in sequence numbers, lag in seconds)."""
+    groups_mirrored: int = 0
+    """Next-hop groups in use (what the group form's ids number)."""
 
     def counters(self) -> dict[str, int]:
         """The integer counters ``status`` reports, by name."""
@@ -54,6 +56,7 @@ class BridgeStats:
             "commands_ok": self.commands_ok,
             "commands_failed": self.commands_failed,
             "routes_mirrored": self.routes_mirrored,
+            "groups_mirrored": self.groups_mirrored,
             "links_mirrored": self.links_mirrored,
             "overruns": self.overruns,
             "dump_retries": self.dump_retries,

@@ -33,6 +33,7 @@ from .clibase import (
     failed,
     kinds,
     print_json,
+    route_form,
     snapshot_json,
 )
 from .client import ClientError, ControlClient
@@ -297,6 +298,7 @@ def _watch(ns: argparse.Namespace) -> int:
         ports=ns.port or None,
         curve=ns.curve,
         report_interval=None,
+        routes=ns.routes,
     )
     stop = False
 
@@ -366,6 +368,7 @@ def _add_watch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--kind", action="extend", type=kinds, help="only these kinds (or families: route, ...)"
     )
     w.add_argument("--port", action="append", type=_port, help="only these ports")
+    route_form(w)
     w.add_argument("--no-snapshot", action="store_true", help="do not print the current state")
     w.add_argument("--count", type=int, default=0, help="exit after N events")
     w.set_defaults(func=_watch)

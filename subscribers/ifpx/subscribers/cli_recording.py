@@ -17,7 +17,16 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.instance import InstanceLocked
 
 from . import fmt
-from .clibase import EXIT_ERROR, EXIT_OK, EXIT_USAGE, endpoints, failed, kinds, snapshot_json
+from .clibase import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    endpoints,
+    failed,
+    kinds,
+    route_form,
+    snapshot_json,
+)
 from .client import ClientError
 
 
@@ -39,6 +48,7 @@ def _record(ns: argparse.Namespace) -> int:
         kinds=set(ns.kind) if ns.kind else None,
         timeout=ns.timeout,
         curve=ns.curve,
+        routes=ns.routes,
     )
     _stop_on_signals(rec.stop)
     try:
@@ -156,6 +166,7 @@ def add_recording(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     r.add_argument(
         "--kind", action="extend", type=kinds, help="only these kinds (or families: route, ...)"
     )
+    route_form(r)
     r.set_defaults(func=_record)
     p = sub.add_parser("replay", help="serve a recording as a bridge would")
     endpoints(p)

@@ -94,3 +94,14 @@ def kinds(text: str) -> list[str]:
         )
     topic = topics.pop()
     return sorted(kind for kind, t in KIND_TOPIC.items() if t == topic)
+
+
+def route_form(parser: argparse.ArgumentParser) -> None:
+    """``--routes``: the form routes come in (the group form needs a bridge of minor 3)."""
+    parser.add_argument(
+        "--routes",
+        choices=["flat", "group"],
+        default="flat",
+        help="routes flat (route_add with next hops; default) or by next-hop group "
+        "(nhgroup_set, groute_add)",
+    )

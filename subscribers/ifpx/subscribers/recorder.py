@@ -11,7 +11,7 @@ import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
-from ifpx.schemas.topics import topics_for_kinds
+from ifpx.schemas.topics import RouteForm, Topic, topics_for_kinds
 
 from .client import ControlClient
 from .recording import Writer
@@ -41,13 +41,15 @@ class Recorder:
         kinds: set[str] | None = None,
         timeout: float = 5.0,
         curve: CurveClient | None = None,
+        routes: RouteForm = "flat",
     ) -> None:
         self.path = path
         self.events = events
         self.control = control
         self.kinds = kinds
         self.curve = curve
-        self.topics = sorted(t for t in topics_for_kinds(kinds) if t != "hb")
+        self.topics: list[Topic] = sorted(t for t in topics_for_kinds(kinds, routes) if t != "hb")
+        """What is recorded; routes in one form (``routes``) unless ``kinds`` name both."""
         self.timeout = timeout
         self.stats = RecordStats()
         self._stop = False
@@ -57,7 +59,11 @@ class Recorder:
         self._stop = True
 
     def _snapshot(self, client: ControlClient) -> tuple[bytes, c.SnapshotResult]:
-        raw = client.raw(codec.encode_request(c.Snapshot(id=1)), self.timeout)
+        # Naming the topics keeps the group form built while the subscription to it is
+        # still on its way (as a worker's snapshot does); only a bridge of minor 3 knows
+        # the field, and only the group form needs it.
+        topics = self.topics if "fib" in self.topics else None
+        raw = client.raw(codec.encode_request(c.Snapshot(id=1, topics=topics)), self.timeout)
         reply = codec.decode_reply(raw)
         if not isinstance(reply, c.OkReply) or not isinstance(reply.result, c.SnapshotResult):
             raise RuntimeError(f"snapshot refused: {reply}")
