@@ -437,6 +437,25 @@ def test_a_group_no_route_uses_is_withdrawn_and_its_id_reused() -> None:
     _assert_groups_reclaimed(core)
 
 
+def test_a_merged_route_follows_its_parts_liveness_in_its_own_group() -> None:
+    core = core_with_taps()
+    core.grouped, core.flat = True, False
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    core.apply(route("10.9.0.0", 16, (None, 2, 1)))
+    both = core.apply(route("10.9.0.0", 16, (None, 3, 1)))
+    assert kinds(both) == ["nhgroup_set", "groute_add"]
+    merged = both[1].group  # type: ignore[attr-defined]
+    # tap1 loses its carrier: the kernel marks the hop linkdown, the route stays.
+    out = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", True, False))
+    sets = [e for e in out if isinstance(e, ev.NhGroupSet) and e.group == merged]
+    assert len(sets) == 1 and sets[0].nexthops[1].flags == ("linkdown",)
+    assert not [e for e in out if e.kind in ("groute_add", "groute_del", "nhgroup_del")]
+    back = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", True, True))
+    assert [e.group for e in back if isinstance(e, ev.NhGroupSet)].count(merged) == 1
+    _assert_groups_reclaimed(core)
+
+
 def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> None:
     core = core_with_taps()
     core.grouped, core.flat = True, False

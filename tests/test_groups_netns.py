@@ -9,15 +9,21 @@ route get``), equal to a flat-form worker and to the bridge's snapshot.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
+import zmq
 from ctools import CSubscriber, build, have_toolchain, state_of
+from figures import record
 from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Subscriber
@@ -222,6 +228,90 @@ def test_groups_of_next_hops_no_route_uses_are_withdrawn_and_their_ids_reused(
             assert _status(gbr)["groups_mirrored"] == counted
     finally:
         grouped.close()
+
+
+BIG = 150_000
+"""Routes of each kind in the heartbeat test (ECMP over v0 and v1, through v1 alone)."""
+
+
+class _BeatClock:
+    """A raw SUB on ``route`` and ``hb`` in a thread: when the bridge sent each heartbeat
+    (its ``ts``: a receiver lagging behind the stream would stretch the gaps), and how
+    many route events came (counted without validating them)."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.beats: list[float] = []
+        self.routes = 0
+        self._stop = threading.Event()
+        self._sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        self._sock.setsockopt(zmq.RCVHWM, 0)  # a heartbeat dropped here would be a lie
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.connect(endpoint)
+        for topic in (b"route", b"hb"):
+            self._sock.setsockopt(zmq.SUBSCRIBE, topic)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self._sock.poll(100, zmq.POLLIN):
+                continue
+            topic, payload = self._sock.recv_multipart()
+            doc = msgpack.unpackb(payload)
+            if topic == b"hb":
+                self.beats.append(doc["ts"])
+            else:
+                self.routes += len(doc["events"])
+
+    def beats_since(self, mark: float) -> list[float]:
+        return [t for t in list(self.beats) if t > mark]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def test_heartbeats_go_on_while_the_bridge_works_through_a_big_table(gns: Netns) -> None:
+    # A link goes down under a big table: the flat form republishes every ECMP route
+    # through it, and the routes through it alone are dropped (seconds of work at a
+    # million). Subscribers that heard no heartbeat for 3.5 intervals would take the
+    # bridge for gone and ask for snapshots it cannot answer until it is done; a short
+    # interval makes 300k routes a long enough silence to show.
+    interval = 0.1
+    with bridge(gns, ["--heartbeat", str(interval)]) as br:
+        for port in (0, 1):
+            assert isinstance(br.result(c.Bind(port_id=port, proxy=f"v{port}")), c.BindResult)
+        clock = _BeatClock(br.events)
+        try:
+            _link_down_under_heartbeats(gns, clock, interval)
+        finally:
+            clock.close()
+
+
+def _link_down_under_heartbeats(gns: Netns, clock: _BeatClock, interval: float) -> None:
+    wait_for(lambda: len(clock.beats) >= 2, 10, what="heartbeats")
+
+    def prefix(first: int, i: int) -> str:
+        return f"172.{first + i // 65536}.{i // 256 % 256}.{i % 256}/32"
+
+    ecmp = "nexthop via 10.1.0.2 dev v0 nexthop via 10.2.0.2 dev v1"
+    gns.batch(
+        [f"route add {prefix(16, i)} {ecmp}" for i in range(BIG)]
+        + [f"route add {prefix(24, i)} via 10.2.0.2" for i in range(BIG)]
+    )
+    wait_for(lambda: clock.routes >= 2 * BIG, 120, interval=0.2, what="the routes published")
+    before, mark = clock.routes, time.time()
+    gns.cmd("link set v1 down")
+    # Every ECMP route again (one hop dead), every route through v1 alone withdrawn.
+    wait_for(lambda: clock.routes >= before + 2 * BIG, 120, interval=0.2, what="the link's work")
+    done = time.time()
+    wait_for(lambda: clock.beats_since(done), 10, what="a heartbeat after it")
+    beats = clock.beats_since(mark)
+    gap = max(b - a for a, b in itertools.pairwise([mark, *beats]))
+    took = beats[-1] - mark
+    record("longest heartbeat gap, a link down under 300k routes", f"{gap:.2f} s in {took:.1f} s")
+    assert gap < 3.5 * interval, f"no heartbeat for {gap:.2f} s within {took:.1f} s"
 
 
 def _status(br: BridgeProcess) -> dict[str, int]:

@@ -243,7 +243,7 @@ class BridgeCore(RouteMirror):
         # but dropping both here keeps the mirror exact either way. So do the next-hop
         # objects through it, and the routes that used them.
         out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
-        for key in sorted(self.routes_via(ifindex)):
+        for key in self.paced(self.routes_via(ifindex)):
             if len(self.routes[key][1].hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
                 self.redumps.add(Redump(key[0]))
@@ -370,7 +370,7 @@ class BridgeCore(RouteMirror):
             if scope and isinstance(rec, nlmsg.Route):
                 seen.add(self.route_key(rec))
             out.extend(self.apply(rec))
-        for key in sorted(scope - seen):
+        for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
                 out.extend(self._drop_route(key))
         return out
@@ -403,7 +403,7 @@ class BridgeCore(RouteMirror):
             view = self._gview(group) if group.via(link.ifindex) else None
             if view is not None and group.sent is not None:
                 out.extend(self._announce(group, view))
-        for pkey in self._published_keys(self.routes_via(link.ifindex)):
+        for pkey in self.paced(self._published_keys(self.routes_via(link.ifindex))):
             val = self._published(pkey)
             out.extend(self._route_change(pkey, val, val, force=True))
         return out
@@ -425,7 +425,7 @@ class BridgeCore(RouteMirror):
         if entry.ifindex is None:
             return out
         # Routes via this proxy now carry other port ids, or stop being published.
-        for pkey in self._published_keys(self.routes_via(entry.ifindex)):
+        for pkey in self.paced(self._published_keys(self.routes_via(entry.ifindex))):
             val = self._published(pkey)
             assert val is not None
             view = self._view(val)

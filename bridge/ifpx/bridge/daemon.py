@@ -76,6 +76,11 @@ class Bridge:
         self.opts = opts
         self.core = BridgeCore(all_routes=opts.all_routes)
         self.core.defer_flat = True  # see _publish
+        # A loop through a whole table that publishes nothing until it is over (a
+        # link's routes dropped, a binding's republished) takes seconds at a million
+        # routes: heartbeats go on meanwhile, or every subscriber would take the bridge
+        # for gone and ask for snapshots it cannot answer until the loop is over.
+        self.core.progress = lambda: self._beat(time.monotonic())
         self.state_path = Path(opts.state)
         self._stop = threading.Event()
         self.curve: endpoints.Curve | None = None

@@ -19,7 +19,6 @@ from __future__ import annotations
 import heapq
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -31,6 +30,7 @@ from .bindings import BindingTable
 from .nhobjects import NhTable
 
 _M = TypeVar("_M", bound=ev.WireModel)
+_T = TypeVar("_T")
 
 AF4 = socket.AF_INET
 AF6 = socket.AF_INET6
@@ -41,7 +41,6 @@ RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
 """A kernel route: its public key, plus the interface for a route with one next hop and
 no gateway. The kernel keeps such routes apart per interface under one public key (each
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
-_NO_KEYS: frozenset[RouteKey] = frozenset()
 NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight, flags)."""
 
@@ -91,6 +90,8 @@ class Group:
 
 FEW = 64
 """Most routes a group keeps the keys of (see :attr:`Group.keys`)."""
+PACE = 4096
+"""Routes a long loop goes through between two calls of :attr:`RouteMirror.progress`."""
 
 NO_GROUP = Group(0, ())
 """The group of routes without next hops (drop routes): id 0 on the wire. Shared by
@@ -169,6 +170,15 @@ def hop_flag_names(flags: int) -> tuple[ev.HopFlag, ...]:
     return tuple(name for bit, name in _FLAG_NAMES if flags & bit)
 
 
+def _nothing() -> None:
+    pass
+
+
+def _bare(hops: tuple[nlmsg.NextHopT, ...]) -> tuple[nlmsg.NextHopT, ...]:
+    """``hops`` without their liveness flags: what identifies a group."""
+    return tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
+
+
 class Build(Protocol):
     """How the core builds event models: validated, or trusted (our own decoder's values)."""
 
@@ -213,8 +223,9 @@ class RouteMirror:
         self._obj_groups: dict[int, Group] = {}
         """Kernel next-hop object id -> the group of the routes through it."""
         self._merged: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
-        """Next hops of a merged route (see :data:`RouteKey`), liveness and all -> its
-        group: made from its parts' hops, never changed in place (the parts are)."""
+        """Next hops of a merged route (see :data:`RouteKey`) without their liveness
+        -> its group: made from its parts' hops, and following their liveness in place
+        (one ``nhgroup_set`` when a port of fe80::/64 goes down, not a new group)."""
         self._next_gid = 1
         self._free_gids: list[int] = []
         """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
@@ -223,6 +234,17 @@ class RouteMirror:
         # sharing them saves a tuple per route. Keyed by the group's identity.
         self._values: dict[tuple[int, int, int, str | None, int], RouteVal] = {}
         self._hop_models: dict[NhView, list[ev.NextHop]] = {}
+        self.progress: Callable[[], None] = _nothing
+        """Called every :data:`PACE` routes of a loop through a whole table (a link's
+        routes dropped, a binding's republished): the daemon's heartbeats keep going
+        through the seconds that takes at a million routes."""
+
+    def paced(self, items: Iterable[_T]) -> Iterator[_T]:
+        """``items``, calling :attr:`progress` every :data:`PACE` of them."""
+        for i, item in enumerate(items, 1):
+            if not i % PACE:
+                self.progress()
+            yield item
 
     @contextmanager
     def quiet(self) -> Iterator[None]:
@@ -253,7 +275,7 @@ class RouteMirror:
         """The group of a route without a next-hop object (its liveness may differ)."""
         group = self._hop_groups.get(hops)
         if group is None:
-            bare = tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
+            bare = _bare(hops)
             group = self._groups.get(bare)
             if group is None:
                 group = self._groups[bare] = self._new_group(hops, bare)
@@ -289,13 +311,14 @@ class RouteMirror:
         if before is None:
             return []
         group = before[1]
-        if (after is not None and after[1] is group) or self._merged.get(group.hops) is not group:
+        bare = _bare(group.hops)
+        if (after is not None and after[1] is group) or self._merged.get(bare) is not group:
             return []
         for pkey in self._variants:
             val = self._published(pkey)
             if val is not None and val[1] is group:
                 return []
-        del self._merged[group.hops]
+        del self._merged[bare]
         out = self._withdraw(group)
         self._forget(group)
         return out
@@ -430,7 +453,7 @@ class RouteMirror:
         if self.flat and self.defer_flat and old_view is not None and new_view is not None:
             self._deferred[id(group)] = group
         elif self.flat or (old_view is None) != (new_view is None):
-            for pkey, val in self._published_using(group):
+            for pkey, val in self.paced(self._published_using(group)):
                 if new_view is None:
                     assert old_view is not None
                     out.extend(self._del_events(pkey, val, old_view))
@@ -464,16 +487,12 @@ class RouteMirror:
                 self.counters.events += 1
                 yield self._route_event(pkey, val, view, False)
 
-    def _published_using(self, group: Group) -> list[tuple[PublicKey, RouteVal]]:
+    def _published_using(self, group: Group) -> Iterator[tuple[PublicKey, RouteVal]]:
         """The routes published as they are (not merged) through ``group`` (a scan)."""
         variants, routes = self._variants, self.routes
-        found: list[tuple[PublicKey, RouteVal]] = [
-            (k, routes[k])
-            for k in self._keys_of({id(group): group})
-            if len(k) == 6 and k not in variants
-        ]
-        found.sort(key=lambda kv: kv[0])
-        return found
+        for k in self._keys_of({id(group): group}):
+            if len(k) == 6 and k not in variants:
+                yield k, routes[k]
 
     def _merged_using(self, group: Group) -> list[tuple[PublicKey, RouteVal, NhView | None]]:
         """The merged routes with a part through ``group``: (key, published value, view)."""
@@ -572,25 +591,24 @@ class RouteMirror:
         if force or old is None or old_view is None:
             return self._add_events(key, new, new_view, True, True)
         same = (old[0], old[2], old[3]) == (new[0], new[2], new[3])
-        return self._add_events(
-            key, new, new_view, not same or old_view != new_view, not same or old[1] is not new[1]
-        )
+        grouped = not same or old[1] is not new[1]
+        out = [] if grouped or old_view == new_view else self._announce(new[1], new_view)
+        return out + self._add_events(key, new, new_view, not same or old_view != new_view, grouped)
 
     # ---- the table -------------------------------------------------------------
 
-    def routes_via(self, ifindex: int) -> AbstractSet[RouteKey]:
-        """The keys of the routes with a next hop through ``ifindex``.
+    def routes_via(self, ifindex: int) -> list[RouteKey]:
+        """The keys of the routes with a next hop through ``ifindex``, in the mirror's
+        order.
 
         Found by a scan rather than kept in an index: an index of a full table costs
         a set entry per route (33 bytes at a million), while a bind, an unbind, a
         proxy's removal or the re-dump after a link goes down, the only callers, are
         rare. Routes refer to shared groups, so the scan compares identities (about
-        0.2 s at a million routes).
+        0.2 s at a million routes, paced).
         """
-        via = {id(g) for g in self.groups() if g.via(ifindex)}
-        if not via:
-            return _NO_KEYS
-        return {key for key, val in self.routes.items() if id(val[1]) in via}
+        via = {id(g): g for g in self.groups() if g.via(ifindex)}
+        return self._keys_of(via) if via else []
 
     def route_key(self, rec: nlmsg.Route) -> RouteKey:
         """The mirror's key for a kernel route (see :data:`RouteKey`)."""
@@ -637,14 +655,21 @@ class RouteMirror:
             # published as it is: next hops are not a drop route's to merge.
             return vals[0]
         hops = tuple(h for v in vals for h in v[1].hops)
-        group = self._merged.get(hops)
+        bare = _bare(hops)
+        group = self._merged.get(bare)
         if group is None:
-            group = self._merged[hops] = self._new_group(hops)
+            group = self._merged[bare] = self._new_group(hops)
+        elif group.hops != hops:
+            # A part's liveness changed: only _set_group changes it, and it goes through
+            # the merged routes of the part with their views as they were before, so
+            # their events (the group's nhgroup_set among them) are made there.
+            group.hops = hops
+            group.view_gen = -1
         first = vals[0]
         return self._value(first[0], group, first[2], first[3])
 
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
-        return sorted({(k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys})
+        return list(dict.fromkeys((k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys))
 
     def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
         rtype = rec.type
@@ -784,7 +809,7 @@ class RouteMirror:
             ):
                 stale.add(id(val))
         if stale:
-            for key in sorted(k for k, v in self.routes.items() if id(v) in stale):
+            for key in self.paced(sorted(k for k, v in self.routes.items() if id(v) in stale)):
                 val = self.routes[key]
                 if self.nh_objects.resolve(val[4]) is None:
                     self.counters.compensations += 1
@@ -828,18 +853,22 @@ class RouteMirror:
                 changed.append((group, hops))
         # The routes left without a live hop go first, as the kernel deletes them.
         if dead:
-            for key in sorted(self._keys_of(dead)):
+            for key in self.paced(self._keys_of(dead)):
                 if key in self.routes:
                     out.extend(self._drop_route(key))
         for group, hops in changed:
             out.extend(self._set_group(group, hops))
         return out
 
-    def _keys_of(self, groups: dict[int, Group]) -> AbstractSet[RouteKey]:
-        """The keys of the routes through ``groups`` (by id): a scan only if one is big."""
+    def _keys_of(self, groups: dict[int, Group]) -> list[RouteKey]:
+        """The keys of the routes through ``groups`` (by id): a scan only if one is big.
+
+        Sorted if they are few, in the mirror's order otherwise: sorting a million keys
+        would take the bridge a second without a heartbeat, for no one's benefit.
+        """
         if all(g.keys is not None for g in groups.values()):
-            return {k for g in groups.values() for k in g.keys or ()}
-        return {k for k, v in self.routes.items() if id(v[1]) in groups}
+            return sorted({k for g in groups.values() for k in g.keys or ()})
+        return [k for k, v in self.paced(self.routes.items()) if id(v[1]) in groups]
 
     def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
         """Apply a route dump to a mirror that holds none of its routes yet (the start).
