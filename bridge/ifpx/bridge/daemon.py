@@ -427,6 +427,7 @@ class Bridge:
             return
         self.pub.heartbeat(self.opts.heartbeat)
         self._next_hb = now + self.opts.heartbeat
+        self.controller.expire(now)
         # What the metrics endpoint's thread reads: one immutable snapshot a beat.
         self.latest_stats = self.stats()
 
@@ -481,6 +482,7 @@ class Bridge:
             journal_capacity=self.opts.journal,
             routes_mirrored=len(core.routes),
             groups_mirrored=core.group_count,
+            snapshots_built=self.controller.snapshots_built,
             links_mirrored=len(core.links),
             commands_ok=commands.ok,
             commands_failed=commands.errors,

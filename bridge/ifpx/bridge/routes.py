@@ -809,7 +809,9 @@ class RouteMirror:
             ):
                 stale.add(id(val))
         if stale:
-            for key in self.paced(sorted(k for k, v in self.routes.items() if id(v) in stale)):
+            # (In the mirror's order: FRR's million routes may share the object.)
+            keys = [k for k, v in self.paced(self.routes.items()) if id(v) in stale]
+            for key in self.paced(keys):
                 val = self.routes[key]
                 if self.nh_objects.resolve(val[4]) is None:
                     self.counters.compensations += 1

@@ -43,6 +43,8 @@ class BridgeStats:
     """Per worker name: (lag in sequence numbers, lag in seconds)."""
     groups_mirrored: int = 0
     """Next-hop groups in use (what the group form's ids number)."""
+    snapshots_built: int = 0
+    """Snapshots built and packed (the other ``snapshot`` requests reused one)."""
 
     def counters(self) -> dict[str, int]:
         """The integer counters ``status`` reports, by name."""
@@ -57,6 +59,7 @@ class BridgeStats:
             "commands_failed": self.commands_failed,
             "routes_mirrored": self.routes_mirrored,
             "groups_mirrored": self.groups_mirrored,
+            "snapshots_built": self.snapshots_built,
             "links_mirrored": self.links_mirrored,
             "overruns": self.overruns,
             "dump_retries": self.dump_retries,

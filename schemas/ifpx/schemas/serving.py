@@ -20,7 +20,16 @@ from . import commands as c
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any], c.Result]
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """A result a handler packed ahead (:func:`~ifpx.schemas.codec.pack_snapshot`): served
+    as it is, so that the same snapshot asked for by several workers is packed once."""
+
+    data: bytes
+
+
+Handler = Callable[[Any], c.Result | Packed]
 """A command's handler: takes the command (of its own type), returns the result."""
 
 _LAST_RESORT = codec.encode_reply(
@@ -99,8 +108,11 @@ class Server:
             handler = self.handlers.get(name)
             if handler is None:
                 raise CommandError(c.ErrorCode.NOT_SUPPORTED, f"{name}: {self.unsupported}")
-            reply = c.OkReply(id=rid, result=handler(cmd))
+            result = handler(cmd)
             self.stats.count(name, "ok")
+            if isinstance(result, Packed):
+                return codec.encode_packed_reply(rid, result.data)
+            reply = c.OkReply(id=rid, result=result)
         except codec.CodecError as exc:
             reply = codec.error_reply(exc.code, str(exc), exc.request_id)
         except CommandError as exc:
