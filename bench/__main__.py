@@ -39,7 +39,7 @@ from ifpx.schemas import events as ev
 from ifpx.schemas.topics import Topic
 from ifpx.subscribers import Subscriber, tune_gc
 
-from . import stages
+from . import joiners, stages
 from .common import Figure, Monitor, cpu_seconds, figure, route_prefix, rss_bytes, shape
 
 HERE = Path(__file__).parent
@@ -925,12 +925,13 @@ def main() -> int:
     p.add_argument(
         "--only",
         action="append",
-        help="churn, barrier, pic, bird, cold, latency, fanout, stages",
+        help="churn, barrier, pic, bird, cold, joiners, latency, fanout, stages",
     )
     ns = p.parse_args()
     n = ns.routes or (1_000_000 if ns.full else 100_000)
     only = set(
-        ns.only or ["churn", "barrier", "pic", "bird", "cold", "latency", "fanout", "stages"]
+        ns.only
+        or ["churn", "barrier", "pic", "bird", "cold", "joiners", "latency", "fanout", "stages"]
     )
     figs: dict[str, Figure] = {}
     t0 = time.monotonic()
@@ -945,6 +946,8 @@ def main() -> int:
         bird_churn(min(n, 100_000), ns.runs, int(os.environ.get("BENCH_SUBS", "4")), figs)
     if "cold" in only:
         cold_start_and_late_join(n, ns.runs, figs)
+    if "joiners" in only:
+        joiners.joiners(n, ns.runs, figs)
     if "latency" in only:
         latency(1000, figs)
         latency(1000, figs, busy=True)
