@@ -306,3 +306,20 @@ def test_workers_starting_together_cost_the_bridge_one_snapshot(
     finally:
         for sub in subs:
             sub.close()
+
+
+def test_a_gap_of_big_route_messages_is_repaired_from_the_journal(ns: Netns) -> None:
+    # 256 ECMP routes make a message of 80 KB; a replay carries such messages whole.
+    with bridge(ns, ["--hwm", "2", "--heartbeat", "0.5"]) as br:
+        _setup(ns, br)
+        with Subscriber(br.events, br.control, rcvhwm=2) as sub:
+            sub.sync(timeout=5)
+            sub.poll(max_events=1000)
+            ecmp = "nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1"
+            # While we are not reading: PUB drops past the high-water mark.
+            ns.batch([f"route add 10.80.{i // 256}.{i % 256}/32 {ecmp}" for i in range(6000)])
+            wait_for(lambda: len(br.snapshot().state.routes.rows) >= 6000, 10, what="the burst")
+            state = _converge(sub, br)
+            assert len(state.routes) >= 6000
+            assert sub.stats.gaps >= 1 and sub.stats.journal_repairs >= 1
+            assert sub.stats.snapshot_repairs == 0

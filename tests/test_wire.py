@@ -17,7 +17,7 @@ from samples import COMMANDS, EVENTS, RESULTS, all_samples
 from ifpx.schemas import codec, jsonschema
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
-from ifpx.schemas.envelope import Message
+from ifpx.schemas.envelope import MAX_BATCH, Message
 from ifpx.schemas.events import WireModel
 from ifpx.schemas.state import State
 from ifpx.schemas.topics import KIND_TOPIC, TOPICS, Topic
@@ -304,3 +304,23 @@ def test_snapshot_replies_take_a_shortcut_to_the_same_bytes() -> None:
         reply = c.OkReply(id=9, result=snapshot.model_copy(update={"state": state}))
         assert state.routes.rows
         assert codec.encode_reply(reply) == codec.dump(reply)
+
+
+def test_a_replay_carries_messages_as_large_as_a_message_may_be() -> None:
+    # 256 ECMP routes make an 80 KB message; a replay reply carries it as binary.
+    hops = [
+        ev.NextHop(gateway=f"10.0.{k}.2", ifindex=2 + k, port_id=k, flags=("onlink",))
+        for k in range(2)
+    ]
+    events = [
+        ev.RouteAdd(dst=f"10.{i // 256}.{i % 256}.0", prefixlen=24, nexthops=hops, proto=186)
+        for i in range(MAX_BATCH)
+    ]
+    msg = Message(epoch=3, seq=1, tseq=1, ts=1.0, topic="route", events=events)
+    payload = codec.encode_message(msg)[1]
+    assert len(payload) > codec.MAX_STR
+    reply = codec.encode_reply(c.OkReply(id=4, result=c.ReplayResult(epoch=3, messages=[payload])))
+    decoded = codec.decode_reply(reply)
+    assert isinstance(decoded, c.OkReply) and isinstance(decoded.result, c.ReplayResult)
+    assert decoded.result.messages == [payload]
+    assert codec.decode_payload(decoded.result.messages[0]) == msg

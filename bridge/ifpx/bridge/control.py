@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
@@ -35,6 +36,17 @@ SERVER = "ifpx-bridge/0.1"
 SNAPSHOT_REUSE = 5.0
 """Seconds a packed snapshot is kept to answer the next ``snapshot`` asking for the same
 state (workers starting together; a million routes are 20 MB packed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A snapshot packed: what state it was of (see ``Controller._state_key``), when, and
+    its bytes."""
+
+    key: tuple[int, ...]
+    at: float
+    data: bytes
+
 
 READ_ONLY = frozenset(
     {
@@ -132,8 +144,7 @@ class Controller:
         self._events: list[EventBase] = []
         self._peer = Peer()
         self._now = 0.0
-        self._snapshot: tuple[tuple[int, ...], float, bytes] | None = None
-        """The last snapshot packed: what it was of (see :meth:`_state_key`), when, its bytes."""
+        self._snapshot: _Kept | None = None
         self.snapshots_built = 0
         """Snapshots built and packed; the rest of the ``snapshot`` requests reused one."""
         self.server = Server(
@@ -142,7 +153,7 @@ class Controller:
 
     def expire(self, now: float) -> None:
         """Let go of a packed snapshot kept longer than :data:`SNAPSHOT_REUSE`."""
-        if self._snapshot is not None and now - self._snapshot[1] > SNAPSHOT_REUSE:
+        if self._snapshot is not None and now - self._snapshot.at > SNAPSHOT_REUSE:
             self._snapshot = None
 
     def _state_key(self) -> tuple[int, ...]:
@@ -381,8 +392,8 @@ class Controller:
         # build and pack is most of a second the bridge spends silent, so it is done once.
         key = self._state_key()
         kept = self._snapshot
-        if kept is not None and kept[0] == key and self._now - kept[1] <= SNAPSHOT_REUSE:
-            return Packed(kept[2])
+        if kept is not None and kept.key == key and self._now - kept.at <= SNAPSHOT_REUSE:
+            return Packed(kept.data)
         self._snapshot = None  # not two full tables in memory at once
         result = c.SnapshotResult(
             epoch=self.stream.epoch,
@@ -393,7 +404,7 @@ class Controller:
         )
         data = codec.pack_snapshot(result)
         self.snapshots_built += 1
-        self._snapshot = (key, self._now, data)
+        self._snapshot = _Kept(key, self._now, data)
         return Packed(data)
 
     def _cmd_status(self, _cmd: c.Status) -> c.Result:

@@ -49,6 +49,7 @@ MAX_DEPTH = 12
 """Deepest nesting of maps and arrays in any valid document (a snapshot needs 7)."""
 
 MAX_STR = 1 << 16
+"""Longest string in any document (names, addresses, messages)."""
 MAX_COLLECTION = 1 << 24
 
 
@@ -79,7 +80,9 @@ def _unpack(data: bytes, limit: int, check_depth: bool = True) -> Any:
             raw=False,
             strict_map_key=True,
             max_str_len=MAX_STR,
-            max_bin_len=MAX_STR,
+            # Binary fields are published messages a ``replay`` carries, each as large
+            # as a message may be (256 ECMP routes are 80 KB): bounded by the document.
+            max_bin_len=min(limit, MAX_MESSAGE_BYTES),
             max_array_len=MAX_COLLECTION,
             max_map_len=MAX_COLLECTION,
             max_ext_len=0,
