@@ -153,7 +153,7 @@ def _route(dst: str) -> nlmsg.Route:
 
 
 def test_a_snapshot_of_the_same_state_is_built_once(tmp_path: Path) -> None:
-    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    ctl, _effects, stream = controlkit.controller(tmp_path)
     ctl.core.apply(_route("10.1.0.0"))
     first, _ = ctl.handle_frames([codec.encode_request(c.Snapshot(id=1))], now=10.0)
     second, _ = ctl.handle_frames([codec.encode_request(c.Snapshot(id=2))], now=14.0)
@@ -170,6 +170,19 @@ def test_a_snapshot_of_the_same_state_is_built_once(tmp_path: Path) -> None:
     ctl.expire(15.1)
     _asked(ctl, 15.1)
     assert ctl.snapshots_built == 2
+    # Anything the snapshot could show otherwise builds it again: a kernel change
+    # (published or not: with no route subscriber, routes change without a message),
+    # a binding, a message published.
+    ctl.core.apply(_route("10.2.0.0"))  # through tap0, bound to no port: not published
+    assert _asked(ctl, 15.2).state.routes.rows == [] and ctl.snapshots_built == 3
+    controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"), now=15.3)
+    routes = _asked(ctl, 15.4).state.expand().routes
+    assert [r.dst for r in routes] == ["10.1.0.0/16", "10.2.0.0/16"]
+    assert ctl.snapshots_built == 4
+    stream.publish("route", 15.5)
+    assert _asked(ctl, 15.6).seq == stream.seq and ctl.snapshots_built == 5
+    _asked(ctl, 15.7)
+    assert ctl.snapshots_built == 5
 
 
 def _asked(ctl: Controller, now: float) -> c.SnapshotResult:
