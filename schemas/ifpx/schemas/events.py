@@ -179,8 +179,9 @@ class Route6Del(_RouteBase):
 
 
 GroupId = Annotated[int, Field(ge=0, le=2**32 - 1)]
-"""A next-hop group's id: given by the bridge, stable for its epoch; 0 is no group
-(a drop route's)."""
+"""A next-hop group's id: given by the bridge, the same while routes use the group (a
+kernel object's: while the object exists), free again after ``nhgroup_del``; 0 is no
+group (a drop route's)."""
 
 
 class NhGroupSet(EventBase):
@@ -197,7 +198,11 @@ class NhGroupSet(EventBase):
 
 
 class NhGroupDel(EventBase):
-    """A next-hop group is gone; no published route refers to it any more."""
+    """A next-hop group is gone; no route refers to it any more.
+
+    Its id is free: a later ``nhgroup_set`` may give it to another group (before any
+    route refers to it). A ``nhgroup_del`` for a group not held is harmless.
+    """
 
     kind: Literal["nhgroup_del"] = "nhgroup_del"
     group: Annotated[int, Field(ge=1, le=2**32 - 1)]
