@@ -284,6 +284,17 @@ def test_dpdk_worker_applies_events_to_its_ports(
     assert report["ports"][1]["dpdk"]["mtu"] == 1500
     assert "refuses MTU 9000" in worker.output()
 
+    # Routes through ever-new gateways, then gone: the lcores' group tables (a fixed
+    # size) hold no group no route uses.
+    groups = {n: lc["fwd"]["groups"] for n, lc in report["lcores"].items()}
+    ns.batch([f"route add 10.90.{i}.0/24 via 10.0.0.{i + 10}" for i in range(60)])
+    report, _ = converge(worker, br)
+    assert all(lc["fwd"]["groups"] >= groups[n] + 60 for n, lc in report["lcores"].items())
+    ns.batch([f"route del 10.90.{i}.0/24" for i in range(60)])
+    report, _ = converge(worker, br)
+    # (Back where they were; a change of the kernel's own meanwhile may add one.)
+    assert all(lc["fwd"]["groups"] <= groups[n] + 1 for n, lc in report["lcores"].items())
+
 
 def test_dpdk_worker_resyncs_after_bridge_restart_and_matches_python(
     dpdk_ns: Netns, dpdk_br: BridgeProcess, worker: Worker

@@ -450,8 +450,12 @@ void fwd_report(const struct fwd_tables *t, FILE *f)
         first = 0;
         ifpx_json_neigh(f, n->key.port, n->key.family, n->key.ip, n->has_mac, n->mac, n->state);
     }
+    unsigned groups = 0;
+    for (uint32_t i = 0; i < t->max_groups + 1024; i++)
+        groups += t->group[i] != NULL;
     const struct fwd_stats *s = &t->stats;
-    fprintf(f, "], \"stats\": {\"route_events\": %llu, \"routes_other_table\": %llu, "
+    fprintf(f, "], \"groups\": %u, \"stats\": {", groups);
+    fprintf(f, "\"route_events\": %llu, \"routes_other_table\": %llu, "
                "\"routes_refused\": %llu, \"neigh_refused\": %llu, \"packets\": %llu, "
                "\"lpm_hits\": %llu, \"lpm_misses\": %llu, \"lpm_drops\": %llu}}",
             (unsigned long long)s->route_events, (unsigned long long)s->routes_other_table,
