@@ -40,7 +40,16 @@ from ifpx.schemas.topics import Topic
 from ifpx.subscribers import Subscriber, tune_gc
 
 from . import joiners, stages
-from .common import Figure, Monitor, cpu_seconds, figure, route_prefix, rss_bytes, shape
+from .common import (
+    Figure,
+    Monitor,
+    counter,
+    cpu_seconds,
+    figure,
+    route_prefix,
+    rss_bytes,
+    shape,
+)
 
 HERE = Path(__file__).parent
 
@@ -226,7 +235,7 @@ def _churn_run(
         try:
             assert br.proc is not None
             rss0 = rss_bytes(br.proc.pid)
-            journal0 = _counter(br, "journal_bytes")
+            journal0 = counter(br, "journal_bytes")
             cpu0 = [
                 cpu_seconds(p) for p in (br.proc.pid, monitor.proc.pid, *(w.pid for w in workers))
             ]
@@ -253,7 +262,7 @@ def _churn_run(
             cpu_s.values.append(statistics.median(used[2:]))
             grown = rss_bytes(br.proc.pid) - rss0
             mem_b.values.append(grown / n)
-            mem_m.values.append((grown - (_counter(br, "journal_bytes") - journal0)) / n)
+            mem_m.values.append((grown - (counter(br, "journal_bytes") - journal0)) / n)
             mem_s.values.append(statistics.median(d["rss"] for d in reached) / n)
             loss.values.append(sum(d["gaps"] + d["snapshot_repairs"] for d in reached))
             _churn_step(ns, dels, workers, base, dele)
@@ -319,7 +328,7 @@ def _barrier_run(
         workers = _start_workers(br, 4, [n + base], c_sub, reports=variant != "none")
         try:
             assert br.proc is not None
-            reports0 = _counter(br, "worker_reports")
+            reports0 = counter(br, "worker_reports")
             cpu0 = cpu_seconds(br.proc.pid)
             t0 = time.monotonic()
             ns.batch(adds)
@@ -334,7 +343,7 @@ def _barrier_run(
             last = max(d["t"] for d in docs) - t0
             if variant == "reports":
                 cpu.values.append(used)
-                reports.values.append((_counter(br, "worker_reports") - reports0) / 4 / last)
+                reports.values.append((counter(br, "worker_reports") - reports0) / 4 / last)
             elif variant == "none":
                 cpu.reference.append(used)
             else:
@@ -376,13 +385,6 @@ def _report_cost(count: int = 20_000) -> float:
     for _ in range(count):
         ctl.handle_frames([payload], False, peer, 1.0)
     return (time.process_time() - t0) / count
-
-
-def _counter(br: BridgeProcess, name: str) -> int:
-    """One of the counters ``status`` reports."""
-    status = br.result(c.Status())
-    assert isinstance(status, c.StatusResult)
-    return status.counters.get(name, 0)
 
 
 def pic(n: int, runs: int, figs: dict[str, Figure]) -> None:

@@ -10,7 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from ifpx.bridge.testing.harness import Netns
+from ifpx.bridge.testing.harness import BridgeProcess, Netns
+from ifpx.schemas import commands as c
 
 
 @dataclass
@@ -54,6 +55,13 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def counter(br: BridgeProcess, name: str) -> int:
+    """One of the counters ``status`` reports (a status builds no snapshot)."""
+    status = br.result(c.Status())
+    assert isinstance(status, c.StatusResult)
+    return status.counters.get(name, 0)
 
 
 def shape(ns: Netns) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import threading
 import time
+from functools import partial
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.subscribers.client import ControlClient
 
-from .common import Figure, cpu_seconds, figure, route_prefix, shape
+from .common import Figure, counter, cpu_seconds, figure, route_prefix, shape
 
 WORKERS = 8
 _OK = b"\xa2ok\xc3"
@@ -35,7 +36,8 @@ def joiners(n: int, runs: int, figs: dict[str, Figure]) -> None:
         with bridge(ns) as br:
             br.result(c.Bind(port_id=0, proxy="tap0"))
             ns.batch([f"route add {route_prefix(i)} via 10.0.0.2" for i in range(n)])
-            wait_for(lambda: _mirrored(br) >= n, 300, interval=0.5, what="the routes")
+            mirrored = partial(counter, br, "routes_mirrored")
+            wait_for(lambda: mirrored() >= n, 300, interval=0.5, what="the routes")
             for run in range(runs):
                 _change(ns, br, 2 * run)
                 wall, used = _ask(br, 1)
@@ -47,17 +49,11 @@ def joiners(n: int, runs: int, figs: dict[str, Figure]) -> None:
                 cpu.values.append(used)
 
 
-def _mirrored(br: BridgeProcess) -> int:
-    status = br.result(c.Status())  # (a status builds no snapshot)
-    assert isinstance(status, c.StatusResult)
-    return status.counters["routes_mirrored"]
-
-
 def _change(ns: Netns, br: BridgeProcess, k: int) -> None:
     """A route more: the next snapshot is of another state, so it is built."""
-    have = _mirrored(br)
+    have = counter(br, "routes_mirrored")
     ns.cmd(f"route add 10.250.{k % 256}.0/24 via 10.0.0.2")
-    wait_for(lambda: _mirrored(br) > have, 30, what="the change mirrored")
+    wait_for(lambda: counter(br, "routes_mirrored") > have, 30, what="the change mirrored")
 
 
 def _ask(br: BridgeProcess, count: int) -> tuple[float, float]:

@@ -103,6 +103,13 @@ def bridge_on_veths(ns: Netns, count: int = 2) -> Iterator[BridgeProcess]:
         yield b
 
 
+def counters(br: BridgeProcess) -> dict[str, int]:
+    """The bridge's ``status`` counters (a status builds no snapshot)."""
+    status = br.result(c.Status())
+    assert isinstance(status, c.StatusResult)
+    return status.counters
+
+
 def bridge_equals_kernel(br: BridgeProcess) -> tuple[bool, State, State]:
     """(equal?, bridge's canonical state, kernel's canonical state)."""
     snap = br.snapshot()

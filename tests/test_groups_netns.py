@@ -21,7 +21,13 @@ import pytest
 import zmq
 from ctools import CSubscriber, build, have_toolchain, state_of
 from figures import record
-from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
+from netutil import (
+    EventTap,
+    bridge_on_veths,
+    counters,
+    veth_pairs,
+    wait_bridge_equals_kernel,
+)
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
 from ifpx.schemas import commands as c
@@ -209,7 +215,7 @@ def test_groups_of_next_hops_no_route_uses_are_withdrawn_and_their_ids_reused(
 
         converged()
         before = set(grouped.state.groups)
-        counted = _status(gbr)["groups_mirrored"]
+        counted = counters(gbr)["groups_mirrored"]
         for round_, (dev, net, first) in enumerate((("v0", 1, 2), ("v1", 2, 2), ("v0", 1, 102))):
             gns.batch(
                 [
@@ -225,7 +231,7 @@ def test_groups_of_next_hops_no_route_uses_are_withdrawn_and_their_ids_reused(
             gns.batch([f"route del 172.20.{i}.0/24" for i in range(100)])
             converged()
             assert set(grouped.state.groups) == before, round_
-            assert _status(gbr)["groups_mirrored"] == counted
+            assert counters(gbr)["groups_mirrored"] == counted
     finally:
         grouped.close()
 
@@ -312,9 +318,3 @@ def _link_down_under_heartbeats(gns: Netns, clock: _BeatClock, interval: float) 
     took = beats[-1] - mark
     record("longest heartbeat gap, a link down under 300k routes", f"{gap:.2f} s in {took:.1f} s")
     assert gap < 3.5 * interval, f"no heartbeat for {gap:.2f} s within {took:.1f} s"
-
-
-def _status(br: BridgeProcess) -> dict[str, int]:
-    status = br.result(c.Status())
-    assert isinstance(status, c.StatusResult)
-    return status.counters

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from netutil import free_port, ifpx, mtu_reaches, scrape, wait_bridge_equals_ker
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
+from ifpx.schemas.state import State
 from ifpx.schemas.topics import RouteForm
 from ifpx.subscribers import Subscriber
 from ifpx.subscribers.recording import RecordingError, records, verify
@@ -165,28 +167,46 @@ def test_record_then_replay_into_a_fresh_subscriber(
     shown = ifpx(None, "recording", "show", str(path))
     assert shown.returncode == 0 and "mtu 1400" in shown.stdout and "snapshot" in shown.stdout
 
+    def refuses_bind(_sub: Subscriber, control: str) -> None:
+        assert sub_client_refuses_bind(control) == c.ErrorCode.NOT_SUPPORTED
+
+    err = _replayed(path, tmp_path, live_state, "1", check=refuses_bind)
+    assert "replayed" in err and "lateness p50" in err
+    print(err.strip())
+
+
+def _replayed(
+    path: Path,
+    tmp_path: Path,
+    want: State,
+    speed: str,
+    routes: RouteForm = "flat",
+    check: Callable[[Subscriber, str], None] | None = None,
+) -> str:
+    """``ifpx replay`` of ``path`` into a fresh subscriber taking routes in form ``routes``,
+    until its replica is ``want``; then ``check`` (the subscriber, the replay's control
+    endpoint). Returns what the player wrote on stderr."""
     events, control = f"ipc://{tmp_path}/r-ev.sock", f"ipc://{tmp_path}/r-ctl.sock"
     player = subprocess.Popen(
-        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--speed", "1",
+        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--speed", speed,
          "--linger", "3", "--events", events, "--control", control],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        with Subscriber(events, control) as sub:
+        with Subscriber(events, control, routes=routes) as sub:
             sub.sync(timeout=10)
-            bind = sub_client_refuses_bind(control)
-            assert bind == c.ErrorCode.NOT_SUPPORTED
             wait_for(
-                lambda: sub.poll(10_000, 0.05) is not None and sub.state.to_state() == live_state,
+                lambda: sub.poll(10_000, 0.05) is not None and sub.state.to_state() == want,
                 15,
                 what="the replayed replica to equal the live one",
             )
+            if check is not None:
+                check(sub, control)
         _, err = player.communicate(timeout=30)
     finally:
         player.kill()
     assert player.returncode == 0, err
-    assert "replayed" in err and "lateness p50" in err
-    print(err.strip())
+    return err
 
 
 def test_a_recording_of_routes_by_group_replays_into_group_form_workers(
@@ -201,25 +221,11 @@ def test_a_recording_of_routes_by_group_replays_into_group_form_workers(
     shown = ifpx(None, "recording", "show", str(path))
     routes = [line for line in shown.stdout.splitlines() if " route add " in line]
     assert routes and all(" nhgroup " in line for line in routes), shown.stdout
-    events, control = f"ipc://{tmp_path}/g-ev.sock", f"ipc://{tmp_path}/g-ctl.sock"
-    player = subprocess.Popen(
-        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--speed", "4",
-         "--linger", "3", "--events", events, "--control", control],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        with Subscriber(events, control, routes="group") as sub:
-            sub.sync(timeout=10)
-            wait_for(
-                lambda: sub.poll(10_000, 0.05) is not None and sub.state.to_state() == live_state,
-                15,
-                what="the replayed group-form replica to equal the live one",
-            )
-            assert sub.state.groups and sub.state.lookup("10.50.1.1") is not None
-        _, err = player.communicate(timeout=30)
-    finally:
-        player.kill()
-    assert player.returncode == 0, err
+
+    def forwards_by_group(sub: Subscriber, _control: str) -> None:
+        assert sub.state.groups and sub.state.lookup("10.50.1.1") is not None
+
+    _replayed(path, tmp_path, live_state, "4", routes="group", check=forwards_by_group)
 
 
 def sub_client_refuses_bind(control: str) -> c.ErrorCode:

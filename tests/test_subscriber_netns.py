@@ -9,10 +9,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from netutil import wait_bridge_equals_kernel
+from netutil import counters, wait_bridge_equals_kernel
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.bridge.testing.kernelview import kernel_state
@@ -119,52 +120,54 @@ def test_late_joiner_during_route_churn_converges(ns: Netns, br: BridgeProcess) 
         worker.join(60)
 
 
-def test_small_gap_is_repaired_from_the_journal(ns: Netns) -> None:
-    with bridge(ns, ["--hwm", "2", "--heartbeat", "0.5"]) as br:
+@contextmanager
+def _starving(
+    ns: Netns, extra: tuple[str, ...] = (), kinds: set[str] | None = None
+) -> Iterator[tuple[BridgeProcess, Subscriber]]:
+    """A bridge and a synced subscriber, both with a high-water mark of 2: what is
+    published while the subscriber does not read is partly dropped (a gap)."""
+    with bridge(ns, ["--hwm", "2", "--heartbeat", "0.5", *extra]) as br:
         _setup(ns, br)
-        with Subscriber(br.events, br.control, rcvhwm=2) as sub:
+        with Subscriber(br.events, br.control, kinds=kinds, rcvhwm=2) as sub:
             sub.sync(timeout=5)
             sub.poll(max_events=1000)
-            _mtu_flaps(ns, 60)  # while we are not reading: PUB drops past the high-water mark
-            wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
-            state = _converge(sub, br)
-            assert sub.stats.gaps >= 1 and sub.stats.journal_repairs >= 1
-            assert sub.stats.snapshot_repairs == 0
-            assert state.ports[0].mtu == 1300 + 59 % 100
+            yield br, sub
+
+
+def test_small_gap_is_repaired_from_the_journal(ns: Netns) -> None:
+    with _starving(ns) as (br, sub):
+        _mtu_flaps(ns, 60)  # while we are not reading: PUB drops past the high-water mark
+        wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
+        state = _converge(sub, br)
+        assert sub.stats.gaps >= 1 and sub.stats.journal_repairs >= 1
+        assert sub.stats.snapshot_repairs == 0
+        assert state.ports[0].mtu == 1300 + 59 % 100
 
 
 def test_large_gap_is_repaired_by_snapshot(ns: Netns) -> None:
-    with bridge(ns, ["--hwm", "2", "--journal", "4", "--heartbeat", "0.5"]) as br:
-        _setup(ns, br)
-        with Subscriber(br.events, br.control, rcvhwm=2) as sub:
-            sub.sync(timeout=5)
-            sub.poll(max_events=1000)
-            _mtu_flaps(ns, 60)
-            wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
-            _converge(sub, br)
-            assert sub.stats.gaps >= 1 and sub.stats.snapshot_repairs >= 1
-            events = [e.kind for e in sub.poll(max_events=10_000)]
-            assert "resync_begin" not in events  # already consumed by _converge's polling
+    with _starving(ns, ("--journal", "4")) as (br, sub):
+        _mtu_flaps(ns, 60)
+        wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
+        _converge(sub, br)
+        assert sub.stats.gaps >= 1 and sub.stats.snapshot_repairs >= 1
+        events = [e.kind for e in sub.poll(max_events=10_000)]
+        assert "resync_begin" not in events  # already consumed by _converge's polling
 
 
 def test_kinds_filter_still_detects_gaps(ns: Netns) -> None:
-    with bridge(ns, ["--hwm", "2", "--heartbeat", "0.5"]) as br:
-        _setup(ns, br)
-        with Subscriber(br.events, br.control, kinds={"mtu_change"}, rcvhwm=2) as sub:
-            sub.sync(timeout=5)
-            sub.poll(max_events=1000)
-            ns.batch([f"route add 172.21.{i}.0/24 via 10.0.0.2" for i in range(50)])
-            _mtu_flaps(ns, 40)
-            wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                got = sub.poll(max_events=10_000, timeout=0.1)
-                assert all(e.kind in ("mtu_change", "resync_begin", "resync_end") for e in got)
-                if not sub.repairing and sub.state.ports[0].mtu == 1300 + 39:
-                    break
-            assert sub.state.ports[0].mtu == 1339
-            assert sub.stats.gaps >= 1
-            assert sub.state.routes == {}  # not subscribed, not kept
+    with _starving(ns, kinds={"mtu_change"}) as (br, sub):
+        ns.batch([f"route add 172.21.{i}.0/24 via 10.0.0.2" for i in range(50)])
+        _mtu_flaps(ns, 40)
+        wait_for(lambda: br.snapshot().seq > sub.seq + 20, 10, what="the burst")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            got = sub.poll(max_events=10_000, timeout=0.1)
+            assert all(e.kind in ("mtu_change", "resync_begin", "resync_end") for e in got)
+            if not sub.repairing and sub.state.ports[0].mtu == 1300 + 39:
+                break
+        assert sub.state.ports[0].mtu == 1339
+        assert sub.stats.gaps >= 1
+        assert sub.state.routes == {}  # not subscribed, not kept
 
 
 def test_bridge_killed_and_restarted_subscriber_resyncs(ns: Netns, br: BridgeProcess) -> None:
@@ -279,13 +282,8 @@ def test_workers_starting_together_cost_the_bridge_one_snapshot(
     _setup(ns, br)
     ns.batch([f"route add 10.{60 + i // 256}.{i % 256}.0/24 via 10.0.0.2" for i in range(2000)])
 
-    def counters() -> dict[str, int]:
-        status = br.result(c.Status())  # (a status builds no snapshot)
-        assert isinstance(status, c.StatusResult)
-        return status.counters
-
-    wait_for(lambda: counters()["routes_mirrored"] >= 2000, 10, what="the routes mirrored")
-    before = counters()["snapshots_built"]
+    wait_for(lambda: counters(br)["routes_mirrored"] >= 2000, 10, what="the routes mirrored")
+    before = counters(br)["snapshots_built"]
     subs = [Subscriber(br.events, br.control, name=f"w{i}") for i in range(4)]
     try:
         for sub in subs:
@@ -294,32 +292,28 @@ def test_workers_starting_together_cost_the_bridge_one_snapshot(
         # should the kernel say something meanwhile: built per request, it was five).
         want = wait_bridge_equals_kernel(br)
         assert all(sub.state.to_state() == want for sub in subs)
-        assert counters()["snapshots_built"] - before <= 2
-        built = counters()["snapshots_built"]
+        assert counters(br)["snapshots_built"] - before <= 2
+        built = counters(br)["snapshots_built"]
         ns.cmd("route add 10.99.0.0/16 via 10.0.0.2")
-        wait_for(lambda: counters()["routes_mirrored"] >= 2001, 10, what="the new route")
+        wait_for(lambda: counters(br)["routes_mirrored"] >= 2001, 10, what="the new route")
         late = Subscriber(br.events, br.control, name="late")
         subs.append(late)
         late.sync(timeout=10)  # a changed state: built again
         assert late.state.lookup("10.99.1.1") is not None
-        assert counters()["snapshots_built"] > built
+        assert counters(br)["snapshots_built"] > built
     finally:
         for sub in subs:
             sub.close()
 
 
 def test_a_gap_of_big_route_messages_is_repaired_from_the_journal(ns: Netns) -> None:
-    # 256 ECMP routes make a message of 80 KB; a replay carries such messages whole.
-    with bridge(ns, ["--hwm", "2", "--heartbeat", "0.5"]) as br:
-        _setup(ns, br)
-        with Subscriber(br.events, br.control, rcvhwm=2) as sub:
-            sub.sync(timeout=5)
-            sub.poll(max_events=1000)
-            ecmp = "nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1"
-            # While we are not reading: PUB drops past the high-water mark.
-            ns.batch([f"route add 10.80.{i // 256}.{i % 256}/32 {ecmp}" for i in range(6000)])
-            wait_for(lambda: len(br.snapshot().state.routes.rows) >= 6000, 10, what="the burst")
-            state = _converge(sub, br)
-            assert len(state.routes) >= 6000
-            assert sub.stats.gaps >= 1 and sub.stats.journal_repairs >= 1
-            assert sub.stats.snapshot_repairs == 0
+    # A message of ECMP routes is 80-150 KB; a replay carries such messages whole.
+    with _starving(ns) as (br, sub):
+        ecmp = "nexthop via 10.0.0.2 dev tap0 nexthop via 10.1.0.2 dev tap1"
+        # While we are not reading: PUB drops past the high-water mark.
+        ns.batch([f"route add 10.80.{i // 256}.{i % 256}/32 {ecmp}" for i in range(6000)])
+        wait_for(lambda: len(br.snapshot().state.routes.rows) >= 6000, 10, what="the burst")
+        state = _converge(sub, br)
+        assert len(state.routes) >= 6000
+        assert sub.stats.gaps >= 1 and sub.stats.journal_repairs >= 1
+        assert sub.stats.snapshot_repairs == 0
