@@ -30,10 +30,10 @@ class Figure:
         return statistics.median(self.values) if self.values else float("nan")
 
     def ratio(self) -> float | None:
-        """The median over the reference's median; None without a reference."""
-        if not self.reference:
-            return None
-        return self.median() / statistics.median(self.reference)
+        """The median over the reference's median; None without a reference (or with one
+        of 0: CPU seconds from /proc count in ticks, and a small run may take none)."""
+        ref = statistics.median(self.reference) if self.reference else 0
+        return self.median() / ref if ref else None
 
 
 def route_prefix(i: int) -> str:
