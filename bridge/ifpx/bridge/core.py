@@ -33,7 +33,9 @@ from .policy import PolicyRules
 from .routes import (
     AF4,
     AF6,
+    IN_SNAPSHOT,
     NEXTHOP_REDUMP,
+    NO_GROUP,
     TYPE_NAMES,
     Build,
     Counters,
@@ -514,8 +516,11 @@ class BridgeCore(RouteMirror):
         # then build the rows in one comprehension (a million of them).
         used = {id(v): v for _k, v in chain(plain, merged) if v is not None}
         index_of: dict[int, int | None] = {}
+        self.forget_sent()
         for vid, val in used.items():
             view = self._view(val)
+            if view is not None and val[1] is not NO_GROUP:
+                val[1].sent = IN_SNAPSHOT
             index_of[vid] = (
                 None
                 if view is None
@@ -536,7 +541,6 @@ class BridgeCore(RouteMirror):
             for _g, view, _t, _s in sets
         ]
         forwarding = [(TYPE_NAMES[t], src) for _g, _v, t, src in sets]
-        self.forget_sent()
         return SnapshotState.model_construct(
             bindings=bindings,
             ports=ports,

@@ -100,6 +100,11 @@ never announced, changed or forgotten."""
 NO_GROUP.keys = None
 NO_GROUP.refs = 1 << 62
 
+IN_SNAPSHOT: NhView = ()
+""":attr:`Group.sent` of a group the last snapshot carried: its loaders hold it (so it
+is withdrawn when it stops being published) but it is announced again before a route
+refers to it (no group's real view is empty, so it never compares equal)."""
+
 RouteVal = tuple[int, Group, int, str | None, int]
 """(proto, next-hop group, type, prefsrc, next-hop object id or 0): shared by every
 route with the same values (interned). ``type`` is an ``RTN_*`` of
@@ -420,8 +425,8 @@ class RouteMirror:
         return [self._ev(ev.NhGroupDel, group=group.gid)]
 
     def forget_sent(self) -> None:
-        """A snapshot was taken: whoever loads it holds the groups its routes use, and
-        no other; announce each group again before a route refers to it."""
+        """A snapshot is being taken: whoever loads it holds the groups its routes use
+        (marked :data:`IN_SNAPSHOT` by the builder), and no other."""
         for group in self.groups():
             group.sent = None
 
