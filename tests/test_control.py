@@ -189,3 +189,32 @@ def _asked(ctl: Controller, now: float) -> c.SnapshotResult:
     reply = controlkit.ask(ctl, codec.encode_request(c.Snapshot(id=3)), now=now)
     assert isinstance(reply, c.OkReply) and isinstance(reply.result, c.SnapshotResult)
     return reply.result
+
+
+def test_snapshot_builds_under_churn_take_at_most_a_quarter_of_the_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    clock = [100.0]
+    costs = iter([0.4, 0.4, 0.001, 0.001])
+    ctl.clock = lambda: clock[0]
+    pack = codec.pack_snapshot
+
+    def slow_pack(result: c.SnapshotResult) -> bytes:
+        clock[0] += next(costs)  # each build "takes" the next cost
+        return pack(result)
+
+    monkeypatch.setattr(codec, "pack_snapshot", slow_pack)
+    assert _asked(ctl, 1.0).seq == stream.seq and ctl.snapshots_built == 1
+    stream.publish("route", 1.1)  # churn: the kept snapshot is stale
+    reply = controlkit.ask(ctl, codec.encode_request(c.Snapshot(id=4)), now=1.2)
+    assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.BUSY
+    assert "ask again in 1.20 s" in reply.error.message and ctl.snapshots_refused == 1
+    clock[0] += 1.25  # three times the build's 0.4 s later: built again
+    assert _asked(ctl, 2.0).seq == stream.seq and ctl.snapshots_built == 2
+    clock[0] += 1.25
+    stream.publish("route", 2.1)
+    _asked(ctl, 3.0)
+    stream.publish("route", 3.1)
+    _asked(ctl, 3.2)  # quick builds cost no wait
+    assert ctl.snapshots_built == 4 and ctl.snapshots_refused == 1

@@ -38,3 +38,13 @@ def test_a_snapshot_keeps_its_topics_built_until_the_lease_ends() -> None:
     assert not forms.wanted("fib", 100.0 + LEASE)
     forms.lease(None, now=200.0)  # an older client: it follows the flat form
     assert forms.wanted("route", 200.0) and not forms.wanted("fib", 200.0)
+
+
+def test_prefixes_that_match_no_topic_are_not_kept() -> None:
+    forms = RouteForms()
+    for i in range(10_000):  # a client subscribing without end
+        forms.subscription(b"\x01route" + str(i).encode())
+        forms.subscription(b"\x01x" + str(i).encode())
+    assert len(forms._prefixes) == 0 and not forms.wanted("route", 0.0)
+    forms.subscription(b"\x01rou")
+    assert forms._prefixes == {b"rou"} and forms.wanted("route", 0.0)

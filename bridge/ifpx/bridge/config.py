@@ -48,6 +48,8 @@ class Options:
     hwm: int = 100_000
     journal: int = 65_536
     heartbeat: float = 1.0
+    max_connections: int = 16_384
+    """Connections over every socket; lowered to what the descriptor limit leaves room for."""
     test_crash: str | None = None
     """Fault tests only (``IFPX_TEST_CRASH``): see ``statefile.crash_before_rename``."""
 
@@ -101,6 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hwm", type=int, default=d, help="PUB high-water mark (messages)")
     parser.add_argument("--journal", type=int, default=d, help="messages kept for replay")
     parser.add_argument("--heartbeat", type=float, default=d, help="seconds between heartbeats")
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=d,
+        help="connections held over all sockets, the excess refused (default 16384)",
+    )
 
 
 def resolve(ns: argparse.Namespace, environ: dict[str, str] | None = None) -> Options:

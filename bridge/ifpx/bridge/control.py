@@ -11,6 +11,7 @@ stream and the counters comes from the :class:`Stream` and the stats function.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +34,12 @@ from .workers import Peer, WorkerTable
 log = logging.getLogger(__name__)
 
 SERVER = "ifpx-bridge/0.1"
+SNAPSHOT_SHARE = 3.0
+"""After a snapshot build, the next waits this many times as long (the bridge spends
+at most a quarter of its time building snapshots, however many are asked for under
+churn); one asked for sooner is answered ``busy`` (the subscriber asks again later)."""
+SNAPSHOT_FREE = 0.02
+"""A build this quick costs no wait."""
 SNAPSHOT_REUSE = 5.0
 """Seconds a packed snapshot is kept to answer the next ``snapshot`` asking for the same
 state (workers starting together; a million routes are 20 MB packed)."""
@@ -131,8 +138,11 @@ class Controller:
         effects: Effects,
         stats: Callable[[], BridgeStats],
         netns: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.core = core
+        self.clock = clock
+        """What snapshot builds are timed by (a test passes its own)."""
         self.stream = stream
         self.effects = effects
         self.stats_now = stats
@@ -147,6 +157,10 @@ class Controller:
         self._snapshot: _Kept | None = None
         self.snapshots_built = 0
         """Snapshots built and packed; the rest of the ``snapshot`` requests reused one."""
+        self.snapshots_refused = 0
+        """``snapshot`` requests answered ``busy`` (see :data:`SNAPSHOT_SHARE`)."""
+        self._next_build = 0.0
+        self._last_build = 0.0
         self.server = Server(
             {name: partial(handler, self) for name, handler in HANDLERS.items()}, READ_ONLY
         )
@@ -394,6 +408,14 @@ class Controller:
         kept = self._snapshot
         if kept is not None and kept.key == key and self._now - kept.at <= SNAPSHOT_REUSE:
             return Packed(kept.data)
+        start = self.clock()
+        if start < self._next_build:
+            self.snapshots_refused += 1
+            raise CommandError(
+                c.ErrorCode.BUSY,
+                f"the last snapshot took {self._last_build:.2f} s to build; "
+                f"ask again in {self._next_build - start:.2f} s",
+            )
         self._snapshot = None  # not two full tables in memory at once
         result = c.SnapshotResult(
             epoch=self.stream.epoch,
@@ -403,6 +425,10 @@ class Controller:
             state=self.core.snapshot_wire(),
         )
         data = codec.pack_snapshot(result)
+        end = self.clock()
+        self._last_build = end - start
+        if self._last_build >= SNAPSHOT_FREE:
+            self._next_build = end + SNAPSHOT_SHARE * self._last_build
         self.snapshots_built += 1
         self._snapshot = _Kept(key, self._now, data)
         return Packed(data)

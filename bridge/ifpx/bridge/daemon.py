@@ -32,18 +32,27 @@ from ifpx.schemas.instance import InstanceLock, InstanceLocked
 from ifpx.schemas.journal import Journal
 from ifpx.schemas.serving import CommandError
 
-from . import endpoints, gcpolicy, nlmsg, nlsock, statefile
+from . import endpoints, fdlimit, gcpolicy, nlmsg, nlsock, statefile
 from .bindings import BindingTable, Entry
 from .config import Options
+from .connections import CONTROL_CONNECTIONS, cap_for
 from .control import Controller
 from .core import AF4, AF6, BridgeCore, Redump
 from .netns import Namespace
 from .publisher import Publisher
+from .sockguard import SocketGuard
 from .stats import BridgeStats
 from .workers import Peer
 
 log = logging.getLogger("ifpx.bridge")
 
+SUBSCRIBE_FRAME = 256
+"""Longest message a subscriber may send the PUB socket (a subscription is a topic
+name and a byte): libzmq keeps every prefix, so a larger one is refused unread."""
+REPLIES_QUEUED = 4
+"""Replies a control connection may leave unread (a REQ client has one outstanding):
+a client pipelining requests without reading gets the rest dropped, so it cannot make
+the bridge hold a snapshot per request."""
 DRAIN = 512
 """Most netlink datagrams read per wake-up before they are processed and published."""
 _DUMP_RETRIES = 5
@@ -104,6 +113,14 @@ class Bridge:
         """Start, serve until stopped, clean up."""
         opts = self.opts
         gcpolicy.tune()
+        before, fds = fdlimit.raise_limit()
+        self.max_connections = cap_for(opts.max_connections, fds, 2 if opts.control_ro else 1)
+        log.info(
+            "descriptors limit=%d (was %d) max_connections=%d",
+            fds,
+            before,
+            self.max_connections,
+        )
         try:
             self.ns = Namespace(opts.netns)
         except OSError as exc:
@@ -112,11 +129,13 @@ class Bridge:
         try:
             saved = self._claim(locks)
             ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            self.guard = SocketGuard(ctx)
             try:
                 self._serve(ctx, saved)
             finally:
                 if self.curve is not None:
                     self.curve.stop()
+                self.guard.close()
                 ctx.destroy(linger=0)
         finally:
             locks.release()
@@ -172,8 +191,10 @@ class Bridge:
         # An XPUB, to see which topics are taken: a route form is built only then.
         pub_sock = ctx.socket(zmq.XPUB)
         pub_sock.setsockopt(zmq.SNDHWM, opts.hwm)
+        pub_sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIBE_FRAME)
         pub_sock.setsockopt(zmq.LINGER, 0)
         self._secure(pub_sock)
+        self.guard.watch(pub_sock, self.max_connections)
         endpoints.bind(pub_sock, opts.events, opts.ipc_group)
         controls = [(self._rep(ctx, opts.control), False, opts.control.startswith("ipc://"))]
         if opts.control_ro:
@@ -367,8 +388,10 @@ class Bridge:
     def _rep(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
         rep = ctx.socket(zmq.REP)
         rep.setsockopt(zmq.MAXMSGSIZE, codec.MAX_REQUEST_FRAME)
+        rep.setsockopt(zmq.SNDHWM, REPLIES_QUEUED)
         rep.setsockopt(zmq.LINGER, 0)
         self._secure(rep)
+        self.guard.watch(rep, CONTROL_CONNECTIONS)
         endpoints.bind(rep, endpoint, self.opts.ipc_group)
         return rep
 
@@ -383,6 +406,9 @@ class Bridge:
         poller.register(self.pub_sock, zmq.POLLIN)
         for rep, _read_only, _ipc in controls:
             poller.register(rep, zmq.POLLIN)
+        monitors = self.guard.monitors
+        for mon in monitors:
+            poller.register(mon, zmq.POLLIN)
         self._next_hb = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -396,6 +422,9 @@ class Bridge:
                 if exc.errno == errno.EINTR:
                     continue
                 raise
+            for mon in monitors:
+                if mon in ready:
+                    self.guard.drain(mon)
             if self.pub_sock in ready:
                 self._subscriptions()
             self.controller.use_forms(time.monotonic())
@@ -416,10 +445,11 @@ class Bridge:
         forms = self.controller.forms
         while True:
             try:
-                frame = self.pub_sock.recv(zmq.NOBLOCK)
+                frame = self.pub_sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            forms.subscription(frame)
+            self.guard.subscription(frame)
+            forms.subscription(frame.bytes)
 
     def _beat(self, now: float) -> None:
         """A heartbeat, if one is due."""
@@ -483,6 +513,9 @@ class Bridge:
             routes_mirrored=len(core.routes),
             groups_mirrored=core.group_count,
             snapshots_built=self.controller.snapshots_built,
+            snapshots_refused=self.controller.snapshots_refused,
+            connections=self.guard.count,
+            connections_refused=self.guard.refused,
             links_mirrored=len(core.links),
             commands_ok=commands.ok,
             commands_failed=commands.errors,

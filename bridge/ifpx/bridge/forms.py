@@ -13,6 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ifpx.schemas.topics import TOPICS
+
+_NAMES = tuple(t.encode() for t in TOPICS)
+
 LEASE = 10.0
 """Seconds a ``snapshot`` request keeps its topics published without a subscription."""
 
@@ -28,6 +32,9 @@ class RouteForms:
         """An XPUB frame: 1 and a prefix (first subscriber) or 0 and a prefix (last gone)."""
         if not frame or frame[0] not in (0, 1):
             return  # not a subscription message (an XPUB passes on other frames as they are)
+        prefix = frame[1:]
+        if not any(name.startswith(prefix) for name in _NAMES):
+            return  # matches no topic: nothing to build for it (and kept: a set without bound)
         if frame[0] == 1:
             self._prefixes.add(frame[1:])
         else:

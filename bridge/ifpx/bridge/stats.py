@@ -45,6 +45,12 @@ class BridgeStats:
     """Next-hop groups in use (what the group form's ids number)."""
     snapshots_built: int = 0
     """Snapshots built and packed (the other ``snapshot`` requests reused one)."""
+    snapshots_refused: int = 0
+    """``snapshot`` requests answered ``busy``: too soon after the last build."""
+    connections: int = 0
+    """Connections open on the bridge's sockets."""
+    connections_refused: int = 0
+    """Connections shut down: over ``--max-connections``, or subscribing without end."""
 
     def counters(self) -> dict[str, int]:
         """The integer counters ``status`` reports, by name."""
@@ -60,6 +66,9 @@ class BridgeStats:
             "routes_mirrored": self.routes_mirrored,
             "groups_mirrored": self.groups_mirrored,
             "snapshots_built": self.snapshots_built,
+            "snapshots_refused": self.snapshots_refused,
+            "connections": self.connections,
+            "connections_refused": self.connections_refused,
             "links_mirrored": self.links_mirrored,
             "overruns": self.overruns,
             "dump_retries": self.dump_retries,

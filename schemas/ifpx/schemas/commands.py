@@ -39,6 +39,9 @@ class ErrorCode(StrEnum):
     PERMISSION_DENIED = "permission_denied"
     STATE_NOT_SAVED = "state_not_saved"
     """The bridge could not write its state file; nothing was changed."""
+    BUSY = "busy"
+    """Asked too soon after the last costly build of the same kind (a snapshot): ask
+    again later (the message says when)."""
     INTERNAL = "internal"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 """Version of the wire contract (envelope, events, commands) this build speaks."""
 
-PROTOCOL_MINOR = 3
+PROTOCOL_MINOR = 4
 """Additions within :data:`PROTOCOL_VERSION`: fields with defaults and new event kinds.
 
 0. The first contract.
@@ -19,6 +19,8 @@ PROTOCOL_MINOR = 3
    and routes by group id (``groute_add``/``groute_del``/``groute6_add``/
    ``groute6_del``); snapshots carry ``groups`` beside ``nexthop_sets``; ``snapshot``
    takes the requester's ``topics``; capability ``nhgroups``.
+4. Bounds: error ``busy`` (a ``snapshot`` asked for too soon after a costly build);
+   ``report`` taken on the read-only endpoint too.
 
 The Python models refuse fields they do not know, so a Python subscriber must be at
 least as new as the bridge's minor (upgrade workers first); the C decoder skips

@@ -1,0 +1,35 @@
+"""Which connections the bridge refuses: over the cap, or subscribing without end (pure)."""
+
+from __future__ import annotations
+
+from ifpx.bridge.connections import CONTROL_CONNECTIONS, RESERVED_FDS, ConnectionTable, cap_for
+
+
+def test_the_cap_leaves_room_under_the_descriptor_limit() -> None:
+    assert cap_for(16_384, 1024) == 1024 - RESERVED_FDS - CONTROL_CONNECTIONS
+    assert cap_for(16_384, 2048, controls=2) == 2048 - RESERVED_FDS - 2 * CONTROL_CONNECTIONS
+    assert cap_for(100, 1 << 20) == 100
+    assert cap_for(100, 10) == 1  # a limit below the reserve still serves someone
+
+
+def test_connections_over_the_cap_are_refused_and_room_comes_back() -> None:
+    table = ConnectionTable(cap=3)
+    assert [table.accepted(fd) for fd in (10, 11, 12, 13, 14)] == [True] * 3 + [False] * 2
+    assert table.count == 3 and table.refused == 2
+    table.closed(13)  # a refused one going: nothing held for it
+    assert table.count == 3
+    table.closed(11)
+    assert table.accepted(15) and not table.accepted(16)
+    # A descriptor seen accepted twice (its close lost) is one connection, not two.
+    assert table.accepted(10) and table.count == 3
+
+
+def test_a_connection_subscribing_without_end_is_refused() -> None:
+    table = ConnectionTable(cap=10, max_subscriptions=4)
+    table.accepted(7)
+    assert all(table.subscribed(7) for _ in range(4))
+    assert not table.subscribed(7) and table.subscriptions_refused == 1
+    assert table.subscribed(99)  # not seen accepted yet: given the benefit of the doubt
+    table.closed(7)
+    table.accepted(7)  # the descriptor reused by a new connection starts afresh
+    assert table.subscribed(7)
