@@ -221,26 +221,38 @@ def test_a_stranger_cannot_report_for_a_worker(
 ) -> None:
     br, _f = fleet
     before = workers(br)["c0"].applied_seq
-    forged = c.Report(
-        worker="c0", instance=12345, epoch=br.snapshot().epoch, seq=before + 10**6, synced=True
-    )
+    epoch = br.snapshot().epoch
+    forged = c.Report(worker="c0", instance=12345, epoch=epoch, seq=before, synced=True)
     reply = br.request(forged)
     assert isinstance(reply, c.ErrorReply)
     assert (
         reply.error.code == c.ErrorCode.PERMISSION_DENIED and "held by pid" in reply.error.message
     )
-    # the read-only endpoint takes no report at all, and says so
+    # The real c0 is not fooled for: while the stranger tries, c0 is waited for as refused.
+    waited = ifpx(br, "ctl", "--json", "wait", "--now", "--timeout", "0.5")
+    assert waited.returncode == 1
+    assert ["c0", "refused"] in [
+        [w["name"], w["state"]] for w in json.loads(waited.stdout)["waiting"]
+    ]
+    # A report that cannot be true (beyond what the bridge published) is refused anywhere;
+    # the read-only endpoint takes true ones (a worker may be given that endpoint only).
     import zmq
 
-    with zmq.Context() as ctx, ctx.socket(zmq.REQ) as req:
-        req.setsockopt(zmq.LINGER, 0)
-        req.connect(f"ipc://{tmp_path}/control-ro.sock")
-        req.send(codec.encode_request(forged.model_copy(update={"worker": "new-one"})))
-        assert req.poll(5000)
-        ro = codec.decode_reply(req.recv())
-    assert isinstance(ro, c.ErrorReply) and ro.error.code == c.ErrorCode.PERMISSION_DENIED
-    assert workers(br)["c0"].applied_seq < before + 10**6
+    def read_only(report: c.Report) -> c.Reply:
+        with zmq.Context() as ctx, ctx.socket(zmq.REQ) as req:
+            req.setsockopt(zmq.LINGER, 0)
+            req.connect(f"ipc://{tmp_path}/control-ro.sock")
+            req.send(codec.encode_request(report))
+            assert req.poll(5000)
+            return codec.decode_reply(req.recv())
+
+    beyond = forged.model_copy(update={"worker": "new-one", "seq": before + 10**6})
+    ro = read_only(beyond)
+    assert isinstance(ro, c.ErrorReply) and ro.error.code == c.ErrorCode.INVALID_VALUE
     assert "new-one" not in workers(br)
+    assert isinstance(read_only(beyond.model_copy(update={"seq": 1})), c.OkReply)
+    assert workers(br)["new-one"].applied_seq == 1
+    assert workers(br)["c0"].applied_seq >= before
 
 
 def test_worker_metrics_are_scraped(ns: Netns, tmp_path: Path) -> None:
@@ -275,3 +287,9 @@ def test_now_covers_every_change_the_kernel_made_before_it_was_asked(
     for i in range(2):
         routes = f.py_replica(i)["state"]["routes"]
         assert dsts <= {r["dst"] for r in routes}
+
+
+def test_wait_with_no_worker_is_never_done(br: BridgeProcess) -> None:
+    waited = ifpx(br, "ctl", "wait", "--now", "--timeout", "0.5")
+    assert waited.returncode == 1
+    assert "no worker reported to this bridge in 0.5s" in waited.stderr

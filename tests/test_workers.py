@@ -103,8 +103,14 @@ def test_states_syncing_and_repairing(tmp_path: Path) -> None:
     ]
 
 
+def _published(stream: controlkit.Stream, count: int) -> None:
+    for _ in range(count):
+        stream.publish("route", 0.0)
+
+
 def test_a_stranger_cannot_report_for_a_live_worker(tmp_path: Path) -> None:
-    ctl, effects, _stream = controlkit.controller(tmp_path)
+    ctl, effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 9)
     controlkit.run(ctl, report(instance=1, seq=0), wk.Peer(pid=100))
     # another process, another instance: refused while pid 100 lives
     assert refused(controlkit.run(ctl, report(instance=2, seq=9), wk.Peer(pid=200))[0]) == (
@@ -114,10 +120,10 @@ def test_a_stranger_cannot_report_for_a_live_worker(tmp_path: Path) -> None:
     assert refused(controlkit.run(ctl, report(instance=1, seq=9), wk.Peer(pid=200))[0]) == (
         "permission_denied"
     )
-    # from the read-only endpoint, even the worker itself
+    # the worker itself, from the read-only endpoint too (it may be all a worker is given)
     payload = controlkit.codec.encode_request(report(instance=1, seq=9))
-    assert refused(controlkit.ask(ctl, payload, True, wk.Peer(pid=100))) == "permission_denied"
-    assert ctl.workers.rows["w1"].report.seq == 0
+    ok(controlkit.ask(ctl, payload, True, wk.Peer(pid=100)))
+    assert ctl.workers.rows["w1"].report.seq == 9
     # a holder silent for three intervals frees its name even if its pid lives on
     # (the kernel may have given the pid to another process)
     assert refused(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=2.9)[0]) == (
@@ -135,7 +141,8 @@ def test_a_stranger_cannot_report_for_a_live_worker(tmp_path: Path) -> None:
 
 
 def test_without_credentials_a_name_is_free_once_its_holder_is_gone(tmp_path: Path) -> None:
-    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 3)
     controlkit.run(ctl, report(instance=1, interval=1.0), wk.Peer(), now=0.0)
     assert refused(controlkit.run(ctl, report(instance=2), wk.Peer(), now=2.0)[0]) == (
         "permission_denied"
@@ -169,7 +176,9 @@ def test_wait_applied_done_only_when_every_live_worker_has_it(tmp_path: Path) ->
     assert [(w.name, w.state) for w in named.waiting] == [("zz", "unknown")]
     stream.publish("route", 9.0)
     later = ok(controlkit.run(ctl, c.WaitApplied(), now=9.0)[0])
-    assert isinstance(later, c.WaitAppliedResult) and later.done and later.workers == []
+    # Nobody left to ask: not done (nothing can have applied it).
+    assert isinstance(later, c.WaitAppliedResult) and not later.done
+    assert later.workers == [] and later.waiting == []
     gone = ok(controlkit.run(ctl, c.WaitApplied(workers=["a"]), now=9.0)[0])
     assert isinstance(gone, c.WaitAppliedResult)
     assert [(w.name, w.state) for w in gone.waiting] == [("a", "gone")]
@@ -179,8 +188,8 @@ def test_wait_applied_refuses_a_future_seq_and_an_ended_epoch(tmp_path: Path) ->
     ctl, effects, _stream = controlkit.controller(tmp_path)
     assert refused(controlkit.run(ctl, c.WaitApplied(seq=1))[0]) == "invalid_value"
     assert refused(controlkit.run(ctl, c.WaitApplied(epoch=EPOCH + 1))[0]) == "invalid_value"
-    done = ok(controlkit.run(ctl, c.WaitApplied())[0])
-    assert isinstance(done, c.WaitAppliedResult) and done.done
+    nobody = ok(controlkit.run(ctl, c.WaitApplied())[0])
+    assert isinstance(nobody, c.WaitAppliedResult) and not nobody.done
     # "now" is after the bridge has read what the kernel queued; a given seq needs no look
     assert effects.catch_ups == 1
     ok(controlkit.run(ctl, c.WaitApplied(seq=0))[0])
@@ -196,6 +205,80 @@ def test_the_table_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     # once one is gone, the oldest gone makes room
     ok(controlkit.run(ctl, report("w9", 9), now=3.5)[0])
     assert sorted(ctl.workers.rows) == ["w1", "w2", "w9"]
+
+
+def _wait(ctl: object, now: float, workers: list[str] | None = None) -> c.WaitAppliedResult:
+    result = ok(controlkit.run(ctl, c.WaitApplied(workers=workers), now=now)[0])  # type: ignore[arg-type]
+    assert isinstance(result, c.WaitAppliedResult)
+    return result
+
+
+def test_a_name_claimed_first_by_another_process_keeps_wait_from_done(tmp_path: Path) -> None:
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 2)
+    # A squatter takes the name first and claims to have applied everything.
+    ok(controlkit.run(ctl, report("w1", 7, seq=2), wk.Peer(pid=666), now=0.0)[0])
+    assert _wait(ctl, 0.0).done
+    # The real worker is refused; until it stops trying, nobody can say it applied.
+    assert refused(controlkit.run(ctl, report("w1", 1, seq=0), wk.Peer(pid=100), now=0.5)[0]) == (
+        "permission_denied"
+    )
+    for names in (None, ["w1"]):
+        result = _wait(ctl, 0.6, names)
+        assert not result.done and ("w1", "refused") in [(w.name, w.state) for w in result.waiting]
+    listed = ok(controlkit.run(ctl, c.ListWorkers(), now=0.6)[0])
+    assert isinstance(listed, c.ListWorkersResult)
+    assert [(w.name, w.pid) for w in listed.workers] == [("w1", 666)]  # the kernel's pid
+    # Three of its intervals without a refused report: the squatter alone is waited for.
+    ok(controlkit.run(ctl, report("w1", 7, seq=2), wk.Peer(pid=666), now=3.0)[0])
+    assert _wait(ctl, 3.6).done
+
+
+def test_a_full_table_and_a_pid_claiming_many_names_keep_wait_from_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wk, "MAX_WORKERS", 4)
+    monkeypatch.setattr(wk, "MAX_NAMES_PER_PID", 2)
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 1)
+    ok(controlkit.run(ctl, report("f0", 1, seq=1), wk.Peer(pid=666), now=0.0)[0])
+    ok(controlkit.run(ctl, report("f1", 2, seq=1), wk.Peer(pid=666), now=0.0)[0])
+    assert refused(controlkit.run(ctl, report("f2", 3, seq=1), wk.Peer(pid=666), now=0.0)[0]) == (
+        "invalid_value"
+    )
+    ok(controlkit.run(ctl, report("g0", 4, seq=1), wk.Peer(pid=667), now=0.0)[0])
+    ok(controlkit.run(ctl, report("g1", 5, seq=1), wk.Peer(pid=667), now=0.0)[0])
+    # The table is full: the real worker is refused, and waited for.
+    assert refused(controlkit.run(ctl, report("real", 6, seq=0), wk.Peer(pid=1), now=0.1)[0]) == (
+        "invalid_value"
+    )
+    result = _wait(ctl, 0.2)
+    assert not result.done
+    assert {(w.name, w.state) for w in result.waiting} == {("f2", "refused"), ("real", "refused")}
+    assert "real" in result.workers  # what a client pins for its next polls
+    # More refused names than the table keeps: the rest are waited for as one.
+    for i in range(6):
+        controlkit.run(ctl, report(f"x{i}", 10 + i, seq=0), wk.Peer(pid=2), now=0.3)
+    assert wk.OTHERS_REFUSED in [w.name for w in _wait(ctl, 0.4, ["f0"]).waiting]
+
+
+def test_a_report_beyond_the_bridges_position_is_refused(tmp_path: Path) -> None:
+    ctl, _effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 5)
+    reply = controlkit.run(ctl, report("w1", 1, seq=6), wk.Peer(pid=1), now=0.0)[0]
+    assert refused(reply) == "invalid_value" and "w1" not in ctl.workers.rows
+    # Of another epoch (a worker still on the previous bridge's): taken, and not current.
+    ok(controlkit.run(ctl, report("w1", 1, seq=90, epoch=EPOCH - 1), wk.Peer(pid=1), now=0.0)[0])
+    assert not _wait(ctl, 0.1).done
+
+
+def test_text_that_reaches_terminals_has_no_control_characters() -> None:
+    for bad in ("a\nw2  current", "\x1b[2J", "x\x7f"):
+        with pytest.raises(ValueError):
+            report(host=bad)
+        with pytest.raises(ValueError):
+            report(client=bad)
+    assert report(host="büro-1", client="ifpx-c 0.3").host == "büro-1"
 
 
 # ---- the subscriber's side --------------------------------------------------------

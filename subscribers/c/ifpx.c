@@ -515,7 +515,8 @@ static int command_reply(const struct ifpx_options *opt, const char *buf, int le
                 rc = -EBADMSG;
             else
                 rc = 0;
-            if (!rc && pin && !pin->set && wait->n_workers <= 256) {
+            /* Nobody yet: whoever comes is waited for (not pinned to nobody). */
+            if (!rc && pin && !pin->set && wait->n_workers > 0 && wait->n_workers <= 256) {
                 pin->n = wait->n_workers;
                 for (unsigned i = 0; i < pin->n; i++)
                     pin->ptrs[i] = pin->names[i];

@@ -68,6 +68,8 @@ READ_ONLY = frozenset(
         "replay",
         "list_workers",
         "wait_applied",
+        # A report changes nothing anyone forwards by; workers may have this endpoint only.
+        "report",
     }
 )
 """Commands a read-only control endpoint (``--control-ro``) answers."""
@@ -458,7 +460,7 @@ class Controller:
         return c.ReplayResult(epoch=self.stream.epoch, messages=msgs)
 
     def _cmd_report(self, cmd: c.Report) -> c.Result:
-        self.workers.report(cmd, self._peer, self._now)
+        self.workers.report(cmd, self._peer, self._now, self.stream)
         return c.ReportResult(epoch=self.stream.epoch, seq=self.stream.seq)
 
     def _cmd_list_workers(self, _cmd: c.ListWorkers) -> c.Result:

@@ -14,13 +14,18 @@ has exited is taken over at once by its restart (the row is kept, ``restarts``
 counts). Where there are no credentials (tcp), ``instance`` is a 63-bit secret
 shared only between that subscriber and the bridge, and a name is free again
 once its holder has missed three reports.
+
+``wait_applied`` never says done while it cannot know: a name whose report was
+refused (held by another process, a full table, a process claiming too many names)
+is waited for, as ``refused``, until the refused reporter has been silent for three
+of its intervals; and with no worker at all, nothing is done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from ifpx.schemas import commands as c
 from ifpx.schemas.serving import CommandError
@@ -31,6 +36,10 @@ FORGET_AFTER = 600.0
 """Seconds a gone worker stays listed."""
 MAX_WORKERS = 1024
 """Most rows; past it the oldest gone worker is forgotten, or a new name refused."""
+MAX_NAMES_PER_PID = 256
+"""Most names one live process may report under (a worker per lcore fits)."""
+OTHERS_REFUSED = "(others)"
+"""The name ``wait_applied`` shows for refused names it could not keep one by one."""
 
 
 @dataclass(frozen=True)
@@ -87,20 +96,32 @@ class WorkerTable:
         self.rows: dict[str, Worker] = {}
         self.reports = 0
         self.refused = 0
+        self.refusals: dict[str, float] = {}
+        """Names whose reports were refused, until when they are waited for."""
+        self._others_until = 0.0
+        """Until when refused names that did not fit in :attr:`refusals` are waited for."""
 
     # ---- reports ------------------------------------------------------------------
 
-    def report(self, r: c.Report, peer: Peer, now: float) -> Worker:
-        """Take a report; CommandError(permission_denied) if it is not that worker's to make."""
+    def report(self, r: c.Report, peer: Peer, now: float, pos: Position) -> Worker:
+        """Take a report; CommandError if it is not that worker's to make, or cannot be true."""
+        if r.epoch == pos.epoch and r.seq > pos.seq:
+            self.refused += 1
+            raise CommandError(
+                c.ErrorCode.INVALID_VALUE,
+                f"worker {r.worker!r} reports seq {r.seq}; the bridge has published {pos.seq}",
+            )
         w = self.rows.get(r.worker)
         if w is None:
-            self._make_room(now)
+            self._make_room(r, now)
+            self._within_share(r, peer, now)
             w = self.rows[r.worker] = Worker(r.worker, r.instance, peer.pid, r, now, now)
         elif w.instance != r.instance:
             self._take_over(w, r, peer, now)
         elif w.peer_pid is not None and peer.pid is not None and w.peer_pid != peer.pid:
-            self.refused += 1
-            raise CommandError(
+            self._refuse(
+                r,
+                now,
                 c.ErrorCode.PERMISSION_DENIED,
                 f"worker {r.worker!r} reports from pid {w.peer_pid}, not {peer.pid}",
             )
@@ -119,7 +140,6 @@ class WorkerTable:
         held_by = w.peer_pid
         free = (held_by is not None and peer.pid == held_by) or self._gone(w, now)
         if not free:
-            self.refused += 1
             holder = f"pid {held_by}" if held_by is not None else "another subscriber"
             after = (
                 f"while it runs (or until it misses {MISSED_REPORTS} reports)"
@@ -127,7 +147,9 @@ class WorkerTable:
                 else f"until it misses {MISSED_REPORTS} reports"
                 f" ({MISSED_REPORTS * w.report.interval:.1f}s)"
             )
-            raise CommandError(
+            self._refuse(
+                r,
+                now,
                 c.ErrorCode.PERMISSION_DENIED,
                 f"worker name {r.worker!r} is held by {holder} {after}; choose another name",
             )
@@ -136,18 +158,54 @@ class WorkerTable:
         w.restarts += 1
         w.first_seen = now
 
-    def _make_room(self, now: float) -> None:
+    def _make_room(self, r: c.Report, now: float) -> None:
         self.forget(now)
         if len(self.rows) < MAX_WORKERS:
             return
         gone = [w for w in self.rows.values() if self._gone(w, now)]
         if not gone:
-            self.refused += 1
-            raise CommandError(
+            self._refuse(
+                r,
+                now,
                 c.ErrorCode.INVALID_VALUE,
                 f"{MAX_WORKERS} workers report to this bridge already; not taking another",
             )
         del self.rows[min(gone, key=lambda w: w.last_seen).name]
+
+    def _within_share(self, r: c.Report, peer: Peer, now: float) -> None:
+        if peer.pid is None:
+            return
+        held = sum(
+            1 for w in self.rows.values() if w.peer_pid == peer.pid and not self._gone(w, now)
+        )
+        if held >= MAX_NAMES_PER_PID:
+            self._refuse(
+                r,
+                now,
+                c.ErrorCode.INVALID_VALUE,
+                f"pid {peer.pid} reports under {held} names already; not taking another",
+            )
+
+    def _refuse(self, r: c.Report, now: float, code: c.ErrorCode, message: str) -> NoReturn:
+        """Refuse ``r``, and have ``wait_applied`` wait for its name while it is sent."""
+        self.refused += 1
+        until = now + MISSED_REPORTS * r.interval
+        refusals = self.refusals
+        if r.worker not in refusals and len(refusals) >= MAX_WORKERS:
+            for name in [n for n, t in refusals.items() if t <= now]:
+                del refusals[name]
+        if r.worker in refusals or len(refusals) < MAX_WORKERS:
+            refusals[r.worker] = until
+        else:
+            self._others_until = max(self._others_until, until)
+        raise CommandError(code, message)
+
+    def _refused_now(self, now: float) -> list[str]:
+        """The names refused lately (whose reporters may be the real workers)."""
+        names = sorted(n for n, until in self.refusals.items() if until > now)
+        if self._others_until > now:
+            names.append(OTHERS_REFUSED)
+        return names
 
     def forget(self, now: float) -> None:
         """Drop the workers gone for longer than :data:`FORGET_AFTER`."""
@@ -158,6 +216,8 @@ class WorkerTable:
         ]
         for name in old:
             del self.rows[name]
+        for name in [n for n, until in self.refusals.items() if until <= now]:
+            del self.refusals[name]
 
     # ---- what they have applied ---------------------------------------------------------
 
@@ -199,7 +259,7 @@ class WorkerTable:
             name=w.name,
             state=state,
             host=r.host,
-            pid=r.pid,
+            pid=w.peer_pid if w.peer_pid is not None else r.pid,
             client=r.client,
             epoch=r.epoch,
             applied_seq=r.seq,
@@ -213,31 +273,46 @@ class WorkerTable:
         )
 
     def infos(self, pos: Position, now: float) -> list[c.WorkerInfo]:
-        """Every worker, by name."""
+        """Every worker, by name, then the names refused lately that no row has."""
         self.forget(now)
-        return [self.info(self.rows[n], pos, now) for n in sorted(self.rows)]
+        rows = [self.info(self.rows[n], pos, now) for n in sorted(self.rows)]
+        return rows + [_refused(n) for n in self._refused_now(now) if n not in self.rows]
 
     def wait(
         self, seq: int, names: list[str] | None, pos: Position, now: float
     ) -> c.WaitAppliedResult:
-        """Whether every worker named (None: every one not gone) has applied ``seq``."""
+        """Whether every worker named (None: every one not gone) has applied ``seq``.
+
+        Never done with no worker to ask, nor while a name waited for was refused
+        lately (its refused reporter may be the real worker).
+        """
+        refused = self._refused_now(now)
         if names is None:
             chosen = [w for _n, w in sorted(self.rows.items()) if not self._gone(w, now)]
             unknown: list[str] = []
+            contested = refused
         else:
             wanted = sorted(set(names))
             chosen = [self.rows[n] for n in wanted if n in self.rows]
-            unknown = [n for n in wanted if n not in self.rows]
+            unknown = [n for n in wanted if n not in self.rows and n not in refused]
+            contested = [n for n in refused if n in wanted or n == OTHERS_REFUSED]
         waiting = [
             self.info(w, pos, now)
             for w in chosen
             if self._gone(w, now) or not self._has(w, seq, pos)
         ]
         waiting += [c.WorkerInfo(name=n, state="unknown") for n in unknown]
+        waiting += [_refused(n) for n in contested if n not in self.rows or self.rows[n] in chosen]
         return c.WaitAppliedResult(
-            done=not waiting,
+            done=bool(chosen) and not waiting,
             epoch=pos.epoch,
             seq=seq,
-            workers=[w.name for w in chosen] + unknown,
+            workers=[w.name for w in chosen]
+            + unknown
+            + [n for n in contested if n not in self.rows],
             waiting=waiting,
         )
+
+
+def _refused(name: str) -> c.WorkerInfo:
+    return c.WorkerInfo(name=name, state="refused")

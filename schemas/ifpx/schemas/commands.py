@@ -171,13 +171,23 @@ WorkerName = Annotated[
 ]
 
 
+PrintableText = Annotated[
+    str,
+    Field(
+        max_length=64,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="free text without control characters (it reaches terminals)",
+    ),
+]
+
+
 class Report(_Command):
     """A worker's applied position: every event up to ``seq`` has been through its callbacks.
 
     Sent by a subscriber over its own control connection, at most once an
     ``interval`` and once when it goes idle after a burst; never per event. A
     name belongs to the subscriber (``instance``) that first reported it until
-    that one is gone; refused on a read-only endpoint.
+    that one is gone. Taken on a read-only endpoint too (protocol minor 4).
     """
 
     cmd: Literal["report"] = "report"
@@ -185,9 +195,9 @@ class Report(_Command):
     instance: Annotated[int, Field(ge=1, le=2**63 - 1)] = Field(
         description="random, chosen once per subscriber: tells a restart from the same worker"
     )
-    host: Annotated[str, Field(max_length=64)] = ""
+    host: PrintableText = ""
     pid: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
-    client: Annotated[str, Field(max_length=64)] = ""
+    client: PrintableText = ""
     epoch: U64
     seq: U64 = Field(description="the last sequence number whose events were all applied")
     synced: bool
@@ -379,8 +389,10 @@ class ReplayResult(WireModel):
     messages: list[bytes] = Field(default_factory=list)
 
 
-WorkerState = Literal["syncing", "current", "repairing", "lagging", "gone", "unknown"]
-"""``unknown``: named in ``wait_applied`` but never reported."""
+WorkerState = Literal["syncing", "current", "repairing", "lagging", "gone", "unknown", "refused"]
+"""``unknown``: named in ``wait_applied`` but never reported; ``refused``: its reports
+are being refused (the name held by another process, the table full): it may be the
+real worker, so ``wait_applied`` waits for it (protocol minor 4)."""
 
 
 class WorkerInfo(WireModel):
@@ -388,9 +400,11 @@ class WorkerInfo(WireModel):
 
     name: WorkerName
     state: WorkerState
-    host: Annotated[str, Field(max_length=64)] = ""
-    pid: int = 0
-    client: Annotated[str, Field(max_length=64)] = ""
+    host: PrintableText = ""
+    pid: int = Field(
+        default=0, description="the reporter's pid as the kernel gave it (ipc), or as it said"
+    )
+    client: PrintableText = ""
     epoch: U64 = 0
     applied_seq: U64 = 0
     lag_seq: U64 = Field(default=0, description="sequence numbers on its topics not yet applied")

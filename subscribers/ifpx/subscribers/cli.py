@@ -58,8 +58,16 @@ def _proxy(text: str) -> str | int:
     return int(text) if text.isdigit() else text
 
 
+def _printable(text: str) -> str:
+    # Cells come from other processes (a worker's host, its client name): a newline would
+    # forge a row, an escape sequence reach the terminal.
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text)
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [headers] + [["-" if v is None else str(v) for v in row] for row in rows]
+    cells = [headers] + [["-" if v is None else _printable(str(v)) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells
@@ -138,8 +146,12 @@ def _wait(ns: argparse.Namespace, client: ControlClient) -> int:
         print_json(result.model_dump())
     elif result.done:
         print(f"applied through seq {result.seq} by {len(result.workers)} workers")
-        if not result.workers:
-            print("ifpx ctl wait: no worker reports to this bridge", file=sys.stderr)
+    elif not result.workers:
+        print(
+            f"ifpx ctl wait: no worker reported to this bridge in {ns.wait_timeout:g}s: "
+            f"nothing can have applied seq {result.seq}",
+            file=sys.stderr,
+        )
     else:
         names = ", ".join(f"{w.name} ({w.state}, applied {w.applied_seq})" for w in result.waiting)
         print(

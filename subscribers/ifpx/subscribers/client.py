@@ -167,7 +167,8 @@ class ControlClient:
             if not isinstance(result, c.WaitAppliedResult):
                 raise ProtocolError(f"{self.endpoint} answered wait_applied with {result.type}")
             seq, epoch = result.seq, result.epoch
-            if workers is None and len(result.workers) <= MAX_PINNED:
+            # Pinned: who was there at the first poll. Nobody yet: whoever comes.
+            if workers is None and 0 < len(result.workers) <= MAX_PINNED:
                 workers = result.workers
             left = deadline - time.monotonic()
             if result.done or left <= 0:
