@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import zmq
 
 from ifpx.schemas import codec
@@ -171,3 +172,31 @@ def test_loop_over_an_instant_does_not_spin(tmp_path: Path) -> None:
     finally:
         player.terminate()
         player.wait(10)
+
+
+def test_a_bad_payload_under_a_good_checksum_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.ifpxrec"
+    _synthetic(path)
+    with path.open("ab") as fh:
+        w = Writer.__new__(Writer)  # appending to the recording made above
+        w._fh, w.count = fh, 0
+        w.write(2000.0, "message", "link", b"\x93\x01\x02")  # msgpack, but no message
+    done = subprocess.run(
+        [sys.executable, "-m", "ifpx.subscribers", "replay", str(path), "--max",
+         "--linger", "0", "--events", f"ipc://{tmp_path}/ev.sock",
+         "--control", f"ipc://{tmp_path}/ctl.sock"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"record {COUNT + 1} at offset" in done.stderr and "not a valid message" in done.stderr
+
+
+def test_a_loop_keeps_bounded_lateness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ifpx.subscribers import replayer
+
+    monkeypatch.setattr(replayer, "LATENESS_KEPT", 50)
+    stats = replayer.ReplayStats()
+    for i in range(1000):
+        stats.lateness.append(float(i))
+    assert list(stats.lateness) == [float(i) for i in range(950, 1000)]  # the latest

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import zmq
 
@@ -26,14 +29,19 @@ from ifpx.schemas.serving import CommandError, Server
 from ifpx.schemas.topics import TOPICS
 from ifpx.schemas.version import PROTOCOL_MINOR, PROTOCOL_VERSION
 
-from .recording import RecordingError, read_header, records
+from .recording import Record, RecordingError, read_header, records
 from .replica import Replica
 
 log = logging.getLogger(__name__)
 
 SERVER = "ifpx-replay/0.1"
+_D = TypeVar("_D")
 _JOURNAL_MESSAGES = 1_000_000
 _JOURNAL_BYTES = 256 << 20
+
+
+LATENESS_KEPT = 100_000
+"""Lateness samples kept (the latest): a ``--loop`` runs for ever in bounded memory."""
 
 
 @dataclass
@@ -43,8 +51,8 @@ class ReplayStats:
     published: int = 0
     snapshots_served: int = 0
     loops: int = 0
-    lateness: list[float] = field(default_factory=list)
-    """Seconds each message went out after its scheduled time."""
+    lateness: deque[float] = field(default_factory=lambda: deque(maxlen=LATENESS_KEPT))
+    """Seconds each of the latest messages went out after its scheduled time."""
 
 
 class Replayer:
@@ -210,7 +218,7 @@ class Replayer:
                 if self._stop:
                     return
                 if rec.type == "snapshot":
-                    reply = codec.decode_reply(rec.payload)
+                    reply = _decoded(rec, lambda r: codec.decode_reply(r.payload))
                     if not isinstance(reply, c.OkReply) or not isinstance(
                         reply.result, c.SnapshotResult
                     ):
@@ -221,7 +229,7 @@ class Replayer:
                     # story (and what lets a watcher attach before it goes on).
                     t0 = rec.time if t0 is None else t0
                     continue
-                msg = codec.decode_message([rec.topic.encode(), rec.payload])
+                msg = _decoded(rec, lambda r: codec.decode_message([r.topic.encode(), r.payload]))
                 if t0 is None:
                     t0 = rec.time
                 due = start + (rec.time - t0) / self.speed
@@ -256,3 +264,16 @@ class Replayer:
                 self._serve_until(time.monotonic() + self.heartbeat_interval / self.speed)
         self._serve_until(time.monotonic() + self.linger)
         return self.stats
+
+
+def _decoded(rec: Record, decode: Callable[[Record], _D]) -> _D:
+    """``rec``'s payload decoded; a RecordingError naming the record if it is not valid
+    (its checksum held: written so, not damaged since)."""
+    try:
+        return decode(rec)
+    except codec.CodecError as exc:
+        raise RecordingError(
+            f"record {rec.index} at offset {rec.offset}: not a valid {rec.type}: {exc}",
+            rec.index,
+            rec.offset,
+        ) from None
