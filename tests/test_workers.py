@@ -384,3 +384,14 @@ def test_a_name_the_protocol_cannot_carry_is_refused_up_front(
     monkeypatch.setenv("IFPX_WORKER_NAME", "fib-1")
     with Subscriber("ipc:///nonexistent/ev", "ipc:///nonexistent/ctl") as sub:
         assert sub.name == "fib-1"
+
+
+def test_ctl_workers_escapes_what_an_older_bridge_passes_raw() -> None:
+    from ifpx.subscribers.cli import _workers_table
+
+    forged = c.WorkerInfo.model_construct(
+        **{**c.WorkerInfo(name="w1", state="current").model_dump(), "host": "h\nw2  current\x1b[2J"}
+    )
+    table = _workers_table([forged])
+    assert table.count("\n") == 1 and "\x1b" not in table
+    assert "h\\x0aw2  current\\x1b[2J" in table
