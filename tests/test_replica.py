@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_core import _apply_op, link, ops
@@ -9,7 +10,7 @@ from test_core import _apply_op, link, ops
 from ifpx.bridge.core import BridgeCore
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import Binding, NeighState, PortState, State
-from ifpx.subscribers.replica import Replica, diff
+from ifpx.subscribers.replica import Inconsistent, Replica, diff
 
 
 def _route(dst: str, plen: int, metric: int = 0, port: int = 0, table: int = 254) -> ev.RouteAdd:
@@ -149,3 +150,38 @@ def test_diff_after_rebind_announces_unchanged_neighbours() -> None:
     r.load(old)
     r.apply_all(diff(r, new))
     assert r.to_state() == new.canonical()
+
+
+def _hop(ifindex: int = 2) -> ev.NextHop:
+    return ev.NextHop(gateway="192.0.2.2", ifindex=ifindex, port_id=0, weight=1)
+
+
+def _groute(group: int, dst: str = "10.1.0.0", deleted: bool = False) -> ev.EventBase:
+    cls = ev.GRouteDel if deleted else ev.GRouteAdd
+    return cls(table=254, proto=4, metric=0, group=group, dst=dst, prefixlen=16)
+
+
+def test_the_group_form_refuses_what_does_not_add_up() -> None:
+    r = Replica("group")
+    with pytest.raises(Inconsistent, match="names group 5, never announced"):
+        r.apply(_groute(5))
+    assert not r.groutes
+    r.apply(ev.NhGroupSet(group=5, nexthops=[_hop()]))
+    r.apply(_groute(5))
+    r.apply(_groute(5, "10.2.0.0"))
+    r.apply(_groute(0, "10.3.0.0"))  # group 0: a drop route's, never announced
+    with pytest.raises(Inconsistent, match="group 5, which 2 route"):
+        r.apply(ev.NhGroupDel(group=5))
+    assert 5 in r.groups
+    r.apply(_groute(5, deleted=True))
+    r.apply(ev.NhGroupSet(group=6, nexthops=[_hop(3)]))
+    r.apply(_groute(6, "10.2.0.0"))  # moved to another group: 5 is free
+    r.apply(ev.NhGroupDel(group=5))
+    assert 5 not in r.groups and r.groutes[(4, 254, "10.2.0.0", 16, 0)][1] == 6
+    with pytest.raises(Inconsistent):
+        r.apply(ev.NhGroupDel(group=6))
+    # A snapshot's routes hold their groups too.
+    loaded = Replica("group")
+    loaded.load(r.to_state())
+    with pytest.raises(Inconsistent):
+        loaded.apply(ev.NhGroupDel(group=next(iter(loaded.groups))))

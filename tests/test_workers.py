@@ -395,3 +395,16 @@ def test_ctl_workers_escapes_what_an_older_bridge_passes_raw() -> None:
     table = _workers_table([forged])
     assert table.count("\n") == 1 and "\x1b" not in table
     assert "h\\x0aw2  current\\x1b[2J" in table
+
+
+def test_an_inconsistent_event_is_not_delivered_and_a_snapshot_repairs() -> None:
+    m = SyncMachine({"fib", "port", "sync", "hb"})
+    [req] = m.start(0.0)
+    snap = c.SnapshotResult(epoch=EPOCH, seq=0, topic_seqs={}, cfg_done=True, state=SnapshotState())
+    m.on_reply(c.OkReply(id=req.command.id, result=snap), 0.0)
+    m.take(100)
+    bad = ev.GRouteAdd(table=254, proto=4, metric=0, group=9, dst="10.0.0.0", prefixlen=8)
+    msg = Message(epoch=EPOCH, seq=1, tseq=1, ts=0.0, topic="fib", events=[bad])
+    [repair] = m.on_message(msg, 0.1)
+    assert isinstance(repair.command, c.Snapshot) and "group 9" in repair.reason
+    assert m.stats.inconsistent == 1 and not m.state.groutes and m.take(100) == []

@@ -14,6 +14,7 @@ every lookup resolves through the group.
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
@@ -114,6 +115,12 @@ def _net(family: int, dst: str, plen: int) -> int:
     return raw >> (bits - plen) << (bits - plen) if plen else 0
 
 
+class Inconsistent(ValueError):
+    """An event that does not add up with the replica (a route through a group never
+    announced, a group deleted while routes use it): not applied; the state is to be
+    taken again from a snapshot."""
+
+
 class Replica:
     """Bindings, ports, routes and neighbours, kept equal to the bridge's by events.
 
@@ -133,6 +140,8 @@ class Replica:
         """Routes that arrived in the group form."""
         self.groups: dict[int, tuple[Hop, ...]] = {}
         """Next-hop group id -> its next hops (the group form)."""
+        self._group_refs: dict[int, int] = {}
+        """Group id -> routes of :attr:`groutes` through it (what may not be deleted)."""
         self.neighs: dict[tuple[int, str], tuple[str | None, str]] = {}
         self.rules: set[RuleState] = set()
         self.cfg_done = False
@@ -166,13 +175,26 @@ class Replica:
             g: ev.GRouteAdd = e  # type: ignore[assignment]  # the four kinds share fields
             fam, added = groute
             gkey = (fam, g.table, g.dst, g.prefixlen, g.metric)
+            refs = self._group_refs
             if not added:
-                if self.groutes.pop(gkey, None) is not None:
+                gone = self.groutes.pop(gkey, None)
+                if gone is not None:
+                    refs[gone[1]] -= 1
                     self._unindex(gkey)
                 return
-            if self._lpm is not None and gkey not in self.groutes and gkey not in self.routes:
-                self._index(gkey)
-            self.groutes[gkey] = (g.proto, g.group, g.type, g.prefsrc)
+            gid = g.group
+            if gid and gid not in self.groups:
+                raise Inconsistent(
+                    f"{kind} {g.dst}/{g.prefixlen} names group {gid}, never announced"
+                )
+            old = self.groutes.get(gkey)
+            if old is None:
+                if self._lpm is not None and gkey not in self.routes:
+                    self._index(gkey)
+            else:
+                refs[old[1]] -= 1
+            refs[gid] = refs.get(gid, 0) + 1
+            self.groutes[gkey] = (g.proto, gid, g.type, g.prefsrc)
             return
         if kind == "nhgroup_set":
             gs: ev.NhGroupSet = e  # type: ignore[assignment]
@@ -180,7 +202,12 @@ class Replica:
             self.groups[gs.group] = self._hops.setdefault(hops, hops)
             return
         if kind == "nhgroup_del":
-            self.groups.pop(e.group, None)  # type: ignore[attr-defined]
+            gid = e.group  # type: ignore[attr-defined]
+            if self._group_refs.get(gid, 0) > 0:
+                raise Inconsistent(
+                    f"nhgroup_del of group {gid}, which {self._group_refs[gid]} route(s) use"
+                )
+            self.groups.pop(gid, None)
             return
         rule = _RULE_KINDS.get(kind)
         if rule is not None:
@@ -382,6 +409,7 @@ class Replica:
                     (fam, tab, dst, plen, metric): (proto, *gvals[nhs])
                     for fam, dst, plen, tab, proto, metric, nhs in table.rows
                 }
+                self._group_refs = dict(Counter(v[1] for v in self.groutes.values()))
             else:
                 values = _Values(self, sets)
                 # One comprehension for a million rows: the snapshot is the bridge's own

@@ -27,7 +27,7 @@ from ifpx.schemas.envelope import Message
 from ifpx.schemas.state import RouteTable, SnapshotState
 from ifpx.schemas.topics import ALWAYS_SUBSCRIBED, KIND_TOPIC, RouteForm, Topic
 
-from .replica import Replica, diff_replicas, initial_events
+from .replica import Inconsistent, Replica, diff_replicas, initial_events
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class SubscriberStats:
     gaps: int = 0
     journal_repairs: int = 0
     snapshot_repairs: int = 0
+    inconsistent: int = 0
+    """Events refused by the replica (see :class:`~ifpx.subscribers.replica.Inconsistent`)."""
     epochs: int = 0
     heartbeat_misses: int = 0
     bad_messages: int = 0
@@ -432,8 +434,18 @@ class SyncMachine:
         if ports is not None:
             events = [e for e in events if not isinstance(e, ev.PortScoped) or e.port_id in ports]
         apply = self.state.apply
-        for e in events:
-            apply(e)
+        applied = 0
+        try:
+            for e in events:
+                apply(e)
+                applied += 1
+        except Inconsistent as exc:
+            # Neither it nor what follows is applied or delivered: the snapshot's
+            # difference will say what is true.
+            self.stats.inconsistent += 1
+            log.warning("inconsistent event (%s): taking a snapshot", exc)
+            events = events[:applied]
+            self._start_snapshot(f"inconsistent event: {exc}")
         self.stats.events += len(events)
         kinds = self.kinds
         if kinds is not None:
