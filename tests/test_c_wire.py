@@ -147,3 +147,40 @@ def test_malformed_snapshots_are_rejected_without_crashing(dump_tool: Path) -> N
     outcomes = [line for line in lines if "error" in line or "snapshot" in line]
     assert len(outcomes) == len(cases)
     assert all(line.get("error", 0) in (0, -1, -2, -3, -4) for line in outcomes)
+
+
+def test_a_group_form_snapshot_that_does_not_add_up_is_refused(dump_tool: Path) -> None:
+    from ifpx.schemas import commands as c
+    from ifpx.schemas import events as ev
+    from ifpx.schemas.state import RouteTable, SnapshotState
+
+    def hop(ifindex: int) -> ev.NextHop:
+        return ev.NextHop(gateway="192.0.2.2", ifindex=ifindex, port_id=0, weight=1)
+
+    def reply(sets: list[list[ev.NextHop]], groups: list[int]) -> bytes:
+        table = RouteTable.model_construct(
+            nexthop_sets=sets,
+            rows=[(4, f"10.{i}.0.0", 16, 254, 4, 0, i) for i in range(len(sets))],
+            forwarding=[("unicast", None) if s else ("blackhole", None) for s in sets],
+            groups=groups,
+        )
+        state = SnapshotState.model_construct(
+            bindings=[], ports=[], routes=table, neighs=[], rules=[]
+        )
+        result = c.SnapshotResult.model_construct(
+            epoch=1, seq=1, topic_seqs={}, cfg_done=True, state=state
+        )
+        return "G " + codec.encode_reply(c.OkReply(result=result)).hex() + "\n"  # type: ignore[return-value]
+
+    cases = [
+        reply([[hop(2)], [hop(2)], []], [5, 5, 0]),  # one group, twice with its hops; a drop
+        reply([[hop(2)], [hop(3)]], [5, 5]),  # one group, two sets of hops
+        reply([[hop(2)], [hop(3)]], [5, 0]),  # group 0 with hops
+    ]
+    proc = subprocess.run(
+        [str(dump_tool)], input="".join(cases), capture_output=True, text=True, timeout=60
+    )
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    outcomes = [line for line in lines if "error" in line or "snapshot" in line]
+    assert [o.get("error", 0) for o in outcomes] == [0, -2, -2]
+    assert [line["kind"] for line in lines[: lines.index(outcomes[0])]].count("nhgroup_set") == 1

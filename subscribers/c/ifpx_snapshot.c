@@ -176,31 +176,54 @@ static int snapshot_rules(const msgpack_object *rules, struct ifpx_event *ev, if
 }
 
 /* The group form's groups: an nhgroup_set for each group id of `ids` (index for index with
- * `sets`), once; 0 is a drop route's empty set. */
+ * `sets`), once; 0 is a drop route's empty set. A group id may come back (the same group
+ * under another type or preferred source) but only with the same hops. Ids are found
+ * again in an open-addressing table: a quarter of a million groups load in linear time. */
 static int snapshot_groups(const msgpack_object *sets, const msgpack_object *ids,
                            struct ifpx_event *ev, ifpx_event_cb cb, void *ctx)
 {
-    int rc;
-    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+    uint32_t n = ids->via.array.size, cap = 16;
+    while (cap < 2 * n)
+        cap <<= 1;
+    /* slot -> 1 + the index of the first set of that id (0: empty) */
+    uint32_t *first = calloc(cap, sizeof *first);
+    if (!first)
+        return IFPX_E_LIMIT; /* more groups than this process can index */
+    int rc = IFPX_OK;
+    for (uint32_t i = 0; i < n && rc == IFPX_OK; i++) {
         const msgpack_object *id = &ids->via.array.ptr[i];
-        if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > UINT32_MAX)
-            return IFPX_E_FIELD;
-        int seen = !id->via.u64;
-        for (uint32_t j = 0; j < i && !seen; j++)
-            seen = ids->via.array.ptr[j].via.u64 == id->via.u64;
-        if (seen)
+        if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 > UINT32_MAX) {
+            rc = IFPX_E_FIELD;
+            break;
+        }
+        const msgpack_object *set = &sets->via.array.ptr[i];
+        if (!id->via.u64) {
+            /* a drop route's: no hops */
+            if (set->type != MSGPACK_OBJECT_ARRAY || set->via.array.size)
+                rc = IFPX_E_FIELD;
             continue;
+        }
+        uint32_t h = (uint32_t)(id->via.u64 * 2654435761u) & (cap - 1);
+        while (first[h] && ids->via.array.ptr[first[h] - 1].via.u64 != id->via.u64)
+            h = (h + 1) & (cap - 1);
+        if (first[h]) {
+            if (!msgpack_object_equal(sets->via.array.ptr[first[h] - 1], *set))
+                rc = IFPX_E_FIELD; /* one group, two sets of hops */
+            continue;
+        }
+        first[h] = i + 1;
         memset(ev, 0, offsetof(struct ifpx_event, nh));
         ev->kind = IFPX_NHGROUP_SET;
         ev->group = (uint32_t)id->via.u64;
-        if ((rc = ifpx_mp_nexthops(&sets->via.array.ptr[i], ev)))
-            return rc;
+        if ((rc = ifpx_mp_nexthops(set, ev)))
+            break;
         if (!ev->nh_count)
-            return IFPX_E_FIELD;
-        if ((rc = emit(cb, ctx, ev)))
-            return rc;
+            rc = IFPX_E_FIELD;
+        else
+            rc = emit(cb, ctx, ev);
     }
-    return IFPX_OK;
+    free(first);
+    return rc;
 }
 
 static int snapshot_routes(const msgpack_object *routes, int groups, struct ifpx_event *ev,

@@ -1,5 +1,5 @@
 /* Decode message payloads given as hex lines on stdin (a line starting with "S " holds a
- * reply to `snapshot` instead, "R " any other reply); print each event as a JSON line
+ * reply to `snapshot` instead, "G " one read in the group form, "R " any other reply); print each event as a JSON line
  * with the field names of the wire contract. Exit 0 if every line decoded, 1 if some
  * line was rejected (its status is printed as {"error": N}). Used by the tests to hold
  * the C decoder to the Python models, and to feed it hostile input. */
@@ -34,7 +34,8 @@ int main(void)
     static char bin[1 << 21];
     int failed = 0;
     while (fgets(line, sizeof line, stdin)) {
-        int snapshot = strncmp(line, "S ", 2) == 0, reply = strncmp(line, "R ", 2) == 0;
+        int grouped = strncmp(line, "G ", 2) == 0;
+        int snapshot = grouped || strncmp(line, "S ", 2) == 0, reply = strncmp(line, "R ", 2) == 0;
         char *hex = snapshot || reply ? line + 2 : line;
         size_t n = strcspn(hex, "\r\n");
         size_t len = n / 2;
@@ -66,7 +67,7 @@ int main(void)
         }
         if (snapshot) {
             struct ifpx_snapshot snap;
-            int rc = ifpx_decode_snapshot(bin, len, &snap, print_event, NULL);
+            int rc = ifpx_decode_snapshot_form(bin, len, &snap, grouped, print_event, NULL);
             if (rc) {
                 printf("{\"error\": %d}\n", rc);
                 failed = 1;
