@@ -34,7 +34,7 @@ unit: venv
 ## the fault tests alone, then a table of what each one measured (root)
 reliability: venv
 	@rm -f .reliability.tsv
-	RELIABILITY_FIGURES=$(CURDIR)/.reliability.tsv $(BIN)/pytest -q -m reliability tests/test_overrun_netns.py tests/test_reliability_netns.py tests/test_hardening_netns.py tests/test_subscriber_hostile.py
+	RELIABILITY_FIGURES=$(CURDIR)/.reliability.tsv $(BIN)/pytest -q -m reliability tests/test_overrun_netns.py tests/test_reliability_netns.py tests/test_hardening_netns.py tests/test_bounds_netns.py tests/test_subscriber_hostile.py
 	@printf '\n%-75s %s\n' FIGURE VALUE; sort .reliability.tsv | awk -F'\t' '{printf "%-75s %s\n", $$1, $$2}'
 	@rm -f .reliability.tsv
 
