@@ -100,18 +100,17 @@ class SocketGuard:
             elif event == zmq.EVENT_DISCONNECTED:
                 table.closed(fd)
 
-    def subscription(self, frame: zmq.Frame) -> bool:
-        """A subscription frame from the XPUB: False if its connection was refused."""
+    def subscription(self, frame: zmq.Frame) -> None:
+        """A subscription frame from the XPUB: its connection is refused past the cap."""
         try:
             fd = frame.get(zmq.SRCFD)
         except zmq.ZMQError:
-            return True  # a libzmq without it: nobody is known
+            return  # a libzmq without it: nobody is known
         table = self._xpub
         if table is None or not isinstance(fd, int) or fd < 0 or table.subscribed(fd):
-            return True
+            return
         log.warning("connection refused: more than %d subscriptions", table.max_subscriptions)
         shut_down(fd)
-        return False
 
     def close(self) -> None:
         """Close the monitors (before the context ends)."""

@@ -28,6 +28,8 @@ from typing import IO, Any
 import msgpack
 
 from ifpx.schemas import codec
+from ifpx.schemas.commands import Reply
+from ifpx.schemas.envelope import Message
 
 MAGIC = b"IFPXREC1"
 FORMAT = 1
@@ -133,6 +135,24 @@ def records(fh: IO[bytes]) -> Iterator[Record]:
         index += 1
 
 
+def decode_payload(rec: Record) -> Reply | Message:
+    """``rec``'s payload: the reply of a ``snapshot`` record, else a published message.
+
+    RecordingError names the record if the payload is not valid (its checksum held:
+    it was written so, not damaged since).
+    """
+    try:
+        if rec.type == "snapshot":
+            return codec.decode_reply(rec.payload)
+        return codec.decode_message([rec.topic.encode(), rec.payload])
+    except codec.CodecError as exc:
+        raise RecordingError(
+            f"record {rec.index} at offset {rec.offset}: not a valid {rec.type}: {exc}",
+            rec.index,
+            rec.offset,
+        ) from None
+
+
 def verify(fh: IO[bytes]) -> int:
     """Check every record (checksums, then payloads against the wire contract); return the count.
 
@@ -141,16 +161,6 @@ def verify(fh: IO[bytes]) -> int:
     read_header(fh)
     count = 0
     for rec in records(fh):
-        try:
-            if rec.type == "snapshot":
-                codec.decode_reply(rec.payload)
-            else:
-                codec.decode_message([rec.topic.encode(), rec.payload])
-        except codec.CodecError as exc:
-            raise RecordingError(
-                f"record {rec.index} at offset {rec.offset}: invalid payload ({exc})",
-                rec.index,
-                rec.offset,
-            ) from None
+        decode_payload(rec)
         count += 1
     return count

@@ -12,10 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
 import zmq
 
@@ -29,13 +27,12 @@ from ifpx.schemas.serving import CommandError, Server
 from ifpx.schemas.topics import TOPICS
 from ifpx.schemas.version import PROTOCOL_MINOR, PROTOCOL_VERSION
 
-from .recording import Record, RecordingError, read_header, records
+from .recording import RecordingError, decode_payload, read_header, records
 from .replica import Replica
 
 log = logging.getLogger(__name__)
 
 SERVER = "ifpx-replay/0.1"
-_D = TypeVar("_D")
 _JOURNAL_MESSAGES = 1_000_000
 _JOURNAL_BYTES = 256 << 20
 
@@ -218,7 +215,7 @@ class Replayer:
                 if self._stop:
                     return
                 if rec.type == "snapshot":
-                    reply = _decoded(rec, lambda r: codec.decode_reply(r.payload))
+                    reply = decode_payload(rec)
                     if not isinstance(reply, c.OkReply) or not isinstance(
                         reply.result, c.SnapshotResult
                     ):
@@ -229,7 +226,8 @@ class Replayer:
                     # story (and what lets a watcher attach before it goes on).
                     t0 = rec.time if t0 is None else t0
                     continue
-                msg = _decoded(rec, lambda r: codec.decode_message([r.topic.encode(), r.payload]))
+                msg = decode_payload(rec)
+                assert isinstance(msg, Message)  # a record of any other type is a message
                 if t0 is None:
                     t0 = rec.time
                 due = start + (rec.time - t0) / self.speed
@@ -264,16 +262,3 @@ class Replayer:
                 self._serve_until(time.monotonic() + self.heartbeat_interval / self.speed)
         self._serve_until(time.monotonic() + self.linger)
         return self.stats
-
-
-def _decoded(rec: Record, decode: Callable[[Record], _D]) -> _D:
-    """``rec``'s payload decoded; a RecordingError naming the record if it is not valid
-    (its checksum held: written so, not damaged since)."""
-    try:
-        return decode(rec)
-    except codec.CodecError as exc:
-        raise RecordingError(
-            f"record {rec.index} at offset {rec.offset}: not a valid {rec.type}: {exc}",
-            rec.index,
-            rec.offset,
-        ) from None
