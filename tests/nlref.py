@@ -164,6 +164,11 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                     metric=msg.get_attr("RTA_PRIORITY") or 0,
                     nexthops=hops,
                     prefsrc=msg.get_attr("RTA_PREFSRC"),
+                    nlflags=(
+                        msg["header"]["flags"] & nlmsg.ROUTE_NLFLAGS
+                        if mtype == nlmsg.RTM_NEWROUTE
+                        else 0
+                    ),
                     # pyroute2 0.9 does not know RTA_NH_ID: the netns tests hold that
                     # field (and next-hop objects) to iproute2's own output instead.
                 )

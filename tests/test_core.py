@@ -229,6 +229,13 @@ ops = st.one_of(
         st.just("neigh"), st.integers(2, 4), st.integers(1, 3), st.sampled_from([0, 2, 4, 64, 128])
     ),
     st.tuples(st.just("neighdel"), st.integers(2, 4), st.integers(1, 3)),
+    # IPv4 routes appended or prepended behind (or in front of) the first of a key.
+    st.tuples(
+        st.just("alias"),
+        st.integers(1, 4),
+        st.integers(2, 4),
+        st.sampled_from(["append", "prepend", "replace", "del"]),
+    ),
     # Device routes: the kernel keeps one per interface under the same prefix and metric.
     st.tuples(st.just("devroute"), st.integers(1, 2), st.integers(2, 4), st.booleans()),
     st.tuples(st.just("bind"), st.integers(0, 3), st.integers(2, 4)),
@@ -285,6 +292,15 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
         return core.apply(
             nlmsg.Neigh(False, op[1], AF4, f"192.0.2.{op[2]}", "02:00:00:00:00:02", op[3])
         )
+    if kind == "alias":
+        flags = {
+            "append": nlmsg.NLM_F_CREATE | nlmsg.NLM_F_APPEND,
+            "prepend": nlmsg.NLM_F_CREATE,
+            "replace": nlmsg.NLM_F_REPLACE,
+            "del": 0,
+        }[op[3]]
+        rec = route(f"10.{op[1]}.0.0", 16, (f"10.0.0.{op[2]}", op[2], 1), deleted=op[3] == "del")
+        return core.apply(rec._replace(nlflags=flags))
     if kind == "devroute":
         return core.apply(route(f"10.{op[1]}.0.0", 16, (None, op[2], 1), deleted=op[3]))
     if kind == "neighdel":

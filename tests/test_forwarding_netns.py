@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 from ctools import CSubscriber, build, have_toolchain, state_of
-from netutil import EventTap, bridge_on_veths, veth_pairs, wait_bridge_equals_kernel
+from netutil import (
+    EventTap,
+    bridge_on_veths,
+    counters,
+    veth_pairs,
+    wait_bridge_equals_kernel,
+)
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
 from ifpx.schemas import commands as c
@@ -341,3 +347,75 @@ def test_policy_rules_choose_the_table_as_the_kernel_does(
     with Subscriber(vbr.events, vbr.control) as late:
         late.sync(timeout=10)
         assert late.state.rules == sub.state.rules
+
+
+def _kernel_port(ns: Netns, ip: str) -> int | None:
+    """The port the kernel forwards ``ip`` through (``ip route get``): v<i> is port i."""
+    out = subprocess.run(
+        ["ip", "-n", ns.name, "-j", "route", "get", ip],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dev = json.loads(out.stdout)[0].get("dev", "")
+    return int(dev[1:]) if dev.startswith("v") else None
+
+
+def _before_the_marker(tap: EventTap, marker: int, dst: str) -> list[ev.EventBase]:
+    """The flat form's events for ``dst`` that came before a marker route
+    (172.16.<marker>.0/24) the caller added after a change: that change's, or none."""
+    tap.expect("route_add", dst=f"172.16.{marker}.0")
+    routes = [e for e in tap.events if isinstance(e, ev.RouteAdd | ev.RouteDel)]
+    before: list[ev.EventBase] = [e for e in routes if e.dst == dst]
+    tap.events.clear()
+    return before
+
+
+def test_ipv4_routes_appended_under_one_key_forward_by_the_first(
+    vns: Netns, vbr: BridgeProcess, tap: EventTap, sub: Subscriber
+) -> None:
+    dst, ip = "172.16.9.0/24", "172.16.9.1"
+
+    def agree(port: int) -> None:
+        _converged(vbr, sub)
+        assert _kernel_port(vns, ip) == port
+        assert _forwards(sub, ip) == ("unicast", [port])
+
+    vns.cmd(f"route add {dst} via 10.1.0.2")
+    tap.expect("route_add", dst="172.16.9.0")
+    agree(0)
+    # Appended behind the first: the kernel still forwards through v0; nothing to say.
+    vns.batch([f"route append {dst} via 10.2.0.2", "route add 172.16.90.0/24 via 10.1.0.2"])
+    assert _before_the_marker(tap, 90, "172.16.9.0") == []
+    agree(0)
+    # Prepended: the new first forwards.
+    vns.batch([f"route prepend {dst} via 10.2.0.3", "route add 172.16.91.0/24 via 10.1.0.2"])
+    (r,) = _before_the_marker(tap, 91, "172.16.9.0")
+    assert _hops(r) == [("10.2.0.3", 1, 1, ())]
+    agree(1)
+    # A hidden one deleted: nothing changes.
+    vns.batch([f"route del {dst} via 10.1.0.2", "route add 172.16.92.0/24 via 10.1.0.2"])
+    assert _before_the_marker(tap, 92, "172.16.9.0") == []
+    agree(1)
+    # The first deleted: the next forwards, in one change.
+    vns.batch([f"route del {dst} via 10.2.0.3", "route add 172.16.93.0/24 via 10.1.0.2"])
+    (r,) = _before_the_marker(tap, 93, "172.16.9.0")
+    assert r.kind == "route_add" and _hops(r) == [("10.2.0.2", 1, 1, ())]
+    agree(1)
+    # The first's link goes down: the kernel drops it silently, the hidden one forwards.
+    vns.cmd(f"route append {dst} via 10.1.0.2")
+    vns.cmd("link set v1 down")
+    (r,) = tap.expect("route_add", dst="172.16.9.0")
+    assert _hops(r) == [("10.1.0.2", 0, 1, ())]
+    agree(0)
+    # A bridge started now finds the same in the kernel's dump (first per key wins).
+    vns.cmd("link set v1 up")
+    vns.cmd(f"route append {dst} via 10.2.0.2")
+    vns.cmd(f"route prepend {dst} via 10.2.0.4")
+    agree(1)
+    with bridge_on_veths(vns) as second:
+        state = wait_bridge_equals_kernel(second)
+        assert state == wait_bridge_equals_kernel(vbr)
+        got = [r for r in state.routes if r.dst == dst]
+        assert [h.gateway for h in got[0].nexthops] == ["10.2.0.4"]
+        assert counters(vbr)["routes_hidden"] == counters(second)["routes_hidden"] == 2

@@ -245,6 +245,7 @@ class BridgeCore(RouteMirror):
         # but dropping both here keeps the mirror exact either way. So do the next-hop
         # objects through it, and the routes that used them.
         out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
+        self._hidden_follow(ifindex, None)
         for key in self.paced(self.routes_via(ifindex)):
             if len(self.routes[key][1].hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
@@ -368,10 +369,24 @@ class BridgeCore(RouteMirror):
         scope = {k for k in keys if k[0] == family}
         out: list[ev.EventBase] = []
         seen: set[RouteKey] = set()
+        # The kernel dumps the IPv4 routes of one key in its order: the first forwards,
+        # the others are hidden behind it. A dump through one interface holds only some
+        # of them: the hidden ones follow the links instead, and their keys stay.
+        whole4 = family == AF4 and not oif
+        hidden: dict[PublicKey, list[nlmsg.Route]] = {}
         for rec in records:
-            if scope and isinstance(rec, nlmsg.Route):
-                seen.add(self.route_key(rec))
+            if isinstance(rec, nlmsg.Route):
+                behind = self.alias_key(rec, seen if whole4 else self.aliased)
+                if behind is not None:
+                    if whole4:
+                        hidden.setdefault(behind, []).append(rec)
+                    seen.add(behind)
+                    continue
+                if scope or whole4:
+                    seen.add(self.route_key(rec))
             out.extend(self.apply(rec))
+        if whole4:
+            self.reset_hidden(hidden)
         for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
                 out.extend(self._drop_route(key))

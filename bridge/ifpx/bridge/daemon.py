@@ -512,6 +512,7 @@ class Bridge:
             journal_capacity=self.opts.journal,
             routes_mirrored=len(core.routes),
             groups_mirrored=core.group_count,
+            routes_hidden=core.hidden_routes,
             snapshots_built=self.controller.snapshots_built,
             snapshots_refused=self.controller.snapshots_refused,
             connections=self.guard.count,

@@ -67,6 +67,11 @@ class BridgeCollector(Collector):
             "ifpx_nhgroups", "Next-hop groups in use in the mirror", st.groups_mirrored
         )
         yield GaugeMetricFamily(
+            "ifpx_routes_hidden",
+            "IPv4 routes behind the first of their key (ip route append): not published",
+            st.routes_hidden,
+        )
+        yield GaugeMetricFamily(
             "ifpx_journal_bytes", "Bytes held by the replay journal", st.journal_bytes
         )
         states = GaugeMetricFamily(

@@ -41,6 +41,15 @@ NLM_F_MULTI = 0x2
 NLM_F_ACK = 0x4
 NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
+ROUTE_NLFLAGS = NLM_F_REPLACE | NLM_F_EXCL | NLM_F_CREATE | NLM_F_APPEND
+"""The flags of an RTM_NEWROUTE notification that say where an IPv4 route went among
+the routes of its (table, dst, tos, metric): ``ip route add`` (CREATE|EXCL: the only
+one), ``append`` (CREATE|APPEND: last), ``prepend`` (CREATE: first), ``replace``
+(REPLACE: the first replaced)."""
 
 RTMGRP_LINK = 0x1
 RTMGRP_NEIGH = 0x4
@@ -199,6 +208,8 @@ class Route(NamedTuple):
     prefsrc: str | None = None
     nhid: int = 0
     """The kernel next-hop object the route uses (RTA_NH_ID); 0: none."""
+    nlflags: int = 0
+    """Of an RTM_NEWROUTE notification, its :data:`ROUTE_NLFLAGS` (0 in a dump)."""
 
 
 class NhObject(NamedTuple):
@@ -423,7 +434,7 @@ _HOPS4: dict[tuple[bytes, int], tuple[NextHopT, ...]] = {}
 _new_route: Callable[[type[Route], tuple[Any, ...]], Route] = tuple.__new__
 
 
-def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
+def _route4_fast(mtype: int, buf: bytes, off: int, size: int, nlflags: int = 0) -> Route | None:
     if size == _ROUTE4.size:
         (family, dlen, _s, tos, _t, proto, _sc, rtype, flags,
          l1, t1, table, l2, t2, draw, l3, t3, graw, l4, t4, oif) = _ROUTE4.unpack_from(buf, off)  # fmt: skip  # noqa: E501
@@ -448,22 +459,11 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int) -> Route | None:
             _HOPS4[key] = hops
     return _new_route(Route, (
         mtype == RTM_DELROUTE, AF_INET, table, socket.inet_ntop(AF_INET, draw), dlen, tos,
-        proto, rtype, flags, metric, hops, None, 0,
+        proto, rtype, flags, metric, hops, None, 0, nlflags,
     ))  # fmt: skip
 
 
-def _route(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
-    # The hottest decoder (full-table dumps, BGP churn): the common IPv4 layout in one
-    # unpack, anything else with its attributes read in one pass (no dict of slices).
-    size = end - off
-    if size == _ROUTE4.size or size == _ROUTE4_METRIC.size:
-        fast = _route4_fast(mtype, buf, off, size)
-        if fast is not None:
-            return fast
-    return _route_any(mtype, buf, off, end)
-
-
-def _route_any(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
+def _route_any(mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0) -> Route | None:
     family, dlen, _slen, tos, table, proto, _scope, rtype, flags = _RTMSG.unpack_from(buf, off)
     if family != AF_INET and family != AF_INET6:
         return None
@@ -507,7 +507,7 @@ def _route_any(mtype: int, buf: bytes, off: int, end: int) -> Route | None:
         nexthops = ((gw, oif, 1, flags & HOP_FLAGS),) if (oif or gw) else ()
     return Route(
         mtype == RTM_DELROUTE, family, table, dst, dlen, tos, proto, rtype, flags, metric,
-        nexthops, prefsrc, nhid,
+        nexthops, prefsrc, nhid, nlflags,
     )  # fmt: skip
 
 
@@ -620,8 +620,6 @@ _DECODERS = {
     RTM_DELLINK: (_link, _IFINFO.size),
     RTM_NEWADDR: (_addr, _IFADDR.size),
     RTM_DELADDR: (_addr, _IFADDR.size),
-    RTM_NEWROUTE: (_route, _RTMSG.size),
-    RTM_DELROUTE: (_route, _RTMSG.size),
     RTM_NEWNEIGH: (_neigh, _NDMSG.size),
     RTM_DELNEIGH: (_neigh, _NDMSG.size),
     RTM_NEWRULE: (_rule, _FIB_RULE_HDR.size),
@@ -642,12 +640,25 @@ def decode(buf: bytes) -> list[Record]:
             break
         body = off + 16
         end = off + mlen
-        if mlen in _ROUTE4_MSG_SIZES and mtype in (RTM_NEWROUTE, RTM_DELROUTE):
-            fast = _route4_fast(mtype, buf, body, mlen - _NLMSG_HDR)
-            if fast is not None:
-                out.append(fast)
-                off += mlen
-                continue
+        if mtype in (RTM_NEWROUTE, RTM_DELROUTE):
+            # The hottest messages (full-table dumps, BGP churn): the common IPv4 layout
+            # in one unpack, anything else with its attributes read in one pass.
+            # (The kernel sends RTM_DELROUTE without flags.)
+            nlflags = mflags & ROUTE_NLFLAGS
+            found = (
+                _route4_fast(mtype, buf, body, mlen - 16, nlflags)
+                if mlen in _ROUTE4_MSG_SIZES
+                else None
+            )
+            if found is None and mlen - 16 >= _RTMSG.size:
+                try:
+                    found = _route_any(mtype, buf, body, end, nlflags)
+                except (struct.error, ValueError):
+                    found = None
+            if found is not None:
+                out.append(found)
+            off += (mlen + 3) & ~3
+            continue
         dec = _DECODERS.get(mtype)
         if dec is not None:
             try:

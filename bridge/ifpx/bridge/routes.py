@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -114,6 +114,15 @@ _MAX_HOP_MODELS = 4096
 
 _LIVENESS = nlmsg.RTNH_F_DEAD | nlmsg.RTNH_F_LINKDOWN
 _UNICAST = nlmsg.RTN_UNICAST
+_AF4 = socket.AF_INET
+_PLAIN = frozenset(
+    f
+    for f in (i << 8 for i in range(16))  # REPLACE, EXCL, CREATE, APPEND: 0x100-0x800
+    if not f & nlmsg.NLM_F_APPEND
+    and (f & nlmsg.NLM_F_CREATE == 0 or f & (nlmsg.NLM_F_EXCL | nlmsg.NLM_F_REPLACE))
+)
+"""The flags of a route notification that put no route behind another: with no route
+hidden, the common path alone applies it (``ip route add`` says CREATE|EXCL)."""
 _CLONED = nlmsg.RTM_F_CLONED
 
 
@@ -184,6 +193,36 @@ def _bare(hops: tuple[nlmsg.NextHopT, ...]) -> tuple[nlmsg.NextHopT, ...]:
     return tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
 
 
+def _same_value(
+    rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], val: RouteVal
+) -> bool:
+    """Whether ``rec`` (of type ``rtype`` through ``hops``) is the mirrored route ``val``."""
+    return (
+        val[2] == rtype
+        and val[4] == rec.nhid
+        and val[0] == rec.proto
+        and val[3] == rec.prefsrc
+        and (bool(rec.nhid) or _bare(val[1].hops) == _bare(hops))
+    )
+
+
+def _same_record(
+    rec: nlmsg.Route,
+    rtype: int,
+    hops: tuple[nlmsg.NextHopT, ...],
+    other: nlmsg.Route,
+    resolved: tuple[int, tuple[nlmsg.NextHopT, ...]],
+) -> bool:
+    """Whether ``rec`` is the route ``other`` (of type and hops ``resolved``)."""
+    return (
+        resolved[0] == rtype
+        and other.nhid == rec.nhid
+        and other.proto == rec.proto
+        and other.prefsrc == rec.prefsrc
+        and (bool(rec.nhid) or _bare(resolved[1]) == _bare(hops))
+    )
+
+
 class Build(Protocol):
     """How the core builds event models: validated, or trusted (our own decoder's values)."""
 
@@ -220,6 +259,11 @@ class RouteMirror:
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self._variants: dict[PublicKey, set[RouteKey]] = {}
+        self._aliases: dict[PublicKey, list[nlmsg.Route]] = {}
+        """IPv4 routes behind the first of their (table, dst, tos, metric), in the
+        kernel's order (``ip route append``/``prepend``). The kernel forwards by the
+        first alone: the others are not published, and the first's deletion brings the
+        next forward."""
         """Public keys held by interface-keyed routes -> those routes' keys."""
         self._groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
         """Next hops without their liveness flags -> their group."""
@@ -689,6 +733,10 @@ class RouteMirror:
         if rec.flags & _CLONED:
             return []
         pkey, key = _keys(rec, hops)
+        if (self._aliases or rec.nlflags not in _PLAIN) and len(key) == 6 and rec.family == _AF4:
+            handled = self._alias(rec, rtype, hops, pkey)
+            if handled is not None:
+                return handled
         old = self.routes.get(key)
         merged = len(key) == 7 or pkey in self._variants
         if rec.deleted:
@@ -749,6 +797,117 @@ class RouteMirror:
             out += self._merged_unused(before, after)
         return out
 
+    def _alias(
+        self, rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], key: PublicKey
+    ) -> list[ev.EventBase] | None:
+        """An IPv4 route among others under one key: its events if it is hidden (or
+        brings a hidden one forward), None if it is the first (the caller applies it).
+
+        May put the first behind (``prepend``) before returning None.
+        """
+        first = self.routes.get(key)
+        hidden = self._aliases.get(key)
+        if rec.deleted:
+            if not hidden:
+                return None
+            if first is not None and _same_value(rec, rtype, hops, first):
+                # The first goes: the next forwards, replacing it in one change.
+                nxt = hidden.pop(0)
+                if not hidden:
+                    del self._aliases[key]
+                return self._route(nxt)
+            for i, other in enumerate(hidden):
+                if _same_record(rec, rtype, hops, other, self._resolve(other)):
+                    del hidden[i]
+                    if not hidden:
+                        del self._aliases[key]
+                    return []
+            # The kernel deleted one we never held: only a dump says what is left.
+            self.redumps.add(Redump(_AF4))
+            return []
+        flags = rec.nlflags
+        if first is None or not flags:
+            return None
+        if flags & nlmsg.NLM_F_APPEND:
+            self._aliases.setdefault(key, []).append(rec._replace(nlflags=0))
+            return []
+        if flags & nlmsg.NLM_F_REPLACE:
+            # Also what the kernel says of every route through a next-hop object that
+            # changed, the hidden ones among them: those stay hidden.
+            if hidden and rec.nhid and not _same_value(rec, rtype, hops, first):
+                for other in hidden:
+                    if other.nhid == rec.nhid:
+                        return []
+            return None
+        if flags & nlmsg.NLM_F_EXCL:
+            # The only one under its key: the mirror missed the others' deletion.
+            self._aliases.pop(key, None)
+            return None
+        # CREATE alone (`ip route prepend`): in front of the first.
+        self._aliases.setdefault(key, []).insert(0, self._record(key, first, False))
+        return None
+
+    def _hidden_follow(self, ifindex: int, mark: int | None) -> None:
+        """The hidden aliases through ``ifindex`` as the kernel leaves them, silently:
+        gone with the link (``mark`` None), or with their hops through it marked (and
+        gone if none is left alive)."""
+        for key, hidden in list(self._aliases.items()):
+            kept: list[nlmsg.Route] = []
+            for rec in hidden:
+                if not any(h[1] == ifindex for h in rec.nexthops):
+                    kept.append(rec)
+                elif mark is not None:
+                    hops = tuple(
+                        (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f)
+                        for gw, ifx, w, f in rec.nexthops
+                    )
+                    if not all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
+                        kept.append(rec._replace(nexthops=hops))
+            self._set_hidden(key, kept)
+
+    def _set_hidden(self, key: PublicKey, hidden: list[nlmsg.Route]) -> None:
+        if hidden:
+            self._aliases[key] = hidden
+        else:
+            self._aliases.pop(key, None)
+
+    @property
+    def aliased(self) -> Container[RouteKey]:
+        """The keys with IPv4 routes hidden behind their first."""
+        return self._aliases.keys()
+
+    @property
+    def hidden_routes(self) -> int:
+        """How many IPv4 routes the kernel holds behind another (see :meth:`_alias`)."""
+        return sum(len(v) for v in self._aliases.values())
+
+    def _load_one(self, rec: nlmsg.Record) -> None:
+        """Apply a record of a dump whose routes came in empty: an IPv4 route under a
+        key an earlier one took is behind it (the kernel dumps its aliases in order)."""
+        key = self.alias_key(rec, self.routes)
+        if key is None:
+            self.apply(rec)
+        else:
+            assert isinstance(rec, nlmsg.Route)
+            self._aliases.setdefault(key, []).append(rec)
+
+    def alias_key(self, rec: nlmsg.Record, firsts: Container[RouteKey]) -> PublicKey | None:
+        """The key of a dumped IPv4 route that comes behind one of ``firsts``, else None."""
+        if (
+            not isinstance(rec, nlmsg.Route)
+            or rec.family != _AF4
+            or rec.deleted
+            or rec.type not in TYPE_NAMES
+            or rec.flags & _CLONED
+        ):
+            return None
+        pkey, key = _keys(rec, self._resolve(rec)[1])
+        return pkey if key == pkey and key in firsts else None
+
+    def reset_hidden(self, hidden: dict[PublicKey, list[nlmsg.Route]]) -> None:
+        """Take the hidden IPv4 routes a whole IPv4 dump found."""
+        self._aliases = hidden
+
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
         # `ip route replace` swaps one route for another under the same public key
         # with RTM_NEWROUTE alone: whether the others still exist, only a dump says.
@@ -794,6 +953,11 @@ class RouteMirror:
         """
         if not ids:
             return []
+        for akey, hidden in list(self._aliases.items()):
+            # Hidden routes through an object that is gone went with it.
+            gone = [r for r in hidden if r.nhid in ids and self.nh_objects.resolve(r.nhid) is None]
+            if gone:
+                self._set_hidden(akey, [r for r in hidden if r not in gone])
         out: list[ev.EventBase] = []
         for nhid in sorted(ids):
             group = self._obj_groups.get(nhid)
@@ -842,6 +1006,8 @@ class RouteMirror:
         (:attr:`redumps`).
         """
         mark = (0 if up else nlmsg.RTNH_F_DEAD) | (0 if up and carrier else nlmsg.RTNH_F_LINKDOWN)
+        if self._aliases:
+            self._hidden_follow(ifindex, mark)  # first: a first dropped below may bring one on
         out: list[ev.EventBase] = []
         if mark:
             out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
@@ -898,18 +1064,18 @@ class RouteMirror:
                 # anything unusual (a repeated key, a device route, not unicast) takes
                 # the general one.
                 if rec.__class__ is not route_cls:
-                    self.apply(rec)
+                    self._load_one(rec)
                     last_hops = None  # it may have forgotten the group in hand
                     continue
                 (deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops,
-                 prefsrc, nhid) = rec  # fmt: skip
+                 prefsrc, nhid, _nlflags) = rec  # fmt: skip
                 if (
                     deleted
                     or rtype != unicast
                     or flags & cloned
                     or (not nhid and len(hops) == 1 and hops[0][0] is None)
                 ):
-                    self.apply(rec)
+                    self._load_one(rec)
                     last_hops = None
                     continue
                 if nhid:
@@ -918,7 +1084,7 @@ class RouteMirror:
                     if found is None:
                         resolved = self.nh_objects.resolve(nhid)
                         if resolved is None:
-                            self.apply(rec)
+                            self._load_one(rec)
                             last_hops = None
                             continue
                         kind, hops = resolved
@@ -941,10 +1107,11 @@ class RouteMirror:
                         group.values.append(vkey)
                     val = shared
                 key = (family, table, dst, plen, tos, metric)
-                if routes.setdefault(key, val) is not val:
-                    self.apply(rec)
+                if key in routes:
+                    self._load_one(rec)
                     last_hops = None
                     continue
+                routes[key] = val
                 val[1].refs += 1
                 keys = val[1].keys
                 if keys is not None:

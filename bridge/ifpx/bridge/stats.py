@@ -43,6 +43,8 @@ class BridgeStats:
     """Per worker name: (lag in sequence numbers, lag in seconds)."""
     groups_mirrored: int = 0
     """Next-hop groups in use (what the group form's ids number)."""
+    routes_hidden: int = 0
+    """IPv4 routes the kernel holds behind the first of their key (not published)."""
     snapshots_built: int = 0
     """Snapshots built and packed (the other ``snapshot`` requests reused one)."""
     snapshots_refused: int = 0
@@ -65,6 +67,7 @@ class BridgeStats:
             "commands_failed": self.commands_failed,
             "routes_mirrored": self.routes_mirrored,
             "groups_mirrored": self.groups_mirrored,
+            "routes_hidden": self.routes_hidden,
             "snapshots_built": self.snapshots_built,
             "snapshots_refused": self.snapshots_refused,
             "connections": self.connections,

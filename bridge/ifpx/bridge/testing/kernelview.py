@@ -116,6 +116,11 @@ def _routes(
             grouped.setdefault(key, []).append(variant)
     routes = []
     for (family, table, dst, metric), variants in grouped.items():
+        if family == 4:
+            # IPv4 routes under one key (`ip route append`) are aliases: the kernel
+            # forwards by the first it lists; device routes are published merged.
+            first = [v for v in variants if not v[0]][:1]
+            variants = first + [v for v in variants if v[0]]
         variants.sort(key=lambda v: v[0])
         merged = [h for v in variants for h in v[2]]
         _dev, proto, _hops, rtype, prefsrc = variants[0]
