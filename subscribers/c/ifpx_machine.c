@@ -494,7 +494,19 @@ static int next_event(struct ifpx_machine *s, struct item *it, struct ifpx_event
     if (it->msg) {
         if (!ifpx_msg_next(it->msg, ev))
             return 0;
-        if (ifpx_replica_apply(s->rep, ev)) {
+        int rc = ifpx_replica_apply(s->rep, ev);
+        if (rc == -EPROTO) {
+            /* Neither it nor the rest of its message is applied or delivered: the
+             * snapshot's difference will say what is true. */
+            s->stats.inconsistent++;
+            ifpx_m_log(s, LOG_WARNING, "inconsistent event (%s): taking a snapshot",
+                       ifpx_kind_name(ev->kind));
+            while (ifpx_msg_next(it->msg, ev))
+                ;
+            ifpx_m_start_snapshot(s, "inconsistent event");
+            return 0;
+        }
+        if (rc) {
             ifpx_m_log(s, LOG_ERR, "out of memory applying an event: resynchronising");
             ifpx_m_start_snapshot(s, "out of memory");
         }

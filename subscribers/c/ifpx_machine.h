@@ -52,6 +52,10 @@ int ifpx_topic_index(const char *topic);
 struct ifpx_stats {
     uint64_t messages, events, bad_messages, gaps, journal_repairs, snapshot_repairs, epochs,
         heartbeat_misses, request_retries, callback_errors, snapshot_refusals;
+    /* events that did not add up with the replica (a route naming a group never
+     * announced, a group deleted while routes name it): not applied nor delivered, nor the
+     * rest of their message; a snapshot follows. Last: the library alone allocates this. */
+    uint64_t inconsistent;
 };
 
 enum ifpx_request_kind { IFPX_REQ_NONE, IFPX_REQ_SNAPSHOT, IFPX_REQ_REPLAY, IFPX_REQ_REPORT };

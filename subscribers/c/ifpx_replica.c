@@ -82,10 +82,11 @@ static void *ht_del(struct ifpx_htab *t, const void *key)
     return e;
 }
 
-static void ht_free(struct ifpx_htab *t)
+static void ht_free(struct ifpx_htab *t, void (*release)(void *))
 {
     for (size_t i = 0; i < t->cap; i++)
-        free(t->slot[i]);
+        if (t->slot[i])
+            release(t->slot[i]);
     free(t->slot);
     t->slot = NULL;
     t->cap = t->n = 0;
@@ -99,6 +100,33 @@ const void *ifpx_rep_next(const struct ifpx_htab *t, size_t *cursor)
             return e;
     }
     return NULL;
+}
+
+/* ---- groups' route counts ---------------------------------------------------------------- */
+
+/* How many routes name a group sits in front of it, in the same allocation: not in the
+ * public struct ifpx_group, whose layout applications compile against. */
+#define GROUP_HEAD 16 /* keeps the group as aligned as malloc's own block */
+
+static uint64_t *group_refs(const struct ifpx_group *g)
+{
+    return (uint64_t *)(void *)((char *)(uintptr_t)g - GROUP_HEAD);
+}
+
+static struct ifpx_group *group_alloc(uint16_t nh_count)
+{
+    char *p = malloc(GROUP_HEAD + sizeof(struct ifpx_group) +
+                     nh_count * sizeof(struct ifpx_nexthop));
+    if (!p)
+        return NULL;
+    *(uint64_t *)(void *)p = 0;
+    return (struct ifpx_group *)(void *)(p + GROUP_HEAD);
+}
+
+static void group_free(void *g)
+{
+    if (g)
+        free((char *)g - GROUP_HEAD);
 }
 
 /* ---- ports ----------------------------------------------------------------------------- */
@@ -116,9 +144,9 @@ void ifpx_replica_clear(struct ifpx_replica *r)
     for (size_t i = 0; i < r->n_ports; i++)
         free(r->ports[i].addrs);
     free(r->ports);
-    ht_free(&r->routes);
-    ht_free(&r->neighs);
-    ht_free(&r->groups);
+    ht_free(&r->routes, free);
+    ht_free(&r->neighs, free);
+    ht_free(&r->groups, group_free);
     free(r->rules);
     ifpx_replica_init(r);
 }
@@ -322,19 +350,32 @@ static void copy_nexthops(struct ifpx_nexthop *out, const struct ifpx_event *ev)
     }
 }
 
+/* A route no longer names `id`. */
+static void group_unref(struct ifpx_replica *r, uint32_t id)
+{
+    struct ifpx_group *g = id ? ifpx_rep_get(&r->groups, &id) : NULL;
+    if (g && *group_refs(g))
+        --*group_refs(g);
+}
+
 static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
 {
+    int grouped = ev->kind >= IFPX_GROUTE_ADD && ev->kind <= IFPX_GROUTE6_DEL;
+    struct ifpx_group *g = NULL;
+    if (grouped && ev->group && !(g = ifpx_rep_get(&r->groups, &ev->group)))
+        return -EPROTO; /* a group never announced: the bridge and we disagree */
     struct ifpx_route_key k;
     route_key(ev, &k);
     void **slot = ht_place(&r->routes, &k);
     if (!slot)
-        return -1;
+        return -ENOMEM;
     struct ifpx_route *old = *slot;
     struct ifpx_route *rt = old;
+    uint32_t old_group = old && old->grouped ? old->group : 0;
     if (!old || old->nh_count != ev->nh_count) {
         rt = malloc(sizeof *rt + ev->nh_count * sizeof rt->nh[0]);
         if (!rt)
-            return -1;
+            return -ENOMEM;
         free(old);
         if (!old)
             r->routes.n++;
@@ -347,10 +388,13 @@ static int route_add(struct ifpx_replica *r, const struct ifpx_event *ev)
     memset(rt->prefsrc, 0, sizeof rt->prefsrc);
     if (ev->prefsrc_family)
         memcpy(rt->prefsrc, ev->prefsrc, ev->prefsrc_family == AF_INET ? 4 : 16);
-    rt->grouped = ev->kind >= IFPX_GROUTE_ADD && ev->kind <= IFPX_GROUTE6_DEL;
-    rt->group = rt->grouped ? ev->group : 0;
+    rt->grouped = (uint8_t)grouped;
+    rt->group = grouped ? ev->group : 0;
     rt->nh_count = ev->nh_count;
     copy_nexthops(rt->nh, ev);
+    group_unref(r, old_group);
+    if (g)
+        ++*group_refs(g);
     return 0;
 }
 
@@ -363,11 +407,13 @@ static int group_set(struct ifpx_replica *r, const struct ifpx_event *ev)
     struct ifpx_group *old = *slot;
     struct ifpx_group *g = old;
     if (!old || old->nh_count != ev->nh_count) {
-        if (!(g = malloc(sizeof *g + ev->nh_count * sizeof g->nh[0])))
-            return -1;
-        free(old);
-        if (!old)
+        if (!(g = group_alloc(ev->nh_count)))
+            return -ENOMEM;
+        if (old)
+            *group_refs(g) = *group_refs(old);
+        else
             r->groups.n++;
+        group_free(old);
         *slot = g;
     }
     g->id = ev->group;
@@ -493,13 +539,20 @@ static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
         return route_add(r, ev);
     case IFPX_NHGROUP_SET:
         return group_set(r, ev);
-    case IFPX_NHGROUP_DEL:
-        free(ht_del(&r->groups, &ev->group));
+    case IFPX_NHGROUP_DEL: {
+        struct ifpx_group *g = ifpx_rep_get(&r->groups, &ev->group);
+        if (g && *group_refs(g))
+            return -EPROTO; /* routes still name it: the bridge and we disagree */
+        group_free(ht_del(&r->groups, &ev->group));
         return 0;
+    }
     case IFPX_ROUTE_DEL: case IFPX_ROUTE6_DEL: case IFPX_GROUTE_DEL: case IFPX_GROUTE6_DEL: {
         struct ifpx_route_key k;
         route_key(ev, &k);
-        free(ht_del(&r->routes, &k));
+        struct ifpx_route *gone = ht_del(&r->routes, &k);
+        if (gone && gone->grouped)
+            group_unref(r, gone->group);
+        free(gone);
         return 0;
     }
     case IFPX_RULE_ADD: case IFPX_RULE6_ADD:
@@ -516,8 +569,9 @@ static int apply_event(struct ifpx_replica *r, const struct ifpx_event *ev)
 
 int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev)
 {
-    /* every failure below is an allocation that failed */
-    return apply_event(r, ev) ? -ENOMEM : 0;
+    int rc = apply_event(r, ev);
+    /* -EPROTO as it is; any other failure is an allocation that failed */
+    return rc == -EPROTO ? rc : rc ? -ENOMEM : 0;
 }
 
 const struct ifpx_route *ifpx_replica_next_route(const struct ifpx_replica *r, size_t *cursor)

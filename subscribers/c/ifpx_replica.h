@@ -96,7 +96,9 @@ struct ifpx_replica {
 void ifpx_replica_init(struct ifpx_replica *r);
 /* Frees everything; the replica is empty (and usable) afterwards. */
 void ifpx_replica_clear(struct ifpx_replica *r);
-/* Applies one event (idempotent, like the Python Replica). 0, or -ENOMEM. */
+/* Applies one event (idempotent, like the Python Replica). 0; -ENOMEM; or -EPROTO, and
+ * nothing changed, for an event that does not add up with the replica (a route naming a
+ * group never announced, nhgroup_del of a group routes name): take a snapshot. */
 int ifpx_replica_apply(struct ifpx_replica *r, const struct ifpx_event *ev);
 
 const struct ifpx_port_state *ifpx_replica_port(const struct ifpx_replica *r, uint16_t port_id);

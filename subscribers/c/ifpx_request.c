@@ -133,7 +133,7 @@ int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_rep
     if (rp->stats) {
         const struct ifpx_stats *st = rp->stats;
         pack_str(&r.pk, "counters");
-        msgpack_pack_map(&r.pk, 8);
+        msgpack_pack_map(&r.pk, 9);
         pack_counter(&r.pk, "events", st->events);
         pack_counter(&r.pk, "gaps", st->gaps);
         pack_counter(&r.pk, "journal_repairs", st->journal_repairs);
@@ -142,6 +142,7 @@ int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_rep
         pack_counter(&r.pk, "bad_messages", st->bad_messages);
         pack_counter(&r.pk, "callback_errors", st->callback_errors);
         pack_counter(&r.pk, "snapshot_refusals", st->snapshot_refusals);
+        pack_counter(&r.pk, "inconsistent", st->inconsistent);
     }
     return finish(&r, buf, cap);
 }

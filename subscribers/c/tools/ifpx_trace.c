@@ -60,11 +60,11 @@ static void print_final(struct ifpx_machine *m)
            ", \"snapshot_repairs\": %" PRIu64 ", \"epochs\": %" PRIu64
            ", \"heartbeat_misses\": %" PRIu64 ", \"request_retries\": %" PRIu64
            ", \"callback_errors\": %" PRIu64 ", \"snapshot_refusals\": %" PRIu64
-           "}, \"state\": ",
+           ", \"inconsistent\": %" PRIu64 "}, \"state\": ",
            ifpx_machine_epoch(m), ifpx_machine_seq(m), ifpx_machine_synced(m), st->messages,
            st->events, st->bad_messages, st->gaps, st->journal_repairs, st->snapshot_repairs,
            st->epochs, st->heartbeat_misses, st->request_retries, st->callback_errors,
-           st->snapshot_refusals);
+           st->snapshot_refusals, st->inconsistent);
     ifpx_replica_json(ifpx_machine_replica(m), stdout);
     printf("}}\n");
 }

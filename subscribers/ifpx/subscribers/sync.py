@@ -639,6 +639,7 @@ class SyncMachine:
                 "bad_messages": st.bad_messages,
                 "callback_errors": st.callback_errors,
                 "snapshot_refusals": st.snapshot_refusals,
+                "inconsistent": st.inconsistent,
             },
         )
         self._report_id = report.id
