@@ -73,7 +73,12 @@ def test_addresses_and_neighbours() -> None:
     out = core.apply(stale)
     assert isinstance(out[0], ev.NeighAdd) and out[0].state == "stale"
     noarp = nlmsg.Neigh(False, 2, AF6, "ff02::16", "33:33:00:00:00:16", 0x40)
-    assert core.apply(noarp) == []
+    assert core.apply(noarp) == []  # the kernel's own, for a multicast address
+    assert core.apply(noarp._replace(family=AF4, ip="224.0.0.22")) == []
+    assert core.apply(noarp._replace(family=AF4, ip="255.255.255.255")) == []
+    static = nlmsg.Neigh(False, 2, AF4, "198.51.100.14", "02:00:00:00:00:0e", 0x40)
+    out = core.apply(static)  # `ip neigh add ... nud noarp`: an operator's, used
+    assert isinstance(out[0], ev.NeighAdd) and out[0].state == "noarp"
     assert kinds(core.apply(nlmsg.Neigh(True, 2, AF4, "192.0.2.9", None, 0))) == ["neigh_del"]
 
 

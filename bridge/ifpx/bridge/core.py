@@ -74,9 +74,20 @@ class LinkState:
     carrier: bool
 
 
-def _publishable_neigh(state: int) -> bool:
-    # iproute2's `ip neigh show` hides NONE and NOARP entries; so do we.
-    return state != 0 and not state & nlmsg.NUD_NOARP
+def _publishable_neigh(rec: nlmsg.Neigh) -> bool:
+    # A NOARP entry of a unicast address is one an operator made (`ip neigh add ... nud
+    # noarp`): a forwarder uses it. The kernel makes its own for multicast and broadcast
+    # addresses, whose MACs a forwarder derives; `ip neigh show` hides those, so do we.
+    if not rec.state:
+        return False
+    return not rec.state & nlmsg.NUD_NOARP or not _group_address(rec.family, rec.ip)
+
+
+def _group_address(family: int, ip: str) -> bool:
+    """A multicast or the limited broadcast address."""
+    if family == AF4:
+        return int(ip.split(".", 1)[0]) >= 224  # 224/4 multicast, 240/4 and 255.255.255.255
+    return ip.lower().startswith("ff")
 
 
 def _nud_name(state: int) -> str:
@@ -288,7 +299,7 @@ class BridgeCore(RouteMirror):
         key = (rec.family, rec.ip)
         table = self.neighs.setdefault(rec.ifindex, {})
         old = table.get(key)
-        if rec.deleted or not _publishable_neigh(rec.state):
+        if rec.deleted or not _publishable_neigh(rec):
             if old is None:
                 return []
             del table[key]

@@ -66,6 +66,12 @@ def _resolve(objects: dict[int, dict[str, Any]], nhid: int) -> tuple[str, list[d
     return "unicast", [obj] if obj else []
 
 
+def _group_address(ip: str) -> bool:
+    if ":" in ip:
+        return ip.lower().startswith("ff")
+    return int(ip.split(".", 1)[0]) >= 224
+
+
 def _routes(
     netns: str | None,
     ifindex_of: dict[str, int],
@@ -234,9 +240,14 @@ def kernel_state(netns: str | None, bindings: list[Binding], all_routes: bool = 
         )
     routes = _routes(netns, ifindex_of, ports_of, all_routes)
     neighs = []
-    for n in ip_json(netns, "neigh", "show"):
+    for n in ip_json(netns, "neigh", "show", "nud", "all"):
         ifindex = ifindex_of.get(n.get("dev", ""), 0)
         states = [s.lower() for s in n.get("state", [])]
+        # Published as the bridge does: not NONE, and NOARP only for unicast addresses.
+        if not states or states[0] == "none":
+            continue
+        if states[0] == "noarp" and _group_address(n["dst"]):
+            continue
         for port in ports_of.get(ifindex, []):
             neighs.append(
                 NeighState(
