@@ -58,13 +58,20 @@ def rte_br(rte_ns: Netns) -> Iterator[BridgeProcess]:
         yield b
 
 
-def _run_dpdk(binary: Path, ns: Netns, br: BridgeProcess, env: dict[str, str] | None = None) -> str:
-    """Run a DPDK program with one null port in ``ns``, following ``br``; its stdout."""
+def _run_dpdk(
+    binary: Path,
+    ns: Netns,
+    br: BridgeProcess,
+    env: dict[str, str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> str:
+    """Run a DPDK program with a null port (and ``extra`` EAL arguments) in ``ns``,
+    following ``br``; its stdout."""
     prefix = f"ifpx-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **(env or {}), "IFPX_EVENTS": br.events, "IFPX_CONTROL": br.control}
     argv = [
         "ip", "netns", "exec", ns.name, str(binary), "--no-huge", "-m", "256", "--no-pci",
-        f"--file-prefix={prefix}", "-l", "0", "--vdev=net_null0", "--log-level=user1,debug",
+        f"--file-prefix={prefix}", "-l", "0", "--vdev=net_null0", *extra,
     ]  # fmt: skip
     try:
         proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=180)
@@ -87,10 +94,14 @@ def _check_passed(out: str, br: BridgeProcess) -> None:
     assert br.snapshot().state.bindings == []
 
 
+@pytest.mark.parametrize("ports", [1, 2])
 def test_the_rfc_steps_pass_with_callbacks_and_with_a_ring(
-    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess
+    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess, ports: int
 ) -> None:
-    _check_passed(_run_dpdk(rte_build / "rte_ifpx_check", rte_ns, rte_br), rte_br)
+    # With two ports bound to the one proxy, each is told every change.
+    extra = ("--vdev=net_null1",) if ports == 2 else ()
+    out = _run_dpdk(rte_build / "rte_ifpx_check", rte_ns, rte_br, extra=extra)
+    _check_passed(out, rte_br)
 
 
 def test_an_application_builds_from_pkg_config_ifpx_rte_and_runs(

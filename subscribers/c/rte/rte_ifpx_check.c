@@ -4,7 +4,8 @@
  * awaited as its event(s), once through callbacks and once through an rte_ring.
  *
  * Run in the network namespace of an ifpx bridge ($IFPX_EVENTS, $IFPX_CONTROL), with
- * EAL arguments giving it one port (--vdev=net_null0). Prints a JSON line per step
+ * EAL arguments giving it a port or two (--vdev=net_null0 --vdev=net_null1: both are
+ * bound to the proxy, and each must be told). Prints a JSON line per step
  * ({"mode", "step", "ok", "ms"}) and per finding, and exits 0 when every step passed.
  */
 #include <arpa/inet.h>
@@ -25,8 +26,8 @@
 
 /* What the running step waits for: a mask of event types, each matched on these. */
 static struct {
-    unsigned want, got;
-    uint16_t port, mtu;
+    unsigned want, got, got2; /* got2: of the second port, when there is one */
+    uint16_t port, port2, mtu;
     int is_up;
     struct rte_ether_addr mac;
     uint32_t ip4, route4;
@@ -48,7 +49,8 @@ static int same_mac(const struct rte_ether_addr *m)
 /* Whether an event is the one the step waits for (called with mu held). */
 static int matches(const struct rte_ifpx_event *e)
 {
-    if (e->type != RTE_IFPX_CFG_DONE && e->data.port_id != x.port)
+    if (e->type != RTE_IFPX_CFG_DONE && e->data.port_id != x.port &&
+        (x.port2 == RTE_MAX_ETHPORTS || e->data.port_id != x.port2))
         return 0;
     switch (e->type) {
     case RTE_IFPX_MAC_CHANGE: return same_mac(&e->mac_change.mac);
@@ -82,11 +84,31 @@ static int seen(const struct rte_ifpx_event *e)
         early |= 1u << e->type;
     int hit = (x.want & (1u << e->type)) && matches(e);
     if (hit) {
-        x.got |= 1u << e->type;
+        if (x.port2 != RTE_MAX_ETHPORTS && e->type != RTE_IFPX_CFG_DONE &&
+            e->data.port_id == x.port2)
+            x.got2 |= 1u << e->type;
+        else
+            x.got |= 1u << e->type;
         pthread_cond_signal(&cv);
     }
     pthread_mutex_unlock(&mu);
     return hit;
+}
+
+/* Every wanted type arrived, for each port bound (called with mu held). */
+static int complete(unsigned want)
+{
+    unsigned per_port = want & ~(1u << RTE_IFPX_CFG_DONE);
+    return (x.got & want) == want &&
+           (x.port2 == RTE_MAX_ETHPORTS || (x.got2 & per_port) == per_port);
+}
+
+static int all_had(enum rte_ifpx_event_type kind)
+{
+    pthread_mutex_lock(&mu);
+    int all = complete(1u << kind);
+    pthread_mutex_unlock(&mu);
+    return all;
 }
 
 /* One callback per type, each wrapping its member back into an event. */
@@ -96,8 +118,9 @@ static int seen(const struct rte_ifpx_event *e)
         struct rte_ifpx_event e = {.type = kind};                                           \
         memcpy(&e.member, ev, sizeof *ev);                                                  \
         int hit = seen(&e);                                                                 \
-        /* The RFC's test: callbacks changed from inside one (the last link down). */    \
-        if (hit && kind == RTE_IFPX_LINK_CHANGE && !e.link_change.is_up)                    \
+        /* The RFC's test: callbacks changed from inside one (the last link down, once   \
+         * every port has had it). */                                                       \
+        if (hit && kind == RTE_IFPX_LINK_CHANGE && !e.link_change.is_up && all_had(kind))    \
             rte_ifpx_callbacks_unregister_all();                                            \
         return hit;                                                                         \
     }
@@ -155,7 +178,7 @@ static int await(unsigned want, long *ms)
     long start = now_ms();
     for (;;) {
         pthread_mutex_lock(&mu);
-        int done = (x.got & want) == want;
+        int done = complete(want);
         pthread_mutex_unlock(&mu);
         if (done)
             break;
@@ -168,7 +191,7 @@ static int await(unsigned want, long *ms)
             continue;
         }
         pthread_mutex_lock(&mu);
-        if (!use_ring && (x.got & want) != want) {
+        if (!use_ring && !complete(want)) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
             until.tv_nsec += 50 * 1000000L;
@@ -198,7 +221,7 @@ static int step(const char *title, unsigned want, const char *fmt, ...)
     va_end(ap);
     pthread_mutex_lock(&mu);
     x.want = want;
-    x.got = 0;
+    x.got = x.got2 = 0;
     started = 1;
     pthread_mutex_unlock(&mu);
     long ms = 0;
@@ -274,8 +297,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "EAL: %s\n", rte_strerror(rte_errno));
         return 2;
     }
-    RTE_ETH_FOREACH_DEV(x.port)
-        break;
+    /* The first port, and a second one if there is: both bound to the proxy, each to be
+     * told every change (the RFC's one-proxy-to-many-ports binding). */
+    x.port = x.port2 = RTE_MAX_ETHPORTS;
+    uint16_t p;
+    RTE_ETH_FOREACH_DEV(p) {
+        if (x.port == RTE_MAX_ETHPORTS)
+            x.port = p;
+        else if (x.port2 == RTE_MAX_ETHPORTS)
+            x.port2 = p;
+    }
     if (x.port == RTE_MAX_ETHPORTS) {
         fprintf(stderr, "give it a port: --vdev=net_null0\n");
         return 2;
@@ -290,13 +321,18 @@ int main(int argc, char **argv)
         return 2;
     }
     int rc = rte_ifpx_port_bind(x.port, proxy);
+    if (!rc && x.port2 != RTE_MAX_ETHPORTS && x.port2 != proxy)
+        rc = rte_ifpx_port_bind(x.port2, proxy);
+    else
+        x.port2 = RTE_MAX_ETHPORTS; /* the proxy took the second id */
     if (rc) {
         fprintf(stderr, "bind: %s\n", strerror(-rc));
         return 2;
     }
     uint16_t ports[4];
     finding(rte_ifpx_proxy_get(x.port) != proxy || !rte_ifpx_is_proxy(proxy) ||
-                rte_ifpx_is_proxy(x.port) || rte_ifpx_port_get(proxy, ports, 4) != 1 ||
+                rte_ifpx_is_proxy(x.port) ||
+                rte_ifpx_port_get(proxy, ports, 4) != 1u + (x.port2 != RTE_MAX_ETHPORTS) ||
                 ports[0] != x.port,
             "the binding reads back (proxy_get, is_proxy, port_get)");
     finding(rte_ifpx_info_get(proxy) != rte_ifpx_info_get(x.port) || !rte_ifpx_info_get(proxy),
