@@ -32,3 +32,20 @@ def test_bash_completion_follows_the_parser() -> None:
     words = ["ifpx", "ctl", "--control", "ipc:///x", "destroy-proxy", "--f"]
     assert _complete(script, words) == ["--force"]
     assert "--kind" in _complete(script, ["ifpx", "watch", "--k"])
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_offers_values() -> None:
+    script = subprocess.run(
+        [sys.executable, "-m", "ifpx.subscribers", "completion", "bash"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert _complete(script, ["ifpx", "recording", "sh"]) == ["show"]
+    assert _complete(script, ["ifpx", "watch", "--routes", ""]) == ["flat", "group"]
+    kinds = _complete(script, ["ifpx", "watch", "--kind", "route"])
+    assert {"route", "route_add", "route6_del"} <= set(kinds)
+    # A proxy's name: the interfaces Linux has.
+    assert "lo" in _complete(script, ["ifpx", "ctl", "info", "l"])
+    assert "lo" in _complete(script, ["ifpx", "ctl", "bind", "0", "l"])

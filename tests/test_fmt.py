@@ -36,4 +36,8 @@ def test_links_addresses_and_rules_read_like_ip() -> None:
     assert addr_label("2001:db8::1/64") == "inet6" and addr_label("10.0.0.1/8") == "inet"
     rule = ev.Rule6Add(priority=100, invert=True, src="2001:db8::", src_len=32, table=254)
     assert rule_text(rule) == "100: not from 2001:db8::/32 lookup main"
+    # A rule from all to all reads the same in both families: `ip -6 rule`'s flag tells.
+    every6, every4 = ev.Rule6Add(priority=5, table=100), ev.RuleAdd(priority=5, table=100)
+    assert describe(every6) == "-6 rule add 5: from all lookup 100"
+    assert describe(every4) == "rule add 5: from all lookup 100"
     assert names.proto(186) == "bgp" and names.proto(250) == "250" and names.table(7) == "7"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.state import State
 from ifpx.schemas.topics import RouteForm
 from ifpx.subscribers import Subscriber
+from ifpx.subscribers.client import BridgeError, ControlClient
 from ifpx.subscribers.recording import RecordingError, records, verify
 
 pytestmark = pytest.mark.netns
@@ -38,6 +40,11 @@ def test_ctl_every_subcommand(ns: Netns, br: BridgeProcess) -> None:
     assert port["binding"]["proxy"] == "tap0"
     ports = json.loads(ifpx(br, "ctl", "--json", "ports", "tap0").stdout)
     assert ports["port_ids"] == [0, 1]
+    # In words as its siblings are, not JSON unless asked for.
+    text = ifpx(br, "ctl", "ports", "tap0").stdout
+    assert re.fullmatch(r"tap0 \(ifindex \d+\): ports 0, 1\n", text), text
+    hello = ifpx(br, "ctl", "hello").stdout
+    assert re.search(r"protocol v1\.\d+ epoch \d+", hello) and "capabilities: " in hello
     status = json.loads(ifpx(br, "ctl", "--json", "status").stdout)
     assert status["bindings"] == 2 and status["netns"] == ns.name
     kinds = ifpx(br, "ctl", "events-available").stdout.split()
@@ -57,6 +64,26 @@ def test_ctl_every_subcommand(ns: Netns, br: BridgeProcess) -> None:
     assert "nothing to unbind" in ifpx(br, "ctl", "unbind", "1").stdout
     hello = ifpx(br, "ctl", "hello")
     assert "protocol v1" in hello.stdout
+
+
+def test_the_control_client_binds_and_makes_proxies_as_ctl_does(
+    ns: Netns, br: BridgeProcess
+) -> None:
+    with ControlClient(br.control) as client:
+        made = client.create_proxy("px9", mtu=1400)
+        assert made.created and made.name == "px9"
+        assert "mtu 1400" in ns.cmd("link show px9")
+        bound = client.bind(3, "px9")
+        assert bound.changed and bound.binding.ifindex == made.ifindex
+        assert not client.bind(3, "px9").changed  # idempotent
+        assert [b.port_id for b in client.unbind(3).removed] == [3]
+        assert client.unbind(3).removed == []
+        client.bind(4, made.ifindex)
+        gone = client.destroy_proxy("px9")
+        assert [b.port_id for b in gone.removed_bindings] == [4]
+        with pytest.raises(BridgeError) as refused:
+            client.bind(5, "no-such-tap")
+        assert refused.value.code is not None
 
 
 def test_ctl_error_paths(br: BridgeProcess, tmp_path: Path) -> None:

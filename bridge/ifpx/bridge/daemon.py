@@ -213,7 +213,10 @@ class Bridge:
             except ImportError:
                 raise StartupError(f"--metrics needs {_EXTRA} (prometheus-client)") from None
 
-            metrics.serve(self, opts.metrics)
+            try:
+                metrics.serve(self, opts.metrics)
+            except OSError as exc:
+                raise StartupError(f"--metrics {opts.metrics}: {exc.strerror or exc}") from None
 
         # Subscribe first, then dump: nothing that happens during the dump is lost.
         with self.ns.inside():

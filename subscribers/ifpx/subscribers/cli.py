@@ -26,6 +26,8 @@ from ifpx.schemas import events as ev
 from . import fmt, names
 from .cli_recording import add_recording
 from .clibase import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -92,6 +94,10 @@ def _render(result: c.Result) -> str:
     if isinstance(result, c.ProxyOfPortResult):
         b = result.binding
         return f"port {b.port_id}: {b.proxy} ifindex {b.ifindex} {b.state}"
+    if isinstance(result, c.PortsOfProxyResult):
+        where = f"ifindex {result.ifindex}" if result.ifindex is not None else "no such link"
+        ports = ", ".join(map(str, result.port_ids)) or "none"
+        return f"{result.proxy} ({where}): ports {ports}"
     if isinstance(result, c.ProxyInfoResult):
         lines = [
             f"{result.name}: ifindex {result.ifindex} mac {result.mac} mtu {result.mtu} "
@@ -114,7 +120,11 @@ def _render(result: c.Result) -> str:
     if isinstance(result, c.EventsAvailableResult):
         return "\n".join(result.kinds)
     if isinstance(result, c.HelloResult):
-        return f"{result.server} protocol v{result.version} epoch {result.epoch}"
+        caps = ", ".join(result.capabilities) or "-"
+        return (
+            f"{result.server} protocol v{result.version}.{result.minor} epoch {result.epoch}\n"
+            f"  capabilities: {caps}"
+        )
     if isinstance(result, c.ListWorkersResult):
         if not result.workers:
             return f"no worker reports to this bridge (seq {result.seq})"
@@ -485,14 +495,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout at /dev/null so the interpreter's final flush does not complain again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # after the terminal's ^C
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        # A path that cannot be written or read (a directory, /proc, a missing parent):
+        # the operator's to fix, said in one line.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ifpx {ns.command}: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_ERROR
     return status
 
 
 def _why(exc: ValueError) -> str:
-    """A validation error as one line, without pydantic's documentation links."""
-    if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-            for e in exc.errors(include_url=False)
-        )
-    return str(exc)
+    """A validation error as one line an operator reads: per field, what the value must
+    be, without pydantic's type names, regexes and documentation links."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    said: dict[str, tuple[object, list[str]]] = {}
+    for e in exc.errors(include_url=False):
+        # A field that takes one of several types (a proxy's name or ifindex) reports
+        # each branch under the branch's type name: one line for the field instead.
+        loc = [str(p) for p in e["loc"] if not str(p).startswith(("constrained-", "function-"))]
+        field = ".".join(loc) or "value"
+        entry = said.setdefault(field, (e.get("input"), []))
+        if e["type"] in ("int_parsing", "int_type") and isinstance(e.get("input"), str):
+            continue  # the name branch of a name-or-index says what is wrong
+        reason = _reason(e["type"], e.get("ctx", {}), e["msg"])
+        if reason not in entry[1]:
+            entry[1].append(reason)
+    return "; ".join(
+        f"{field}: {value!r}: {' or '.join(why) or 'not valid'}"
+        for field, (value, why) in said.items()
+    )
+
+
+def _reason(kind: str, ctx: dict[str, Any], msg: str) -> str:
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), "not of the form it must have")
+    if kind == "string_too_long":
+        return f"longer than {ctx.get('max_length')} characters"
+    if kind == "string_too_short":
+        return "empty" if ctx.get("min_length") == 1 else msg
+    return msg
+
+
+_PATTERNS = {
+    r"^[^\s/]+$": "an interface name has no spaces and no '/'",
+    r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$": "a MAC address is six hex bytes, 02:00:00:00:00:01",
+    r"^[!-~]+$": "printable characters only, no spaces",
+    r"^[^\x00-\x1f\x7f]*$": "no control characters",
+}
+"""What the schemas' patterns mean, in words."""

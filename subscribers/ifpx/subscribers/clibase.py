@@ -18,6 +18,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
+EXIT_INTERRUPTED = 130
+"""Ctrl-C, as a shell reports a process SIGINT ended (128 + 2)."""
 
 
 def endpoints(p: argparse.ArgumentParser) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.endpoints import DEFAULT_CONTROL
+from ifpx.schemas.events import WireModel
 
 from .security import CurveClient
 
@@ -57,9 +59,21 @@ class ConfigurationError(ClientError):
 
 
 _ids = itertools.count(1)
+_R = TypeVar("_R", bound=WireModel)
 
 MAX_PINNED = 256
 """Most workers ``wait_applied`` can name; past it the default set is asked for each time."""
+
+
+def missing_socket(endpoint: str) -> str | None:
+    """Why nobody can be listening at an ipc ``endpoint`` (its socket file is missing),
+    or None."""
+    if endpoint.startswith("ipc://") and not Path(endpoint[6:]).exists():
+        return (
+            f"no bridge is listening at {endpoint} (no such socket file); "
+            "is `ifpx bridge` running, and is this its endpoint?"
+        )
+    return None
 
 
 class ControlClient:
@@ -109,6 +123,10 @@ class ControlClient:
     def raw(self, payload: bytes, timeout: float | None = None) -> bytes:
         """Send raw bytes and return the raw reply (for tools and tests)."""
         per_try = self.timeout if timeout is None else timeout
+        missing = missing_socket(self.endpoint)
+        if missing:
+            # Nothing to wait for: say so now rather than after every retry's timeout.
+            raise BridgeUnreachable(missing)
         for _attempt in range(self.retries + 1):
             sock = self._socket()
             sock.send(payload)
@@ -123,12 +141,6 @@ class ControlClient:
     def request(self, cmd: c.Command, timeout: float | None = None) -> c.Result:
         """Send ``cmd``; return its result, or raise a :class:`ClientError` saying why."""
         cmd = cmd.model_copy(update={"id": next(_ids)})
-        if self.endpoint.startswith("ipc://") and not Path(self.endpoint[6:]).exists():
-            # Nothing to wait for: say so now rather than after every retry's timeout.
-            raise BridgeUnreachable(
-                f"no bridge is listening at {self.endpoint} (no such socket file); "
-                "is `ifpx bridge` running?"
-            )
         try:
             reply = codec.decode_reply(self.raw(codec.encode_request(cmd), timeout))
         except codec.CodecError as exc:
@@ -139,12 +151,34 @@ class ControlClient:
             raise BridgeError(reply.error.code, reply.error.message)
         return reply.result
 
+    def _expect(self, cmd: c.Command, kind: type[_R]) -> _R:
+        result = self.request(cmd)
+        if not isinstance(result, kind):
+            raise ProtocolError(f"{self.endpoint} answered {cmd.cmd} with {result.type}")
+        return result
+
+    def bind(self, port_id: int, proxy: str | int) -> c.BindResult:
+        """Bind ``port_id`` to ``proxy`` (a name or an ifindex); idempotent. Acknowledged
+        once the bridge has it on disk (``ifpx ctl bind``; C: ``ifpx_bind``)."""
+        return self._expect(c.Bind(port_id=port_id, proxy=proxy), c.BindResult)
+
+    def unbind(self, port_id: int, proxy: str | int | None = None) -> c.UnbindResult:
+        """Unbind ``port_id`` (only from ``proxy``, if given); nothing to unbind is no error."""
+        return self._expect(c.Unbind(port_id=port_id, proxy=proxy), c.UnbindResult)
+
+    def create_proxy(
+        self, name: str, mac: str | None = None, mtu: int | None = None
+    ) -> c.CreateProxyResult:
+        """Create a multi_queue tap ``name`` for net_tap to attach to (existing: kept)."""
+        return self._expect(c.CreateProxy(name=name, mac=mac, mtu=mtu), c.CreateProxyResult)
+
+    def destroy_proxy(self, name: str, force: bool = False) -> c.DestroyProxyResult:
+        """Remove a tap the bridge made (``force``: any), and its bindings."""
+        return self._expect(c.DestroyProxy(name=name, force=force), c.DestroyProxyResult)
+
     def workers(self) -> c.ListWorkersResult:
         """Every worker that reports to the bridge (``ifpx ctl workers``)."""
-        result = self.request(c.ListWorkers())
-        if not isinstance(result, c.ListWorkersResult):
-            raise ProtocolError(f"{self.endpoint} answered list_workers with {result.type}")
-        return result
+        return self._expect(c.ListWorkers(), c.ListWorkersResult)
 
     def wait_applied(
         self,

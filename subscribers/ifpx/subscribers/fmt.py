@@ -104,8 +104,10 @@ def describe(e: ev.EventBase) -> str:
             return f"{verb} {e.dst}/{e.prefixlen} nhgroup {e.group}{tail}"  # `ip`'s nhid
         return f"{verb} {e.dst}/{e.prefixlen} {hop_list(e.nexthops)}{tail}"
     if isinstance(e, ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del):
+        # `ip -6 rule` for IPv6: a rule from all to all reads the same in both families.
+        family = "-6 " if isinstance(e, ev.Rule6Add | ev.Rule6Del) else ""
         verb = "rule add" if kind.endswith("_add") else "rule del"
-        return f"{verb} {rule_text(e)}"
+        return f"{family}{verb} {rule_text(e)}"
     if isinstance(e, ev.ResyncEnd):
         return f"resync end ({e.reason}): {e.changes} changes"
     if isinstance(e, ev.ResyncBegin):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +84,19 @@ class Recorder:
         for topic in self.topics:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         started = time.monotonic()
+        # Begun beside the target and renamed over it once the snapshot is in (then
+        # written on where it can be watched): a bridge that never answers leaves an
+        # existing recording of that name as it was.
+        if self.path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(self.path))
+        if not self.path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.path))
+        part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        begun = False
         try:
             with (
                 ControlClient(self.control, timeout=self.timeout, curve=self.curve) as client,
-                self.path.open("wb") as fh,
+                part.open("wb") as fh,
             ):
                 raw, snap = self._snapshot(client)
                 header = {
@@ -98,6 +109,9 @@ class Recorder:
                 }
                 writer = Writer(fh, header)
                 writer.write(time.time(), "snapshot", "", raw)
+                fh.flush()
+                part.replace(self.path)
+                begun = True
                 epoch, last = snap.epoch, dict(snap.topic_seqs)
                 floor = snap.seq
                 while not self._stop:
@@ -130,4 +144,6 @@ class Recorder:
         finally:
             sub.close()
             self.stats.seconds = time.monotonic() - started
+            if not begun:
+                part.unlink(missing_ok=True)
         return self.stats

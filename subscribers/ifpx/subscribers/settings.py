@@ -46,7 +46,17 @@ def resolve(
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"CURVE keys: {exc}") from None
     return ClientSettings(
-        events=events or env.get("IFPX_EVENTS") or DEFAULT_EVENTS,
-        control=control or env.get("IFPX_CONTROL") or DEFAULT_CONTROL,
+        events=_endpoint("events", events or env.get("IFPX_EVENTS") or DEFAULT_EVENTS),
+        control=_endpoint("control", control or env.get("IFPX_CONTROL") or DEFAULT_CONTROL),
         curve=curve,
     )
+
+
+def _endpoint(name: str, value: str) -> str:
+    """``value`` if it is a ZeroMQ endpoint; a socket path gets a hint instead."""
+    if "://" not in value:
+        hint = f"; did you mean ipc://{value}?" if value.startswith("/") else ""
+        raise ConfigurationError(
+            f"--{name} {value!r} is not an endpoint (ipc://PATH or tcp://HOST:PORT){hint}"
+        )
+    return value

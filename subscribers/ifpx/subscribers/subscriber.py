@@ -30,6 +30,7 @@ from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
 from ifpx.schemas.topics import FORM_TOPIC, RouteForm, topics_for_kinds
 
 from .callbacks import Callbacks
+from .client import missing_socket
 from .replica import Replica
 from .security import CurveClient
 from .sync import (
@@ -227,9 +228,13 @@ class Subscriber:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 why = self._machine.refusal
+                missing = missing_socket(self.control_endpoint) or missing_socket(
+                    self.events_endpoint
+                )
                 raise TimeoutError(
                     f"no snapshot from {self.control_endpoint} within {timeout}s"
                     + (f": the bridge refuses it ({why})" if why else "")
+                    + (f": {missing}" if missing else "")
                 )
             self._wait(min(remaining, 0.1))
             self._read_available()
@@ -265,14 +270,19 @@ class Subscriber:
         return out
 
     def run(self, callbacks: Callbacks, duration: float | None = None) -> None:
-        """Call ``callbacks.<kind>(event)`` for every event until :meth:`stop` (or ``duration``)."""
+        """Call ``callbacks.<kind>(event)`` for every event until :meth:`stop` (or
+        ``duration``, or Ctrl-C: the loop of a program run from a terminal ends as it
+        would end by :meth:`stop`, without a traceback)."""
         end = None if duration is None else time.monotonic() + duration
         self._stopping = False
-        while not self._stopping and not self._closed:
-            if end is not None and time.monotonic() >= end:
-                return
-            for e in self.poll(max_events=256, timeout=0.1):
-                self.dispatch(callbacks, e)
+        try:
+            while not self._stopping and not self._closed:
+                if end is not None and time.monotonic() >= end:
+                    return
+                for e in self.poll(max_events=256, timeout=0.1):
+                    self.dispatch(callbacks, e)
+        except KeyboardInterrupt:
+            log.info("interrupted: run() ends")
 
     def dispatch(self, callbacks: Callbacks, e: ev.EventBase) -> None:
         """Call the callback for ``e``; a raising callback is logged and counted."""
