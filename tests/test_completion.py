@@ -18,14 +18,19 @@ def _complete(script: str, words: list[str]) -> list[str]:
     return [w for w in out.stdout.splitlines() if w]
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
-def test_bash_completion_follows_the_parser() -> None:
-    script = subprocess.run(
+def _script() -> str:
+    """What ``ifpx completion bash`` prints."""
+    return subprocess.run(
         [sys.executable, "-m", "ifpx.subscribers", "completion", "bash"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_completion_follows_the_parser() -> None:
+    script = _script()
     assert _complete(script, ["ifpx", "wa"]) == ["watch"]
     assert set(_complete(script, ["ifpx", "ctl", "de"])) == {"destroy-proxy"}
     # Options and their values before the subcommand do not lose the way.
@@ -36,12 +41,7 @@ def test_bash_completion_follows_the_parser() -> None:
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_completion_offers_values() -> None:
-    script = subprocess.run(
-        [sys.executable, "-m", "ifpx.subscribers", "completion", "bash"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    script = _script()
     assert _complete(script, ["ifpx", "recording", "sh"]) == ["show"]
     assert _complete(script, ["ifpx", "watch", "--routes", ""]) == ["flat", "group"]
     kinds = _complete(script, ["ifpx", "watch", "--kind", "route"])
