@@ -385,16 +385,15 @@ class BridgeCore(RouteMirror):
         # of them: the hidden ones follow the links instead, and their keys stay.
         whole4 = family == AF4 and not oif
         hidden: dict[PublicKey, list[nlmsg.Route]] = {}
+        firsts = seen if whole4 else self.aliased
         for rec in records:
-            if isinstance(rec, nlmsg.Route):
-                behind = self.alias_key(rec, seen if whole4 else self.aliased)
+            if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
+                key, behind = self.dumped_key(rec, firsts)
+                seen.add(key)
                 if behind is not None:
                     if whole4:
                         hidden.setdefault(behind, []).append(rec)
-                    seen.add(behind)
                     continue
-                if scope or whole4:
-                    seen.add(self.route_key(rec))
             out.extend(self.apply(rec))
         if whole4:
             self.reset_hidden(hidden)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import socket
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -188,39 +188,34 @@ def _nothing() -> None:
     pass
 
 
+def _marked(
+    hops: tuple[nlmsg.NextHopT, ...], ifindex: int, mark: int
+) -> tuple[nlmsg.NextHopT, ...]:
+    """``hops`` with the liveness of those through ``ifindex`` set to ``mark``."""
+    return tuple(
+        (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f) for gw, ifx, w, f in hops
+    )
+
+
 def _bare(hops: tuple[nlmsg.NextHopT, ...]) -> tuple[nlmsg.NextHopT, ...]:
     """``hops`` without their liveness flags: what identifies a group."""
     return tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
 
 
-def _same_value(
-    rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], val: RouteVal
-) -> bool:
-    """Whether ``rec`` (of type ``rtype`` through ``hops``) is the mirrored route ``val``."""
-    return (
-        val[2] == rtype
-        and val[4] == rec.nhid
-        and val[0] == rec.proto
-        and val[3] == rec.prefsrc
-        and (bool(rec.nhid) or _bare(val[1].hops) == _bare(hops))
-    )
+Identity = tuple[int, int, int, str | None, tuple[nlmsg.NextHopT, ...]]
+"""What tells IPv4 routes under one key apart: (type, next-hop object, protocol,
+preferred source, next hops without liveness; none through an object)."""
 
 
-def _same_record(
-    rec: nlmsg.Route,
-    rtype: int,
-    hops: tuple[nlmsg.NextHopT, ...],
-    other: nlmsg.Route,
-    resolved: tuple[int, tuple[nlmsg.NextHopT, ...]],
-) -> bool:
-    """Whether ``rec`` is the route ``other`` (of type and hops ``resolved``)."""
-    return (
-        resolved[0] == rtype
-        and other.nhid == rec.nhid
-        and other.proto == rec.proto
-        and other.prefsrc == rec.prefsrc
-        and (bool(rec.nhid) or _bare(resolved[1]) == _bare(hops))
-    )
+def _identity(
+    rtype: int, nhid: int, proto: int, prefsrc: str | None, hops: tuple[nlmsg.NextHopT, ...]
+) -> Identity:
+    return rtype, nhid, proto, prefsrc, () if nhid else _bare(hops)
+
+
+def _value_identity(val: RouteVal) -> Identity:
+    """The identity of a mirrored route (its shared value)."""
+    return _identity(val[2], val[4], val[0], val[3], val[1].hops)
 
 
 class Build(Protocol):
@@ -259,12 +254,12 @@ class RouteMirror:
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self._variants: dict[PublicKey, set[RouteKey]] = {}
+        """Public keys held by interface-keyed routes -> those routes' keys."""
         self._aliases: dict[PublicKey, list[nlmsg.Route]] = {}
         """IPv4 routes behind the first of their (table, dst, tos, metric), in the
         kernel's order (``ip route append``/``prepend``). The kernel forwards by the
         first alone: the others are not published, and the first's deletion brings the
         next forward."""
-        """Public keys held by interface-keyed routes -> those routes' keys."""
         self._groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
         """Next hops without their liveness flags -> their group."""
         self._hop_groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
@@ -797,6 +792,10 @@ class RouteMirror:
             out += self._merged_unused(before, after)
         return out
 
+    def _record_identity(self, rec: nlmsg.Route) -> Identity:
+        rtype, hops = self._resolve(rec)
+        return _identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
+
     def _alias(
         self, rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], key: PublicKey
     ) -> list[ev.EventBase] | None:
@@ -807,17 +806,18 @@ class RouteMirror:
         """
         first = self.routes.get(key)
         hidden = self._aliases.get(key)
+        this = _identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
         if rec.deleted:
             if not hidden:
                 return None
-            if first is not None and _same_value(rec, rtype, hops, first):
+            if first is not None and _value_identity(first) == this:
                 # The first goes: the next forwards, replacing it in one change.
                 nxt = hidden.pop(0)
                 if not hidden:
                     del self._aliases[key]
                 return self._route(nxt)
             for i, other in enumerate(hidden):
-                if _same_record(rec, rtype, hops, other, self._resolve(other)):
+                if self._record_identity(other) == this:
                     del hidden[i]
                     if not hidden:
                         del self._aliases[key]
@@ -834,7 +834,7 @@ class RouteMirror:
         if flags & nlmsg.NLM_F_REPLACE:
             # Also what the kernel says of every route through a next-hop object that
             # changed, the hidden ones among them: those stay hidden.
-            if hidden and rec.nhid and not _same_value(rec, rtype, hops, first):
+            if hidden and rec.nhid and _value_identity(first) != this:
                 for other in hidden:
                     if other.nhid == rec.nhid:
                         return []
@@ -857,10 +857,7 @@ class RouteMirror:
                 if not any(h[1] == ifindex for h in rec.nexthops):
                     kept.append(rec)
                 elif mark is not None:
-                    hops = tuple(
-                        (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f)
-                        for gw, ifx, w, f in rec.nexthops
-                    )
+                    hops = _marked(rec.nexthops, ifindex, mark)
                     if not all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
                         kept.append(rec._replace(nexthops=hops))
             self._set_hidden(key, kept)
@@ -872,7 +869,7 @@ class RouteMirror:
             self._aliases.pop(key, None)
 
     @property
-    def aliased(self) -> Container[RouteKey]:
+    def aliased(self) -> Collection[RouteKey]:
         """The keys with IPv4 routes hidden behind their first."""
         return self._aliases.keys()
 
@@ -884,25 +881,28 @@ class RouteMirror:
     def _load_one(self, rec: nlmsg.Record) -> None:
         """Apply a record of a dump whose routes came in empty: an IPv4 route under a
         key an earlier one took is behind it (the kernel dumps its aliases in order)."""
-        key = self.alias_key(rec, self.routes)
-        if key is None:
-            self.apply(rec)
-        else:
-            assert isinstance(rec, nlmsg.Route)
-            self._aliases.setdefault(key, []).append(rec)
+        if isinstance(rec, nlmsg.Route):
+            behind = self.dumped_key(rec, self.routes)[1]
+            if behind is not None:
+                self._aliases.setdefault(behind, []).append(rec)
+                return
+        self.apply(rec)
 
-    def alias_key(self, rec: nlmsg.Record, firsts: Container[RouteKey]) -> PublicKey | None:
-        """The key of a dumped IPv4 route that comes behind one of ``firsts``, else None."""
-        if (
-            not isinstance(rec, nlmsg.Route)
-            or rec.family != _AF4
-            or rec.deleted
-            or rec.type not in TYPE_NAMES
-            or rec.flags & _CLONED
-        ):
-            return None
+    def dumped_key(
+        self, rec: nlmsg.Route, firsts: Container[RouteKey]
+    ) -> tuple[RouteKey, PublicKey | None]:
+        """A dumped route's key in the mirror, and that key again if the route is an IPv4
+        one that comes behind one of ``firsts`` (hidden), else None."""
         pkey, key = _keys(rec, self._resolve(rec)[1])
-        return pkey if key == pkey and key in firsts else None
+        hidden = (
+            key == pkey
+            and rec.family == _AF4
+            and not rec.deleted
+            and rec.type in TYPE_NAMES
+            and not rec.flags & _CLONED
+            and key in firsts
+        )
+        return key, pkey if hidden else None
 
     def reset_hidden(self, hidden: dict[PublicKey, list[nlmsg.Route]]) -> None:
         """Take the hidden IPv4 routes a whole IPv4 dump found."""
@@ -1016,10 +1016,7 @@ class RouteMirror:
         for group in list(self._groups.values()):
             if not group.via(ifindex):
                 continue
-            hops = tuple(
-                (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f)
-                for gw, ifx, w, f in group.hops
-            )
+            hops = _marked(group.hops, ifindex, mark)
             if all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
                 dead[id(group)] = group
             elif hops != group.hops:

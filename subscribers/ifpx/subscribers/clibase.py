@@ -83,6 +83,11 @@ _FAMILIES = {
 }
 
 
+def kind_words() -> list[str]:
+    """What ``--kind`` takes: every event kind and every family name."""
+    return [*sorted(EVENT_TYPES), *sorted(set(_FAMILIES.values()))]
+
+
 def kinds(text: str) -> list[str]:
     """``--kind``: an event kind, or a family as ``ip monitor`` names it (``route``,
     ``addr``, ``link``, ``neigh``, or a prefix of one: ``ro``) for all its kinds;

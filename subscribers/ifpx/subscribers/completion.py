@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from ifpx.schemas.topics import KIND_TOPIC
+from .clibase import kind_words
 
 Tree = dict[str, tuple[list[str], "Tree"]]
 """Subcommand -> (its options, its own subcommands)."""
 
 
-OPTION_VALUES = {
-    "--kind": [*sorted(KIND_TOPIC), "addr", "fib", "link", "neigh", "route", "rule"],
-}
+OPTION_VALUES = {"--kind": kind_words()}
 """Values of options that take a parsed value rather than fixed choices."""
 
 
