@@ -43,6 +43,22 @@ def test_no_bridge_is_said_at_once_with_a_hint(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 5  # not three tries of three seconds
 
 
+@pytest.mark.parametrize("command", [["ctl"], ["snapshot"], ["record"]])
+def test_an_endpoint_that_never_answers_says_each_retry(command: list[str], tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: ZeroMQ waits, silently
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [*command, "--control", f"tcp://127.0.0.1:{port}", "--timeout", "0.3"]
+    args += {"ctl": ["status"], "snapshot": [], "record": [str(tmp_path / "r.ifpxrec")]}[command[0]]
+    proc = _run(*args)
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stderr.splitlines()
+    said = [line for line in lines if "trying again" in line]
+    assert len(said) == 2 and said[0].startswith(f"ifpx {command[0]}: no reply from tcp://")
+    assert "(2 of 3)" in said[0] and "(3 of 3)" in said[1]
+    assert "after 3 tries" in lines[-1]
+
+
 def test_a_bad_argument_is_one_line_without_links(tmp_path: Path) -> None:
     proc = _run("ctl", "--control", f"ipc://{tmp_path}/c.sock", "create-proxy", "a" * 24)
     assert proc.returncode == 2

@@ -67,3 +67,30 @@ def test_watch_help_works_without_loading_pyroute2() -> None:
         "assert 'pyroute2' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_parser_alone_loads_neither_the_schemas_nor_zeromq() -> None:
+    # `ifpx --help`, `--version` and completion start in a tenth of a second; a
+    # module-level import of the models (a fifth of a second to build) or of ZeroMQ in
+    # the parser's path would undo it unnoticed.
+    code = (
+        "import sys; from ifpx.subscribers.cli import build_parser; build_parser(); "
+        "heavy = [m for m in ('pydantic', 'zmq', 'msgpack', 'ifpx.schemas.events') "
+        "if m in sys.modules]; assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_every_name_a_package_offers_loads_on_first_use() -> None:
+    import ifpx.schemas
+    import ifpx.subscribers
+
+    for package in (ifpx.schemas, ifpx.subscribers):
+        assert package.__all__, package
+        for name in package.__all__:
+            assert getattr(package, name) is not None, (package.__name__, name)
+        assert set(package.__all__) <= set(dir(package))
+    from ifpx.subscribers import ControlClient, Subscriber
+
+    assert ControlClient.__module__ == "ifpx.subscribers.client"
+    assert Subscriber.__module__ == "ifpx.subscribers.subscriber"

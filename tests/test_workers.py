@@ -387,7 +387,7 @@ def test_a_name_the_protocol_cannot_carry_is_refused_up_front(
 
 
 def test_ctl_workers_escapes_what_an_older_bridge_passes_raw() -> None:
-    from ifpx.subscribers.cli import _workers_table
+    from ifpx.subscribers.cli_ctl import _workers_table
 
     forged = c.WorkerInfo.model_construct(
         **{**c.WorkerInfo(name="w1", state="current").model_dump(), "host": "h\nw2  current\x1b[2J"}

@@ -6,21 +6,40 @@
 >>> sub.sync(timeout=5.0)                                      # doctest: +SKIP
 >>> events = sub.poll(max_events=64, timeout=0.0)              # doctest: +SKIP
 
-Imports only ``ifpx.schemas``: a worker host needs no netlink library.
+Imports only ``ifpx.schemas``: a worker host needs no netlink library. Names load
+on first use (PEP 562), so the ``ifpx`` command line starts without the schemas.
 """
 
-from .callbacks import Callbacks
-from .client import (
-    BridgeError,
-    BridgeUnreachable,
-    ClientError,
-    ConfigurationError,
-    ControlClient,
-    ProtocolError,
-)
-from .policy import Flow
-from .replica import Replica, Route
-from .subscriber import Subscriber, SubscriberStats, tune_gc
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .callbacks import Callbacks
+    from .client import ControlClient
+    from .errors import (
+        BridgeError,
+        BridgeUnreachable,
+        ClientError,
+        ConfigurationError,
+        ProtocolError,
+    )
+    from .policy import Flow
+    from .replica import Replica, Route
+    from .subscriber import Subscriber, SubscriberStats, tune_gc
+
+_HOME = {
+    "Callbacks": "callbacks",
+    **dict.fromkeys(
+        ["BridgeError", "BridgeUnreachable", "ClientError", "ConfigurationError", "ProtocolError"],
+        "errors",
+    ),
+    "ControlClient": "client",
+    "Flow": "policy",
+    **dict.fromkeys(["Replica", "Route"], "replica"),
+    **dict.fromkeys(["Subscriber", "SubscriberStats", "tune_gc"], "subscriber"),
+}
 
 __all__ = [
     "BridgeError",
@@ -37,3 +56,16 @@ __all__ = [
     "SubscriberStats",
     "tune_gc",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

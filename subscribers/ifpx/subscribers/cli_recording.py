@@ -21,10 +21,8 @@ from .clibase import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
-    endpoints,
     failed,
-    kinds,
-    route_form,
+    saying,
     snapshot_json,
 )
 from .client import ClientError
@@ -38,7 +36,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, _handler)
 
 
-def _record(ns: argparse.Namespace) -> int:
+def record(ns: argparse.Namespace) -> int:
+    """Run ``ifpx record``."""
     from .recorder import Recorder
 
     rec = Recorder(
@@ -49,6 +48,7 @@ def _record(ns: argparse.Namespace) -> int:
         timeout=ns.timeout,
         curve=ns.curve,
         routes=ns.routes,
+        on_retry=saying("ifpx record"),
     )
     _stop_on_signals(rec.stop)
     try:
@@ -63,7 +63,8 @@ def _record(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _replay(ns: argparse.Namespace) -> int:
+def replay(ns: argparse.Namespace) -> int:
+    """Run ``ifpx replay``."""
     from .recording import RecordingError
     from .replayer import Replayer
 
@@ -102,7 +103,8 @@ def _replay(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _recording(ns: argparse.Namespace) -> int:
+def recording(ns: argparse.Namespace) -> int:
+    """Run ``ifpx recording``."""
 
     from .recording import RecordingError, read_header, records, verify
 
@@ -152,34 +154,6 @@ def _recording(ns: argparse.Namespace) -> int:
         return EXIT_ERROR
     # An unreadable file and a reader gone away (`| head`) are the command line's to say.
     return EXIT_OK
-
-
-def add_recording(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``record``, ``replay`` and ``recording`` to the ``ifpx`` command line."""
-    r = sub.add_parser("record", help="record the event stream (snapshot first) to FILE")
-    endpoints(r)
-    r.add_argument("file")
-    r.add_argument("--count", type=int, default=0, help="stop after N messages")
-    r.add_argument("--duration", type=float, default=0.0, help="stop after S seconds")
-    r.add_argument(
-        "--kind", action="extend", type=kinds, help="only these kinds (or families: route, ...)"
-    )
-    route_form(r)
-    r.set_defaults(func=_record)
-    p = sub.add_parser("replay", help="serve a recording as a bridge would")
-    endpoints(p)
-    p.add_argument("file")
-    speed = p.add_mutually_exclusive_group()
-    speed.add_argument("--speed", type=float, default=1.0, help="time scale (2 = twice as fast)")
-    speed.add_argument("--max", action="store_true", help="as fast as possible")
-    p.add_argument("--loop", action="store_true", help="start again at the end (new epoch)")
-    p.add_argument("--linger", type=float, default=2.0, help="seconds to keep serving at the end")
-    p.set_defaults(func=_replay)
-    s = sub.add_parser("recording", help="inspect a recording")
-    s.add_argument("action", choices=["show", "verify"])
-    s.add_argument("file")
-    s.add_argument("--json", action="store_true", help="JSON lines (show)")
-    s.set_defaults(func=_recording)
 
 
 # ---- schema ---------------------------------------------------------------------

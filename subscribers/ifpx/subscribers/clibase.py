@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from ifpx.schemas import commands as c
-from ifpx.schemas.events import EVENT_TYPES
-from ifpx.schemas.state import RouteState, State
-from ifpx.schemas.topics import KIND_TOPIC
+from .errors import BridgeUnreachable, ClientError
 
-from .client import BridgeUnreachable, ClientError
+if TYPE_CHECKING:
+    from ifpx.schemas import commands as c
+    from ifpx.schemas.state import RouteState, State
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -38,6 +38,11 @@ def endpoints(p: argparse.ArgumentParser) -> None:
 def print_json(doc: Any) -> None:
     """``doc`` as indented JSON on stdout."""
     print(json.dumps(doc, indent=2, sort_keys=False))
+
+
+def saying(prog: str) -> Callable[[str], None]:
+    """What a command passes as ``on_retry``: each retry said on stderr as it begins."""
+    return lambda why: print(f"{prog}: {why}", file=sys.stderr, flush=True)
 
 
 def failed(prog: str, exc: ClientError) -> int:
@@ -85,6 +90,8 @@ _FAMILIES = {
 
 def kind_words() -> list[str]:
     """What ``--kind`` takes: every event kind and every family name."""
+    from ifpx.schemas.events import EVENT_TYPES
+
     return [*sorted(EVENT_TYPES), *sorted(set(_FAMILIES.values()))]
 
 
@@ -92,6 +99,10 @@ def kinds(text: str) -> list[str]:
     """``--kind``: an event kind, or a family as ``ip monitor`` names it (``route``,
     ``addr``, ``link``, ``neigh``, or a prefix of one: ``ro``) for all its kinds;
     ``fib`` for the routes by next-hop group."""
+    # Here rather than at the top: the parser is built for --help without the schemas.
+    from ifpx.schemas.events import EVENT_TYPES
+    from ifpx.schemas.topics import KIND_TOPIC
+
     if text in EVENT_TYPES:
         return [text]
     topics = {topic for name, topic in _FAMILIES.items() if text and name.startswith(text)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,48 +15,24 @@ from ifpx.schemas import commands as c
 from ifpx.schemas.endpoints import DEFAULT_CONTROL
 from ifpx.schemas.events import WireModel
 
+from .errors import (
+    BridgeError,
+    BridgeUnreachable,
+    ClientError,
+    ConfigurationError,
+    ProtocolError,
+)
 from .security import CurveClient
 
-
-class ClientError(Exception):
-    """Why a command got no result: the one type a caller of :class:`ControlClient` catches.
-
-    ``exit_status`` is what the ``ifpx`` command line exits with for it, ``kind`` how
-    its JSON output names it (a refusal by the bridge: the bridge's error code).
-    """
-
-    exit_status = 1
-    kind = "client_error"
-
-
-class BridgeError(ClientError):
-    """The bridge refused the command; ``code`` says why (clients branch on it)."""
-
-    def __init__(self, code: c.ErrorCode, message: str) -> None:
-        super().__init__(f"{code.value}: {message}")
-        self.code = code
-        self.message = message
-        self.kind = code.value
-
-
-class BridgeUnreachable(ClientError):
-    """No reply within the time allowed."""
-
-    exit_status = 3
-    kind = "unreachable"
-
-
-class ProtocolError(ClientError):
-    """Something answered, but not with a reply of this protocol."""
-
-    kind = "protocol_error"
-
-
-class ConfigurationError(ClientError):
-    """The endpoint or the CURVE settings cannot be used."""
-
-    exit_status = 2
-    kind = "configuration_error"
+__all__ = [
+    "BridgeError",
+    "BridgeUnreachable",
+    "ClientError",
+    "ConfigurationError",
+    "ControlClient",
+    "ProtocolError",
+    "missing_socket",
+]
 
 
 _ids = itertools.count(1)
@@ -77,7 +54,11 @@ def missing_socket(endpoint: str) -> str | None:
 
 
 class ControlClient:
-    """Sends commands and waits for replies; never waits longer than asked."""
+    """Sends commands and waits for replies; never waits longer than asked.
+
+    ``on_retry`` is told, in a sentence, each time a try went unanswered and another
+    begins: a command line says it rather than wait ``retries`` x ``timeout`` in silence.
+    """
 
     def __init__(
         self,
@@ -86,8 +67,10 @@ class ControlClient:
         retries: int = 2,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: CurveClient | None = None,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.on_retry = on_retry
         self.curve = curve
         self.timeout = timeout
         self.retries = retries
@@ -127,13 +110,18 @@ class ControlClient:
         if missing:
             # Nothing to wait for: say so now rather than after every retry's timeout.
             raise BridgeUnreachable(missing)
-        for _attempt in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
             sock = self._socket()
             sock.send(payload)
             if sock.poll(int(per_try * 1000), zmq.POLLIN):
                 return sock.recv()
             # REQ is stuck waiting for a reply that will never come: start afresh.
             self.close()
+            if self.on_retry is not None and attempt < self.retries:
+                self.on_retry(
+                    f"no reply from {self.endpoint} in {per_try:.1f}s; "
+                    f"trying again ({attempt + 2} of {self.retries + 1})"
+                )
         raise BridgeUnreachable(
             f"no reply from {self.endpoint} after {self.retries + 1} tries of {per_try:.1f}s"
         )

@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,11 @@ class Recorder:
         timeout: float = 5.0,
         curve: CurveClient | None = None,
         routes: RouteForm = "flat",
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self.path = path
+        self.on_retry = on_retry
+        """Told when the snapshot's request goes unanswered and is sent again."""
         self.events = events
         self.control = control
         self.kinds = kinds
@@ -95,7 +99,9 @@ class Recorder:
         begun = False
         try:
             with (
-                ControlClient(self.control, timeout=self.timeout, curve=self.curve) as client,
+                ControlClient(
+                    self.control, timeout=self.timeout, curve=self.curve, on_retry=self.on_retry
+                ) as client,
                 part.open("wb") as fh,
             ):
                 raw, snap = self._snapshot(client)

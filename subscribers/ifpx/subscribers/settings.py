@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ifpx.schemas.endpoints import DEFAULT_CONTROL, DEFAULT_EVENTS
 
-from .client import ConfigurationError
+from .errors import ConfigurationError
 from .security import CurveClient
 
 
