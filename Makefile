@@ -20,6 +20,7 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q -p no:cacheprovider tests/test_budgets.py
 
 typecheck: venv
 	$(BIN)/mypy --strict -p ifpx.schemas -p ifpx.bridge -p ifpx.subscribers

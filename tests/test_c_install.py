@@ -98,6 +98,7 @@ def test_the_install_has_a_versioned_shared_library_an_archive_and_headers(prefi
     assert "Library soname: [libifpx.so.2]" in dynamic
     headers = {p.name for p in (prefix / "include" / "ifpx").iterdir()}
     ours = {"ifpx.h", "ifpx_machine.h", "ifpx_replica.h", "ifpx_wire.h", "ifpx_json.h"}
+    ours |= {"ifpx_contract.h"}  # generated from the schemas (ifpx.schemas.cgen)
     # With DPDK, the RFC's API comes too (libifpx-rte: tests/test_rte_if_proxy.py).
     assert headers == ours | ({"rte_if_proxy.h"} if have_toolchain("libdpdk") else set())
     assert _pkg(prefix, "--modversion")[0].startswith("2.")

@@ -2,6 +2,7 @@
  * step; read that for the reasoning. */
 #include "ifpx_machine.h"
 #include "ifpx_machine_int.h"
+#include "ifpx_contract_tables.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -10,8 +11,7 @@
 #include <string.h>
 #include <syslog.h>
 
-const char *const ifpx_topic_names[IFPX_N_TOPICS] = {"link", "addr", "route", "neigh", "port",
-                                                      "sync", "hb", "rule", "fib"};
+const char *const ifpx_topic_names[IFPX_N_TOPICS] = {IFPX_TOPIC_NAMES};
 
 void ifpx_log(ifpx_log_fn log, void *ctx, int level, const char *fmt, ...)
 {

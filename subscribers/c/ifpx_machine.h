@@ -41,7 +41,6 @@ extern "C" {
 /* The reason resync_begin/resync_end give when the snapshot was of another epoch. */
 #define IFPX_REASON_RESTARTED "bridge restarted (new epoch)"
 
-#define IFPX_N_TOPICS 9
 /* "link", "addr", "route", "neigh", "port", "sync", "hb", "rule", "fib": bit i of a topic
  * mask is topic i. "route" takes routes flat, "fib" by next-hop group: a subscriber takes
  * one of the two. */

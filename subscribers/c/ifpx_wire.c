@@ -1,5 +1,6 @@
 /* ifpx wire decoding: see ifpx_wire.h. */
 #include "ifpx_mp.h"
+#include "ifpx_contract_tables.h"
 
 #include <arpa/inet.h>
 #include <msgpack.h>
@@ -8,28 +9,19 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define MAX_MESSAGE_BYTES (16u << 20)
-#define MAX_BATCH 4096u
+#define MAX_MESSAGE_BYTES IFPX_MAX_MESSAGE_BYTES
+#define MAX_BATCH ((unsigned)IFPX_MAX_BATCH)
 
-static const char *const KIND_NAMES[IFPX_KIND_COUNT] = {
-    "mac_change", "mtu_change", "link_change",
-    "addr_add", "addr_del", "addr6_add", "addr6_del",
-    "route_add", "route_del", "route6_add", "route6_del",
-    "neigh_add", "neigh_del", "neigh6_add", "neigh6_del",
-    "cfg_done", "port_bound", "port_unbound",
-    "proxy_gone", "proxy_renamed", "proxy_back",
-    "resync_begin", "resync_end", "heartbeat",
-    "rule_add", "rule_del", "rule6_add", "rule6_del",
-    "nhgroup_set", "nhgroup_del", "groute_add", "groute_del", "groute6_add", "groute6_del",
-};
+static const char *const KIND_NAMES[IFPX_KIND_COUNT] = {IFPX_KIND_NAMES};
+static const char *const KIND_TOPICS[IFPX_KIND_COUNT] = {IFPX_KIND_TOPICS};
+static const unsigned char KIND_PORT_SCOPED[IFPX_KIND_COUNT] = {IFPX_KIND_PORT_SCOPED};
 
 const char *ifpx_kind_name(enum ifpx_kind kind)
 {
     return (unsigned)kind < IFPX_KIND_COUNT ? KIND_NAMES[kind] : "?";
 }
 
-static const char *const ROUTE_TYPES[] = {"unicast", "blackhole", "unreachable", "prohibit",
-                                          "throw"};
+static const char *const ROUTE_TYPES[] = {IFPX_ROUTE_TYPE_NAMES};
 #define N_ROUTE_TYPES (sizeof ROUTE_TYPES / sizeof ROUTE_TYPES[0])
 
 const char *ifpx_route_type_name(int type)
@@ -47,8 +39,7 @@ int ifpx_route_type_parse(const char *name, uint8_t *type)
     return -1;
 }
 
-static const char *const RULE_ACTIONS[] = {"lookup", "goto", "nop", "blackhole",
-                                           "unreachable", "prohibit"};
+static const char *const RULE_ACTIONS[] = {IFPX_RULE_ACTION_NAMES};
 #define N_RULE_ACTIONS (sizeof RULE_ACTIONS / sizeof RULE_ACTIONS[0])
 
 const char *ifpx_rule_action_name(int action)
@@ -372,8 +363,7 @@ static int kind_of(const msgpack_object *map, enum ifpx_kind *kind)
 
 int ifpx_kind_is_port_scoped(enum ifpx_kind k)
 {
-    return k <= IFPX_ADDR6_DEL || (k >= IFPX_NEIGH_ADD && k <= IFPX_NEIGH6_DEL) ||
-           (k >= IFPX_PORT_BOUND && k <= IFPX_PROXY_BACK);
+    return (unsigned)k < IFPX_KIND_COUNT && KIND_PORT_SCOPED[k];
 }
 
 /* addr(6)_add/del and neigh(6)_add/del: the address, then a prefix or a neighbour. */
@@ -766,21 +756,5 @@ int ifpx_decode_wait_applied(const char *buf, size_t len, struct ifpx_wait_resul
 
 const char *ifpx_kind_topic(enum ifpx_kind k)
 {
-    if (k <= IFPX_LINK_CHANGE)
-        return "link";
-    if (k <= IFPX_ADDR6_DEL)
-        return "addr";
-    if (k <= IFPX_ROUTE6_DEL)
-        return "route";
-    if (k <= IFPX_NEIGH6_DEL)
-        return "neigh";
-    if (k >= IFPX_PORT_BOUND && k <= IFPX_PROXY_BACK)
-        return "port";
-    if (k == IFPX_HEARTBEAT)
-        return "hb";
-    if (k >= IFPX_RULE_ADD && k <= IFPX_RULE6_DEL)
-        return "rule";
-    if (k >= IFPX_NHGROUP_SET && k <= IFPX_GROUTE6_DEL)
-        return "fib";
-    return "sync";
+    return (unsigned)k < IFPX_KIND_COUNT ? KIND_TOPICS[k] : "?";
 }

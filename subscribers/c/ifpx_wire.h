@@ -16,25 +16,9 @@
 extern "C" {
 #endif
 
-#define IFPX_MAX_NEXTHOPS 256
-#define IFPX_NAME_LEN 16   /* IFNAMSIZ */
-#define IFPX_MAX_TOPICS 16
+#include "ifpx_contract.h" /* enum ifpx_kind, route types, rule actions, bounds */
 
-enum ifpx_kind {
-    IFPX_MAC_CHANGE, IFPX_MTU_CHANGE, IFPX_LINK_CHANGE,
-    IFPX_ADDR_ADD, IFPX_ADDR_DEL, IFPX_ADDR6_ADD, IFPX_ADDR6_DEL,
-    IFPX_ROUTE_ADD, IFPX_ROUTE_DEL, IFPX_ROUTE6_ADD, IFPX_ROUTE6_DEL,
-    IFPX_NEIGH_ADD, IFPX_NEIGH_DEL, IFPX_NEIGH6_ADD, IFPX_NEIGH6_DEL,
-    IFPX_CFG_DONE, IFPX_PORT_BOUND, IFPX_PORT_UNBOUND,
-    IFPX_PROXY_GONE, IFPX_PROXY_RENAMED, IFPX_PROXY_BACK,
-    IFPX_RESYNC_BEGIN, IFPX_RESYNC_END, IFPX_HEARTBEAT,
-    /* protocol minor 1 */
-    IFPX_RULE_ADD, IFPX_RULE_DEL, IFPX_RULE6_ADD, IFPX_RULE6_DEL,
-    /* protocol minor 3: next-hop groups, and routes that refer to one (topic "fib") */
-    IFPX_NHGROUP_SET, IFPX_NHGROUP_DEL,
-    IFPX_GROUTE_ADD, IFPX_GROUTE_DEL, IFPX_GROUTE6_ADD, IFPX_GROUTE6_DEL,
-    IFPX_KIND_COUNT
-};
+#define IFPX_MAX_TOPICS 16
 
 enum ifpx_status {
     IFPX_OK = 0,
@@ -65,18 +49,6 @@ struct ifpx_nexthop {
     int32_t port_id;        /* -1: no port bound to that interface */
     uint16_t weight;
     uint8_t flags;          /* IFPX_NH_* */
-};
-
-/* How a route forwards: only unicast routes have next hops. BLACKHOLE drops silently,
- * UNREACHABLE and PROHIBIT drop with an ICMP error, THROW ends the lookup in this table. */
-enum ifpx_route_type {
-    IFPX_RT_UNICAST, IFPX_RT_BLACKHOLE, IFPX_RT_UNREACHABLE, IFPX_RT_PROHIBIT, IFPX_RT_THROW
-};
-
-/* What a matching policy rule does (the wire's "action"). */
-enum ifpx_rule_action {
-    IFPX_RULE_LOOKUP, IFPX_RULE_GOTO, IFPX_RULE_NOP, IFPX_RULE_BLACKHOLE,
-    IFPX_RULE_UNREACHABLE, IFPX_RULE_PROHIBIT
 };
 
 /* A policy routing rule (rule(6)_add/_del). Every has_* 0 means "no such selector";

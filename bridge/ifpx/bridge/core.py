@@ -322,7 +322,7 @@ class BridgeCore(RouteMirror):
 
     # ---- resync ---------------------------------------------------------------
 
-    def reconcile(
+    def reconcile(  # noqa: C901
         self, kind: str, records: Iterable[nlmsg.Record], family: int = 0, oif: int = 0
     ) -> list[ev.EventBase]:
         """Make the mirror equal a complete dump; return exactly the difference as events.

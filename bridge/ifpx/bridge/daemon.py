@@ -402,7 +402,7 @@ class Bridge:
         if self.curve is not None:
             self.curve.serve(sock)
 
-    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool, bool]]) -> None:
+    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool, bool]]) -> None:  # noqa: C901
         poller = zmq.Poller()
         listening = self.listener.fileno()
         poller.register(listening, zmq.POLLIN)

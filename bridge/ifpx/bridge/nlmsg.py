@@ -463,7 +463,7 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int, nlflags: int = 0) 
     ))  # fmt: skip
 
 
-def _route_any(mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0) -> Route | None:
+def _route_any(mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0) -> Route | None:  # noqa: C901
     family, dlen, _slen, tos, table, proto, _scope, rtype, flags = _RTMSG.unpack_from(buf, off)
     if family != AF_INET and family != AF_INET6:
         return None

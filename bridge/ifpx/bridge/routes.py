@@ -715,7 +715,7 @@ class RouteMirror:
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
         return list(dict.fromkeys((k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys))
 
-    def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:
+    def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:  # noqa: C901
         rtype = rec.type
         nhid = rec.nhid
         pre: list[ev.EventBase] = []
@@ -796,7 +796,7 @@ class RouteMirror:
         rtype, hops = self._resolve(rec)
         return _identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
 
-    def _alias(
+    def _alias(  # noqa: C901
         self, rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], key: PublicKey
     ) -> list[ev.EventBase] | None:
         """An IPv4 route among others under one key: its events if it is hidden (or
@@ -943,7 +943,7 @@ class RouteMirror:
         """Delete a mirrored route as if the kernel had said so; return the events."""
         return self._route(self._record(key, self.routes[key], True))
 
-    def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:
+    def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:  # noqa: C901
         """Republish the routes through next-hop objects ``ids``; withdraw those whose
         object is gone (the kernel deletes such routes without a message).
 
@@ -1040,7 +1040,7 @@ class RouteMirror:
             return sorted({k for g in groups.values() for k in g.keys or ()})
         return [k for k, v in self.paced(self.routes.items()) if id(v[1]) in groups]
 
-    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
+    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:  # noqa: C901
         """Apply a route dump to a mirror that holds none of its routes yet (the start).
 
         Nothing to sweep and, inside :meth:`quiet`, nobody to tell: the records are

@@ -523,3 +523,23 @@ DPDK_KINDS: tuple[str, ...] = (
     "cfg_done",
 )
 """The kinds named after DPDK's ``rte_ifpx`` callbacks."""
+
+KIND_ORDER: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (
+        0,
+        (
+            *("mac_change", "mtu_change", "link_change"),
+            *("addr_add", "addr_del", "addr6_add", "addr6_del"),
+            *("route_add", "route_del", "route6_add", "route6_del"),
+            *("neigh_add", "neigh_del", "neigh6_add", "neigh6_del"),
+            *("cfg_done", "port_bound", "port_unbound"),
+            *("proxy_gone", "proxy_renamed", "proxy_back"),
+            *("resync_begin", "resync_end", "heartbeat"),
+        ),
+    ),
+    (1, ("rule_add", "rule_del", "rule6_add", "rule6_del")),
+    (3, ("nhgroup_set", "nhgroup_del", "groute_add", "groute_del", "groute6_add", "groute6_del")),
+)
+"""Every event kind by the protocol minor that brought it, in the order it came: the
+number C's ``enum ifpx_kind`` gives it (``ifpx.schemas.cgen``). Append only: a kind's
+number is part of libifpx's ABI."""

@@ -31,6 +31,20 @@ TOPICS: tuple[Topic, ...] = (
 )
 """All topics. No topic is a prefix of another, so ZeroMQ prefix matching is exact."""
 
+TOPIC_ORDER: tuple[Topic, ...] = (
+    "link",
+    "addr",
+    "route",
+    "neigh",
+    "port",
+    "sync",
+    "hb",
+    "rule",
+    "fib",
+)
+"""The topics in the order they came: bit i of the C library's topic masks is topic i
+(``ifpx.schemas.cgen``). Append only."""
+
 ALWAYS_SUBSCRIBED: tuple[Topic, ...] = ("port", "sync", "hb")
 """Topics every subscriber takes whatever its kind filter."""
 

@@ -32,7 +32,7 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     )
 
 
-def _render(result: c.Result) -> str:
+def _render(result: c.Result) -> str:  # noqa: C901
     if isinstance(result, c.ListBindingsResult):
         return _table(
             ["PORT", "PROXY", "IFINDEX", "STATE"],

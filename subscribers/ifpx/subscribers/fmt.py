@@ -62,7 +62,7 @@ def rule_text(r: ev.RuleFields) -> str:
     return " ".join(parts)
 
 
-def describe(e: ev.EventBase) -> str:
+def describe(e: ev.EventBase) -> str:  # noqa: C901
     """What changed, without timestamp."""
     kind: str = e.kind
     if isinstance(e, ev.PortScoped):

@@ -76,7 +76,7 @@ class Recorder:
         self.stats.snapshots += 1
         return raw, reply.result
 
-    def run(self, count: int = 0, duration: float = 0.0) -> RecordStats:
+    def run(self, count: int = 0, duration: float = 0.0) -> RecordStats:  # noqa: C901
         """Record until ``count`` messages, ``duration`` seconds or :meth:`stop`."""
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         sub: zmq.Socket[bytes] = ctx.socket(zmq.SUB)

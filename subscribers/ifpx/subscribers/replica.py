@@ -152,7 +152,7 @@ class Replica:
 
     # ---- events ----------------------------------------------------------------
 
-    def apply(self, e: ev.EventBase) -> None:
+    def apply(self, e: ev.EventBase) -> None:  # noqa: C901
         """Apply one event (idempotent)."""
         kind: str = e.kind
         route = _ROUTE_KINDS.get(kind)
@@ -513,7 +513,7 @@ def initial_events(target: Replica) -> Iterator[ev.EventBase]:
     )
 
 
-def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:
+def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:  # noqa: C901
     """Events that take ``old`` to ``target``; applying them to ``old`` makes the two equal."""
     out: list[ev.EventBase] = []
     for pid, b in sorted(old.bindings.items()):
