@@ -37,9 +37,10 @@ from .bindings import BindingTable, Entry
 from .config import Options
 from .connections import CONTROL_CONNECTIONS, cap_for
 from .control import Controller
-from .core import AF4, AF6, BridgeCore, Redump
+from .core import AF4, AF6, BridgeCore
 from .netns import Namespace
 from .publisher import Publisher
+from .reconciler import Reconciler
 from .sockguard import SocketGuard
 from .stats import BridgeStats
 from .workers import Peer
@@ -56,18 +57,12 @@ the bridge hold a snapshot per request."""
 DRAIN = 512
 """Most netlink datagrams read per wake-up before they are processed and published."""
 _DUMP_RETRIES = 5
-_SETTLE = 0.05
 _CATCH_UP = 2.0
 """Most seconds ``wait_applied`` spends reading what the kernel queued before it answers."""
-"""Seconds after a compensating re-dump until the same dump is looked at once more."""
 
 
 class StartupError(Exception):
     """The bridge cannot start (endpoint taken, netns missing, bad state file...)."""
-
-
-def _redump_order(req: Redump) -> tuple[bool, int, int]:
-    return (req.kind != "nexthop", req.family, req.oif)
 
 
 class DumpFailed(Exception):
@@ -97,8 +92,7 @@ class Bridge:
         self.dump_retries = 0
         self.resync_seconds = 0.0
         self.started = time.monotonic()
-        self._settle: set[Redump] = set()
-        self._settle_at = 0.0
+        self.reconciler = Reconciler(self.core.redumps, self.core.counters)
         self._next_hb = float("inf")  # no heartbeat before the loop begins (it sets it)
         self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
@@ -304,7 +298,7 @@ class Bridge:
         events.extend(self._dump("rule", AF4))
         events.extend(self._dump("rule", AF6))
         events.extend(self._dump("neigh"))
-        self.core.redumps.clear()  # the full dump just covered them
+        self.reconciler.covered()
         return events
 
     def _initial_sync(self, saved: list[Entry]) -> None:
@@ -335,28 +329,20 @@ class Bridge:
         log.info("resync done changes=%d seconds=%.3f", len(events), time.monotonic() - t0)
 
     def _compensate(self) -> list[EventBase]:
+        """The re-dumps the core asked for (see :class:`Reconciler`)."""
         events: list[EventBase] = []
-        while self.core.redumps:
-            # Next-hop objects first: the routes re-dumped next resolve through them.
-            req = min(self.core.redumps, key=_redump_order)
-            self.core.redumps.discard(req)
-            self.core.counters.compensations += 1
+        while (req := self.reconciler.next()) is not None:
             events.extend(self._dump(req.kind, req.family, req.oif))
-            # The kernel may not be done: it sends RTM_DELADDR before it flushes the
-            # address's routes, and IPv4 route dumps do not wait for that flush. So the
-            # same dump once more, a moment later, catches what the first one still saw.
-            if not self._settle:
-                self._settle_at = time.monotonic() + _SETTLE
-            self._settle.add(req)
+            self.reconciler.ran(req, time.monotonic())
         return events
 
     def _settle_redumps(self) -> None:
-        """The second look that :meth:`_compensate` promised, once it is due."""
-        if not self._settle or time.monotonic() < self._settle_at:
+        """The second looks the re-dumps promised, once they are due."""
+        due = self.reconciler.due(time.monotonic())
+        if not due:
             return
-        reqs, self._settle = self._settle, set()
         events: list[EventBase] = []
-        for req in sorted(reqs, key=_redump_order):
+        for req in due:
             events.extend(self._dump(req.kind, req.family, req.oif))
         self._publish(events)
 
@@ -417,8 +403,9 @@ class Bridge:
             now = time.monotonic()
             self._beat(now)
             timeout = max(0.0, min(self._next_hb - now, 0.5))
-            if self._settle:
-                timeout = max(0.0, min(timeout, self._settle_at - now))
+            wake = self.reconciler.wake_at()
+            if wake is not None:
+                timeout = max(0.0, min(timeout, wake - now))
             try:
                 ready = dict(poller.poll(int(timeout * 1000)))
             except zmq.ZMQError as exc:
