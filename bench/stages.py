@@ -97,7 +97,7 @@ def _replay(
     tap = core.link_by_name("tap0")
     assert tap is not None
     core.bind(0, tap)
-    core.flat, core.grouped = form == "flat", form == "group"
+    core.out.flat, core.out.grouped = form == "flat", form == "group"
     ctx = zmq.Context()
     pub = ctx.socket(zmq.XPUB)
     sub = ctx.socket(zmq.SUB)

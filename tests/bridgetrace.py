@@ -82,8 +82,8 @@ class Runner:
 
     def __init__(self, forms: dict[str, bool]) -> None:
         self.core = BridgeCore(validate=True)
-        self.core.flat = forms.get("flat", True)
-        self.core.grouped = forms.get("group", False)
+        self.core.out.flat = forms.get("flat", True)
+        self.core.out.grouped = forms.get("group", False)
         self.reconciler = Reconciler(self.core.redumps, self.core.counters)
         self._again: list[Redump] = []
 

@@ -105,7 +105,7 @@ def test_non_unicast_and_cloned_routes_are_ignored() -> None:
     local = nlmsg.Route(False, AF4, 255, "192.0.2.1", 32, 0, 2, 2, 0, 0, ((None, 2, 1, 0),))
     cloned = nlmsg.Route(False, AF6, 254, "2001:db8::9", 128, 0, 2, 1, 0x200, 0, ((None, 2, 1, 0),))
     assert core.apply(local) == [] and core.apply(cloned) == []
-    assert not core.routes
+    assert not core.fib.routes
 
 
 def carrier(ifindex: int, name: str, up: bool, has_carrier: bool) -> nlmsg.Link:
@@ -156,7 +156,7 @@ def test_link_down_derives_liveness_asks_for_redumps_and_reconcile_sweeps() -> N
     core.apply(route("10.50.0.0", 16, ("10.0.0.2", 2, 1)))
     assert core.reconcile("route", [], AF4, oif=2) != []
     assert core.reconcile("route", [v6], AF6, oif=2) == []
-    assert len(core.routes) == 1
+    assert len(core.fib.routes) == 1
 
 
 def test_delete_and_recreate_proxy_with_same_name() -> None:
@@ -332,7 +332,7 @@ def _apply_op(core: BridgeCore, op: tuple) -> list[ev.EventBase]:  # type: ignor
             return []  # the kernel refuses an empty group
         return core.apply(nlmsg.NhObject(op[3], op[1], 0, None, 0, 0, False, False, group))
     if kind == "nhroute":
-        if op[2] not in core.nh_objects.objects:
+        if op[2] not in core.fib.nh_objects.objects:
             return []  # the kernel refuses a route through an unknown object
         dst = f"10.{op[1] + 100}.0.0"
         return core.apply(nlmsg.Route(False, AF4, 254, dst, 16, 0, 4, 1, 0, 0, (), None, op[2]))
@@ -371,8 +371,8 @@ def test_the_group_form_and_the_flat_form_hold_the_same_routes(
     defer: bool,
 ) -> None:
     core = BridgeCore()
-    core.grouped = True
-    core.defer_flat = defer  # the daemon's way: the flat form's republishing comes after
+    core.out.grouped = True
+    core.fib.defer_flat = defer  # the daemon's way: the flat form's republishing comes after
     core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "tap2")])
     for op in pre:
         _apply_op(core, op)
@@ -383,20 +383,20 @@ def test_the_group_form_and_the_flat_form_hold_the_same_routes(
     for op in post:
         if op[0] == "dellink" and op[1] not in core.links:
             continue
-        events = _apply_op(core, op) + list(core.deferred())
+        events = _apply_op(core, op) + list(core.fib.deferred())
         flat.apply_all(e for e in events if KIND_TOPIC[e.kind] != "fib")
         grouped.apply_all(e for e in events if KIND_TOPIC[e.kind] != "route")
         core.redumps.clear()
     assert not grouped.routes and not flat.groutes  # each took its own form only
-    for group in core.groups():  # the keys a small group keeps are its routes'
+    for group in core.fib.groups():  # the keys a small group keeps are its routes'
         if group.keys is not None:
-            assert group.keys == {k for k, v in core.routes.items() if v[1] is group}
+            assert group.keys == {k for k, v in core.fib.routes.items() if v[1] is group}
     _assert_groups_reclaimed(core)
     # The group form holds the groups its routes name, and none the bridge has forgotten
     # (one may stay announced while a route of the mirror uses it: a device route's,
     # published merged with another's).
     named = {r[1] for r in grouped.groutes.values()} - {0}
-    assert named <= set(grouped.groups) <= {g.gid for g in core.groups()}
+    assert named <= set(grouped.groups) <= {g.gid for g in core.fib.groups()}
     assert grouped.to_state() == flat.to_state() == core.snapshot().canonical()
     for dst in ("10.1.0.1", "10.2.3.4", "10.101.0.1", "10.7.0.9"):
         assert grouped.lookup(dst) == flat.lookup(dst)
@@ -404,24 +404,24 @@ def test_the_group_form_and_the_flat_form_hold_the_same_routes(
 
 def _assert_groups_reclaimed(core: BridgeCore) -> None:
     """Every group the mirror keeps is in use, counted right, with its own id."""
-    groups = list(core.groups())
+    groups = list(core.fib.groups())
     assert len({g.gid for g in groups}) == len(groups)
-    published = {id(v[1]) for p in core._variants if (v := core._published(p)) is not None}
+    published = {id(v[1]) for p in core.fib.variants if (v := core.fib.published(p)) is not None}
     for group in groups:
-        refs = sum(1 for v in core.routes.values() if v[1] is group)
+        refs = sum(1 for v in core.fib.routes.values() if v[1] is group)
         assert group.refs == refs
         if group.bare is not None:
             assert refs > 0, "a group of a set of next hops no route uses is forgotten"
-        elif group not in core._obj_groups.values():
+        elif group not in core.fib.nhg.by_object.values():
             assert id(group) in published, "so is a merged route's no route is published by"
     live = {id(g) for g in groups}
-    assert all(id(v[1]) in live for v in core._values.values() if v[1].gid)
-    assert not set(core._free_gids) & {g.gid for g in groups}
+    assert all(id(v[1]) in live for v in core.fib.nhg.values.values() if v[1].gid)
+    assert not set(core.fib.nhg._free_gids) & {g.gid for g in groups}
 
 
 def test_a_group_no_route_uses_is_withdrawn_and_its_id_reused() -> None:
     core = core_with_taps()
-    core.grouped, core.flat = True, False
+    core.out.grouped, core.out.flat = True, False
     core.bind(0, core.links[2])
     first = core.apply(route("10.1.0.0", 16, ("10.0.0.2", 2, 1)))
     assert kinds(first) == ["nhgroup_set", "groute_add"]
@@ -439,10 +439,10 @@ def test_a_group_no_route_uses_is_withdrawn_and_its_id_reused() -> None:
         core.apply(
             route(f"10.{i % 200}.1.0", 24, (f"10.0.{i // 250}.{i % 250}", 2, 1), deleted=True)
         )
-    assert max(g.gid for g in core.groups()) <= 3 and len(core._values) <= 2
+    assert max(g.gid for g in core.fib.groups()) <= 3 and len(core.fib.nhg.values) <= 2
     # A group in a snapshot is withdrawn too, though not announced since.
     core.snapshot_wire()
-    core.forget_sent()
+    core.fib.forget_sent()
     assert kinds(core.apply(route("10.2.0.0", 16, ("10.0.0.3", 2, 1), deleted=True))) == [
         "groute_del",
         "nhgroup_del",
@@ -462,7 +462,7 @@ def test_a_group_no_route_uses_is_withdrawn_and_its_id_reused() -> None:
 
 def test_a_merged_route_follows_its_parts_liveness_in_its_own_group() -> None:
     core = core_with_taps()
-    core.grouped, core.flat = True, False
+    core.out.grouped, core.out.flat = True, False
     core.bind(0, core.links[2])
     core.bind(1, core.links[3])
     core.apply(route("10.9.0.0", 16, (None, 2, 1)))
@@ -481,7 +481,7 @@ def test_a_merged_route_follows_its_parts_liveness_in_its_own_group() -> None:
 
 def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> None:
     core = core_with_taps()
-    core.grouped, core.flat = True, False
+    core.out.grouped, core.out.flat = True, False
     for ifindex, name in ((2, "tap0"), (3, "tap1")):
         core.apply(nlmsg.Link(False, ifindex, name, 1500, "02:00:00:00:00:01", True, True))
     core.bind(0, core.links[2])
@@ -499,15 +499,15 @@ def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> No
     assert down[1].nexthops[1].flags == ("dead", "linkdown")  # type: ignore[attr-defined]
     assert down[1].group == added[-2].group  # type: ignore[attr-defined]
     # The flat form says the same of every route: what a `route` subscriber costs.
-    core.flat = True
+    core.out.flat = True
     up = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", True, True))
     assert kinds(up)[:2] == ["link_change", "nhgroup_set"] and len(up) == 2 + 4999
     # Put off (the daemon's way), the group form's event comes without them...
-    core.defer_flat = True
+    core.fib.defer_flat = True
     down = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", False, False))
     assert kinds(down) == ["link_change", "nhgroup_set"]
-    owed = list(core.deferred())  # ...and the flat form's after, as the routes are then
-    assert kinds(owed) == ["route_add"] * 4999 and not list(core.deferred())
+    owed = list(core.fib.deferred())  # ...and the flat form's after, as the routes are then
+    assert kinds(owed) == ["route_add"] * 4999 and not list(core.fib.deferred())
     assert all(e.nexthops[1].flags == ("dead", "linkdown") for e in owed)  # type: ignore[attr-defined]
 
 
@@ -554,10 +554,10 @@ def test_initial_route_load_streams_and_an_interrupted_one_is_swept_on_retry() -
         yield route("10.2.0.0", 16, ("10.0.0.2", 2, 1))
         raise RuntimeError("dump interrupted")
 
-    with core.quiet():
+    with core.fib.quiet():
         with pytest.raises(RuntimeError):
-            core.load_routes(interrupted())
-        assert len(core.routes) == 2  # what came before the interruption stays
+            core.fib.load_routes(interrupted())
+        assert len(core.fib.routes) == 2  # what came before the interruption stays
         # The retry is a full reconcile: 10.2/16 went away meanwhile and is swept.
         core.reconcile("route", [route("10.1.0.0", 16, ("10.0.0.2", 2, 1))], AF4)
     assert [r.dst for r in core.snapshot().routes] == ["10.1.0.0/16"]
@@ -567,30 +567,30 @@ def test_routes_via_an_interface_after_a_bulk_load_and_live_changes() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
     core.bind(1, core.links[3])
-    with core.quiet():
-        core.load_routes(
+    with core.fib.quiet():
+        core.fib.load_routes(
             [
                 route("10.1.0.0", 16, ("10.0.0.2", 2, 1)),
                 route("10.2.0.0", 16, ("10.0.0.2", 2, 1)),
                 route("10.3.0.0", 16, ("10.0.1.2", 3, 1)),
             ]
         )
-    assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
+    assert len(core.fib.routes_via(2)) == 2 and len(core.fib.routes_via(3)) == 1
     core.apply(route("10.4.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1)))
-    assert {k[2] for k in core.routes_via(3)} == {"10.3.0.0", "10.4.0.0"}
+    assert {k[2] for k in core.fib.routes_via(3)} == {"10.3.0.0", "10.4.0.0"}
     core.apply(route("10.4.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 3, 1), deleted=True))
-    assert len(core.routes_via(2)) == 2 and len(core.routes_via(3)) == 1
-    assert not core.routes_via(9)
+    assert len(core.fib.routes_via(2)) == 2 and len(core.fib.routes_via(3)) == 1
+    assert not core.fib.routes_via(9)
     out = core.apply(nlmsg.Link(True, 3, "tap1", 1500, None, False, False))
     assert [(e.kind, getattr(e, "dst", None)) for e in out if e.kind.startswith("route")] == [
         ("route_del", "10.3.0.0")
     ]
-    assert not core.routes_via(3) and len(core.routes) == 2
+    assert not core.fib.routes_via(3) and len(core.fib.routes) == 2
 
 
 def _plain(core: BridgeCore) -> dict[object, object]:
     """The mirror's routes with each group as its next hops (groups compare by identity)."""
-    return {k: (v[0], v[1].hops, *v[2:]) for k, v in core.routes.items()}
+    return {k: (v[0], v[1].hops, *v[2:]) for k, v in core.fib.routes.items()}
 
 
 def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
@@ -612,11 +612,11 @@ def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
     for core in (bulk, single):
         core.bind(0, core.links[2])
         core.apply_all(objects)
-    with bulk.quiet():
-        bulk.load_routes(iter(records))
-    with single.quiet():
+    with bulk.fib.quiet():
+        bulk.fib.load_routes(iter(records))
+    with single.fib.quiet():
         single.apply_all(records)
     assert _plain(bulk) == _plain(single)
     assert bulk.snapshot() == single.snapshot()
-    resolved = bulk.routes[(AF4, 254, "10.2.0.0", 16, 0, 20)]
+    resolved = bulk.fib.routes[(AF4, 254, "10.2.0.0", 16, 0, 20)]
     assert [h[0] for h in resolved[1].hops] == ["10.0.0.2", "10.0.0.3"] and resolved[4] == 3

@@ -186,8 +186,8 @@ class Controller:
 
     def use_forms(self, now: float) -> None:
         """Build events in the route forms someone takes now."""
-        self.core.flat = self.forms.wanted("route", now)
-        self.core.grouped = self.forms.wanted("fib", now)
+        self.core.out.flat = self.forms.wanted("route", now)
+        self.core.out.grouped = self.forms.wanted("fib", now)
 
     def handle_frames(
         self,

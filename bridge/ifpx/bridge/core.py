@@ -13,41 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import chain
-from typing import Any, Literal
+from typing import Any
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import (
-    Binding,
-    NeighState,
-    PortState,
-    RouteTable,
     SnapshotState,
     State,
 )
 
-from . import nlmsg
+from . import nlmsg, snapshot
 from .bindings import BindingTable, Entry
 from .fastmodel import trusted
+from .groups import IN_SNAPSHOT, NhView, PublicKey, RouteKey, RouteVal
 from .policy import PolicyRules
-from .routes import (
-    AF4,
-    AF6,
-    IN_SNAPSHOT,
-    NEXTHOP_REDUMP,
-    NO_GROUP,
-    TYPE_NAMES,
-    Build,
-    Counters,
-    NhView,
-    PublicKey,
-    Redump,
-    RouteKey,
-    RouteMirror,
-    RouteVal,
-    hop_flag_names,
-    validated,
-)
+from .render import Build, Renderer, validated
+from .routes import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump, RouteMirror
 
 __all__ = [
     "AF4",
@@ -97,14 +77,18 @@ def _nud_name(state: int) -> str:
     return "none"
 
 
-class BridgeCore(RouteMirror):
+class BridgeCore:
     """Kernel mirror, binding table and the translation between them."""
 
     def __init__(self, all_routes: bool = False, validate: bool = False) -> None:
-        super().__init__()
-        self.all_routes = all_routes
         self.validate = validate
         self.bindings = BindingTable()
+        # Our own decoder produced the values, so by default the models are built
+        # without re-validation (several times cheaper per event); ``validate=True``
+        # takes the checked path, and a test holds the two to identical output.
+        self._ev: Build = validated if validate else trusted
+        self.out = Renderer(self.bindings, all_routes, self._ev)
+        """The route forms wanted (``out.flat``, ``out.grouped``) and their events."""
         self.links: dict[int, LinkState] = {}
         self.addrs: dict[int, set[tuple[int, str, int]]] = {}
         self.neighs: dict[int, dict[tuple[int, str], tuple[str | None, str]]] = {}
@@ -112,10 +96,8 @@ class BridgeCore(RouteMirror):
         self.counters = Counters()
         self.policy = PolicyRules()
         self.redumps: set[Redump] = set()
-        # Our own decoder produced the values, so by default the models are built
-        # without re-validation (several times cheaper per event); ``validate=True``
-        # takes the checked path, and a test holds the two to identical output.
-        self._ev: Build = validated if validate else trusted
+        self.fib = RouteMirror(self.out, self.counters, self.redumps, self.apply)
+        """The routes, their next-hop groups and the kernel's next-hop objects."""
 
     # ---- lookups ------------------------------------------------------------
 
@@ -138,12 +120,12 @@ class BridgeCore(RouteMirror):
         """Apply one record to the mirror; return the events it causes."""
         self.counters.records += 1
         if isinstance(rec, nlmsg.Route):
-            out = self._route(rec)
+            out = self.fib._route(rec)
         elif isinstance(rec, nlmsg.NhObject):
             out = self._nexthop(rec)
         elif isinstance(rec, nlmsg.Rule):
             out = self.policy.apply(rec)
-            if self.is_quiet:
+            if self.out.quiet:
                 out = []
         elif isinstance(rec, nlmsg.Link):
             out = self._link_deleted(rec.ifindex) if rec.deleted else self._link(rec)
@@ -207,7 +189,7 @@ class BridgeCore(RouteMirror):
             out.extend(self._link_changes(old, new))
         if (old.up, old.carrier) != (new.up, new.carrier):
             # After the link_change: a worker sees the cause before its effect on routes.
-            out.extend(self.follow_link(new.ifindex, new.up, new.carrier))
+            out.extend(self.fib.follow_link(new.ifindex, new.up, new.carrier))
             # What the kernel did silently, it may have done differently: ask it.
             self.redumps.update(
                 (NEXTHOP_REDUMP, Redump(AF4, new.ifindex), Redump(AF6, new.ifindex))
@@ -237,11 +219,11 @@ class BridgeCore(RouteMirror):
         return out
 
     def _nexthop(self, rec: nlmsg.NhObject) -> list[ev.EventBase]:
-        changed = self.nh_objects.apply(rec)
+        changed = self.fib.nh_objects.apply(rec)
         if rec.deleted and changed:
             # Groups lost the member silently; confirm what they hold now.
             self.redumps.add(NEXTHOP_REDUMP)
-        return self.nexthop_objects_changed(changed)
+        return self.fib.nexthop_objects_changed(changed)
 
     def _link_deleted(self, ifindex: int) -> list[ev.EventBase]:
         link = self.links.get(ifindex)
@@ -255,13 +237,13 @@ class BridgeCore(RouteMirror):
         # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
         # but dropping both here keeps the mirror exact either way. So do the next-hop
         # objects through it, and the routes that used them.
-        out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
-        self._hidden_follow(ifindex, None)
-        for key in self.paced(self.routes_via(ifindex)):
-            if len(self.routes[key][1].hops) > 1:
+        out.extend(self.fib.nexthop_objects_changed(self.fib.nh_objects.flush_dev(ifindex)))
+        self.fib._hidden_follow(ifindex, None)
+        for key in self.fib.paced(self.fib.routes_via(ifindex)):
+            if len(self.fib.routes[key][1].hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
                 self.redumps.add(Redump(key[0]))
-            out.extend(self._drop_route(key))
+            out.extend(self.fib._drop_route(key))
         for entry in self.bindings.mark_gone(ifindex):
             out.append(
                 self._ev(ev.ProxyGone, port_id=entry.port_id, proxy=link.name, ifindex=ifindex)
@@ -351,7 +333,7 @@ class BridgeCore(RouteMirror):
                         out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
         elif kind == "nexthop":
             objs = [r for r in dumped if isinstance(r, nlmsg.NhObject)]
-            out.extend(self.nexthop_objects_changed(self.nh_objects.reconcile(objs)))
+            out.extend(self.fib.nexthop_objects_changed(self.fib.nh_objects.reconcile(objs)))
             return out
         elif kind == "rule":
             out.extend(self.policy.sweep(family, [r for r in dumped if isinstance(r, nlmsg.Rule)]))
@@ -376,7 +358,7 @@ class BridgeCore(RouteMirror):
         work between records (the daemon keeps its heartbeats going through a re-dump
         of a million routes).
         """
-        keys = self.routes_via(oif) if oif else self.routes
+        keys = self.fib.routes_via(oif) if oif else self.fib.routes
         scope = {k for k in keys if k[0] == family}
         out: list[ev.EventBase] = []
         seen: set[RouteKey] = set()
@@ -385,10 +367,10 @@ class BridgeCore(RouteMirror):
         # of them: the hidden ones follow the links instead, and their keys stay.
         whole4 = family == AF4 and not oif
         hidden: dict[PublicKey, list[nlmsg.Route]] = {}
-        firsts = seen if whole4 else self.aliased
+        firsts = seen if whole4 else self.fib.aliased
         for rec in records:
             if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
-                key, behind = self.dumped_key(rec, firsts)
+                key, behind = self.fib.dumped_key(rec, firsts)
                 seen.add(key)
                 if behind is not None:
                     if whole4:
@@ -396,10 +378,10 @@ class BridgeCore(RouteMirror):
                     continue
             out.extend(self.apply(rec))
         if whole4:
-            self.reset_hidden(hidden)
-        for key in self.paced(sorted(scope - seen)):
-            if key in self.routes:
-                out.extend(self._drop_route(key))
+            self.fib.reset_hidden(hidden)
+        for key in self.fib.paced(sorted(scope - seen)):
+            if key in self.fib.routes:
+                out.extend(self.fib._drop_route(key))
         return out
 
     # ---- bindings -------------------------------------------------------------
@@ -426,13 +408,13 @@ class BridgeCore(RouteMirror):
             ncls = ev.NeighAdd if fam == AF4 else ev.Neigh6Add
             out.append(self._ev(ncls, **common, ip=ip, mac=mac, state=st))
         # The groups through the link now name the port: said before any route uses them.
-        for group in self.groups():
-            view = self._gview(group) if group.via(link.ifindex) else None
+        for group in self.fib.groups():
+            view = self.out.gview(group) if group.via(link.ifindex) else None
             if view is not None and group.sent is not None:
-                out.extend(self._announce(group, view))
-        for pkey in self.paced(self._published_keys(self.routes_via(link.ifindex))):
-            val = self._published(pkey)
-            out.extend(self._route_change(pkey, val, val, force=True))
+                out.extend(self.out.announce(group, view))
+        for pkey in self.fib.paced(self.fib._published_keys(self.fib.routes_via(link.ifindex))):
+            val = self.fib.published(pkey)
+            out.extend(self.out.route_change(pkey, val, val, force=True))
         return out
 
     def unbind(
@@ -452,17 +434,17 @@ class BridgeCore(RouteMirror):
         if entry.ifindex is None:
             return out
         # Routes via this proxy now carry other port ids, or stop being published.
-        for pkey in self.paced(self._published_keys(self.routes_via(entry.ifindex))):
-            val = self._published(pkey)
+        for pkey in self.fib.paced(self.fib._published_keys(self.fib.routes_via(entry.ifindex))):
+            val = self.fib.published(pkey)
             assert val is not None
-            view = self._view(val)
+            view = self.out.view(val)
             if view is None:
-                out.extend(self._del_events(pkey, val, self._view_with(val[1].hops, entry)))
+                out.extend(self.out.del_events(pkey, val, self._view_with(val[1].hops, entry)))
             else:
-                out.extend(self._add_events(pkey, val, view, True, True))
-        for group in self.groups():
-            if group.via(entry.ifindex) and self._gview(group) is None:
-                out.extend(self._retire(group))
+                out.extend(self.out.add_events(pkey, val, view, True, True))
+        for group in self.fib.groups():
+            if group.via(entry.ifindex) and self.out.gview(group) is None:
+                out.extend(self.out.retire(group))
         return out
 
     def _view_with(self, hops: tuple[nlmsg.NextHopT, ...], entry: Entry) -> NhView:
@@ -495,89 +477,14 @@ class BridgeCore(RouteMirror):
     # ---- snapshot -------------------------------------------------------------
 
     def snapshot_wire(self) -> SnapshotState:
-        """The published state, as a ``snapshot`` reply carries it (built without re-validation)."""
-        bindings = [
-            Binding.model_construct(
-                port_id=e.port_id,
-                proxy=e.proxy,
-                ifindex=e.ifindex,
-                state="gone" if e.gone else "active",
-            )
-            for e in self.bindings.entries()
-        ]
-        ports = []
-        neighs = []
-        for e in self.bindings.entries():
-            if e.ifindex is None:
-                continue
-            link = self.links[e.ifindex]
-            addrs = [f"{ip}/{plen}" for _f, ip, plen in sorted(self.addrs.get(e.ifindex, ()))]
-            ports.append(
-                PortState.model_construct(
-                    port_id=e.port_id,
-                    proxy=link.name,
-                    ifindex=link.ifindex,
-                    mac=link.mac,
-                    mtu=link.mtu,
-                    up=link.up,
-                    carrier=link.carrier,
-                    addrs=addrs,
-                )
-            )
-            for (_fam, ip), (mac, st) in sorted(self.neighs.get(e.ifindex, {}).items()):
-                neighs.append(
-                    NeighState.model_construct(port_id=e.port_id, ip=ip, mac=mac, state=st)
-                )
-        sets: dict[tuple[int, NhView, int, str | None], int] = {}
-        rows: list[tuple[Literal[4, 6], str, int, int, int, int, int]] = []
-        variants = self._variants
-        merged = [(pkey, self._published(pkey)) for pkey in variants]
-        plain = (
-            self.routes.items()
-            if not variants
-            else [(k, v) for k, v in self.routes.items() if len(k) == 6 and k not in variants]
-        )
-        # Route values are interned: work out each one's published form and index once,
-        # then build the rows in one comprehension (a million of them).
-        used = {id(v): v for _k, v in chain(plain, merged) if v is not None}
-        index_of: dict[int, int | None] = {}
-        self.forget_sent()
-        for vid, val in used.items():
-            view = self._view(val)
-            if view is not None and val[1] is not NO_GROUP:
-                val[1].sent = IN_SNAPSHOT
-            index_of[vid] = (
-                None
-                if view is None
-                else sets.setdefault((val[1].gid, view, val[2], val[3]), len(sets))
-            )
-        rows = [
-            (4 if k[0] == AF4 else 6, k[2], k[3], k[1], v[0], k[5], i)
-            for k, v in chain(plain, merged)
-            if v is not None and (i := index_of[id(v)]) is not None
-        ]
-        nexthop_sets = [
-            [
-                ev.NextHop.model_construct(
-                    gateway=gw, ifindex=ifx, port_id=port, weight=w, flags=hop_flag_names(f)
-                )
-                for gw, ifx, port, w, f in view
-            ]
-            for _g, view, _t, _s in sets
-        ]
-        forwarding = [(TYPE_NAMES[t], src) for _g, _v, t, src in sets]
-        return SnapshotState.model_construct(
-            bindings=bindings,
-            ports=ports,
-            routes=RouteTable.model_construct(
-                nexthop_sets=nexthop_sets,
-                rows=rows,
-                forwarding=forwarding,
-                groups=[gid for gid, _v, _t, _s in sets],
-            ),
-            neighs=neighs,
-            rules=self.policy.states(),
-        )
+        """The published state, as a ``snapshot`` reply carries it (built without
+        re-validation). Whoever loads it holds the groups its routes use, and no other:
+        the group form says them again before a route refers to them."""
+        state, held = snapshot.build(self)
+        self.fib.forget_sent()
+        for group in held:
+            group.sent = IN_SNAPSHOT
+        return state
 
     def snapshot(self) -> State:
         """The published state in its readable form (one model per route)."""

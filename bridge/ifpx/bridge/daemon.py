@@ -79,12 +79,12 @@ class Bridge:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.core = BridgeCore(all_routes=opts.all_routes)
-        self.core.defer_flat = True  # see _publish
+        self.core.fib.defer_flat = True  # see _publish
         # A loop through a whole table that publishes nothing until it is over (a
         # link's routes dropped, a binding's republished) takes seconds at a million
         # routes: heartbeats go on meanwhile, or every subscriber would take the bridge
         # for gone and ask for snapshots it cannot answer until the loop is over.
-        self.core.progress = lambda: self._beat(time.monotonic())
+        self.core.fib.progress = lambda: self._beat(time.monotonic())
         self.state_path = Path(opts.state)
         self._stop = threading.Event()
         self.curve: endpoints.Curve | None = None
@@ -222,7 +222,7 @@ class Bridge:
             log.info(
                 "cfg_done links=%d routes=%d bindings=%d",
                 len(self.core.links),
-                len(self.core.routes),
+                len(self.core.fib.routes),
                 len(self.core.bindings),
             )
             self._loop(controls)
@@ -264,9 +264,9 @@ class Bridge:
                     recs = list(self.dumper.links())
                 elif kind == "addr":
                     recs = list(self.dumper.addrs())
-                elif kind == "route" and self.core.is_quiet and attempt == 0:
+                elif kind == "route" and self.core.out.quiet and attempt == 0:
                     # At start the mirror holds no routes of this family yet.
-                    self.core.load_routes(self.dumper.routes(family, oif))
+                    self.core.fib.load_routes(self.dumper.routes(family, oif))
                     return []
                 elif kind == "route":
                     # Whole before it is applied (an interrupted dump changes nothing),
@@ -308,7 +308,7 @@ class Bridge:
         # and the epoch's stream begins with cfg_done.
         # Nor is there anything for the cyclic collector to find while the mirror fills
         # (plain tuples and strings): it only slowed the dump down.
-        with gcpolicy.paused(), self.core.quiet():
+        with gcpolicy.paused(), self.core.fib.quiet():
             self._dump_all(saved)
         self._save(self.core.bindings, "after the initial dump")
         self.controller.cfg_done = True
@@ -321,7 +321,7 @@ class Bridge:
         t0 = time.monotonic()
         log.warning("resync reason=%s", reason)
         events = self._dump_all()
-        events += list(self.core.deferred())  # between the markers, with the rest
+        events += list(self.core.fib.deferred())  # between the markers, with the rest
         self.pub.publish(
             [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
         )
@@ -355,7 +355,7 @@ class Bridge:
         """
         if events:
             self.pub.publish(events)
-        owed = self.core.deferred()
+        owed = self.core.fib.deferred()
         while chunk := list(islice(owed, MAX_BATCH)):
             self.pub.publish(chunk)
 
@@ -500,9 +500,9 @@ class Bridge:
             bytes=pub.bytes,
             journal_bytes=pub.journal.bytes,
             journal_capacity=self.opts.journal,
-            routes_mirrored=len(core.routes),
-            groups_mirrored=core.group_count,
-            routes_hidden=core.hidden_routes,
+            routes_mirrored=len(core.fib.routes),
+            groups_mirrored=core.fib.group_count,
+            routes_hidden=core.fib.hidden_routes,
             snapshots_built=self.controller.snapshots_built,
             snapshots_refused=self.controller.snapshots_refused,
             connections=self.guard.count,

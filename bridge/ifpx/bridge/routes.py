@@ -16,103 +16,39 @@ port), and those views are cached per group and bindings generation.
 
 from __future__ import annotations
 
-import heapq
 import socket
 from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
 from ifpx.schemas import events as ev
 
 from . import nlmsg
-from .bindings import BindingTable
+from .groups import (
+    FEW,
+    NO_GROUP,
+    Group,
+    GroupTable,
+    NhView,
+    PublicKey,
+    RouteKey,
+    RouteVal,
+    bare,
+    marked,
+)
 from .nhobjects import NhTable
+from .render import TYPE_NAMES, Renderer
 
-_M = TypeVar("_M", bound=ev.WireModel)
 _T = TypeVar("_T")
 
 AF4 = socket.AF_INET
 AF6 = socket.AF_INET6
 
-PublicKey = tuple[int, int, str, int, int, int]
-"""(family, table, dst, prefixlen, tos, metric): what identifies a published route."""
-RouteKey = PublicKey | tuple[int, int, str, int, int, int, int]
-"""A kernel route: its public key, plus the interface for a route with one next hop and
-no gateway. The kernel keeps such routes apart per interface under one public key (each
-port's fe80::/64, one subnet on two links); they are published merged, as one route."""
-NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
-"""Published next hops: (gateway, ifindex, port_id, weight, flags)."""
-
-
-class Group:
-    """A next-hop group: the hops routes forward by, with their current liveness flags.
-
-    Shared by every route with the same hops (whatever their liveness) or the same
-    kernel next-hop object; mutated in place when a hop dies, comes back or the
-    object is replaced, which is what makes a link failure cost O(groups).
-    """
-
-    __slots__ = ("bare", "gid", "hops", "keys", "refs", "sent", "values", "variants", "view",
-                 "view_gen")  # fmt: skip
-
-    def __init__(
-        self,
-        gid: int,
-        hops: tuple[nlmsg.NextHopT, ...],
-        bare: tuple[nlmsg.NextHopT, ...] | None = None,
-    ) -> None:
-        self.gid = gid
-        self.hops = hops
-        self.bare = bare
-        """Its hops without liveness, for a group of a set of next hops (its key in the
-        mirror); None for a kernel object's group and a merged route's."""
-        self.refs = 0
-        """How many mirrored routes forward by it: at 0 it is withdrawn, and a group of a
-        set of next hops is forgotten (its id is reused)."""
-        self.variants: list[tuple[nlmsg.NextHopT, ...]] = []
-        """Its hops as the kernel has reported them, liveness and all (keys to it)."""
-        self.values: list[tuple[int, int, int, str | None, int]] = []
-        """The keys of the interned route values that name it."""
-        self.keys: set[RouteKey] | None = set()
-        """The routes through it while they are few (a link's own subnet, say), so that
-        those a dead link takes along are found without a scan; None once there were
-        more than :data:`FEW` (the big groups a scan is kept for)."""
-        self.sent: NhView | None = None
-        """What the group form last said of it (None: nothing since the last snapshot)."""
-        self.view: NhView | None = None
-        self.view_gen = -1
-
-    def via(self, ifindex: int) -> bool:
-        """Whether a hop goes through ``ifindex``."""
-        return any(h[1] == ifindex for h in self.hops)
-
-
-FEW = 64
-"""Most routes a group keeps the keys of (see :attr:`Group.keys`)."""
 PACE = 4096
 """Routes a long loop goes through between two calls of :attr:`RouteMirror.progress`."""
 
-NO_GROUP = Group(0, ())
-"""The group of routes without next hops (drop routes): id 0 on the wire. Shared by
-every mirror, so it keeps no keys, no count of its routes that could reach 0, and is
-never announced, changed or forgotten."""
-NO_GROUP.keys = None
-NO_GROUP.refs = 1 << 62
 
-IN_SNAPSHOT: NhView = ()
-""":attr:`Group.sent` of a group the last snapshot carried: its loaders hold it (so it
-is withdrawn when it stops being published) but it is announced again before a route
-refers to it (no group's real view is empty, so it never compares equal)."""
-
-RouteVal = tuple[int, Group, int, str | None, int]
-"""(proto, next-hop group, type, prefsrc, next-hop object id or 0): shared by every
-route with the same values (interned). ``type`` is an ``RTN_*`` of
-:data:`TYPE_NAMES`; routes of any other type than unicast have :data:`NO_GROUP`."""
-_MAX_HOP_MODELS = 4096
-"""Next-hop views and model lists kept for reuse (more distinct ones than this: start over)."""
-
-_LIVENESS = nlmsg.RTNH_F_DEAD | nlmsg.RTNH_F_LINKDOWN
 _UNICAST = nlmsg.RTN_UNICAST
 _AF4 = socket.AF_INET
 _PLAIN = frozenset(
@@ -161,45 +97,8 @@ def _keys(rec: nlmsg.Route, hops: tuple[nlmsg.NextHopT, ...]) -> tuple[PublicKey
     return pkey, pkey
 
 
-_FLAG_NAMES: tuple[tuple[int, ev.HopFlag], ...] = (
-    (nlmsg.RTNH_F_DEAD, "dead"),
-    (nlmsg.RTNH_F_LINKDOWN, "linkdown"),
-    (nlmsg.RTNH_F_ONLINK, "onlink"),
-)
-TYPE_NAMES: dict[int, ev.RouteType] = {
-    nlmsg.RTN_UNICAST: "unicast",
-    nlmsg.RTN_BLACKHOLE: "blackhole",
-    nlmsg.RTN_UNREACHABLE: "unreachable",
-    nlmsg.RTN_PROHIBIT: "prohibit",
-    nlmsg.RTN_THROW: "throw",
-}
-"""The route types a forwarder acts on, with their names on the wire (local, broadcast,
-multicast... are the host's, and not published)."""
-
-
-def hop_flag_names(flags: int) -> tuple[ev.HopFlag, ...]:
-    """The wire's names for a next hop's :data:`nlmsg.HOP_FLAGS` bits, in a fixed order."""
-    if not flags:
-        return ()
-    return tuple(name for bit, name in _FLAG_NAMES if flags & bit)
-
-
 def _nothing() -> None:
     pass
-
-
-def _marked(
-    hops: tuple[nlmsg.NextHopT, ...], ifindex: int, mark: int
-) -> tuple[nlmsg.NextHopT, ...]:
-    """``hops`` with the liveness of those through ``ifindex`` set to ``mark``."""
-    return tuple(
-        (gw, ifx, w, (f & ~_LIVENESS) | mark if ifx == ifindex else f) for gw, ifx, w, f in hops
-    )
-
-
-def _bare(hops: tuple[nlmsg.NextHopT, ...]) -> tuple[nlmsg.NextHopT, ...]:
-    """``hops`` without their liveness flags: what identifies a group."""
-    return tuple((gw, ifx, w, f & ~_LIVENESS) for gw, ifx, w, f in hops)
 
 
 Identity = tuple[int, int, int, str | None, tuple[nlmsg.NextHopT, ...]]
@@ -210,7 +109,7 @@ preferred source, next hops without liveness; none through an object)."""
 def _identity(
     rtype: int, nhid: int, proto: int, prefsrc: str | None, hops: tuple[nlmsg.NextHopT, ...]
 ) -> Identity:
-    return rtype, nhid, proto, prefsrc, () if nhid else _bare(hops)
+    return rtype, nhid, proto, prefsrc, () if nhid else bare(hops)
 
 
 def _value_identity(val: RouteVal) -> Identity:
@@ -218,34 +117,24 @@ def _value_identity(val: RouteVal) -> Identity:
     return _identity(val[2], val[4], val[0], val[3], val[1].hops)
 
 
-class Build(Protocol):
-    """How the core builds event models: validated, or trusted (our own decoder's values)."""
-
-    def __call__(self, cls: type[_M], /, **fields: Any) -> _M:
-        """An instance of ``cls`` with ``fields``."""
-
-
-def validated(cls: type[_M], /, **fields: Any) -> _M:
-    """``cls(**fields)``, checked by pydantic (the core's ``validate=True`` path)."""
-    return cls(**fields)
-
-
 class RouteMirror:
-    """The routes of the kernel mirror and their published views (the base of the core)."""
+    """The routes of the kernel mirror, their groups and next-hop objects; what changes is
+    said through :attr:`out` (the core's routes: :attr:`BridgeCore.fib`)."""
 
-    bindings: BindingTable
-    all_routes: bool
-    counters: Counters
-    redumps: set[Redump]
-    _ev: Build
-    apply: Callable[[nlmsg.Record], list[ev.EventBase]]
-
-    def __init__(self) -> None:
-        self._quiet = False
-        self.flat = True
-        """Build route events in the flat form (topic ``route``)."""
-        self.grouped = False
-        """Build route events in the group form (topic ``fib``)."""
+    def __init__(
+        self,
+        out: Renderer,
+        counters: Counters,
+        redumps: set[Redump],
+        apply: Callable[[nlmsg.Record], list[ev.EventBase]],
+    ) -> None:
+        self.out = out
+        """Says what changed in the route forms that are wanted."""
+        self.counters = counters
+        self.redumps = redumps
+        """Where the re-dumps the kernel's silence makes necessary are asked for."""
+        self.apply = apply
+        """Applies a record of another kind a route dump brings (the core's)."""
         self.defer_flat = False
         """Put off the flat form's republishing of every route through a group whose
         hops changed until :meth:`deferred` (the daemon's: the group form's one event
@@ -253,31 +142,14 @@ class RouteMirror:
         self._deferred: dict[int, Group] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
-        self._variants: dict[PublicKey, set[RouteKey]] = {}
+        self.variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
         self._aliases: dict[PublicKey, list[nlmsg.Route]] = {}
         """IPv4 routes behind the first of their (table, dst, tos, metric), in the
         kernel's order (``ip route append``/``prepend``). The kernel forwards by the
         first alone: the others are not published, and the first's deletion brings the
         next forward."""
-        self._groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
-        """Next hops without their liveness flags -> their group."""
-        self._hop_groups: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
-        """Next hops as the kernel reports them (with liveness) -> their group."""
-        self._obj_groups: dict[int, Group] = {}
-        """Kernel next-hop object id -> the group of the routes through it."""
-        self._merged: dict[tuple[nlmsg.NextHopT, ...], Group] = {}
-        """Next hops of a merged route (see :data:`RouteKey`) without their liveness
-        -> its group: made from its parts' hops, and following their liveness in place
-        (one ``nhgroup_set`` when a port of fe80::/64 goes down, not a new group)."""
-        self._next_gid = 1
-        self._free_gids: list[int] = []
-        """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
-        dense as the groups in use (a forwarding table's next-hop index)."""
-        # Route values too: (proto, group, ...) repeat across a whole table, and
-        # sharing them saves a tuple per route. Keyed by the group's identity.
-        self._values: dict[tuple[int, int, int, str | None, int], RouteVal] = {}
-        self._hop_models: dict[NhView, list[ev.NextHop]] = {}
+        self.nhg = GroupTable()
         self.progress: Callable[[], None] = _nothing
         """Called every :data:`PACE` routes of a loop through a whole table (a link's
         routes dropped, a binding's republished): the daemon's heartbeats keep going
@@ -293,61 +165,27 @@ class RouteMirror:
     @contextmanager
     def quiet(self) -> Iterator[None]:
         """Within it, route changes update the mirror but build no events (the initial dump)."""
-        self._quiet = True
+        self.out.quiet = True
         try:
             yield
         finally:
-            self._quiet = False
+            self.out.quiet = False
 
     @property
     def is_quiet(self) -> bool:
         """True inside :meth:`quiet`."""
-        return self._quiet
+        return self.out.quiet
 
     # ---- groups ---------------------------------------------------------------
-
-    def _new_group(
-        self, hops: tuple[nlmsg.NextHopT, ...], bare: tuple[nlmsg.NextHopT, ...] | None = None
-    ) -> Group:
-        if self._free_gids:
-            return Group(heapq.heappop(self._free_gids), hops, bare)
-        group = Group(self._next_gid, hops, bare)
-        self._next_gid += 1
-        return group
-
-    def _group_for(self, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
-        """The group of a route without a next-hop object (its liveness may differ)."""
-        group = self._hop_groups.get(hops)
-        if group is None:
-            bare = _bare(hops)
-            group = self._groups.get(bare)
-            if group is None:
-                group = self._groups[bare] = self._new_group(hops, bare)
-            self._hop_groups[hops] = group
-            group.variants.append(hops)
-        return group
 
     def _unused(self, group: Group) -> list[ev.EventBase]:
         """``group`` lost its last route: withdrawn, and forgotten unless it is a kernel
         object's (kept while the object exists: its id is the object's for the epoch)."""
-        out = self._withdraw(group)
+        out = self.out.withdraw(group)
         if group.bare is not None:
-            del self._groups[group.bare]
-            for hops in group.variants:
-                if self._hop_groups.get(hops) is group:
-                    del self._hop_groups[hops]
+            self.nhg.drop_hops_group(group)
             self._forget(group)
         return out
-
-    def _withdraw(self, group: Group) -> list[ev.EventBase]:
-        """``nhgroup_del`` for a group whoever takes the group form may hold: announced
-        since the last snapshot, or in it (published then, so now: a group's view does
-        not depend on its routes)."""
-        held = group.sent is not None or self._gview(group) is not None
-        group.sent = None
-        if not self.grouped or self._quiet or not held:
-            return []
-        return [self._ev(ev.NhGroupDel, group=group.gid)]
 
     def _merged_unused(self, before: RouteVal | None, after: RouteVal | None) -> list[ev.EventBase]:
         """Withdraw and forget the group ``before`` was published with, if it was a merged
@@ -355,113 +193,31 @@ class RouteMirror:
         if before is None:
             return []
         group = before[1]
-        bare = _bare(group.hops)
-        if (after is not None and after[1] is group) or self._merged.get(bare) is not group:
+        key = bare(group.hops)
+        if (after is not None and after[1] is group) or self.nhg.merged.get(key) is not group:
             return []
-        for pkey in self._variants:
-            val = self._published(pkey)
+        for pkey in self.variants:
+            val = self.published(pkey)
             if val is not None and val[1] is group:
                 return []
-        del self._merged[bare]
-        out = self._withdraw(group)
+        del self.nhg.merged[key]
+        out = self.out.withdraw(group)
         self._forget(group)
         return out
 
     def _forget(self, group: Group) -> None:
         """Drop what refers to a group no route uses any more, and free its id."""
-        for vkey in group.values:
-            self._values.pop(vkey, None)
-        group.values.clear()
         self._deferred.pop(id(group), None)
-        heapq.heappush(self._free_gids, group.gid)
-
-    def _obj_group(self, nhid: int, hops: tuple[nlmsg.NextHopT, ...]) -> Group:
-        """The group of the routes through kernel next-hop object ``nhid``."""
-        group = self._obj_groups.get(nhid)
-        if group is None:
-            group = self._obj_groups[nhid] = self._new_group(hops)
-        return group
+        self.nhg.forget(group)
 
     @property
     def group_count(self) -> int:
         """How many groups the mirror keeps (each in use, or a kernel object's)."""
-        return len(self._groups) + len(self._obj_groups) + len(self._merged)
+        return len(self.nhg)
 
     def groups(self) -> Iterator[Group]:
         """Every group the mirror knows (some may be used by no route any more)."""
-        yield from self._groups.values()
-        yield from self._obj_groups.values()
-        yield from self._merged.values()
-
-    def _gview(self, group: Group) -> NhView | None:
-        """How ``group``'s hops are published under the current bindings; None: not at all.
-
-        A group is published when a hop leads to a bound port (or with ``all_routes``);
-        the empty group of drop routes always is: a drop route overrides any less
-        specific route a worker would use.
-        """
-        # Once per group and bindings generation, not once per route.
-        if group.view_gen == self.bindings.generation:
-            return group.view
-        if group is NO_GROUP:
-            view: NhView | None = ()
-        elif not group.hops:
-            view = None
-        else:
-            view = self._view_of(group.hops)
-        group.view = view
-        group.view_gen = self.bindings.generation
-        return view
-
-    def _view_of(self, hops: tuple[nlmsg.NextHopT, ...]) -> NhView | None:
-        view = []
-        bound = False
-        for gw, ifindex, weight, flags in hops:
-            ports = self.bindings.ports(ifindex)
-            if ports:
-                bound = True
-            view.append((gw, ifindex, ports[0] if ports else None, weight, flags))
-        if not bound and not self.all_routes:
-            return None
-        return tuple(view)
-
-    def _view(self, val: RouteVal) -> NhView | None:
-        """How a route's next hops are published; None: the route is not published."""
-        return self._gview(val[1])
-
-    def _hop_list(self, view: NhView) -> list[ev.NextHop]:
-        # A table has a handful of distinct next-hop views: their (frozen) models are
-        # built once and shared by every event that carries them.
-        nexthops = self._hop_models.get(view)
-        if nexthops is None:
-            if len(self._hop_models) >= _MAX_HOP_MODELS:
-                self._hop_models.clear()
-            nexthops = self._hop_models[view] = [
-                self._ev(
-                    ev.NextHop,
-                    gateway=gw,
-                    ifindex=ifx,
-                    port_id=port,
-                    weight=w,
-                    flags=hop_flag_names(flags),
-                )
-                for gw, ifx, port, w, flags in view
-            ]
-        return nexthops
-
-    def _announce(self, group: Group, view: NhView, force: bool = False) -> list[ev.EventBase]:
-        """``nhgroup_set`` for ``group`` unless the group form already says ``view``."""
-        if not self.grouped or group is NO_GROUP or (group.sent == view and not force):
-            return []
-        group.sent = view
-        return [self._ev(ev.NhGroupSet, group=group.gid, nexthops=self._hop_list(view))]
-
-    def _retire(self, group: Group) -> list[ev.EventBase]:
-        """``nhgroup_del`` for a group the group form holds and no published route uses."""
-        if not self.grouped or group.sent is None:
-            return []
-        group.sent = None
-        return [self._ev(ev.NhGroupDel, group=group.gid)]
+        return iter(self.nhg)
 
     def forget_sent(self) -> None:
         """A snapshot is being taken: whoever loads it holds the groups its routes use
@@ -478,35 +234,35 @@ class RouteMirror:
         """
         if group.hops == hops:
             return []
-        old_view = self._gview(group)
-        merged = [] if self._quiet else self._merged_using(group)
+        old_view = self.out.gview(group)
+        merged = [] if self.out.quiet else self._merged_using(group)
         group.hops = hops
         group.view_gen = -1
-        new_view = self._gview(group)
-        if self._quiet:
+        new_view = self.out.gview(group)
+        if self.out.quiet:
             return []
         out: list[ev.EventBase] = []
         for pkey, before, before_view in merged:
-            after = self._published(pkey)
-            out.extend(self._change(pkey, before, before_view, after))
+            after = self.published(pkey)
+            out.extend(self.out.change(pkey, before, before_view, after))
             out.extend(self._merged_unused(before, after))
         if new_view == old_view:
             return out
         if new_view is not None:
-            out.extend(self._announce(group, new_view, force=True))
-        if self.flat and self.defer_flat and old_view is not None and new_view is not None:
+            out.extend(self.out.announce(group, new_view, force=True))
+        if self.out.flat and self.defer_flat and old_view is not None and new_view is not None:
             self._deferred[id(group)] = group
-        elif self.flat or (old_view is None) != (new_view is None):
+        elif self.out.flat or (old_view is None) != (new_view is None):
             for pkey, val in self.paced(self._published_using(group)):
                 if new_view is None:
                     assert old_view is not None
-                    out.extend(self._del_events(pkey, val, old_view))
+                    out.extend(self.out.del_events(pkey, val, old_view))
                 elif old_view is None:
-                    out.extend(self._add_events(pkey, val, new_view, True, True))
+                    out.extend(self.out.add_events(pkey, val, new_view, True, True))
                 else:
-                    out.extend(self._add_events(pkey, val, new_view, True, False))
+                    out.extend(self.out.add_events(pkey, val, new_view, True, False))
         if new_view is None:
-            out.extend(self._retire(group))
+            out.extend(self.out.retire(group))
         return out
 
     def deferred(self) -> Iterator[ev.EventBase]:
@@ -518,22 +274,22 @@ class RouteMirror:
         change until they are all taken.
         """
         groups, self._deferred = self._deferred, {}
-        return self._owed(list(groups.values()) if self.flat else [])
+        return self._owed(list(groups.values()) if self.out.flat else [])
 
     def _owed(self, groups: list[Group]) -> Iterator[ev.EventBase]:
         # (With nobody taking the flat form any more, nothing: a flat joiner takes a
         # snapshot.)
         for group in groups:
-            view = self._gview(group)
+            view = self.out.gview(group)
             if view is None:
                 continue
             for pkey, val in self._published_using(group):
                 self.counters.events += 1
-                yield self._route_event(pkey, val, view, False)
+                yield self.out.route_event(pkey, val, view, False)
 
     def _published_using(self, group: Group) -> Iterator[tuple[PublicKey, RouteVal]]:
         """The routes published as they are (not merged) through ``group`` (a scan)."""
-        variants, routes = self._variants, self.routes
+        variants, routes = self.variants, self.routes
         for k in self._keys_of({id(group): group}):
             if len(k) == 6 and k not in variants:
                 yield k, routes[k]
@@ -541,103 +297,13 @@ class RouteMirror:
     def _merged_using(self, group: Group) -> list[tuple[PublicKey, RouteVal, NhView | None]]:
         """The merged routes with a part through ``group``: (key, published value, view)."""
         found = []
-        for pkey, keys in sorted(self._variants.items()):
+        for pkey, keys in sorted(self.variants.items()):
             parts = ([pkey] if pkey in self.routes else []) + list(keys)
             if any(self.routes[k][1] is group for k in parts):
-                val = self._published(pkey)
+                val = self.published(pkey)
                 if val is not None:
-                    found.append((pkey, val, self._view(val)))
+                    found.append((pkey, val, self.out.view(val)))
         return found
-
-    # ---- route events ----------------------------------------------------------
-
-    def _route_event(
-        self, key: PublicKey, val: RouteVal, view: NhView, deleted: bool
-    ) -> ev.EventBase:
-        """A route in the flat form."""
-        family, table, dst, plen, _tos, metric = key
-        # In the models' field order, which lets trusted() take its shortcut.
-        return self._ev(
-            ev.route_event_type(family != AF4, deleted),
-            table=table,
-            proto=val[0],
-            metric=metric,
-            nexthops=self._hop_list(view),
-            type=TYPE_NAMES[val[2]],
-            prefsrc=val[3],
-            dst=dst,
-            prefixlen=plen,
-        )
-
-    def _groute_event(self, key: PublicKey, val: RouteVal, deleted: bool) -> ev.EventBase:
-        """A route in the group form."""
-        family, table, dst, plen, _tos, metric = key
-        return self._ev(
-            ev.route_event_type(family != AF4, deleted, grouped=True),
-            table=table,
-            proto=val[0],
-            metric=metric,
-            group=val[1].gid,
-            type=TYPE_NAMES[val[2]],
-            prefsrc=val[3],
-            dst=dst,
-            prefixlen=plen,
-        )
-
-    def _add_events(
-        self, key: PublicKey, val: RouteVal, view: NhView, flat: bool, grouped: bool
-    ) -> list[ev.EventBase]:
-        """A route added or changed: in the flat form if ``flat``, the group form if
-        ``grouped`` (each only while it is wanted)."""
-        out: list[ev.EventBase] = []
-        if grouped and self.grouped:
-            out.extend(self._announce(val[1], view))
-            out.append(self._groute_event(key, val, False))
-        if flat and self.flat:
-            out.append(self._route_event(key, val, view, False))
-        return out
-
-    def _del_events(self, key: PublicKey, val: RouteVal, old_view: NhView) -> list[ev.EventBase]:
-        """A published route withdrawn, in every wanted form."""
-        out: list[ev.EventBase] = []
-        if self.grouped:
-            out.append(self._groute_event(key, val, True))
-        if self.flat:
-            out.append(self._route_event(key, val, old_view, True))
-        return out
-
-    def _route_change(
-        self, key: PublicKey, old: RouteVal | None, new: RouteVal | None, force: bool = False
-    ) -> list[ev.EventBase]:
-        if old is None and new is not None:
-            # A new route, the common case: without the general path's calls.
-            group = new[1]
-            view = group.view if group.view_gen == self.bindings.generation else self._gview(group)
-            return [] if view is None else self._add_events(key, new, view, True, True)
-        old_view = None if old is None else self._gview(old[1])
-        return self._change(key, old, old_view, new, force)
-
-    def _change(
-        self,
-        key: PublicKey,
-        old: RouteVal | None,
-        old_view: NhView | None,
-        new: RouteVal | None,
-        force: bool = False,
-    ) -> list[ev.EventBase]:
-        """The events for a published route that went from ``old`` (published as
-        ``old_view``) to ``new``."""
-        new_view = None if new is None else self._gview(new[1])
-        if new_view is None or new is None:
-            if old_view is None or old is None:
-                return []
-            return self._del_events(key, old, old_view)
-        if force or old is None or old_view is None:
-            return self._add_events(key, new, new_view, True, True)
-        same = (old[0], old[2], old[3]) == (new[0], new[2], new[3])
-        grouped = not same or old[1] is not new[1]
-        out = [] if grouped or old_view == new_view else self._announce(new[1], new_view)
-        return out + self._add_events(key, new, new_view, not same or old_view != new_view, grouped)
 
     # ---- the table -------------------------------------------------------------
 
@@ -669,26 +335,9 @@ class RouteMirror:
             # Not known yet (a resync in progress): what the message expanded, if anything.
         return _UNICAST, rec.nexthops
 
-    def _value(
-        self,
-        proto: int,
-        group: Group,
-        rtype: int = _UNICAST,
-        prefsrc: str | None = None,
-        nhid: int = 0,
-    ) -> RouteVal:
-        """The shared value."""
-        vkey = (proto, id(group), rtype, prefsrc, nhid)
-        val = self._values.get(vkey)
-        if val is None:
-            val = self._values[vkey] = (proto, group, rtype, prefsrc, nhid)
-            if group is not NO_GROUP:
-                group.values.append(vkey)
-        return val
-
-    def _published(self, pkey: PublicKey) -> RouteVal | None:
+    def published(self, pkey: PublicKey) -> RouteVal | None:
         """What is published under ``pkey``: its routes merged, interface order."""
-        variants = self._variants.get(pkey)
+        variants = self.variants.get(pkey)
         if not variants:
             return self.routes.get(pkey)
         keys: list[RouteKey] = [pkey] if pkey in self.routes else []
@@ -699,18 +348,15 @@ class RouteMirror:
             # published as it is: next hops are not a drop route's to merge.
             return vals[0]
         hops = tuple(h for v in vals for h in v[1].hops)
-        bare = _bare(hops)
-        group = self._merged.get(bare)
-        if group is None:
-            group = self._merged[bare] = self._new_group(hops)
-        elif group.hops != hops:
+        group = self.nhg.for_merged(hops)
+        if group.hops != hops:
             # A part's liveness changed: only _set_group changes it, and it goes through
             # the merged routes of the part with their views as they were before, so
             # their events (the group's nhgroup_set among them) are made there.
             group.hops = hops
             group.view_gen = -1
         first = vals[0]
-        return self._value(first[0], group, first[2], first[3])
+        return self.nhg.value(first[0], group, first[2], first[3], 0)
 
     def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
         return list(dict.fromkeys((k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys))
@@ -733,23 +379,23 @@ class RouteMirror:
             if handled is not None:
                 return handled
         old = self.routes.get(key)
-        merged = len(key) == 7 or pkey in self._variants
+        merged = len(key) == 7 or pkey in self.variants
         if rec.deleted:
             if old is None:
                 return []
-            before = self._published(pkey) if merged else old
+            before = self.published(pkey) if merged else old
             del self.routes[key]
             group = old[1]
             keys = group.keys
             if keys is not None:
                 keys.discard(key)
             if len(key) == 7:
-                variants = self._variants[pkey]
+                variants = self.variants[pkey]
                 variants.discard(key)
                 if not variants:
-                    del self._variants[pkey]
-            after = self._published(pkey) if merged else None
-            out = self._route_change(pkey, before, after)
+                    del self.variants[pkey]
+            after = self.published(pkey) if merged else None
+            out = self.out.route_change(pkey, before, after)
             group.refs -= 1
             if not group.refs:
                 out += self._unused(group)
@@ -759,16 +405,16 @@ class RouteMirror:
         if rtype != _UNICAST:
             group = NO_GROUP
         elif nhid and self.nh_objects.resolve(nhid) is not None:
-            group = self._obj_group(nhid, hops)
+            group = self.nhg.for_object(nhid, hops)
         else:
-            group = self._hop_groups.get(hops) or self._group_for(hops)
+            group = self.nhg.by_hops.get(hops) or self.nhg.for_hops(hops)
             if group.hops is not hops and group.hops != hops:
                 # The kernel says the hops' liveness is now this: for every route of them.
                 pre = self._set_group(group, hops)
-        new = self._value(rec.proto, group, rtype, rec.prefsrc, nhid)
+        new = self.nhg.value(rec.proto, group, rtype, rec.prefsrc, nhid)
         if old is new:
             return pre
-        before = self._published(pkey) if merged else old
+        before = self.published(pkey) if merged else old
         self.routes[key] = new
         group.refs += 1
         if old is not None:
@@ -781,11 +427,11 @@ class RouteMirror:
             if len(keys) > FEW:
                 group.keys = None
         if len(key) == 7:
-            self._variants.setdefault(pkey, set()).add(key)
-        if merged and not self._quiet:
+            self.variants.setdefault(pkey, set()).add(key)
+        if merged and not self.out.quiet:
             self._check_replaced(pkey, key)
-        after = self._published(pkey) if merged else new
-        out = [] if self._quiet else pre + self._route_change(pkey, before, after)
+        after = self.published(pkey) if merged else new
+        out = [] if self.out.quiet else pre + self.out.route_change(pkey, before, after)
         if old is not None and not old[1].refs:
             out += self._unused(old[1])
         if merged:
@@ -857,7 +503,7 @@ class RouteMirror:
                 if not any(h[1] == ifindex for h in rec.nexthops):
                     kept.append(rec)
                 elif mark is not None:
-                    hops = _marked(rec.nexthops, ifindex, mark)
+                    hops = marked(rec.nexthops, ifindex, mark)
                     if not all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
                         kept.append(rec._replace(nexthops=hops))
             self._set_hidden(key, kept)
@@ -911,7 +557,7 @@ class RouteMirror:
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
         # `ip route replace` swaps one route for another under the same public key
         # with RTM_NEWROUTE alone: whether the others still exist, only a dump says.
-        others = ([pkey] if pkey in self.routes else []) + sorted(self._variants.get(pkey, ()))
+        others = ([pkey] if pkey in self.routes else []) + sorted(self.variants.get(pkey, ()))
         for other in others:
             if other != key:
                 hops = self.routes[other][1].hops
@@ -960,21 +606,21 @@ class RouteMirror:
                 self._set_hidden(akey, [r for r in hidden if r not in gone])
         out: list[ev.EventBase] = []
         for nhid in sorted(ids):
-            group = self._obj_groups.get(nhid)
+            group = self.nhg.by_object.get(nhid)
             resolved = self.nh_objects.resolve(nhid)
             if group is not None and resolved is not None and resolved[0] == _UNICAST:
                 out.extend(self._set_group(group, resolved[1]))
         # Values are few (one per object, protocol and source): only when one of them
         # changes kind or loses its object are the routes scanned.
         stale: set[int] = set()
-        for val in self._values.values():
+        for val in self.nhg.values.values():
             if val[4] not in ids:
                 continue
             resolved = self.nh_objects.resolve(val[4])
             if (
                 resolved is None
                 or resolved[0] != val[2]
-                or (resolved[0] == _UNICAST and val[1] is not self._obj_groups.get(val[4]))
+                or (resolved[0] == _UNICAST and val[1] is not self.nhg.by_object.get(val[4]))
             ):
                 stale.add(id(val))
         if stale:
@@ -988,9 +634,9 @@ class RouteMirror:
                 else:
                     out.extend(self._route(self._record(key, val, False)))
         for nhid in sorted(ids):
-            if nhid in self._obj_groups and self.nh_objects.resolve(nhid) is None:
-                group = self._obj_groups.pop(nhid)
-                out.extend(self._retire(group))
+            if nhid in self.nhg.by_object and self.nh_objects.resolve(nhid) is None:
+                group = self.nhg.by_object.pop(nhid)
+                out.extend(self.out.retire(group))
                 if not group.refs:  # its routes went first, as the kernel's did
                     self._forget(group)
         return out
@@ -1013,10 +659,10 @@ class RouteMirror:
             out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))
         dead: dict[int, Group] = {}
         changed: list[tuple[Group, tuple[nlmsg.NextHopT, ...]]] = []
-        for group in list(self._groups.values()):
+        for group in list(self.nhg.by_bare.values()):
             if not group.via(ifindex):
                 continue
-            hops = _marked(group.hops, ifindex, mark)
+            hops = marked(group.hops, ifindex, mark)
             if all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
                 dead[id(group)] = group
             elif hops != group.hops:
@@ -1047,7 +693,7 @@ class RouteMirror:
         applied as they stream in, so a million of them never sit in a list. An
         exception from ``records`` (an interrupted dump) leaves what was applied.
         """
-        routes, values = self.routes, self._values
+        routes, values, nhg = self.routes, self.nhg.values, self.nhg
         route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
         loaded = 0
         last_hops: tuple[nlmsg.NextHopT, ...] | None = None
@@ -1085,8 +731,8 @@ class RouteMirror:
                             last_hops = None
                             continue
                         kind, hops = resolved
-                        group = NO_GROUP if kind != unicast else self._obj_group(nhid, hops)
-                        found = by_object[(nhid, proto, prefsrc)] = self._value(
+                        group = NO_GROUP if kind != unicast else nhg.for_object(nhid, hops)
+                        found = by_object[(nhid, proto, prefsrc)] = nhg.value(
                             proto, group, kind, prefsrc, nhid
                         )
                     val = found
@@ -1094,7 +740,7 @@ class RouteMirror:
                     # A dump runs through a few next-hop sets: the decoder hands the
                     # same tuple on, and the same value serves the routes in a row.
                     last_hops, last_proto, last_src = hops, proto, prefsrc
-                    group = self._group_for(hops)
+                    group = nhg.for_hops(hops)
                     if group.hops is not hops and group.hops != hops:
                         self._set_group(group, hops)  # quiet: no events
                     vkey = (proto, id(group), unicast, prefsrc, 0)
