@@ -21,9 +21,8 @@ from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.schemas.events import EVENT_TYPES, EventBase
 from ifpx.schemas.journal import Journal, JournalGap
-from ifpx.schemas.serving import CommandError, CommandStats, Packed, Server
+from ifpx.schemas.serving import CommandError, CommandStats, Packed, Server, hello
 from ifpx.schemas.state import Binding
-from ifpx.schemas.version import PROTOCOL_MINOR, negotiate
 
 from .bindings import BindingTable, Entry
 from .core import BridgeCore, LinkState
@@ -34,6 +33,11 @@ from .workers import Peer, WorkerTable
 log = logging.getLogger(__name__)
 
 SERVER = "ifpx-bridge/0.1"
+CAPABILITIES = [
+    *("journal", "snapshot", "batch", "topics", "create_proxy", "route_types", "hop_flags"),
+    *("nexthop_objects", "policy_rules", "workers", "nhgroups"),
+]
+"""What ``hello`` says this bridge offers."""
 SNAPSHOT_SHARE = 3.0
 """After a snapshot build, the next waits this many times as long (the bridge spends
 at most a quarter of its time building snapshots, however many are asked for under
@@ -231,30 +235,7 @@ class Controller:
         return link
 
     def _cmd_hello(self, cmd: c.Hello) -> c.Result:
-        version = negotiate(cmd.versions)
-        if version is None:
-            raise CommandError(
-                c.ErrorCode.UNSUPPORTED_VERSION, f"no common version in {cmd.versions}"
-            )
-        return c.HelloResult(
-            version=version,
-            epoch=self.stream.epoch,
-            server=SERVER,
-            capabilities=[
-                "journal",
-                "snapshot",
-                "batch",
-                "topics",
-                "create_proxy",
-                "route_types",
-                "hop_flags",
-                "nexthop_objects",
-                "policy_rules",
-                "workers",
-                "nhgroups",
-            ],
-            minor=PROTOCOL_MINOR,
-        )
+        return hello(cmd, SERVER, self.stream.epoch, CAPABILITIES)
 
     def _write_ahead(self, change: Callable[[BindingTable], bool]) -> bool:
         """Make ``change`` on a copy of the bindings and write that copy durably.

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import codec
 from . import commands as c
+from .version import PROTOCOL_MINOR, negotiate
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,22 @@ class CommandError(Exception):
     def __init__(self, code: c.ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+def hello(cmd: c.Hello, server: str, epoch: int, capabilities: list[str]) -> c.HelloResult:
+    """The answer to ``hello`` of either server: the highest version both sides speak
+    (``unsupported_version`` when they share none), this build's minor, and what the
+    server offers."""
+    version = negotiate(cmd.versions)
+    if version is None:
+        raise CommandError(c.ErrorCode.UNSUPPORTED_VERSION, f"no common version in {cmd.versions}")
+    return c.HelloResult(
+        version=version,
+        epoch=epoch,
+        server=server,
+        capabilities=capabilities,
+        minor=PROTOCOL_MINOR,
+    )
 
 
 @dataclass

@@ -23,9 +23,8 @@ from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.instance import InstanceLock
 from ifpx.schemas.journal import Journal, JournalGap
-from ifpx.schemas.serving import CommandError, Server
+from ifpx.schemas.serving import CommandError, Server, hello
 from ifpx.schemas.topics import TOPICS
-from ifpx.schemas.version import PROTOCOL_MINOR, PROTOCOL_VERSION
 
 from .recording import RecordingError, decode_payload, read_header, records
 from .replica import Replica
@@ -152,14 +151,9 @@ class Replayer:
         )
         self._pub.send_multipart(codec.encode_message(msg))
 
-    def _hello(self, _cmd: c.Hello) -> c.Result:
-        return c.HelloResult(
-            version=PROTOCOL_VERSION,
-            epoch=self.epoch,
-            server=SERVER,
-            capabilities=["journal", "snapshot"],
-            minor=PROTOCOL_MINOR,
-        )
+    def _hello(self, cmd: c.Hello) -> c.Result:
+        # A recording holds a stream and its snapshots: journal and snapshot, nothing else.
+        return hello(cmd, SERVER, self.epoch, ["journal", "snapshot"])
 
     def _snapshot(self, _cmd: c.Snapshot) -> c.Result:
         self.stats.snapshots_served += 1
