@@ -8,19 +8,26 @@ Building changes nothing; the caller records which groups the snapshot's loaders
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from ifpx.schemas import events as ev
-from ifpx.schemas.state import Binding, NeighState, PortState, RouteTable, SnapshotState
+from ifpx.schemas.state import (
+    Binding,
+    NeighState,
+    PortState,
+    RouteRowT,
+    RouteTable,
+    RouteTableBuilder,
+    SnapshotState,
+)
 
 from .groups import NO_GROUP, Group, NhView
 from .render import AF4, TYPE_NAMES, hop_flag_names
 
 if TYPE_CHECKING:
     from .core import BridgeCore
-
-RouteRow = tuple[Literal[4, 6], str, int, int, int, int, int]
 
 
 def build(core: BridgeCore) -> tuple[SnapshotState, list[Group]]:
@@ -69,7 +76,7 @@ def _ports(core: BridgeCore) -> tuple[list[Binding], list[PortState], list[Neigh
 
 
 def _routes(core: BridgeCore) -> tuple[RouteTable, list[Group]]:
-    sets: dict[tuple[int, NhView, int, str | None], int] = {}
+    table: RouteTableBuilder[tuple[int, NhView, int, str | None]] = RouteTableBuilder()
     variants = core.fib.variants
     merged = [(pkey, core.fib.published(pkey)) for pkey in variants]
     plain = (
@@ -84,29 +91,25 @@ def _routes(core: BridgeCore) -> tuple[RouteTable, list[Group]]:
     held: list[Group] = []
     for vid, val in used.items():
         view = core.out.view(val)
-        if view is not None and val[1] is not NO_GROUP:
-            held.append(val[1])
-        index_of[vid] = (
-            None if view is None else sets.setdefault((val[1].gid, view, val[2], val[3]), len(sets))
+        if view is None:
+            index_of[vid] = None
+            continue
+        group, rtype, src = val[1], val[2], val[3]
+        if group is not NO_GROUP:
+            held.append(group)
+        index_of[vid] = table.index(
+            (group.gid, view, rtype, src), group.gid, TYPE_NAMES[rtype], src, _hops(view)
         )
-    rows: list[RouteRow] = [
+    rows: list[RouteRowT] = [
         (4 if k[0] == AF4 else 6, k[2], k[3], k[1], v[0], k[5], i)
         for k, v in chain(plain, merged)
         if v is not None and (i := index_of[id(v)]) is not None
     ]
-    nexthop_sets = [
-        [
-            ev.NextHop.model_construct(
-                gateway=gw, ifindex=ifx, port_id=port, weight=w, flags=hop_flag_names(f)
-            )
-            for gw, ifx, port, w, f in view
-        ]
-        for _g, view, _t, _s in sets
-    ]
-    table = RouteTable.model_construct(
-        nexthop_sets=nexthop_sets,
-        rows=rows,
-        forwarding=[(TYPE_NAMES[t], src) for _g, _v, t, src in sets],
-        groups=[gid for gid, _v, _t, _s in sets],
-    )
-    return table, held
+    return table.table(rows), held
+
+
+def _hops(view: NhView) -> Iterator[ev.NextHop]:
+    for gw, ifx, port, w, f in view:
+        yield ev.NextHop.model_construct(
+            gateway=gw, ifindex=ifx, port_id=port, weight=w, flags=hop_flag_names(f)
+        )

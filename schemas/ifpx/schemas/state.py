@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Annotated, Literal
+from collections.abc import Hashable, Iterable
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import Field, Strict, model_validator
 
@@ -169,21 +169,17 @@ class RouteTable(WireModel):
     @classmethod
     def from_routes(cls, routes: Iterable[RouteState]) -> RouteTable:
         """The compact form of ``routes``."""
-        index: dict[tuple[tuple[NextHop, ...], RouteType, str | None], int] = {}
+        table: RouteTableBuilder[tuple[tuple[NextHop, ...], RouteType, str | None]]
+        table = RouteTableBuilder()
         group_of: dict[tuple[NextHop, ...], int] = {(): 0}
-        rows = []
+        rows: list[RouteRowT] = []
         for r in routes:
             dst, plen = r.dst.rsplit("/", 1)
             hops = tuple(r.nexthops)
-            group_of.setdefault(hops, len(group_of))
-            nhs = index.setdefault((hops, r.type, r.prefsrc), len(index))
+            group = group_of.setdefault(hops, len(group_of))
+            nhs = table.index((hops, r.type, r.prefsrc), group, r.type, r.prefsrc, hops)
             rows.append((r.family, dst, int(plen), r.table, r.proto, r.metric, nhs))
-        return cls(
-            nexthop_sets=[list(hops) for hops, _t, _s in index],
-            rows=rows,
-            forwarding=[(t, s) for _h, t, s in index],
-            groups=[group_of[hops] for hops, _t, _s in index],
-        )
+        return table.table(rows, validate=True)
 
     def expand(self) -> list[RouteState]:
         """One :class:`RouteState` per row."""
@@ -201,6 +197,54 @@ class RouteTable(WireModel):
             )
             for fam, dst, plen, table, proto, metric, nhs in self.rows
         ]
+
+
+RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
+"""A :data:`RouteRow` as built (family, dst, prefixlen, table, proto, metric, set)."""
+_SetKey = TypeVar("_SetKey", bound=Hashable)
+
+
+class RouteTableBuilder(Generic[_SetKey]):
+    """The one way a :class:`RouteTable` is put together (the bridge's snapshot, a
+    replica's, a list of routes): each next-hop set once, however many rows use it,
+    numbered in the order sets first appear.
+
+    A set is named by a key of the caller's (what makes two sets the same for it), and
+    given with its group, type, preferred source and next hops, which are taken the
+    first time the key is seen.
+    """
+
+    def __init__(self) -> None:
+        self._index: dict[_SetKey, int] = {}
+        self._sets: list[list[NextHop]] = []
+        self._forwarding: list[tuple[RouteType, str | None]] = []
+        self._groups: list[int] = []
+
+    def index(
+        self,
+        key: _SetKey,
+        group: int,
+        route_type: RouteType,
+        prefsrc: str | None,
+        nexthops: Iterable[NextHop],
+    ) -> int:
+        """The index of the set ``key`` names, added now if it is new: only then is
+        ``nexthops`` read (a generator builds the models of each set once)."""
+        i = self._index.get(key)
+        if i is None:
+            i = self._index[key] = len(self._sets)
+            self._sets.append(list(nexthops))
+            self._forwarding.append((route_type, prefsrc))
+            self._groups.append(group)
+        return i
+
+    def table(self, rows: list[RouteRowT], validate: bool = False) -> RouteTable:
+        """The table of ``rows`` over the sets indexed; checked if ``validate`` (built as
+        is otherwise: the values were checked on their way in)."""
+        make = RouteTable if validate else RouteTable.model_construct
+        return make(
+            nexthop_sets=self._sets, rows=rows, forwarding=self._forwarding, groups=self._groups
+        )
 
 
 class SnapshotState(WireModel):

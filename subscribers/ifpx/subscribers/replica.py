@@ -25,7 +25,9 @@ from ifpx.schemas.state import (
     Binding,
     NeighState,
     PortState,
+    RouteRowT,
     RouteTable,
+    RouteTableBuilder,
     RuleState,
     SnapshotState,
     State,
@@ -40,7 +42,6 @@ Hop = tuple[str | None, int, int | None, int, tuple[ev.HopFlag, ...]]
 """(gateway, ifindex, port_id, weight, flags)."""
 RouteVal = tuple[int, tuple[Hop, ...], ev.RouteType, str | None]
 """(proto, next hops, type, prefsrc): shared by the routes with equal values."""
-RouteRowT = tuple[Literal[4, 6], str, int, int, int, int, int]
 GRouteVal = tuple[int, int, ev.RouteType, str | None]
 """(proto, next-hop group id, type, prefsrc): a route in the group form."""
 
@@ -452,22 +453,24 @@ class Replica:
         ]
         # Sets by (group, next hops, type, prefsrc): a flat route's group is numbered
         # here (above every group id the group form holds), a group route's is its own.
-        index: dict[tuple[int, tuple[Hop, ...], ev.RouteType, str | None], int] = {}
+        sets: RouteTableBuilder[tuple[int, tuple[Hop, ...], ev.RouteType, str | None]]
+        sets = RouteTableBuilder()
         flat_ids: dict[tuple[Hop, ...], int] = {(): 0}
         top = max(self.groups, default=0)
         rows: list[RouteRowT] = []
+
         for (fam, table, dst, plen, metric), (proto, hops, rtype, src) in self.routes.items():
             gid = flat_ids.setdefault(hops, top + len(flat_ids))
-            nhs = index.setdefault((gid, hops, rtype, src), len(index))
+            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(_hop_model, hops))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
         for key, (proto, gid, rtype, src) in self.groutes.items():
             if key in self.routes:
                 continue
             fam, table, dst, plen, metric = key
             hops = self.groups.get(gid, ())
-            nhs = index.setdefault((gid if hops else 0, hops, rtype, src), len(index))
+            gid = gid if hops else 0
+            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(_hop_model, hops))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
-        nexthop_sets = [[_hop_model(h) for h in hops] for _g, hops, _t, _s in index]
         neighs = [
             NeighState.model_construct(port_id=p, ip=ip, mac=mac, state=st)
             for (p, ip), (mac, st) in self.neighs.items()
@@ -475,12 +478,7 @@ class Replica:
         return SnapshotState.model_construct(
             bindings=list(self.bindings.values()),
             ports=ports,
-            routes=RouteTable.model_construct(
-                nexthop_sets=nexthop_sets,
-                rows=rows,
-                forwarding=[(t, s) for _g, _h, t, s in index],
-                groups=[g for g, _h, _t, _s in index],
-            ),
+            routes=sets.table(rows),
             neighs=neighs,
             rules=sorted(self.rules, key=RuleState.sort_key),
         )
