@@ -372,7 +372,7 @@ def test_the_group_form_and_the_flat_form_hold_the_same_routes(
 ) -> None:
     core = BridgeCore()
     core.out.grouped = True
-    core.fib.defer_flat = defer  # the daemon's way: the flat form's republishing comes after
+    core.out.defer_flat = defer  # the daemon's way: the flat form's republishing comes after
     core.apply_all([link(2, "tap0"), link(3, "tap1"), link(4, "tap2")])
     for op in pre:
         _apply_op(core, op)
@@ -503,7 +503,7 @@ def test_a_link_failure_is_one_group_event_whatever_the_number_of_routes() -> No
     up = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", True, True))
     assert kinds(up)[:2] == ["link_change", "nhgroup_set"] and len(up) == 2 + 4999
     # Put off (the daemon's way), the group form's event comes without them...
-    core.fib.defer_flat = True
+    core.out.defer_flat = True
     down = core.apply(nlmsg.Link(False, 3, "tap1", 1500, "02:00:00:00:00:01", False, False))
     assert kinds(down) == ["link_change", "nhgroup_set"]
     owed = list(core.fib.deferred())  # ...and the flat form's after, as the routes are then

@@ -79,7 +79,7 @@ class Bridge:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.core = BridgeCore(all_routes=opts.all_routes)
-        self.core.fib.defer_flat = True  # see _publish
+        self.core.out.defer_flat = True  # see _publish
         # A loop through a whole table that publishes nothing until it is over (a
         # link's routes dropped, a binding's republished) takes seconds at a million
         # routes: heartbeats go on meanwhile, or every subscriber would take the bridge

@@ -12,6 +12,7 @@ naming a group by id). The mirror (:mod:`~ifpx.bridge.routes`) says what changed
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from ifpx.schemas import events as ev
@@ -75,6 +76,11 @@ class Renderer:
         """Build route events in the group form (topic ``fib``)."""
         self.quiet = False
         """Build no events at all (the initial dump: nobody holds this epoch yet)."""
+        self.defer_flat = False
+        """Put off the flat form's republishing of every route through a group whose
+        hops changed until :meth:`owed` (the daemon's: the group form's one event goes
+        out first, not after a million flat ones)."""
+        self._deferred: dict[int, Group] = {}
         self._hop_models: dict[NhView, list[ev.NextHop]] = {}
 
     def withdraw(self, group: Group) -> list[ev.EventBase]:
@@ -248,3 +254,63 @@ class Renderer:
         grouped = not same or old[1] is not new[1]
         out = [] if grouped or old_view == new_view else self.announce(new[1], new_view)
         return out + self.add_events(key, new, new_view, not same or old_view != new_view, grouped)
+
+    # ---- a group whose hops changed ---------------------------------------------
+
+    def group_changed(
+        self,
+        group: Group,
+        old_view: NhView | None,
+        new_view: NhView | None,
+        routes: Iterable[tuple[PublicKey, RouteVal]],
+    ) -> list[ev.EventBase]:
+        """``group``, published as ``old_view``, is now ``new_view``; ``routes`` are the
+        routes through it (a scan, taken only if the flat form needs them now).
+
+        The group form hears one ``nhgroup_set``; the flat form, every route through
+        the group again (or later, with :attr:`defer_flat`). Routes that stop or start
+        being published (an object replaced by one through other links) are withdrawn
+        or added in both forms.
+        """
+        out: list[ev.EventBase] = []
+        if new_view is not None:
+            out.extend(self.announce(group, new_view, force=True))
+        if self.flat and self.defer_flat and old_view is not None and new_view is not None:
+            self._deferred[id(group)] = group
+        elif self.flat or (old_view is None) != (new_view is None):
+            for pkey, val in routes:
+                if new_view is None:
+                    assert old_view is not None
+                    out.extend(self.del_events(pkey, val, old_view))
+                elif old_view is None:
+                    out.extend(self.add_events(pkey, val, new_view, True, True))
+                else:
+                    out.extend(self.add_events(pkey, val, new_view, True, False))
+        if new_view is None:
+            out.extend(self.retire(group))
+        return out
+
+    def owed(
+        self, routes_of: Callable[[Group], Iterable[tuple[PublicKey, RouteVal]]]
+    ) -> Iterator[ev.EventBase]:
+        """The flat form's ``route_add`` of every route (``routes_of`` each group)
+        through the groups put off since the last call, as they are now. (With nobody
+        taking the flat form any more, nothing: a flat joiner takes a snapshot.)"""
+        groups, self._deferred = self._deferred, {}  # now, whenever they are taken
+        return self._owed(list(groups.values()) if self.flat else [], routes_of)
+
+    def _owed(
+        self,
+        groups: list[Group],
+        routes_of: Callable[[Group], Iterable[tuple[PublicKey, RouteVal]]],
+    ) -> Iterator[ev.EventBase]:
+        for group in groups:
+            view = self.gview(group)
+            if view is None:
+                continue
+            for pkey, val in routes_of(group):
+                yield self.route_event(pkey, val, view, False)
+
+    def forget(self, group: Group) -> None:
+        """``group`` is gone: nothing is owed for it."""
+        self._deferred.pop(id(group), None)

@@ -1,17 +1,14 @@
-"""The route seam of the bridge's core: the kernel's routes interned, merged and viewed (pure).
+"""The route mirror: the kernel's routes, merged per public key and kept in kernel order (pure).
 
-A full table is a million routes over a handful of next-hop sets, so routes
-refer to shared :class:`Group` objects (one per set of next hops, whatever their
-liveness, or per kernel next-hop object) and (proto, group) values are interned
-and shared. A group holds its hops' liveness: a link that goes down changes a
-few groups, not a million routes, and reaches subscribers of the group form
-(topic ``fib``) as one ``nhgroup_set`` per group; the flat form (topic
-``route``) republishes every route through it, and is built only while someone
-takes it (:attr:`RouteMirror.flat`). Routes the kernel keeps apart per interface
-under one public key (each port's fe80::/64) are published merged; what a route
-looks like on the wire depends on the bindings (which next hops lead to a bound
-port), and those views are cached per group and bindings generation.
-:class:`~ifpx.bridge.core.BridgeCore` builds on :class:`RouteMirror`.
+Routes refer to shared next-hop groups (:mod:`~ifpx.bridge.groups`): a link that goes
+down changes a few groups in place, not a million routes. Routes the kernel keeps apart
+per interface under one public key (each port's fe80::/64) are published merged; IPv4
+routes appended behind another under one key are held hidden, in the kernel's order,
+and come forward as those in front go. What the kernel does silently (hops marked dead,
+routes flushed with a link or a next-hop object) is done here too, and re-dumps are
+asked for to confirm it. What changes is said through a
+:class:`~ifpx.bridge.render.Renderer`, which knows the bindings and the route forms;
+the mirror knows neither. :class:`~ifpx.bridge.core.BridgeCore` owns one as ``fib``.
 """
 
 from __future__ import annotations
@@ -135,11 +132,6 @@ class RouteMirror:
         """Where the re-dumps the kernel's silence makes necessary are asked for."""
         self.apply = apply
         """Applies a record of another kind a route dump brings (the core's)."""
-        self.defer_flat = False
-        """Put off the flat form's republishing of every route through a group whose
-        hops changed until :meth:`deferred` (the daemon's: the group form's one event
-        goes out first, not after a million flat ones)."""
-        self._deferred: dict[int, Group] = {}
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self.variants: dict[PublicKey, set[RouteKey]] = {}
@@ -207,7 +199,7 @@ class RouteMirror:
 
     def _forget(self, group: Group) -> None:
         """Drop what refers to a group no route uses any more, and free its id."""
-        self._deferred.pop(id(group), None)
+        self.out.forget(group)
         self.nhg.forget(group)
 
     @property
@@ -228,9 +220,9 @@ class RouteMirror:
     def _set_group(self, group: Group, hops: tuple[nlmsg.NextHopT, ...]) -> list[ev.EventBase]:
         """``group`` now forwards by ``hops`` (liveness changed, or its object was replaced).
 
-        The group form hears one ``nhgroup_set``; the flat form, every route through
-        the group again. Routes that stop or start being published (an object
-        replaced by one through other links) are withdrawn or added in both forms.
+        The merged routes with a part through it are said again; the renderer says
+        the group and the routes through it in each form
+        (:meth:`~ifpx.bridge.render.Renderer.group_changed`).
         """
         if group.hops == hops:
             return []
@@ -246,46 +238,25 @@ class RouteMirror:
             after = self.published(pkey)
             out.extend(self.out.change(pkey, before, before_view, after))
             out.extend(self._merged_unused(before, after))
-        if new_view == old_view:
-            return out
-        if new_view is not None:
-            out.extend(self.out.announce(group, new_view, force=True))
-        if self.out.flat and self.defer_flat and old_view is not None and new_view is not None:
-            self._deferred[id(group)] = group
-        elif self.out.flat or (old_view is None) != (new_view is None):
-            for pkey, val in self.paced(self._published_using(group)):
-                if new_view is None:
-                    assert old_view is not None
-                    out.extend(self.out.del_events(pkey, val, old_view))
-                elif old_view is None:
-                    out.extend(self.out.add_events(pkey, val, new_view, True, True))
-                else:
-                    out.extend(self.out.add_events(pkey, val, new_view, True, False))
-        if new_view is None:
-            out.extend(self.out.retire(group))
+        if new_view != old_view:
+            routes = self.paced(self._published_using(group))
+            out.extend(self.out.group_changed(group, old_view, new_view, routes))
         return out
 
     def deferred(self) -> Iterator[ev.EventBase]:
         """The flat form's ``route_add`` of every route through the groups whose hops
-        changed since the last call (with :attr:`defer_flat`), as they are now.
+        changed since the last call (with the renderer's ``defer_flat``), as they are now.
 
         Made as they are taken (a million of them take seconds: the caller publishes
         them in slices, and keeps its heartbeats going between). The mirror must not
         change until they are all taken.
         """
-        groups, self._deferred = self._deferred, {}
-        return self._owed(list(groups.values()) if self.out.flat else [])
+        return self._counted(self.out.owed(self._published_using))
 
-    def _owed(self, groups: list[Group]) -> Iterator[ev.EventBase]:
-        # (With nobody taking the flat form any more, nothing: a flat joiner takes a
-        # snapshot.)
-        for group in groups:
-            view = self.out.gview(group)
-            if view is None:
-                continue
-            for pkey, val in self._published_using(group):
-                self.counters.events += 1
-                yield self.out.route_event(pkey, val, view, False)
+    def _counted(self, events: Iterator[ev.EventBase]) -> Iterator[ev.EventBase]:
+        for event in events:
+            self.counters.events += 1
+            yield event
 
     def _published_using(self, group: Group) -> Iterator[tuple[PublicKey, RouteVal]]:
         """The routes published as they are (not merged) through ``group`` (a scan)."""
