@@ -154,6 +154,3 @@ def recording(ns: argparse.Namespace) -> int:
         return EXIT_ERROR
     # An unreadable file and a reader gone away (`| head`) are the command line's to say.
     return EXIT_OK
-
-
-# ---- schema ---------------------------------------------------------------------
