@@ -315,7 +315,7 @@ class BridgeCore:
         """
         out: list[ev.EventBase] = []
         if kind == "route":
-            return self._reconcile_routes(records, family, oif)
+            return self.fib.reconcile(records, family, oif)
         dumped = list(records)
         if kind == "link":
             seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
@@ -346,42 +346,6 @@ class BridgeCore:
         else:
             raise ValueError(f"unknown dump kind {kind!r}")
         out.extend(self.apply_all(dumped))
-        return out
-
-    def _reconcile_routes(
-        self, records: Iterable[nlmsg.Record], family: int, oif: int
-    ) -> list[ev.EventBase]:
-        """A route dump (of ``family``, via ``oif`` if non-zero) applied as it streams in,
-        then the routes in its scope it did not hold swept away.
-
-        One pass, holding no list of the dump: the caller's iterator may do its own
-        work between records (the daemon keeps its heartbeats going through a re-dump
-        of a million routes).
-        """
-        keys = self.fib.routes_via(oif) if oif else self.fib.routes
-        scope = {k for k in keys if k[0] == family}
-        out: list[ev.EventBase] = []
-        seen: set[RouteKey] = set()
-        # The kernel dumps the IPv4 routes of one key in its order: the first forwards,
-        # the others are hidden behind it. A dump through one interface holds only some
-        # of them: the hidden ones follow the links instead, and their keys stay.
-        whole4 = family == AF4 and not oif
-        hidden: dict[PublicKey, list[nlmsg.Route]] = {}
-        firsts = seen if whole4 else self.fib.aliased
-        for rec in records:
-            if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
-                key, behind = self.fib.dumped_key(rec, firsts)
-                seen.add(key)
-                if behind is not None:
-                    if whole4:
-                        hidden.setdefault(behind, []).append(rec)
-                    continue
-            out.extend(self.apply(rec))
-        if whole4:
-            self.fib.reset_hidden(hidden)
-        for key in self.fib.paced(sorted(scope - seen)):
-            if key in self.fib.routes:
-                out.extend(self.fib._drop_route(key))
         return out
 
     # ---- bindings -------------------------------------------------------------

@@ -14,7 +14,7 @@ the mirror knows neither. :class:`~ifpx.bridge.core.BridgeCore` owns one as ``fi
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Collection, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -486,11 +486,6 @@ class RouteMirror:
             self._aliases.pop(key, None)
 
     @property
-    def aliased(self) -> Collection[RouteKey]:
-        """The keys with IPv4 routes hidden behind their first."""
-        return self._aliases.keys()
-
-    @property
     def hidden_routes(self) -> int:
         """How many IPv4 routes the kernel holds behind another (see :meth:`_alias`)."""
         return sum(len(v) for v in self._aliases.values())
@@ -499,13 +494,13 @@ class RouteMirror:
         """Apply a record of a dump whose routes came in empty: an IPv4 route under a
         key an earlier one took is behind it (the kernel dumps its aliases in order)."""
         if isinstance(rec, nlmsg.Route):
-            behind = self.dumped_key(rec, self.routes)[1]
+            behind = self._dumped_key(rec, self.routes)[1]
             if behind is not None:
                 self._aliases.setdefault(behind, []).append(rec)
                 return
         self.apply(rec)
 
-    def dumped_key(
+    def _dumped_key(
         self, rec: nlmsg.Route, firsts: Container[RouteKey]
     ) -> tuple[RouteKey, PublicKey | None]:
         """A dumped route's key in the mirror, and that key again if the route is an IPv4
@@ -521,9 +516,41 @@ class RouteMirror:
         )
         return key, pkey if hidden else None
 
-    def reset_hidden(self, hidden: dict[PublicKey, list[nlmsg.Route]]) -> None:
-        """Take the hidden IPv4 routes a whole IPv4 dump found."""
-        self._aliases = hidden
+    def reconcile(
+        self, records: Iterable[nlmsg.Record], family: int, oif: int
+    ) -> list[ev.EventBase]:
+        """A route dump (of ``family``, via ``oif`` if non-zero) applied as it streams in,
+        then the routes in its scope it did not hold swept away.
+
+        One pass, holding no list of the dump: the caller's iterator may do its own
+        work between records (the daemon keeps its heartbeats going through a re-dump
+        of a million routes).
+        """
+        keys = self.routes_via(oif) if oif else self.routes
+        scope = {k for k in keys if k[0] == family}
+        out: list[ev.EventBase] = []
+        seen: set[RouteKey] = set()
+        # The kernel dumps the IPv4 routes of one key in its order: the first forwards,
+        # the others are hidden behind it. A dump through one interface holds only some
+        # of them: the hidden ones follow the links instead, and their keys stay.
+        whole4 = family == AF4 and not oif
+        hidden: dict[PublicKey, list[nlmsg.Route]] = {}
+        firsts = seen if whole4 else self._aliases.keys()
+        for rec in records:
+            if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
+                key, behind = self._dumped_key(rec, firsts)
+                seen.add(key)
+                if behind is not None:
+                    if whole4:
+                        hidden.setdefault(behind, []).append(rec)
+                    continue
+            out.extend(self.apply(rec))
+        if whole4:
+            self._aliases = hidden
+        for key in self.paced(sorted(scope - seen)):
+            if key in self.routes:
+                out.extend(self._drop_route(key))
+        return out
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
         # `ip route replace` swaps one route for another under the same public key
