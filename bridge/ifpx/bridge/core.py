@@ -120,7 +120,7 @@ class BridgeCore:
         """Apply one record to the mirror; return the events it causes."""
         self.counters.records += 1
         if isinstance(rec, nlmsg.Route):
-            out = self.fib._route(rec)
+            out = self.fib.route(rec)
         elif isinstance(rec, nlmsg.NhObject):
             out = self._nexthop(rec)
         elif isinstance(rec, nlmsg.Rule):
@@ -234,16 +234,7 @@ class BridgeCore:
             out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
         for (fam, ip), (mac, _st) in sorted(self.neighs.get(ifindex, {}).items()):
             out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
-        # IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
-        # but dropping both here keeps the mirror exact either way. So do the next-hop
-        # objects through it, and the routes that used them.
-        out.extend(self.fib.nexthop_objects_changed(self.fib.nh_objects.flush_dev(ifindex)))
-        self.fib._hidden_follow(ifindex, None)
-        for key in self.fib.paced(self.fib.routes_via(ifindex)):
-            if len(self.fib.routes[key][1].hops) > 1:
-                # ECMP routes may survive on their other next hops: ask the kernel.
-                self.redumps.add(Redump(key[0]))
-            out.extend(self.fib._drop_route(key))
+        out.extend(self.fib.link_deleted(ifindex))
         for entry in self.bindings.mark_gone(ifindex):
             out.append(
                 self._ev(ev.ProxyGone, port_id=entry.port_id, proxy=link.name, ifindex=ifindex)
@@ -376,7 +367,7 @@ class BridgeCore:
             view = self.out.gview(group) if group.via(link.ifindex) else None
             if view is not None and group.sent is not None:
                 out.extend(self.out.announce(group, view))
-        for pkey in self.fib.paced(self.fib._published_keys(self.fib.routes_via(link.ifindex))):
+        for pkey in self.fib.paced(self.fib.published_keys(self.fib.routes_via(link.ifindex))):
             val = self.fib.published(pkey)
             out.extend(self.out.route_change(pkey, val, val, force=True))
         return out
@@ -398,7 +389,7 @@ class BridgeCore:
         if entry.ifindex is None:
             return out
         # Routes via this proxy now carry other port ids, or stop being published.
-        for pkey in self.fib.paced(self.fib._published_keys(self.fib.routes_via(entry.ifindex))):
+        for pkey in self.fib.paced(self.fib.published_keys(self.fib.routes_via(entry.ifindex))):
             val = self.fib.published(pkey)
             assert val is not None
             view = self.out.view(val)

@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from ifpx.schemas import events as ev
 
-from . import nlmsg
+from . import bulkload, nlmsg
 from .groups import (
     FEW,
     NO_GROUP,
@@ -217,7 +217,7 @@ class RouteMirror:
         for group in self.groups():
             group.sent = None
 
-    def _set_group(self, group: Group, hops: tuple[nlmsg.NextHopT, ...]) -> list[ev.EventBase]:
+    def set_group(self, group: Group, hops: tuple[nlmsg.NextHopT, ...]) -> list[ev.EventBase]:
         """``group`` now forwards by ``hops`` (liveness changed, or its object was replaced).
 
         The merged routes with a part through it are said again; the renderer says
@@ -321,7 +321,7 @@ class RouteMirror:
         hops = tuple(h for v in vals for h in v[1].hops)
         group = self.nhg.for_merged(hops)
         if group.hops != hops:
-            # A part's liveness changed: only _set_group changes it, and it goes through
+            # A part's liveness changed: only set_group changes it, and it goes through
             # the merged routes of the part with their views as they were before, so
             # their events (the group's nhgroup_set among them) are made there.
             group.hops = hops
@@ -329,10 +329,12 @@ class RouteMirror:
         first = vals[0]
         return self.nhg.value(first[0], group, first[2], first[3], 0)
 
-    def _published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
+    def published_keys(self, keys: Iterable[RouteKey]) -> list[PublicKey]:
+        """The public keys of ``keys``, each once, in their order."""
         return list(dict.fromkeys((k[0], k[1], k[2], k[3], k[4], k[5]) for k in keys))
 
-    def _route(self, rec: nlmsg.Route) -> list[ev.EventBase]:  # noqa: C901
+    def route(self, rec: nlmsg.Route) -> list[ev.EventBase]:  # noqa: C901
+        """Apply a kernel route message; return the events for what it changed."""
         rtype = rec.type
         nhid = rec.nhid
         pre: list[ev.EventBase] = []
@@ -381,7 +383,7 @@ class RouteMirror:
             group = self.nhg.by_hops.get(hops) or self.nhg.for_hops(hops)
             if group.hops is not hops and group.hops != hops:
                 # The kernel says the hops' liveness is now this: for every route of them.
-                pre = self._set_group(group, hops)
+                pre = self.set_group(group, hops)
         new = self.nhg.value(rec.proto, group, rtype, rec.prefsrc, nhid)
         if old is new:
             return pre
@@ -432,7 +434,7 @@ class RouteMirror:
                 nxt = hidden.pop(0)
                 if not hidden:
                     del self._aliases[key]
-                return self._route(nxt)
+                return self.route(nxt)
             for i, other in enumerate(hidden):
                 if self._record_identity(other) == this:
                     del hidden[i]
@@ -490,7 +492,7 @@ class RouteMirror:
         """How many IPv4 routes the kernel holds behind another (see :meth:`_alias`)."""
         return sum(len(v) for v in self._aliases.values())
 
-    def _load_one(self, rec: nlmsg.Record) -> None:
+    def load_one(self, rec: nlmsg.Record) -> None:
         """Apply a record of a dump whose routes came in empty: an IPv4 route under a
         key an earlier one took is behind it (the kernel dumps its aliases in order)."""
         if isinstance(rec, nlmsg.Route):
@@ -549,7 +551,7 @@ class RouteMirror:
             self._aliases = hidden
         for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
-                out.extend(self._drop_route(key))
+                out.extend(self.drop_route(key))
         return out
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
@@ -583,9 +585,9 @@ class RouteMirror:
             nhid,
         )
 
-    def _drop_route(self, key: RouteKey) -> list[ev.EventBase]:
+    def drop_route(self, key: RouteKey) -> list[ev.EventBase]:
         """Delete a mirrored route as if the kernel had said so; return the events."""
-        return self._route(self._record(key, self.routes[key], True))
+        return self.route(self._record(key, self.routes[key], True))
 
     def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:  # noqa: C901
         """Republish the routes through next-hop objects ``ids``; withdraw those whose
@@ -607,7 +609,7 @@ class RouteMirror:
             group = self.nhg.by_object.get(nhid)
             resolved = self.nh_objects.resolve(nhid)
             if group is not None and resolved is not None and resolved[0] == _UNICAST:
-                out.extend(self._set_group(group, resolved[1]))
+                out.extend(self.set_group(group, resolved[1]))
         # Values are few (one per object, protocol and source): only when one of them
         # changes kind or loses its object are the routes scanned.
         stale: set[int] = set()
@@ -628,15 +630,31 @@ class RouteMirror:
                 val = self.routes[key]
                 if self.nh_objects.resolve(val[4]) is None:
                     self.counters.compensations += 1
-                    out.extend(self._drop_route(key))
+                    out.extend(self.drop_route(key))
                 else:
-                    out.extend(self._route(self._record(key, val, False)))
+                    out.extend(self.route(self._record(key, val, False)))
         for nhid in sorted(ids):
             if nhid in self.nhg.by_object and self.nh_objects.resolve(nhid) is None:
                 group = self.nhg.by_object.pop(nhid)
                 out.extend(self.out.retire(group))
                 if not group.refs:  # its routes went first, as the kernel's did
                     self._forget(group)
+        return out
+
+    def link_deleted(self, ifindex: int) -> list[ev.EventBase]:
+        """The routes through a deleted link gone, as the kernel makes them go.
+
+        IPv4 routes through a deleted link vanish silently; IPv6 ones are announced,
+        but dropping both here keeps the mirror exact either way. So do the next-hop
+        objects through it, and the routes that used them.
+        """
+        out = self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex))
+        self._hidden_follow(ifindex, None)
+        for key in self.paced(self.routes_via(ifindex)):
+            if len(self.routes[key][1].hops) > 1:
+                # ECMP routes may survive on their other next hops: ask the kernel.
+                self.redumps.add(Redump(key[0]))
+            out.extend(self.drop_route(key))
         return out
 
     def follow_link(self, ifindex: int, up: bool, carrier: bool) -> list[ev.EventBase]:
@@ -669,9 +687,9 @@ class RouteMirror:
         if dead:
             for key in self.paced(self._keys_of(dead)):
                 if key in self.routes:
-                    out.extend(self._drop_route(key))
+                    out.extend(self.drop_route(key))
         for group, hops in changed:
-            out.extend(self._set_group(group, hops))
+            out.extend(self.set_group(group, hops))
         return out
 
     def _keys_of(self, groups: dict[int, Group]) -> list[RouteKey]:
@@ -684,81 +702,7 @@ class RouteMirror:
             return sorted({k for g in groups.values() for k in g.keys or ()})
         return [k for k, v in self.paced(self.routes.items()) if id(v[1]) in groups]
 
-    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:  # noqa: C901
-        """Apply a route dump to a mirror that holds none of its routes yet (the start).
-
-        Nothing to sweep and, inside :meth:`quiet`, nobody to tell: the records are
-        applied as they stream in, so a million of them never sit in a list. An
-        exception from ``records`` (an interrupted dump) leaves what was applied.
-        """
-        routes, values, nhg = self.routes, self.nhg.values, self.nhg
-        route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
-        loaded = 0
-        last_hops: tuple[nlmsg.NextHopT, ...] | None = None
-        last_proto = -1
-        last_src: str | None = None
-        by_object: dict[tuple[int, int, str | None], RouteVal] = {}
-        val: RouteVal = (0, NO_GROUP, unicast, None, 0)
-        try:
-            for rec in records:
-                # The common case inline (about half the time of the general path);
-                # anything unusual (a repeated key, a device route, not unicast) takes
-                # the general one.
-                if rec.__class__ is not route_cls:
-                    self._load_one(rec)
-                    last_hops = None  # it may have forgotten the group in hand
-                    continue
-                (deleted, family, table, dst, plen, tos, proto, rtype, flags, metric, hops,
-                 prefsrc, nhid, _nlflags) = rec  # fmt: skip
-                if (
-                    deleted
-                    or rtype != unicast
-                    or flags & cloned
-                    or (not nhid and len(hops) == 1 and hops[0][0] is None)
-                ):
-                    self._load_one(rec)
-                    last_hops = None
-                    continue
-                if nhid:
-                    # FRR's routes: each object resolved once, its value shared.
-                    found = by_object.get((nhid, proto, prefsrc))
-                    if found is None:
-                        resolved = self.nh_objects.resolve(nhid)
-                        if resolved is None:
-                            self._load_one(rec)
-                            last_hops = None
-                            continue
-                        kind, hops = resolved
-                        group = NO_GROUP if kind != unicast else nhg.for_object(nhid, hops)
-                        found = by_object[(nhid, proto, prefsrc)] = nhg.value(
-                            proto, group, kind, prefsrc, nhid
-                        )
-                    val = found
-                elif hops is not last_hops or proto != last_proto or prefsrc != last_src:
-                    # A dump runs through a few next-hop sets: the decoder hands the
-                    # same tuple on, and the same value serves the routes in a row.
-                    last_hops, last_proto, last_src = hops, proto, prefsrc
-                    group = nhg.for_hops(hops)
-                    if group.hops is not hops and group.hops != hops:
-                        self._set_group(group, hops)  # quiet: no events
-                    vkey = (proto, id(group), unicast, prefsrc, 0)
-                    shared = values.get(vkey)
-                    if shared is None:
-                        shared = values[vkey] = (proto, group, unicast, prefsrc, 0)
-                        group.values.append(vkey)
-                    val = shared
-                key = (family, table, dst, plen, tos, metric)
-                if key in routes:
-                    self._load_one(rec)
-                    last_hops = None
-                    continue
-                routes[key] = val
-                val[1].refs += 1
-                keys = val[1].keys
-                if keys is not None:
-                    keys.add(key)
-                    if len(keys) > FEW:
-                        val[1].keys = None
-                loaded += 1
-        finally:
-            self.counters.records += loaded
+    def load_routes(self, records: Iterable[nlmsg.Record]) -> None:
+        """Apply a route dump to a mirror that holds none of its routes yet (the start;
+        :func:`~ifpx.bridge.bulkload.load`, the common case inline)."""
+        bulkload.load(self, records)
