@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C901
     """Apply a route dump to a mirror that holds none of its routes yet (the start).
 
-    Nothing to sweep and, inside :meth:`quiet`, nobody to tell: the records are
+    Nothing to sweep and, inside :meth:`RouteMirror.quiet`, nobody to tell: the records are
     applied as they stream in, so a million of them never sit in a list. An
     exception from ``records`` (an interrupted dump) leaves what was applied.
     """

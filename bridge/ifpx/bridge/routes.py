@@ -131,7 +131,8 @@ class RouteMirror:
         self.redumps = redumps
         """Where the re-dumps the kernel's silence makes necessary are asked for."""
         self.apply = apply
-        """Applies a record of another kind a route dump brings (the core's)."""
+        """The core's ``apply``: what a dump brings goes through it, counted as the
+        core counts every record."""
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self.variants: dict[PublicKey, set[RouteKey]] = {}
