@@ -394,9 +394,9 @@ class BridgeCore:
             assert val is not None
             view = self.out.view(val)
             if view is None:
-                out.extend(self.out.del_events(pkey, val, self._view_with(val[1].hops, entry)))
+                out.extend(self.out.deleted(pkey, val, self._view_with(val[1].hops, entry)))
             else:
-                out.extend(self.out.add_events(pkey, val, view, True, True))
+                out.extend(self.out.added(pkey, val, view))
         for group in self.fib.groups():
             if group.via(entry.ifindex) and self.out.gview(group) is None:
                 out.extend(self.out.retire(group))

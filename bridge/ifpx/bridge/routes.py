@@ -131,8 +131,7 @@ class RouteMirror:
         self.redumps = redumps
         """Where the re-dumps the kernel's silence makes necessary are asked for."""
         self.apply = apply
-        """The core's ``apply``: what a dump brings goes through it, counted as the
-        core counts every record."""
+        """The core's ``apply``: dumped records go through it, counted as all are."""
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
         self.variants: dict[PublicKey, set[RouteKey]] = {}
@@ -381,7 +380,8 @@ class RouteMirror:
         elif nhid and self.nh_objects.resolve(nhid) is not None:
             group = self.nhg.for_object(nhid, hops)
         else:
-            group = self.nhg.by_hops.get(hops) or self.nhg.for_hops(hops)
+            nhg = self.nhg
+            group = nhg.by_hops.get(hops) or nhg.for_hops(hops)
             if group.hops is not hops and group.hops != hops:
                 # The kernel says the hops' liveness is now this: for every route of them.
                 pre = self.set_group(group, hops)
@@ -405,7 +405,8 @@ class RouteMirror:
         if merged and not self.out.quiet:
             self._check_replaced(pkey, key)
         after = self.published(pkey) if merged else new
-        out = [] if self.out.quiet else pre + self.out.route_change(pkey, before, after)
+        render = self.out
+        out = [] if render.quiet else pre + render.route_change(pkey, before, after)
         if old is not None and not old[1].refs:
             out += self._unused(old[1])
         if merged:
@@ -570,21 +571,8 @@ class RouteMirror:
         family, table, dst, plen, tos, metric = key[:6]
         if nhid:
             rtype = _UNICAST  # the object decides again what it resolves to
-        return nlmsg.Route(
-            deleted,
-            family,
-            table,
-            dst,
-            plen,
-            tos,
-            proto,
-            rtype,
-            0,
-            metric,
-            group.hops,
-            prefsrc,
-            nhid,
-        )
+        return nlmsg.Route(deleted, family, table, dst, plen, tos, proto, rtype, 0, metric,
+                           group.hops, prefsrc, nhid)  # fmt: skip
 
     def drop_route(self, key: RouteKey) -> list[ev.EventBase]:
         """Delete a mirrored route as if the kernel had said so; return the events."""
