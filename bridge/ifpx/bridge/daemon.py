@@ -5,7 +5,8 @@ sockets, so a change travels from the kernel to the PUB socket without a thread
 hand-over (each one cost tens of microseconds). While it dumps, publishes or
 answers a command, the kernel holds new messages in the listener's receive
 buffer (64 MiB by default, SO_RCVBUFFORCE); if that ever overflows, the bridge
-resyncs from a dump and publishes the difference.
+resyncs from a dump and publishes the difference. What follows from what it reads, and
+in which order, is :class:`~ifpx.bridge.cycle.Cycle`'s; this module does the I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from itertools import islice
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from pathlib import Path
 from types import FrameType
 
@@ -26,8 +27,7 @@ import zmq
 
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
-from ifpx.schemas.envelope import MAX_BATCH
-from ifpx.schemas.events import CfgDone, EventBase, ResyncBegin, ResyncEnd
+from ifpx.schemas.events import CfgDone, EventBase
 from ifpx.schemas.instance import InstanceLock, InstanceLocked
 from ifpx.schemas.journal import Journal
 from ifpx.schemas.serving import CommandError
@@ -37,10 +37,10 @@ from .bindings import BindingTable, Entry
 from .config import Options
 from .connections import CONTROL_CONNECTIONS, cap_for
 from .control import Controller
-from .core import AF4, AF6, BridgeCore
+from .core import BridgeCore
+from .cycle import Cycle
 from .netns import Namespace
 from .publisher import Publisher
-from .reconciler import Reconciler
 from .sockguard import SocketGuard
 from .stats import BridgeStats
 from .workers import Peer
@@ -79,7 +79,7 @@ class Bridge:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.core = BridgeCore(all_routes=opts.all_routes)
-        self.core.out.defer_flat = True  # see _publish
+        self.core.out.defer_flat = True  # see Cycle.publish
         # A loop through a whole table that publishes nothing until it is over (a
         # link's routes dropped, a binding's republished) takes seconds at a million
         # routes: heartbeats go on meanwhile, or every subscriber would take the bridge
@@ -92,7 +92,7 @@ class Bridge:
         self.dump_retries = 0
         self.resync_seconds = 0.0
         self.started = time.monotonic()
-        self.reconciler = Reconciler(self.core.redumps, self.core.counters)
+        self.cycle = Cycle(self.core, self._dump, self._publish_now)
         self._next_hb = float("inf")  # no heartbeat before the loop begins (it sets it)
         self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
@@ -286,21 +286,6 @@ class Bridge:
             return self.core.reconcile(kind, recs, family, oif)
         raise DumpFailed(f"dump of {kind} interrupted {_DUMP_RETRIES} times")
 
-    def _dump_all(self, saved: list[Entry] | None = None) -> list[EventBase]:
-        events = self._dump("link")
-        if saved is not None:
-            events.extend(self.core.restore(saved))
-        events.extend(self._dump("addr"))
-        # Objects before routes: a route through one resolves as it is loaded.
-        events.extend(self._dump("nexthop"))
-        events.extend(self._dump("route", AF4))
-        events.extend(self._dump("route", AF6))
-        events.extend(self._dump("rule", AF4))
-        events.extend(self._dump("rule", AF6))
-        events.extend(self._dump("neigh"))
-        self.reconciler.covered()
-        return events
-
     def _initial_sync(self, saved: list[Entry]) -> None:
         # Nobody can hold state of this epoch yet: every subscriber, old or new, takes a
         # snapshot when it sees a new epoch. So the initial dump only fills the mirror
@@ -309,7 +294,7 @@ class Bridge:
         # Nor is there anything for the cyclic collector to find while the mirror fills
         # (plain tuples and strings): it only slowed the dump down.
         with gcpolicy.paused(), self.core.fib.quiet():
-            self._dump_all(saved)
+            self.cycle.dump_all(saved)
         self._save(self.core.bindings, "after the initial dump")
         self.controller.cfg_done = True
         self.pub.publish([CfgDone()])
@@ -317,57 +302,17 @@ class Bridge:
         gcpolicy.freeze()
 
     def _resync(self, reason: str) -> None:
-        self.core.counters.resyncs += 1
         t0 = time.monotonic()
         log.warning("resync reason=%s", reason)
-        events = self._dump_all()
-        events += list(self.core.fib.deferred())  # between the markers, with the rest
-        self.pub.publish(
-            [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
-        )
+        changes = self.cycle.resync(reason)
         self.resync_seconds += time.monotonic() - t0
-        log.info("resync done changes=%d seconds=%.3f", len(events), time.monotonic() - t0)
+        log.info("resync done changes=%d seconds=%.3f", changes, time.monotonic() - t0)
 
-    def _compensate(self) -> list[EventBase]:
-        """The re-dumps the core asked for (see :class:`Reconciler`)."""
-        events: list[EventBase] = []
-        while (req := self.reconciler.next()) is not None:
-            events.extend(self._dump(req.kind, req.family, req.oif))
-            self.reconciler.ran(req, time.monotonic())
-        return events
-
-    def _settle_redumps(self) -> None:
-        """The second looks the re-dumps promised, once they are due."""
-        due = self.reconciler.due(time.monotonic())
-        if not due:
-            return
-        events: list[EventBase] = []
-        for req in due:
-            events.extend(self._dump(req.kind, req.family, req.oif))
-        self._publish(events)
-
-    def _publish(self, events: list[EventBase]) -> None:
-        """Publish ``events``, then what the flat form was let off building meanwhile.
-
-        A next hop that died is one ``nhgroup_set`` for the group form, and a
-        ``route_add`` of every route through it for the flat form: the first goes out
-        before the second is even built (a million of them take the bridge seconds).
-        """
-        if events:
-            self.pub.publish(events)
-        owed = self.core.fib.deferred()
-        while chunk := list(islice(owed, MAX_BATCH)):
-            self.pub.publish(chunk)
+    def _publish_now(self, events: Sequence[EventBase]) -> None:
+        self.pub.publish(events)
 
     def _process(self, datagrams: list[bytes], overrun: bool) -> None:
-        events: list[EventBase] = []
-        for data in datagrams:
-            events.extend(self.core.apply_all(nlmsg.decode(data)))
-        # Out before the re-dumps they ask for: a link that went down is a handful of
-        # group events, and its re-dump (every route through it, a million perhaps) only
-        # confirms them; it must not hold them back.
-        self._publish(events)
-        self._publish(self._compensate())
+        self.cycle.records(chain.from_iterable(nlmsg.decode(data) for data in datagrams))
         if overrun:
             self.overruns += 1
             self._resync("netlink overrun")
@@ -403,7 +348,7 @@ class Bridge:
             now = time.monotonic()
             self._beat(now)
             timeout = max(0.0, min(self._next_hb - now, 0.5))
-            wake = self.reconciler.wake_at()
+            wake = self.cycle.wake_at()
             if wake is not None:
                 timeout = max(0.0, min(timeout, wake - now))
             try:
@@ -424,7 +369,7 @@ class Bridge:
             for rep, read_only, ipc in controls:
                 if rep in ready:
                     self._answer(rep, read_only, ipc)
-            self._settle_redumps()
+            self.cycle.settle()
             if self.listener.fileno() != listening:
                 # An overrun (here, or in a command's catch_up) gave us a fresh socket.
                 poller.unregister(listening)
@@ -474,7 +419,7 @@ class Bridge:
         with gcpolicy.paused():
             reply, events = self.controller.handle_frames(frames, read_only, peer, time.monotonic())
         # Published before the reply: a client that reads on sees its change.
-        self._publish(events)
+        self.cycle.publish(events)
         rep.send(reply)
 
     def stats(self) -> BridgeStats:
