@@ -60,8 +60,7 @@ def _bridge(batch: int = 4096) -> tuple[BridgeCore, Kernel, Clock, list[list[str
     return core, kernel, clock, published, cycle
 
 
-def test_the_group_form_goes_out_before_the_flat_forms_republishing_and_both_before_redumps(
-) -> None:  # fmt: skip
+def test_the_group_form_then_the_flat_forms_slices_then_the_redumps() -> None:
     core, kernel, _clock, published, cycle = _bridge(batch=2)
     ecmp = [_route(f"10.{i}.0.0", ("10.0.0.2", 2), ("10.1.0.2", 3)) for i in range(5)]
     cycle.records(ecmp)
