@@ -24,7 +24,7 @@ from ifpx.schemas.state import (
 from . import nlmsg, snapshot
 from .bindings import BindingTable, Entry
 from .fastmodel import trusted
-from .groups import IN_SNAPSHOT, NhView, PublicKey, RouteKey, RouteVal
+from .groups import IN_SNAPSHOT, NhView
 from .policy import PolicyRules
 from .render import Build, Renderer, validated
 from .routes import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump, RouteMirror
@@ -35,10 +35,7 @@ __all__ = [
     "BridgeCore",
     "Counters",
     "LinkState",
-    "PublicKey",
     "Redump",
-    "RouteKey",
-    "RouteVal",
 ]
 
 

@@ -84,6 +84,10 @@ class GroupForm:
         if group.sent is None:
             return []
         group.sent = None
+        return self.gone(group)
+
+    def gone(self, group: Group) -> list[ev.EventBase]:
+        """``nhgroup_del`` for ``group``."""
         return [self.build(ev.NhGroupDel, group=group.gid)]
 
     def route_event(self, key: PublicKey, val: RouteVal, deleted: bool) -> ev.EventBase:
@@ -381,7 +385,7 @@ class Renderer:
         group.sent = None
         if not self._grouped or self.quiet or not held:
             return []
-        return [self.build(ev.NhGroupDel, group=group.gid)]
+        return self.group_form.gone(group)
 
     # ---- routes ------------------------------------------------------------------
 
