@@ -27,10 +27,8 @@ SLACK = 20
 
 OVER: dict[str, int] = {
     # module or class or function -> the ceiling it may not pass (its size then)
-    "bridge/ifpx/bridge/routes.py": 697,
+    "bridge/ifpx/bridge/routes.py": 645,
     "bridge/ifpx/bridge/nlmsg.py": 723,  # the decoder's per-attribute tables
-    "subscribers/ifpx/subscribers/replica.py": 692,
-    "subscribers/ifpx/subscribers/sync.py": 663,
 }
 
 

@@ -100,7 +100,8 @@ def _run_snapshot(tool: Path, replies: list[bytes]) -> list[dict[str, object]]:
 
 def test_snapshot_becomes_the_same_initial_events_as_in_python(dump_tool: Path) -> None:
     from ifpx.schemas import commands as c
-    from ifpx.subscribers.replica import Replica, initial_events
+    from ifpx.subscribers.replica import Replica
+    from ifpx.subscribers.replicadiff import initial_events
 
     golden = json.loads((GOLDEN / "result.snapshot.json").read_text())
     result = c.SnapshotResult.model_validate(golden["json"] | {"state": golden["json"]["state"]})

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ifpx.schemas import events as ev
-from ifpx.subscribers.sync import EventQueue as _EventQueue
+from ifpx.subscribers.eventqueue import EventQueue as _EventQueue
 
 
 def _events(start: int, count: int) -> list[ev.EventBase]:

@@ -10,7 +10,8 @@ from test_core import _apply_op, link, ops
 from ifpx.bridge.core import BridgeCore
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import Binding, NeighState, PortState, State
-from ifpx.subscribers.replica import Inconsistent, Replica, diff
+from ifpx.subscribers.replica import Inconsistent, Replica
+from ifpx.subscribers.replicadiff import diff
 
 
 def _route(dst: str, plen: int, metric: int = 0, port: int = 0, table: int = 254) -> ev.RouteAdd:

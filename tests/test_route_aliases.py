@@ -122,7 +122,7 @@ def _hidden(core: BridgeCore) -> dict[str, list[nlmsg.Route]]:
     """The hidden routes per destination, as dumped records."""
     return {
         key[2]: [r._replace(nlflags=0) for r in recs]
-        for key, recs in sorted(core.fib._aliases.items())
+        for key, recs in sorted(core.fib.aliases.by_key.items())
     }
 
 
@@ -179,13 +179,13 @@ def test_a_whole_dump_finds_the_first_and_the_hidden_in_the_kernels_order() -> N
     dump = [_record("10.1.0.0", 2), _record("10.1.0.0", 3), _record("10.1.0.0", BLACKHOLE)]
     events = core.reconcile("route", dump, AF4)
     assert [(e.kind, e.nexthops[0].gateway) for e in events] == [("route_add", "10.0.0.2")]  # type: ignore[attr-defined]
-    assert core.fib.hidden_routes == 2
+    assert core.fib.aliases.count == 2
     # The first deleted: the next forwards, in one change (no gap in between).
     events = core.apply(_record("10.1.0.0", 2, deleted=True))
     assert [(e.kind, e.nexthops[0].gateway) for e in events] == [("route_add", "10.0.0.3")]  # type: ignore[attr-defined]
     # A hidden one deleted: nothing to say.
     assert core.apply(_record("10.1.0.0", BLACKHOLE, deleted=True)) == []
-    assert core.fib.hidden_routes == 0
+    assert core.fib.aliases.count == 0
 
 
 def test_a_deletion_of_a_route_never_held_asks_for_a_redump() -> None:
@@ -195,7 +195,7 @@ def test_a_deletion_of_a_route_never_held_asks_for_a_redump() -> None:
     core.redumps.clear()
     assert core.apply(_record("10.1.0.0", 4, deleted=True)) == []
     assert {(r.kind, r.family, r.oif) for r in core.redumps} == {("route", AF4, 0)}
-    assert core.fib.hidden_routes == 1  # unchanged until the dump says
+    assert core.fib.aliases.count == 1  # unchanged until the dump says
 
 
 def test_an_object_update_of_a_hidden_route_keeps_it_hidden() -> None:
@@ -211,4 +211,4 @@ def test_an_object_update_of_a_hidden_route_keeps_it_hidden() -> None:
     # The object gone: the kernel deletes the routes through it without a word.
     core.apply(_record("10.1.0.0", 2, nlflags=PREPEND))
     core.apply(nlmsg.NhObject(True, 7, AF4, None, 0, 0, False, False, ()))
-    assert core.fib.hidden_routes == 0
+    assert core.fib.aliases.count == 0

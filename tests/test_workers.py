@@ -15,7 +15,8 @@ from ifpx.schemas import events as ev
 from ifpx.schemas.envelope import Message
 from ifpx.schemas.state import SnapshotState
 from ifpx.schemas.topics import TOPICS
-from ifpx.subscribers.sync import EventQueue, Identity, SendReport, SyncMachine
+from ifpx.subscribers.eventqueue import EventQueue
+from ifpx.subscribers.sync import Identity, SendReport, SyncMachine
 
 EPOCH = 5
 ALL = sorted(t for t in TOPICS)

@@ -447,7 +447,7 @@ class Bridge:
             journal_capacity=self.opts.journal,
             routes_mirrored=len(core.fib.routes),
             groups_mirrored=core.fib.group_count,
-            routes_hidden=core.fib.hidden_routes,
+            routes_hidden=core.fib.aliases.count,
             snapshots_built=self.controller.snapshots_built,
             snapshots_refused=self.controller.snapshots_refused,
             connections=self.guard.count,

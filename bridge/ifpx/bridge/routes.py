@@ -22,6 +22,7 @@ from typing import TypeVar
 from ifpx.schemas import events as ev
 
 from . import bulkload, nlmsg
+from .aliases import Aliases, Identity, identity, value_identity
 from .groups import (
     FEW,
     NO_GROUP,
@@ -98,22 +99,6 @@ def _nothing() -> None:
     pass
 
 
-Identity = tuple[int, int, int, str | None, tuple[nlmsg.NextHopT, ...]]
-"""What tells IPv4 routes under one key apart: (type, next-hop object, protocol,
-preferred source, next hops without liveness; none through an object)."""
-
-
-def _identity(
-    rtype: int, nhid: int, proto: int, prefsrc: str | None, hops: tuple[nlmsg.NextHopT, ...]
-) -> Identity:
-    return rtype, nhid, proto, prefsrc, () if nhid else bare(hops)
-
-
-def _value_identity(val: RouteVal) -> Identity:
-    """The identity of a mirrored route (its shared value)."""
-    return _identity(val[2], val[4], val[0], val[3], val[1].hops)
-
-
 class RouteMirror:
     """The routes of the kernel mirror, their groups and next-hop objects; what changes is
     said through :attr:`out` (the core's routes: :attr:`BridgeCore.fib`)."""
@@ -136,11 +121,8 @@ class RouteMirror:
         self.nh_objects = NhTable()
         self.variants: dict[PublicKey, set[RouteKey]] = {}
         """Public keys held by interface-keyed routes -> those routes' keys."""
-        self._aliases: dict[PublicKey, list[nlmsg.Route]] = {}
-        """IPv4 routes behind the first of their (table, dst, tos, metric), in the
-        kernel's order (``ip route append``/``prepend``). The kernel forwards by the
-        first alone: the others are not published, and the first's deletion brings the
-        next forward."""
+        self.aliases = Aliases()
+        """IPv4 routes behind the first of their key (``ip route append``/``prepend``)."""
         self.nhg = GroupTable()
         self.progress: Callable[[], None] = _nothing
         """Called every :data:`PACE` routes of a loop through a whole table (a link's
@@ -347,7 +329,7 @@ class RouteMirror:
         if rec.flags & _CLONED:
             return []
         pkey, key = _keys(rec, hops)
-        if (self._aliases or rec.nlflags not in _PLAIN) and len(key) == 6 and rec.family == _AF4:
+        if (self.aliases or rec.nlflags not in _PLAIN) and len(key) == 6 and rec.family == _AF4:
             handled = self._alias(rec, rtype, hops, pkey)
             if handled is not None:
                 return handled
@@ -415,7 +397,7 @@ class RouteMirror:
 
     def _record_identity(self, rec: nlmsg.Route) -> Identity:
         rtype, hops = self._resolve(rec)
-        return _identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
+        return identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
 
     def _alias(  # noqa: C901
         self, rec: nlmsg.Route, rtype: int, hops: tuple[nlmsg.NextHopT, ...], key: PublicKey
@@ -426,22 +408,18 @@ class RouteMirror:
         May put the first behind (``prepend``) before returning None.
         """
         first = self.routes.get(key)
-        hidden = self._aliases.get(key)
-        this = _identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
+        aliases = self.aliases
+        hidden = aliases.get(key)
+        this = identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
         if rec.deleted:
             if not hidden:
                 return None
-            if first is not None and _value_identity(first) == this:
+            if first is not None and value_identity(first) == this:
                 # The first goes: the next forwards, replacing it in one change.
-                nxt = hidden.pop(0)
-                if not hidden:
-                    del self._aliases[key]
-                return self.route(nxt)
+                return self.route(aliases.bring_forward(key))
             for i, other in enumerate(hidden):
                 if self._record_identity(other) == this:
-                    del hidden[i]
-                    if not hidden:
-                        del self._aliases[key]
+                    aliases.remove(key, i)
                     return []
             # The kernel deleted one we never held: only a dump says what is left.
             self.redumps.add(Redump(_AF4))
@@ -450,49 +428,23 @@ class RouteMirror:
         if first is None or not flags:
             return None
         if flags & nlmsg.NLM_F_APPEND:
-            self._aliases.setdefault(key, []).append(rec._replace(nlflags=0))
+            aliases.append(key, rec._replace(nlflags=0))
             return []
         if flags & nlmsg.NLM_F_REPLACE:
             # Also what the kernel says of every route through a next-hop object that
             # changed, the hidden ones among them: those stay hidden.
-            if hidden and rec.nhid and _value_identity(first) != this:
+            if hidden and rec.nhid and value_identity(first) != this:
                 for other in hidden:
                     if other.nhid == rec.nhid:
                         return []
             return None
         if flags & nlmsg.NLM_F_EXCL:
             # The only one under its key: the mirror missed the others' deletion.
-            self._aliases.pop(key, None)
+            aliases.forget(key)
             return None
         # CREATE alone (`ip route prepend`): in front of the first.
-        self._aliases.setdefault(key, []).insert(0, self._record(key, first, False))
+        aliases.prepend(key, self._record(key, first, False))
         return None
-
-    def _hidden_follow(self, ifindex: int, mark: int | None) -> None:
-        """The hidden aliases through ``ifindex`` as the kernel leaves them, silently:
-        gone with the link (``mark`` None), or with their hops through it marked (and
-        gone if none is left alive)."""
-        for key, hidden in list(self._aliases.items()):
-            kept: list[nlmsg.Route] = []
-            for rec in hidden:
-                if not any(h[1] == ifindex for h in rec.nexthops):
-                    kept.append(rec)
-                elif mark is not None:
-                    hops = marked(rec.nexthops, ifindex, mark)
-                    if not all(h[3] & nlmsg.RTNH_F_DEAD for h in hops):
-                        kept.append(rec._replace(nexthops=hops))
-            self._set_hidden(key, kept)
-
-    def _set_hidden(self, key: PublicKey, hidden: list[nlmsg.Route]) -> None:
-        if hidden:
-            self._aliases[key] = hidden
-        else:
-            self._aliases.pop(key, None)
-
-    @property
-    def hidden_routes(self) -> int:
-        """How many IPv4 routes the kernel holds behind another (see :meth:`_alias`)."""
-        return sum(len(v) for v in self._aliases.values())
 
     def load_one(self, rec: nlmsg.Record) -> None:
         """Apply a record of a dump whose routes came in empty: an IPv4 route under a
@@ -500,7 +452,7 @@ class RouteMirror:
         if isinstance(rec, nlmsg.Route):
             behind = self._dumped_key(rec, self.routes)[1]
             if behind is not None:
-                self._aliases.setdefault(behind, []).append(rec)
+                self.aliases.append(behind, rec)
                 return
         self.apply(rec)
 
@@ -539,7 +491,7 @@ class RouteMirror:
         # of them: the hidden ones follow the links instead, and their keys stay.
         whole4 = family == AF4 and not oif
         hidden: dict[PublicKey, list[nlmsg.Route]] = {}
-        firsts = seen if whole4 else self._aliases.keys()
+        firsts = seen if whole4 else self.aliases.keys()
         for rec in records:
             if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
                 key, behind = self._dumped_key(rec, firsts)
@@ -550,7 +502,7 @@ class RouteMirror:
                     continue
             out.extend(self.apply(rec))
         if whole4:
-            self._aliases = hidden
+            self.aliases.replace(hidden)
         for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
                 out.extend(self.drop_route(key))
@@ -588,11 +540,7 @@ class RouteMirror:
         """
         if not ids:
             return []
-        for akey, hidden in list(self._aliases.items()):
-            # Hidden routes through an object that is gone went with it.
-            gone = [r for r in hidden if r.nhid in ids and self.nh_objects.resolve(r.nhid) is None]
-            if gone:
-                self._set_hidden(akey, [r for r in hidden if r not in gone])
+        self.aliases.objects_gone(ids, lambda nhid: self.nh_objects.resolve(nhid) is not None)
         out: list[ev.EventBase] = []
         for nhid in sorted(ids):
             group = self.nhg.by_object.get(nhid)
@@ -638,7 +586,7 @@ class RouteMirror:
         objects through it, and the routes that used them.
         """
         out = self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex))
-        self._hidden_follow(ifindex, None)
+        self.aliases.follow_link(ifindex, None)
         for key in self.paced(self.routes_via(ifindex)):
             if len(self.routes[key][1].hops) > 1:
                 # ECMP routes may survive on their other next hops: ask the kernel.
@@ -657,8 +605,8 @@ class RouteMirror:
         (:attr:`redumps`).
         """
         mark = (0 if up else nlmsg.RTNH_F_DEAD) | (0 if up and carrier else nlmsg.RTNH_F_LINKDOWN)
-        if self._aliases:
-            self._hidden_follow(ifindex, mark)  # first: a first dropped below may bring one on
+        if self.aliases:
+            self.aliases.follow_link(ifindex, mark)  # first: a first dropped below may bring one on
         out: list[ev.EventBase] = []
         if mark:
             out.extend(self.nexthop_objects_changed(self.nh_objects.flush_dev(ifindex)))

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import socket
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import chain
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
 from ifpx.schemas import events as ev
 from ifpx.schemas.state import (
@@ -57,7 +56,8 @@ _RULE_KINDS: dict[str, tuple[Literal[4, 6], bool]] = {
     "rule6_del": (6, False),
 }
 """Rule kinds -> (family, added)."""
-_RULE_FIELDS = tuple(ev.RuleFields.model_fields)
+RULE_FIELDS = tuple(ev.RuleFields.model_fields)
+"""The fields every rule kind has (a rule's selector and action)."""
 _ROUTE_KINDS = {"route_add": (4, True), "route_del": (4, False), "route6_add": (6, True),
                 "route6_del": (6, False)}  # fmt: skip
 """Route kinds -> (family, added)."""
@@ -461,7 +461,7 @@ class Replica:
 
         for (fam, table, dst, plen, metric), (proto, hops, rtype, src) in self.routes.items():
             gid = flat_ids.setdefault(hops, top + len(flat_ids))
-            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(_hop_model, hops))
+            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(hop_model, hops))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
         for key, (proto, gid, rtype, src) in self.groutes.items():
             if key in self.routes:
@@ -469,7 +469,7 @@ class Replica:
             fam, table, dst, plen, metric = key
             hops = self.groups.get(gid, ())
             gid = gid if hops else 0
-            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(_hop_model, hops))
+            nhs = sets.index((gid, hops, rtype, src), gid, rtype, src, map(hop_model, hops))
             rows.append((fam, dst, plen, table, proto, metric, nhs))  # type: ignore[arg-type]
         neighs = [
             NeighState.model_construct(port_id=p, ip=ip, mac=mac, state=st)
@@ -488,129 +488,15 @@ class Replica:
         return self.to_wire().canonical()
 
 
-def diff(old: Replica, new: State | SnapshotState) -> list[ev.EventBase]:
-    """Events that take a replica holding ``old`` to ``new`` (used after a snapshot repair)."""
-    target = Replica(old.form)
-    target.load(new)
-    return diff_replicas(old, target)
-
-
-def initial_events(target: Replica) -> Iterator[ev.EventBase]:
-    """The events that build ``target`` from nothing, produced as they are consumed.
-
-    What it iterates is copied first, so later changes to ``target`` do not disturb it.
-    """
-    head = diff_replicas(Replica(target.form), target, routes=False)
-    head += [_group_event(gid, hops) for gid, hops in sorted(target.groups.items())]
-    routes = list(target.routes.items())
-    groutes = list(target.groutes.items())
-    return chain(
-        head,
-        (_route_event(k, v, deleted=False) for k, v in routes),
-        (_groute_event(k, v, deleted=False) for k, v in groutes),
-    )
-
-
-def diff_replicas(old: Replica, target: Replica, routes: bool = True) -> list[ev.EventBase]:  # noqa: C901
-    """Events that take ``old`` to ``target``; applying them to ``old`` makes the two equal."""
-    out: list[ev.EventBase] = []
-    for pid, b in sorted(old.bindings.items()):
-        nb = target.bindings.get(pid)
-        if nb is None:
-            out.append(ev.PortUnbound(port_id=pid, proxy=b.proxy, ifindex=b.ifindex or 0))
-        elif nb.state == "gone" and (b.state != "gone" or b.proxy != nb.proxy):
-            # The name the binding waits for now, which may not be the one it had.
-            out.append(ev.ProxyGone(port_id=pid, proxy=nb.proxy, ifindex=b.ifindex or 0))
-    for pid, nb in sorted(target.bindings.items()):
-        ob = old.bindings.get(pid)
-        if nb.state == "gone":
-            if ob is None:
-                out.append(ev.ProxyGone(port_id=pid, proxy=nb.proxy, ifindex=0))
-            continue
-        np_ = target.ports[pid]
-        op = old.ports.get(pid)
-        fresh = ob is None or op is None or op.ifindex != np_.ifindex
-        if fresh or op is None:
-            out.append(ev.PortBound(port_id=pid, proxy=np_.proxy, ifindex=np_.ifindex))
-            op = Port(pid, np_.proxy, np_.ifindex)
-        elif op.proxy != np_.proxy:
-            out.append(
-                ev.ProxyRenamed(
-                    port_id=pid, proxy=np_.proxy, ifindex=np_.ifindex, old_name=op.proxy
-                )
-            )
-        common: dict[str, Any] = {"port_id": pid, "proxy": np_.proxy, "ifindex": np_.ifindex}
-        # A freshly bound port gets its whole link configuration, as a bind replay does.
-        if np_.mac is not None and (fresh or np_.mac != op.mac):
-            out.append(ev.MacChange(mac=np_.mac, **common))
-        if fresh or np_.mtu != op.mtu:
-            out.append(ev.MtuChange(mtu=np_.mtu, **common))
-        if fresh or (np_.up, np_.carrier) != (op.up, op.carrier):
-            out.append(ev.LinkChange(up=np_.up, carrier=np_.carrier, **common))
-        for a in sorted(op.addrs - np_.addrs):
-            ip, plen = a.rsplit("/", 1)
-            cls = ev.AddrDel if ":" not in ip else ev.Addr6Del
-            out.append(cls(ip=ip, prefixlen=int(plen), **common))
-        for a in sorted(np_.addrs - op.addrs):
-            ip, plen = a.rsplit("/", 1)
-            acls = ev.AddrAdd if ":" not in ip else ev.Addr6Add
-            out.append(acls(ip=ip, prefixlen=int(plen), **common))
-    # A port bound afresh (new, back, or on another interface) lost its neighbours with
-    # port_bound, so they are all announced again.
-    rebound = {
-        pid
-        for pid, p in target.ports.items()
-        if pid not in old.ports or old.ports[pid].ifindex != p.ifindex
-    }
-    for (pid, ip), (mac, _st) in sorted(old.neighs.items()):
-        if (pid, ip) not in target.neighs and pid in target.ports and pid not in rebound:
-            p = target.ports[pid]
-            dcls = ev.NeighDel if ":" not in ip else ev.Neigh6Del
-            out.append(dcls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=mac))
-    for (pid, ip), val in sorted(target.neighs.items(), key=lambda kv: kv[0]):
-        if old.neighs.get((pid, ip)) != val or pid in rebound:
-            p = target.ports[pid]
-            ncls = ev.NeighAdd if ":" not in ip else ev.Neigh6Add
-            out.append(
-                ncls(port_id=pid, proxy=p.proxy, ifindex=p.ifindex, ip=ip, mac=val[0], state=val[1])
-            )
-    for rule in sorted(old.rules - target.rules, key=RuleState.sort_key):
-        out.append(_rule_event(rule, deleted=True))
-    for rule in sorted(target.rules - old.rules, key=RuleState.sort_key):
-        out.append(_rule_event(rule, deleted=False))
-    if not routes:
-        return out
-    out.extend(_table_changes(old.routes, target.routes, _route_event))
-    # The group form: groups first (a route never names a group its holder lacks),
-    # then routes, then the groups no route needs any more.
-    for gid, hops in sorted(target.groups.items()):
-        if old.groups.get(gid) != hops:
-            out.append(_group_event(gid, hops))
-    out.extend(_table_changes(old.groutes, target.groutes, _groute_event))
-    for gid in sorted(old.groups.keys() - target.groups.keys()):
-        out.append(ev.NhGroupDel.model_construct(group=gid))
-    return out
-
-
 def _rule_state(e: ev.EventBase, family: Literal[4, 6]) -> RuleState:
     # From a validated event: no need to validate again.
-    fields = {name: getattr(e, name) for name in _RULE_FIELDS}
+    fields = {name: getattr(e, name) for name in RULE_FIELDS}
     return RuleState.model_construct(
         **fields,
         family=family,
         src=getattr(e, "src"),  # noqa: B009  # every rule kind has it
         dst=getattr(e, "dst"),  # noqa: B009
     )
-
-
-def _rule_event(rule: RuleState, deleted: bool) -> ev.EventBase:
-    cls: type[ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del]
-    if rule.family == 4:
-        cls = ev.RuleDel if deleted else ev.RuleAdd
-    else:
-        cls = ev.Rule6Del if deleted else ev.Rule6Add
-    fields = {name: getattr(rule, name) for name in _RULE_FIELDS}
-    return cls.model_construct(**fields, src=rule.src, dst=rule.dst)
 
 
 class _Values(dict[tuple[int, int], RouteVal]):
@@ -629,62 +515,8 @@ class _Values(dict[tuple[int, int], RouteVal]):
         return val
 
 
-def _hop_model(h: Hop) -> ev.NextHop:
-    # The values come from validated events or a snapshot: no need to validate them again.
+def hop_model(h: Hop) -> ev.NextHop:
+    """A replica's next hop as the wire's model, not validated again (the values come
+    from validated events or a snapshot)."""
     g, i, p, w, f = h
     return ev.NextHop.model_construct(gateway=g, ifindex=i, port_id=p, weight=w, flags=f)
-
-
-_V = TypeVar("_V")
-
-
-def _table_changes(
-    old: dict[RouteKey, _V],
-    new: dict[RouteKey, _V],
-    event: Callable[[RouteKey, _V, bool], ev.EventBase],
-) -> Iterator[ev.EventBase]:
-    """A route table's deletions, then its additions and changes, as ``event`` makes them."""
-    for key, val in old.items():
-        if key not in new:
-            yield event(key, val, True)
-    for key, val in new.items():
-        if old.get(key) != val:
-            yield event(key, val, False)
-
-
-def _route_event(key: RouteKey, val: RouteVal, deleted: bool) -> ev.EventBase:
-    proto, hops, rtype, prefsrc = val
-    nexthops = [_hop_model(h) for h in hops]
-    return _route_model(key, deleted, False, proto, rtype, prefsrc, nexthops=nexthops)
-
-
-def _route_model(
-    key: RouteKey,
-    deleted: bool,
-    grouped: bool,
-    proto: int,
-    rtype: ev.RouteType,
-    prefsrc: str | None,
-    **hops: Any,
-) -> ev.EventBase:
-    """A route event of either form; ``hops`` is its ``nexthops`` or its ``group``."""
-    fam, table, dst, plen, metric = key
-    return ev.route_event_type(fam == 6, deleted, grouped).model_construct(
-        dst=dst,
-        prefixlen=plen,
-        table=table,
-        proto=proto,
-        metric=metric,
-        type=rtype,
-        prefsrc=prefsrc,
-        **hops,
-    )
-
-
-def _group_event(gid: int, hops: tuple[Hop, ...]) -> ev.EventBase:
-    return ev.NhGroupSet.model_construct(group=gid, nexthops=[_hop_model(h) for h in hops])
-
-
-def _groute_event(key: RouteKey, val: GRouteVal, deleted: bool) -> ev.EventBase:
-    proto, gid, rtype, prefsrc = val
-    return _route_model(key, deleted, True, proto, rtype, prefsrc, group=gid)
