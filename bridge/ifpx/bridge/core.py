@@ -292,48 +292,60 @@ class BridgeCore:
 
     # ---- resync ---------------------------------------------------------------
 
-    def reconcile(  # noqa: C901
+    def reconcile(
         self, kind: str, records: Iterable[nlmsg.Record], family: int = 0, oif: int = 0
     ) -> list[ev.EventBase]:
         """Make the mirror equal a complete dump; return exactly the difference as events.
 
-        ``kind`` is ``link``, ``addr``, ``route`` (of ``family``, via ``oif`` if
-        non-zero) or ``neigh``. Entries in the mirror's scope that the dump lacks
-        are deleted (sweep); dumped entries are applied (no event if unchanged).
+        ``kind`` is ``link``, ``addr``, ``nexthop``, ``route`` (of ``family``, via
+        ``oif`` if non-zero), ``rule`` (of ``family``) or ``neigh``. Entries in the
+        mirror's scope that the dump lacks are deleted (sweep); dumped entries are
+        applied (no event if unchanged).
         """
-        out: list[ev.EventBase] = []
         if kind == "route":
             return self.fib.reconcile(records, family, oif)
         dumped = list(records)
-        if kind == "link":
-            seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
-            for ifindex in sorted(set(self.links) - seen):
-                out.extend(self._link_deleted(ifindex))
-        elif kind == "addr":
-            seen_a = {
-                (r.ifindex, r.family, r.ip, r.prefixlen)
-                for r in dumped
-                if isinstance(r, nlmsg.Addr)
-            }
-            for ifindex, have in list(self.addrs.items()):
-                for fam, ip, plen in sorted(have):
-                    if (ifindex, fam, ip, plen) not in seen_a:
-                        out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
-        elif kind == "nexthop":
+        if kind == "nexthop":
             objs = [r for r in dumped if isinstance(r, nlmsg.NhObject)]
-            out.extend(self.fib.nexthop_objects_changed(self.fib.nh_objects.reconcile(objs)))
-            return out
+            return self.fib.nexthop_objects_changed(self.fib.nh_objects.reconcile(objs))
+        if kind == "link":
+            out = self._sweep_links(dumped)
+        elif kind == "addr":
+            out = self._sweep_addrs(dumped)
         elif kind == "rule":
-            out.extend(self.policy.sweep(family, [r for r in dumped if isinstance(r, nlmsg.Rule)]))
+            out = self.policy.sweep(family, [r for r in dumped if isinstance(r, nlmsg.Rule)])
         elif kind == "neigh":
-            seen_n = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
-            for ifindex, entries in list(self.neighs.items()):
-                for (fam, ip), (mac, _st) in sorted(entries.items()):
-                    if (ifindex, fam, ip) not in seen_n:
-                        out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
+            out = self._sweep_neighs(dumped)
         else:
             raise ValueError(f"unknown dump kind {kind!r}")
         out.extend(self.apply_all(dumped))
+        return out
+
+    def _sweep_links(self, dumped: list[nlmsg.Record]) -> list[ev.EventBase]:
+        seen = {r.ifindex for r in dumped if isinstance(r, nlmsg.Link)}
+        out: list[ev.EventBase] = []
+        for ifindex in sorted(set(self.links) - seen):
+            out.extend(self._link_deleted(ifindex))
+        return out
+
+    def _sweep_addrs(self, dumped: list[nlmsg.Record]) -> list[ev.EventBase]:
+        seen = {
+            (r.ifindex, r.family, r.ip, r.prefixlen) for r in dumped if isinstance(r, nlmsg.Addr)
+        }
+        out: list[ev.EventBase] = []
+        for ifindex, have in list(self.addrs.items()):
+            for fam, ip, plen in sorted(have):
+                if (ifindex, fam, ip, plen) not in seen:
+                    out.extend(self._addr(nlmsg.Addr(True, ifindex, fam, ip, plen)))
+        return out
+
+    def _sweep_neighs(self, dumped: list[nlmsg.Record]) -> list[ev.EventBase]:
+        seen = {(r.ifindex, r.family, r.ip) for r in dumped if isinstance(r, nlmsg.Neigh)}
+        out: list[ev.EventBase] = []
+        for ifindex, entries in list(self.neighs.items()):
+            for (fam, ip), (mac, _st) in sorted(entries.items()):
+                if (ifindex, fam, ip) not in seen:
+                    out.extend(self._neigh(nlmsg.Neigh(True, ifindex, fam, ip, mac, 0)))
         return out
 
     # ---- bindings -------------------------------------------------------------

@@ -530,7 +530,7 @@ class RouteMirror:
         """Delete a mirrored route as if the kernel had said so; return the events."""
         return self.route(self._record(key, self.routes[key], True))
 
-    def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:  # noqa: C901
+    def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:
         """Republish the routes through next-hop objects ``ids``; withdraw those whose
         object is gone (the kernel deletes such routes without a message).
 
@@ -547,19 +547,7 @@ class RouteMirror:
             resolved = self.nh_objects.resolve(nhid)
             if group is not None and resolved is not None and resolved[0] == _UNICAST:
                 out.extend(self.set_group(group, resolved[1]))
-        # Values are few (one per object, protocol and source): only when one of them
-        # changes kind or loses its object are the routes scanned.
-        stale: set[int] = set()
-        for val in self.nhg.values.values():
-            if val[4] not in ids:
-                continue
-            resolved = self.nh_objects.resolve(val[4])
-            if (
-                resolved is None
-                or resolved[0] != val[2]
-                or (resolved[0] == _UNICAST and val[1] is not self.nhg.by_object.get(val[4]))
-            ):
-                stale.add(id(val))
+        stale = self._stale_values(ids)
         if stale:
             # (In the mirror's order: FRR's million routes may share the object.)
             keys = [k for k, v in self.paced(self.routes.items()) if id(v) in stale]
@@ -577,6 +565,26 @@ class RouteMirror:
                 if not group.refs:  # its routes went first, as the kernel's did
                     self._forget(group)
         return out
+
+    def _stale_values(self, ids: set[int]) -> set[int]:
+        """The values (by id) through objects of ``ids`` that lost their object or changed
+        kind or group: their routes must be said again.
+
+        Values are few (one per object, protocol and source): only when one of them is
+        stale are the routes scanned.
+        """
+        stale: set[int] = set()
+        for val in self.nhg.values.values():
+            if val[4] not in ids:
+                continue
+            resolved = self.nh_objects.resolve(val[4])
+            if (
+                resolved is None
+                or resolved[0] != val[2]
+                or (resolved[0] == _UNICAST and val[1] is not self.nhg.by_object.get(val[4]))
+            ):
+                stale.add(id(val))
+        return stale
 
     def link_deleted(self, ifindex: int) -> list[ev.EventBase]:
         """The routes through a deleted link gone, as the kernel makes them go.
