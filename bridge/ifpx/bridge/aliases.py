@@ -36,6 +36,7 @@ class Aliases:
 
     def __init__(self) -> None:
         self.by_key: dict[PublicKey, list[nlmsg.Route]] = {}
+        """Read directly on the route path (a dict's truth, not a call per route)."""
 
     def __bool__(self) -> bool:
         return bool(self.by_key)

@@ -329,7 +329,8 @@ class RouteMirror:
         if rec.flags & _CLONED:
             return []
         pkey, key = _keys(rec, hops)
-        if (self.aliases or rec.nlflags not in _PLAIN) and len(key) == 6 and rec.family == _AF4:
+        hiding = self.aliases.by_key or rec.nlflags not in _PLAIN
+        if hiding and len(key) == 6 and rec.family == _AF4:
             handled = self._alias(rec, rtype, hops, pkey)
             if handled is not None:
                 return handled
