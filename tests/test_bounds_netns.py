@@ -170,6 +170,9 @@ def test_a_subscription_flood_and_a_huge_subscription_are_refused(
     grown = (_rss_kib(pid) - rss0) // 1024
     assert br.proc.poll() is None
     assert grown < 64, f"the bridge grew {grown} MiB"
+    # Refused once: what the flood had sent beyond the cap, read after its refusal (and
+    # its descriptor perhaps another connection's by then), refuses nothing more.
+    assert counters(br)["connections_refused"] == 1, br.log.read_text()[-3000:]
     record("50k subscriptions + one of 20 MB: bridge growth (MiB)", str(grown))
 
 

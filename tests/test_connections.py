@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from ifpx.bridge.connections import CONTROL_CONNECTIONS, RESERVED_FDS, ConnectionTable, cap_for
+from ifpx.bridge.connections import (
+    CONTROL_CONNECTIONS,
+    RESERVED_FDS,
+    STALE_FRAMES,
+    STALE_SECONDS,
+    ConnectionTable,
+    cap_for,
+)
 
 
 def test_the_cap_leaves_room_under_the_descriptor_limit() -> None:
@@ -29,7 +36,42 @@ def test_a_connection_subscribing_without_end_is_refused() -> None:
     table.accepted(7)
     assert all(table.subscribed(7) for _ in range(4))
     assert not table.subscribed(7) and table.subscriptions_refused == 1
+    # What it had sent beyond comes after: refused once, not again for each.
+    assert all(table.subscribed(7) for _ in range(100)) and table.subscriptions_refused == 1
+    assert table.count == 1  # open until its close is seen
     assert table.subscribed(99)  # not seen accepted yet: given the benefit of the doubt
     table.closed(7)
     table.accepted(7)  # the descriptor reused by a new connection starts afresh
     assert table.subscribed(7)
+
+
+def test_what_a_closed_connection_sent_counts_against_no_one_for_a_while() -> None:
+    table = ConnectionTable(cap=10, max_subscriptions=4, subscribers=True)
+    table.accepted(7)
+    assert all(table.subscribed(7, 99.0) for _ in range(4)) and not table.subscribed(7, 99.0)
+    table.closed(7, now=100.0)
+    table.accepted(7)  # a new subscriber, given the flood's descriptor
+    # The flood's messages read late name descriptor 7: not the new connection's.
+    at = 100.0 + STALE_SECONDS / 2
+    assert all(table.subscribed(7, at) for _ in range(1000))
+    assert table.subscriptions_refused == 1
+    at = 100.0 + STALE_SECONDS  # what comes now is the new connection's
+    assert all(table.subscribed(7, at) for _ in range(4))
+    assert not table.subscribed(7, at) and table.subscriptions_refused == 2
+
+
+def test_a_closed_connections_late_messages_are_excused_only_so_far() -> None:
+    table = ConnectionTable(cap=10, max_subscriptions=4, subscribers=True)
+    table.accepted(7)
+    table.closed(7, now=100.0)
+    table.accepted(7)
+    # A flood on the new connection at once: its own messages count past the most a
+    # closed connection is excused.
+    assert all(table.subscribed(7, 100.0) for _ in range(STALE_FRAMES + 4))
+    assert not table.subscribed(7, 100.0)
+    # Only the events socket's closed connections are excused anything.
+    other = ConnectionTable(cap=10, max_subscriptions=4)
+    other.accepted(7)
+    other.closed(7, now=100.0)
+    other.accepted(7)
+    assert all(other.subscribed(7, 100.0) for _ in range(4)) and not other.subscribed(7, 100.0)

@@ -22,6 +22,18 @@ MAX_SUBSCRIPTIONS = 64
 """Subscription messages one connection may send (a subscriber needs one per topic,
 nine at most, again after a reconnect)."""
 
+REFUSED = -1
+"""A connection's count once it is refused for subscribing too much."""
+STALE_SECONDS = 2.0
+"""How long after a connection's close the subscription messages naming its descriptor
+count against no one. libzmq reads a connection ahead into a queue without bound and
+hands over what it read after the close (a flood refused at its 65th had 3,000 more
+queued), by when the descriptor is often a new connection's; the queue is read at
+~100k messages a second."""
+STALE_FRAMES = 65_536
+"""Most messages excused so per close: a new connection flooding right away is counted
+again past this many (or past :data:`STALE_SECONDS`)."""
+
 
 def cap_for(wanted: int, fd_limit: int, controls: int = 1) -> int:
     """The events socket's connection cap: ``wanted``, lowered to what ``fd_limit``
@@ -35,12 +47,17 @@ class ConnectionTable:
 
     cap: int
     max_subscriptions: int = MAX_SUBSCRIPTIONS
+    subscribers: bool = False
+    """The socket's connections subscribe (the events socket): see :meth:`subscribed`."""
     refused: int = 0
     """Connections shut down because the table was full."""
     subscriptions_refused: int = 0
     """Connections shut down for sending more subscriptions than :attr:`max_subscriptions`."""
     _open: dict[int, int] = field(default_factory=dict)
-    """Descriptor -> subscription messages it has sent."""
+    """Descriptor -> subscription messages it has sent (:data:`REFUSED`: refused already)."""
+    _stale: dict[int, tuple[int, float]] = field(default_factory=dict)
+    """Descriptors of subscribing connections closed lately -> (how many more messages
+    naming them are not counted, when the connection closed)."""
 
     @property
     def count(self) -> int:
@@ -59,17 +76,37 @@ class ConnectionTable:
         self._open[fd] = 0
         return True
 
-    def closed(self, fd: int) -> None:
-        """The connection on ``fd`` is gone."""
+    def closed(self, fd: int, now: float = 0.0) -> None:
+        """The connection on ``fd`` is gone (at ``now``)."""
         self._open.pop(fd, None)
+        if self.subscribers:
+            # What it sent may still be queued, to be read when its descriptor is
+            # another connection's: not that one's to answer for.
+            self._stale[fd] = (STALE_FRAMES, now)
 
-    def subscribed(self, fd: int) -> bool:
-        """``fd`` sent a subscription: False once it has sent too many (refuse it)."""
+    def subscribed(self, fd: int, now: float = 0.0) -> bool:
+        """``fd`` sent a subscription (read at ``now``): False when it is one too many
+        (refuse it then).
+
+        Once: what a refused connection had sent beyond arrives after it, and refusing
+        again would shut down whichever connection holds the descriptor by then.
+        """
+        stale = self._stale.get(fd)
+        if stale is not None:
+            left, since = stale
+            if now - since < STALE_SECONDS:
+                if left > 1:
+                    self._stale[fd] = (left - 1, since)
+                else:
+                    del self._stale[fd]
+                return True  # (most likely) a closed connection's, read late
+            del self._stale[fd]
         sent = self._open.get(fd)
-        if sent is None:
-            return True  # not (yet) seen accepted: its monitor event is on its way
+        if sent is None or sent == REFUSED:
+            return True  # not (yet) seen accepted, or refused already: nothing to do
         if sent >= self.max_subscriptions:
             self.subscriptions_refused += 1
+            self._open[fd] = REFUSED
             return False
         self._open[fd] = sent + 1
         return True

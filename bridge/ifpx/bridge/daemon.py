@@ -56,6 +56,8 @@ a client pipelining requests without reading gets the rest dropped, so it cannot
 the bridge hold a snapshot per request."""
 DRAIN = 512
 """Most netlink datagrams read per wake-up before they are processed and published."""
+SUBSCRIPTIONS_PER_PASS = 1024
+"""Most subscription messages read per wake-up (a subscriber sends one per topic)."""
 _DUMP_RETRIES = 5
 _CATCH_UP = 2.0
 """Most seconds ``wait_applied`` spends reading what the kernel queued before it answers."""
@@ -377,8 +379,10 @@ class Bridge:
                 poller.register(listening, zmq.POLLIN)
 
     def _subscriptions(self) -> None:
+        # A slice a pass: a connection flooding subscriptions must not keep the loop from
+        # the kernel and the operator's commands (the poller says when more are queued).
         forms = self.controller.forms
-        while True:
+        for _ in range(SUBSCRIPTIONS_PER_PASS):
             try:
                 frame = self.pub_sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:

@@ -8,8 +8,10 @@ if the peer had gone (its descriptor stays libzmq's to close).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import struct
+import time
 
 import zmq
 
@@ -20,8 +22,19 @@ log = logging.getLogger("ifpx.bridge")
 _EVENTS = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
 
 
-def shut_down(fd: int) -> None:
-    """End the stream connection on ``fd`` (anything else on it is left alone)."""
+def inode(fd: int) -> int | None:
+    """The identity of the socket on ``fd`` now (None: nothing there)."""
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return None
+
+
+def shut_down(fd: int, ino: int | None = None) -> None:
+    """End the stream connection on ``fd`` if it is still the socket ``ino`` (when
+    given); anything else on it is left alone."""
+    if ino is not None and inode(fd) != ino:
+        return  # closed and the descriptor reused since: another connection's now
     try:
         sock = socket.socket(fileno=fd)
     except OSError:
@@ -50,6 +63,9 @@ class SocketGuard:
         """Per monitor."""
         self.monitors: list[zmq.Socket[bytes]] = []
         self._xpub: ConnectionTable | None = None
+        self._inodes: dict[int, int | None] = {}
+        """The events socket's connections: descriptor -> its socket when accepted. A
+        subscription read later may name a descriptor closed and reused since."""
 
     def watch(self, sock: zmq.Socket[bytes], cap: int) -> zmq.Socket[bytes]:
         """Monitor ``sock`` (before it binds), holding at most ``cap`` connections."""
@@ -62,7 +78,7 @@ class SocketGuard:
         mon.setsockopt(zmq.LINGER, 0)
         mon.connect(address)
         self.monitors.append(mon)
-        table = self.tables[mon] = ConnectionTable(cap)
+        table = self.tables[mon] = ConnectionTable(cap, subscribers=sock.type == zmq.XPUB)
         if sock.type == zmq.XPUB:
             self._xpub = table
         return mon
@@ -87,6 +103,8 @@ class SocketGuard:
                 return
             event, fd = struct.unpack("=Hi", head[:6])
             if event == zmq.EVENT_ACCEPTED:
+                if table.subscribers:
+                    self._inodes[fd] = inode(fd)
                 if not table.accepted(fd):
                     shut_down(fd)
                     if not table.refused & (
@@ -98,7 +116,9 @@ class SocketGuard:
                             table.count,
                         )
             elif event == zmq.EVENT_DISCONNECTED:
-                table.closed(fd)
+                table.closed(fd, time.monotonic())
+                if table.subscribers:
+                    self._inodes.pop(fd, None)
 
     def subscription(self, frame: zmq.Frame) -> None:
         """A subscription frame from the XPUB: its connection is refused past the cap."""
@@ -107,10 +127,15 @@ class SocketGuard:
         except zmq.ZMQError:
             return  # a libzmq without it: nobody is known
         table = self._xpub
-        if table is None or not isinstance(fd, int) or fd < 0 or table.subscribed(fd):
+        if (
+            table is None
+            or not isinstance(fd, int)
+            or fd < 0
+            or table.subscribed(fd, time.monotonic())
+        ):
             return
         log.warning("connection refused: more than %d subscriptions", table.max_subscriptions)
-        shut_down(fd)
+        shut_down(fd, self._inodes.get(fd))
 
     def close(self) -> None:
         """Close the monitors (before the context ends)."""
