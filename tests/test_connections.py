@@ -1,6 +1,10 @@
-"""Which connections the bridge refuses: over the cap, or subscribing without end (pure)."""
+"""Which connections the bridge refuses: over the cap, or subscribing without end (pure);
+and that refusing one touches no other (real sockets)."""
 
 from __future__ import annotations
+
+import os
+import socket
 
 from ifpx.bridge.connections import (
     CONTROL_CONNECTIONS,
@@ -10,6 +14,7 @@ from ifpx.bridge.connections import (
     ConnectionTable,
     cap_for,
 )
+from ifpx.bridge.sockguard import inode, shut_down
 
 
 def test_the_cap_leaves_room_under_the_descriptor_limit() -> None:
@@ -75,3 +80,21 @@ def test_a_closed_connections_late_messages_are_excused_only_so_far() -> None:
     other.closed(7, now=100.0)
     other.accepted(7)
     assert all(other.subscribed(7, 100.0) for _ in range(4)) and not other.subscribed(7, 100.0)
+
+
+def test_a_shutdown_spares_the_socket_that_took_the_descriptor_since() -> None:
+    refused, peer = socket.socketpair()
+    ino = inode(refused.fileno())
+    fd = refused.detach()
+    taker, other = socket.socketpair()
+    try:
+        os.dup2(taker.fileno(), fd)  # the refused one closed, its descriptor another's
+        shut_down(fd, ino)  # not the refused connection any more: left alone
+        other.sendall(b"x")
+        assert taker.recv(1) == b"x"
+        shut_down(fd, inode(fd))  # the socket there now: shut down
+        assert taker.recv(1) == b""
+    finally:
+        os.close(fd)
+        for s in (peer, taker, other):
+            s.close()
