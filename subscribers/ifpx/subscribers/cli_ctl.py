@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from functools import singledispatch
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,60 +33,98 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     )
 
 
-def _render(result: c.Result) -> str:  # noqa: C901
-    if isinstance(result, c.ListBindingsResult):
-        return _table(
-            ["PORT", "PROXY", "IFINDEX", "STATE"],
-            [[b.port_id, b.proxy, b.ifindex, b.state] for b in result.bindings],
-        )
-    if isinstance(result, c.BindResult):
-        b = result.binding
-        what = "bound" if result.changed else "already bound"
-        moved = f"; moved from {result.moved_from}" if result.moved_from else ""
-        return f"port {b.port_id} {what} to {b.proxy} (ifindex {b.ifindex}{moved})"
-    if isinstance(result, c.UnbindResult):
-        if not result.removed:
-            return "nothing to unbind"
-        return "\n".join(f"port {b.port_id} unbound from {b.proxy}" for b in result.removed)
-    if isinstance(result, c.ProxyOfPortResult):
-        b = result.binding
-        return f"port {b.port_id}: {b.proxy} ifindex {b.ifindex} {b.state}"
-    if isinstance(result, c.PortsOfProxyResult):
-        where = f"ifindex {result.ifindex}" if result.ifindex is not None else "no such link"
-        ports = ", ".join(map(str, result.port_ids)) or "none"
-        return f"{result.proxy} ({where}): ports {ports}"
-    if isinstance(result, c.ProxyInfoResult):
-        lines = [
-            f"{result.name}: ifindex {result.ifindex} mac {result.mac} mtu {result.mtu} "
-            f"{'UP' if result.up else 'DOWN'}{' LOWER_UP' if result.carrier else ''}",
-            f"  ports: {', '.join(map(str, result.port_ids)) or '-'}",
-        ]
-        lines += [f"  addr {a}" for a in result.addrs]
-        return "\n".join(lines)
-    if isinstance(result, c.CreateProxyResult):
-        how = "created" if result.created else "existed"
-        return f"{result.name}: ifindex {result.ifindex} ({how})"
-    if isinstance(result, c.DestroyProxyResult):
-        return f"{result.name} destroyed; {len(result.removed_bindings)} bindings removed"
-    if isinstance(result, c.StatusResult):
-        head = [
-            f"epoch {result.epoch}  seq {result.seq}  uptime {result.uptime:.1f}s  "
-            f"bindings {result.bindings}  netns {result.netns or '-'}"
-        ]
-        return "\n".join(head + [f"  {k:<20} {v}" for k, v in sorted(result.counters.items())])
-    if isinstance(result, c.EventsAvailableResult):
-        return "\n".join(result.kinds)
-    if isinstance(result, c.HelloResult):
-        caps = ", ".join(result.capabilities) or "-"
-        return (
-            f"{result.server} protocol v{result.version}.{result.minor} epoch {result.epoch}\n"
-            f"  capabilities: {caps}"
-        )
-    if isinstance(result, c.ListWorkersResult):
-        if not result.workers:
-            return f"no worker reports to this bridge (seq {result.seq})"
-        return _workers_table(result.workers)
+@singledispatch
+def _render(result: c.Result) -> str:
+    """A result in words: each type its own below, JSON for the rest."""
     return json.dumps(result.model_dump(), indent=2)
+
+
+@_render.register
+def _bindings(result: c.ListBindingsResult) -> str:
+    return _table(
+        ["PORT", "PROXY", "IFINDEX", "STATE"],
+        [[b.port_id, b.proxy, b.ifindex, b.state] for b in result.bindings],
+    )
+
+
+@_render.register
+def _bound(result: c.BindResult) -> str:
+    b = result.binding
+    what = "bound" if result.changed else "already bound"
+    moved = f"; moved from {result.moved_from}" if result.moved_from else ""
+    return f"port {b.port_id} {what} to {b.proxy} (ifindex {b.ifindex}{moved})"
+
+
+@_render.register
+def _unbound(result: c.UnbindResult) -> str:
+    if not result.removed:
+        return "nothing to unbind"
+    return "\n".join(f"port {b.port_id} unbound from {b.proxy}" for b in result.removed)
+
+
+@_render.register
+def _proxy_of_port(result: c.ProxyOfPortResult) -> str:
+    b = result.binding
+    return f"port {b.port_id}: {b.proxy} ifindex {b.ifindex} {b.state}"
+
+
+@_render.register
+def _ports_of_proxy(result: c.PortsOfProxyResult) -> str:
+    where = f"ifindex {result.ifindex}" if result.ifindex is not None else "no such link"
+    ports = ", ".join(map(str, result.port_ids)) or "none"
+    return f"{result.proxy} ({where}): ports {ports}"
+
+
+@_render.register
+def _proxy_info(result: c.ProxyInfoResult) -> str:
+    lines = [
+        f"{result.name}: ifindex {result.ifindex} mac {result.mac} mtu {result.mtu} "
+        f"{'UP' if result.up else 'DOWN'}{' LOWER_UP' if result.carrier else ''}",
+        f"  ports: {', '.join(map(str, result.port_ids)) or '-'}",
+    ]
+    lines += [f"  addr {a}" for a in result.addrs]
+    return "\n".join(lines)
+
+
+@_render.register
+def _created(result: c.CreateProxyResult) -> str:
+    how = "created" if result.created else "existed"
+    return f"{result.name}: ifindex {result.ifindex} ({how})"
+
+
+@_render.register
+def _destroyed(result: c.DestroyProxyResult) -> str:
+    return f"{result.name} destroyed; {len(result.removed_bindings)} bindings removed"
+
+
+@_render.register
+def _status(result: c.StatusResult) -> str:
+    head = [
+        f"epoch {result.epoch}  seq {result.seq}  uptime {result.uptime:.1f}s  "
+        f"bindings {result.bindings}  netns {result.netns or '-'}"
+    ]
+    return "\n".join(head + [f"  {k:<20} {v}" for k, v in sorted(result.counters.items())])
+
+
+@_render.register
+def _kinds(result: c.EventsAvailableResult) -> str:
+    return "\n".join(result.kinds)
+
+
+@_render.register
+def _hello(result: c.HelloResult) -> str:
+    caps = ", ".join(result.capabilities) or "-"
+    return (
+        f"{result.server} protocol v{result.version}.{result.minor} epoch {result.epoch}\n"
+        f"  capabilities: {caps}"
+    )
+
+
+@_render.register
+def _workers(result: c.ListWorkersResult) -> str:
+    if not result.workers:
+        return f"no worker reports to this bridge (seq {result.seq})"
+    return _workers_table(result.workers)
 
 
 def _workers_table(workers: list[c.WorkerInfo]) -> str:

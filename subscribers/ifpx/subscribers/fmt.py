@@ -62,47 +62,17 @@ def rule_text(r: ev.RuleFields) -> str:
     return " ".join(parts)
 
 
-def describe(e: ev.EventBase) -> str:  # noqa: C901
+def describe(e: ev.EventBase) -> str:
     """What changed, without timestamp."""
     kind: str = e.kind
     if isinstance(e, ev.PortScoped):
-        head = f"port {e.port_id} ({e.proxy}) "
-        if isinstance(e, ev.MacChange):
-            return f"{head}mac {e.mac}"
-        if isinstance(e, ev.MtuChange):
-            return f"{head}mtu {e.mtu}"
-        if isinstance(e, ev.LinkChange):
-            return f"{head}link {link_state(e.up, e.carrier)}"
-        if isinstance(e, ev.AddrAdd | ev.AddrDel | ev.Addr6Add | ev.Addr6Del):
-            verb = "addr add" if kind.endswith("_add") else "addr del"
-            return f"{head}{verb} {e.ip}/{e.prefixlen}"
-        if isinstance(e, ev.NeighAdd | ev.Neigh6Add):
-            return f"{head}neigh {e.ip} lladdr {e.mac or '-'} {e.state}"
-        if isinstance(e, ev.NeighDel | ev.Neigh6Del):
-            return f"{head}neigh del {e.ip}"
-        if isinstance(e, ev.ProxyRenamed):
-            return f"{head}renamed from {e.old_name}"
-        if isinstance(e, ev.ProxyBack):
-            return f"{head}proxy back as ifindex {e.ifindex} (was {e.old_ifindex})"
-        return f"{head}{kind.replace('_', ' ')} ifindex {e.ifindex}"
+        return f"port {e.port_id} ({e.proxy}) {_port_change(e, kind)}"
     if isinstance(e, ev.NhGroupSet):
         return f"nhgroup {e.group} {hop_list(e.nexthops)}"
     if isinstance(e, ev.NhGroupDel):
         return f"nhgroup del {e.group}"
-    if isinstance(e, ev.RouteAdd | ev.RouteDel | ev.Route6Add | ev.Route6Del | ev.GRouteAdd
-                  | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del):  # fmt: skip
-        verb = "route add" if kind.endswith("_add") else "route del"
-        # iproute2's words: table and protocol names, "main" left out.
-        table = "" if e.table == 254 else f" table {names.table(e.table)}"
-        tail = f"{table} proto {names.proto(e.proto)}"
-        tail += (f" metric {e.metric}" if e.metric else "") + (
-            f" src {e.prefsrc}" if e.prefsrc else ""
-        )
-        if e.type != "unicast":  # a drop route: `ip route` puts the type first, no hops
-            return f"{verb} {e.type} {e.dst}/{e.prefixlen}{tail}"
-        if isinstance(e, ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del):
-            return f"{verb} {e.dst}/{e.prefixlen} nhgroup {e.group}{tail}"  # `ip`'s nhid
-        return f"{verb} {e.dst}/{e.prefixlen} {hop_list(e.nexthops)}{tail}"
+    if isinstance(e, ev.RouteEvent):
+        return _route(e, kind)
     if isinstance(e, ev.RuleAdd | ev.RuleDel | ev.Rule6Add | ev.Rule6Del):
         # `ip -6 rule` for IPv6: a rule from all to all reads the same in both families.
         family = "-6 " if isinstance(e, ev.Rule6Add | ev.Rule6Del) else ""
@@ -113,6 +83,40 @@ def describe(e: ev.EventBase) -> str:  # noqa: C901
     if isinstance(e, ev.ResyncBegin):
         return f"resync begin ({e.reason})"
     return kind.replace("_", " ")
+
+
+def _port_change(e: ev.PortScoped, kind: str) -> str:
+    if isinstance(e, ev.MacChange):
+        return f"mac {e.mac}"
+    if isinstance(e, ev.MtuChange):
+        return f"mtu {e.mtu}"
+    if isinstance(e, ev.LinkChange):
+        return f"link {link_state(e.up, e.carrier)}"
+    if isinstance(e, ev.AddrAdd | ev.AddrDel | ev.Addr6Add | ev.Addr6Del):
+        verb = "addr add" if kind.endswith("_add") else "addr del"
+        return f"{verb} {e.ip}/{e.prefixlen}"
+    if isinstance(e, ev.NeighAdd | ev.Neigh6Add):
+        return f"neigh {e.ip} lladdr {e.mac or '-'} {e.state}"
+    if isinstance(e, ev.NeighDel | ev.Neigh6Del):
+        return f"neigh del {e.ip}"
+    if isinstance(e, ev.ProxyRenamed):
+        return f"renamed from {e.old_name}"
+    if isinstance(e, ev.ProxyBack):
+        return f"proxy back as ifindex {e.ifindex} (was {e.old_ifindex})"
+    return f"{kind.replace('_', ' ')} ifindex {e.ifindex}"
+
+
+def _route(e: ev.RouteEvent, kind: str) -> str:
+    verb = "route add" if kind.endswith("_add") else "route del"
+    # iproute2's words: table and protocol names, "main" left out.
+    table = "" if e.table == 254 else f" table {names.table(e.table)}"
+    tail = f"{table} proto {names.proto(e.proto)}"
+    tail += (f" metric {e.metric}" if e.metric else "") + (f" src {e.prefsrc}" if e.prefsrc else "")
+    if e.type != "unicast":  # a drop route: `ip route` puts the type first, no hops
+        return f"{verb} {e.type} {e.dst}/{e.prefixlen}{tail}"
+    if isinstance(e, ev.GRouteAdd | ev.GRouteDel | ev.GRoute6Add | ev.GRoute6Del):
+        return f"{verb} {e.dst}/{e.prefixlen} nhgroup {e.group}{tail}"  # `ip`'s nhid
+    return f"{verb} {e.dst}/{e.prefixlen} {hop_list(e.nexthops)}{tail}"
 
 
 def line(e: ev.EventBase, when: float | None = None) -> str:
