@@ -76,17 +76,8 @@ class Recorder:
         self.stats.snapshots += 1
         return raw, reply.result
 
-    def run(self, count: int = 0, duration: float = 0.0) -> RecordStats:  # noqa: C901
+    def run(self, count: int = 0, duration: float = 0.0) -> RecordStats:
         """Record until ``count`` messages, ``duration`` seconds or :meth:`stop`."""
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        sub: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
-        sub.setsockopt(zmq.RCVHWM, 1_000_000)
-        sub.setsockopt(zmq.LINGER, 0)
-        if self.curve is not None:
-            self.curve.apply(sub)
-        sub.connect(self.events)
-        for topic in self.topics:
-            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         started = time.monotonic()
         # Begun beside the target and renamed over it once the snapshot is in (then
         # written on where it can be watched): a bridge that never answers leaves an
@@ -97,6 +88,7 @@ class Recorder:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(self.path))
         part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
         begun = False
+        sub = self._subscribe()
         try:
             with (
                 ControlClient(
@@ -118,38 +110,63 @@ class Recorder:
                 fh.flush()
                 part.replace(self.path)
                 begun = True
-                epoch, last = snap.epoch, dict(snap.topic_seqs)
-                floor = snap.seq
-                while not self._stop:
-                    if count and self.stats.messages >= count:
-                        break
-                    if duration and time.monotonic() - started >= duration:
-                        break
-                    if not sub.poll(100, zmq.POLLIN):
-                        continue
-                    frames = sub.recv_multipart()
-                    when = time.time()
-                    try:
-                        msg = codec.decode_message(frames)
-                    except codec.CodecError as exc:
-                        log.warning("skipping malformed message: %s", exc)
-                        continue
-                    if msg.epoch != epoch:
-                        # The bridge restarted: the recording carries on from a new snapshot.
-                        raw, snap = self._snapshot(client)
-                        writer.write(time.time(), "snapshot", "", raw)
-                        epoch, last, floor = snap.epoch, dict(snap.topic_seqs), snap.seq
-                        continue
-                    if msg.seq <= floor or msg.tseq <= last.get(msg.topic, 0):
-                        continue
-                    if msg.tseq > last.get(msg.topic, 0) + 1:
-                        self.stats.gaps += 1
-                    last[msg.topic] = msg.tseq
-                    writer.write(when, "message", msg.topic, bytes(frames[1]))
-                    self.stats.messages += 1
+
+                def done() -> bool:
+                    if self._stop or (count and self.stats.messages >= count):
+                        return True
+                    return bool(duration) and time.monotonic() - started >= duration
+
+                self._follow(sub, client, writer, snap, done)
         finally:
             sub.close()
             self.stats.seconds = time.monotonic() - started
             if not begun:
                 part.unlink(missing_ok=True)
         return self.stats
+
+    def _subscribe(self) -> zmq.Socket[bytes]:
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sub: zmq.Socket[bytes] = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 1_000_000)
+        sub.setsockopt(zmq.LINGER, 0)
+        if self.curve is not None:
+            self.curve.apply(sub)
+        sub.connect(self.events)
+        for topic in self.topics:
+            sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        return sub
+
+    def _follow(
+        self,
+        sub: zmq.Socket[bytes],
+        client: ControlClient,
+        writer: Writer,
+        snap: c.SnapshotResult,
+        done: Callable[[], bool],
+    ) -> None:
+        """Write what follows ``snap`` until ``done``: the messages it does not cover, and
+        a new snapshot when the bridge restarts."""
+        epoch, last, floor = snap.epoch, dict(snap.topic_seqs), snap.seq
+        while not done():
+            if not sub.poll(100, zmq.POLLIN):
+                continue
+            frames = sub.recv_multipart()
+            when = time.time()
+            try:
+                msg = codec.decode_message(frames)
+            except codec.CodecError as exc:
+                log.warning("skipping malformed message: %s", exc)
+                continue
+            if msg.epoch != epoch:
+                # The bridge restarted: the recording carries on from a new snapshot.
+                raw, snap = self._snapshot(client)
+                writer.write(time.time(), "snapshot", "", raw)
+                epoch, last, floor = snap.epoch, dict(snap.topic_seqs), snap.seq
+                continue
+            if msg.seq <= floor or msg.tseq <= last.get(msg.topic, 0):
+                continue
+            if msg.tseq > last.get(msg.topic, 0) + 1:
+                self.stats.gaps += 1
+            last[msg.topic] = msg.tseq
+            writer.write(when, "message", msg.topic, bytes(frames[1]))
+            self.stats.messages += 1
