@@ -335,24 +335,17 @@ class Bridge:
         if self.curve is not None:
             self.curve.serve(sock)
 
-    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool, bool]]) -> None:  # noqa: C901
-        poller = zmq.Poller()
+    def _loop(self, controls: list[tuple[zmq.Socket[bytes], bool, bool]]) -> None:
         listening = self.listener.fileno()
-        poller.register(listening, zmq.POLLIN)
-        poller.register(self.pub_sock, zmq.POLLIN)
-        for rep, _read_only, _ipc in controls:
-            poller.register(rep, zmq.POLLIN)
         monitors = self.guard.monitors
-        for mon in monitors:
-            poller.register(mon, zmq.POLLIN)
+        poller = zmq.Poller()
+        for watched in (listening, self.pub_sock, *(rep for rep, _, _ in controls), *monitors):
+            poller.register(watched, zmq.POLLIN)
         self._next_hb = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             self._beat(now)
-            timeout = max(0.0, min(self._next_hb - now, 0.5))
-            wake = self.cycle.wake_at()
-            if wake is not None:
-                timeout = max(0.0, min(timeout, wake - now))
+            timeout = self._poll_timeout(now)
             try:
                 ready = dict(poller.poll(int(timeout * 1000)))
             except zmq.ZMQError as exc:
@@ -377,6 +370,14 @@ class Bridge:
                 poller.unregister(listening)
                 listening = self.listener.fileno()
                 poller.register(listening, zmq.POLLIN)
+
+    def _poll_timeout(self, now: float) -> float:
+        """Seconds the loop may wait: until the next heartbeat or second look, 0.5 at most."""
+        timeout = max(0.0, min(self._next_hb - now, 0.5))
+        wake = self.cycle.wake_at()
+        if wake is not None:
+            timeout = max(0.0, min(timeout, wake - now))
+        return timeout
 
     def _subscriptions(self) -> None:
         # A slice a pass: a connection flooding subscriptions must not keep the loop from
