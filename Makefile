@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv demo test lint typecheck unit reliability bench docker-test c dpdk-worker clean
+.PHONY: venv demo test lint typecheck unit reliability walk bench docker-test c dpdk-worker clean
 
 $(BIN)/ifpx: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,12 @@ reliability: venv
 	RELIABILITY_FIGURES=$(CURDIR)/.reliability.tsv $(BIN)/pytest -q -m reliability tests/test_overrun_netns.py tests/test_reliability_netns.py tests/test_hardening_netns.py tests/test_bounds_netns.py tests/test_subscriber_hostile.py
 	@printf '\n%-75s %s\n' FIGURE VALUE; sort .reliability.tsv | awk -F'\t' '{printf "%-75s %s\n", $$1, $$2}'
 	@rm -f .reliability.tsv
+
+## a long kernel-differential random walk, shrunk to a reproduction on a divergence (root)
+SEED ?= 1
+STEPS ?= 300
+walk: venv
+	$(BIN)/python tests/walk.py --seed $(SEED) --steps $(STEPS)
 
 ## benchmarks, quick mode (100k routes); writes bench/RESULTS.md (root)
 bench: venv

@@ -111,6 +111,8 @@ def reference(data: bytes) -> list[nlmsg.Record]:
     for msg in MarshalRtnl().parse(data):
         mtype = msg["header"]["type"]
         if mtype in (nlmsg.RTM_NEWLINK, nlmsg.RTM_DELLINK):
+            if msg["family"] == socket.AF_BRIDGE:
+                continue  # a bridge port's view, not the link
             mac = msg.get_attr("IFLA_ADDRESS")
             out.append(
                 nlmsg.Link(
@@ -121,6 +123,7 @@ def reference(data: bytes) -> list[nlmsg.Record]:
                     mac=mac if mac and len(mac) == 17 else None,
                     up=bool(msg["flags"] & nlmsg.IFF_UP),
                     carrier=bool(msg["flags"] & nlmsg.IFF_LOWER_UP),
+                    running=bool(msg["flags"] & nlmsg.IFF_RUNNING),
                 )
             )
         elif mtype in (nlmsg.RTM_NEWADDR, nlmsg.RTM_DELADDR):

@@ -40,12 +40,12 @@ def main() -> None:
             ns.cmd(line)
         script = (
             "import sys, socket\n"
-            "from ifpx.bridge import nlmsg, nlsock\n"
+            "from ifpx.bridge import nlmsg, nlrequest\n"
             "s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0); s.bind((0, 0))\n"
             "blob = b''\n"
-            "for seq, req in enumerate([nlmsg.dump_links(1), nlmsg.dump_addrs(2),"
-            " nlmsg.dump_routes(3, socket.AF_INET), nlmsg.dump_routes(4, socket.AF_INET6),"
-            " nlmsg.dump_neighs(5)]):\n"
+            "for seq, req in enumerate([nlrequest.dump_links(1), nlrequest.dump_addrs(2),"
+            " nlrequest.dump_routes(3, socket.AF_INET), nlrequest.dump_routes(4, socket.AF_INET6),"
+            " nlrequest.dump_neighs(5)]):\n"
             "    s.send(req)\n"
             "    while True:\n"
             "        d = s.recv(1 << 20); blob += len(d).to_bytes(4, 'little') + d\n"

@@ -128,7 +128,7 @@ def _configure(ns: Netns) -> None:
 @pytest.mark.netns
 def test_c_subscriber_follows_the_bridge(ns: Netns, br: BridgeProcess, csub: CSubscriber) -> None:
     first = csub.report()
-    assert first["state"]["cfg_done"] is True
+    assert first["cfg_done"] is True
     assert {b["port_id"] for b in first["state"]["bindings"]} == {0, 1}
     _configure(ns)
     state = _converge(csub, br)

@@ -112,3 +112,50 @@ def test_a_resync_says_everything_between_its_markers() -> None:
     assert [k for k, _f, _o in kernel.asked] == [
         "link", "addr", "nexthop", "route", "route", "rule", "rule", "neigh"
     ]  # fmt: skip
+
+
+def test_an_expiring_ipv6_route_brings_a_dump_of_its_family_when_it_expires() -> None:
+    _core, kernel, clock, _published, cycle = _bridge()
+    cycle.records([nlmsg.Expiry(3.0), nlmsg.Expiry(3.05)])
+    assert cycle.wake_at() is not None and 103.0 < cycle.wake_at() <= 103.5  # type: ignore[operator]
+    clock.now = 102.9
+    cycle.settle()
+    assert ("route", socket.AF_INET6, 0) not in kernel.asked
+    clock.now = 103.5
+    cycle.settle()
+    # Both expiries fall in one slot: one dump of the family finds what expired.
+    assert kernel.asked.count(("route", socket.AF_INET6, 0)) == 1
+    assert cycle.wake_at() is None
+
+
+def test_a_proxy_that_came_back_or_was_renamed_is_written_before_it_is_published() -> None:
+    core, kernel, _clock, _published, _cycle = _bridge()
+    log: list[str] = []
+
+    def persist() -> None:
+        entry = core.bindings.entries()[0]
+        log.append(f"written {entry.proxy} {entry.ifindex}")
+
+    cycle = Cycle(core, kernel.dump, lambda evs: log.extend(e.kind for e in evs),
+                  persist=persist)  # fmt: skip
+    cycle.records([nlmsg.Link(True, 2, "tap0", 1500, None, False, False)])
+    assert "proxy_gone" in log and not any(x.startswith("written") for x in log)
+    log.clear()
+    cycle.records([_link(7, "tap0")])
+    assert log[:2] == ["written tap0 7", "proxy_back"]
+    log.clear()
+    cycle.records([nlmsg.Link(False, 7, "tapx", 1500, "02:00:00:00:00:07", True, True)])
+    assert log[:2] == ["written tapx 7", "proxy_renamed"]
+    log.clear()
+    cycle.records([_link(7, "tapx")])  # nothing moved
+    assert not any(x.startswith("written") for x in log)
+
+
+def test_running_changing_alone_asks_the_kernel_again() -> None:
+    _core, kernel, _clock, _published, cycle = _bridge()
+    lost = nlmsg.Link(False, 2, "tap0", 1500, "02:00:00:00:00:02", True, False, True)
+    cycle.records([lost])  # carrier lost first: looked at once
+    kernel.asked.clear()
+    cycle.records([nlmsg.Link(False, 2, "tap0", 1500, "02:00:00:00:00:02", True, False, False)])
+    # RUNNING follows when the kernel has flagged the hops: looked at again.
+    assert ("route", AF4, 2) in kernel.asked and ("route", socket.AF_INET6, 2) in kernel.asked

@@ -84,6 +84,17 @@ def test_links(
     assert nlmsg.decode(raw) == reference(raw)
 
 
+@settings(max_examples=50)
+@given(st.sampled_from([nlmsg.RTM_NEWLINK, nlmsg.RTM_DELLINK]), st.integers(1, 2**31 - 1))
+def test_a_bridge_ports_link_messages_are_not_the_links(mtype: int, index: int) -> None:
+    # `ip link set X nomaster` says RTM_DELLINK of family AF_BRIDGE: X stays.
+    m = ifinfmsg()
+    m["family"] = socket.AF_BRIDGE
+    m["index"] = index
+    m["attrs"] = [("IFLA_IFNAME", "p0"), ("IFLA_MTU", 1500)]
+    assert nlmsg.decode(_encode(m, mtype)) == []
+
+
 @settings(max_examples=300)
 @given(
     st.sampled_from([nlmsg.RTM_NEWADDR, nlmsg.RTM_DELADDR]),

@@ -123,7 +123,8 @@ const struct ifpx_group *ifpx_replica_next_group(const struct ifpx_replica *r, s
 /* Fills an nhgroup_set event from a stored group. */
 void ifpx_group_event(const struct ifpx_group *g, struct ifpx_event *ev);
 
-/* The state as JSON, in the shape of the Python State model plus "cfg_done". */
+/* The state as JSON, in the shape of the Python State model (State.model_validate reads
+ * it); whether the initial state is complete is the replica's cfg_done, not part of it. */
 void ifpx_replica_json(const struct ifpx_replica *r, FILE *f);
 
 /* The events that take `old` to `target`, produced one at a time so that a

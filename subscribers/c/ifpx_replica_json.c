@@ -85,5 +85,5 @@ void ifpx_replica_json(const struct ifpx_replica *r, FILE *f)
         ifpx_json_rule_fields(f, &r->rules[i]);
         fprintf(f, "}");
     }
-    fprintf(f, "], \"cfg_done\": %s}", r->cfg_done ? "true" : "false");
+    fprintf(f, "]}");
 }

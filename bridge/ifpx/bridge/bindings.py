@@ -41,6 +41,9 @@ class BindingTable:
         self._by_ifindex: dict[int, list[int]] = {}
         self.generation = 0
         """Counts changes to which ports are bound to which ifindex (for caches of it)."""
+        self.moved = 0
+        """Counts the kernel's changes to a bound proxy's identity (it came back under a new
+        ifindex, or was renamed): what the state file holds changed without a command."""
 
     def __len__(self) -> int:
         return len(self._by_port)
@@ -144,6 +147,8 @@ class BindingTable:
                 back.append((entry, entry.last_ifindex or 0))
                 entry.ifindex = ifindex
                 self._index(entry)
+        if back:
+            self.moved += 1
         return back
 
     def rename(self, ifindex: int, name: str) -> list[tuple[Entry, str]]:
@@ -154,6 +159,8 @@ class BindingTable:
             if entry.proxy != name:
                 out.append((entry, entry.proxy))
                 entry.proxy = name
+        if out:
+            self.moved += 1
         return out
 
     def to_json(self) -> list[dict[str, Any]]:

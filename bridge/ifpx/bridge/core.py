@@ -21,7 +21,7 @@ from ifpx.schemas.state import (
     State,
 )
 
-from . import nlmsg, snapshot
+from . import nlmsg, siblings, snapshot
 from .bindings import BindingTable, Entry
 from .fastmodel import trusted
 from .groups import IN_SNAPSHOT, NhView
@@ -49,6 +49,7 @@ class LinkState:
     mac: str | None
     up: bool
     carrier: bool
+    running: bool = False
 
 
 def _publishable_neigh(rec: nlmsg.Neigh) -> bool:
@@ -93,6 +94,9 @@ class BridgeCore:
         self.counters = Counters()
         self.policy = PolicyRules()
         self.redumps: set[Redump] = set()
+        self.expiring: list[float] = []
+        """Seconds until IPv6 routes just seen expire: at each, their family is dumped
+        again (an expired route is left out of a dump; the kernel says nothing)."""
         self.fib = RouteMirror(self.out, self.counters, self.redumps, self.apply)
         """The routes, their next-hop groups and the kernel's next-hop objects."""
 
@@ -117,6 +121,8 @@ class BridgeCore:
         """Apply one record to the mirror; return the events it causes."""
         self.counters.records += 1
         if isinstance(rec, nlmsg.Route):
+            if rec.deleted and rec.family == AF6 and not rec.nhid:
+                rec = self._sibling(rec)
             out = self.fib.route(rec)
         elif isinstance(rec, nlmsg.NhObject):
             out = self._nexthop(rec)
@@ -130,10 +136,21 @@ class BridgeCore:
             out = self._addr(rec)
         elif isinstance(rec, nlmsg.Neigh):
             out = self._neigh(rec)
+        elif isinstance(rec, nlmsg.Expiry):
+            self.expiring.append(rec.seconds)
+            out = []
         else:
             out = []
         self.counters.events += len(out)
         return out
+
+    def _sibling(self, rec: nlmsg.Route) -> nlmsg.Route:
+        """An IPv6 deletion as the kernel meant it: of one sibling of a multipath route,
+        the route left through the others (see :mod:`.siblings`)."""
+        held = self.fib.routes.get((AF6, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric))
+        if held is None or held[4] or len(held[1].hops) < 2:
+            return rec
+        return siblings.remaining(rec, held[1].hops) or rec
 
     def apply_all(self, records: Iterable[nlmsg.Record]) -> list[ev.EventBase]:
         """Apply records in order; return all their events."""
@@ -162,7 +179,7 @@ class BridgeCore:
         return out
 
     def _link(self, rec: nlmsg.Link) -> list[ev.EventBase]:
-        new = LinkState(rec.ifindex, rec.name, rec.mtu, rec.mac, rec.up, rec.carrier)
+        new = LinkState(rec.ifindex, rec.name, rec.mtu, rec.mac, rec.up, rec.carrier, rec.running)
         old = self.links.get(rec.ifindex)
         self.links[rec.ifindex] = new
         out: list[ev.EventBase] = []
@@ -187,7 +204,10 @@ class BridgeCore:
         if (old.up, old.carrier) != (new.up, new.carrier):
             # After the link_change: a worker sees the cause before its effect on routes.
             out.extend(self.fib.follow_link(new.ifindex, new.up, new.carrier))
-            # What the kernel did silently, it may have done differently: ask it.
+        if (old.up, old.carrier, old.running) != (new.up, new.carrier, new.running):
+            # What the kernel did silently, it may have done differently: ask it. Carrier
+            # loss is said twice (LOWER_UP first, RUNNING when the kernel's link watch has
+            # flagged the hops), and only the second look sees the hops as they end up.
             self.redumps.update(
                 (NEXTHOP_REDUMP, Redump(AF4, new.ifindex), Redump(AF6, new.ifindex))
             )

@@ -11,6 +11,7 @@ so it runs on scripted dumps in tests.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
@@ -22,6 +23,11 @@ from . import nlmsg
 from .bindings import Entry
 from .core import AF4, AF6, BridgeCore
 from .reconciler import Reconciler
+from .routes import Redump
+
+EXPIRY_SLACK = 0.2
+"""Seconds after an IPv6 route's expiry that its family is dumped again (the kernel
+reports the time left in hundredths, rounded down); expiries this close share a dump."""
 
 Dump = Callable[[str, int, int], list[EventBase]]
 """Dump ``kind`` (of a family, through an interface if non-zero) and make the mirror
@@ -38,14 +44,22 @@ class Cycle:
         publish: Callable[[Sequence[EventBase]], None],
         clock: Callable[[], float] = time.monotonic,
         batch: int = MAX_BATCH,
+        persist: Callable[[], None] | None = None,
     ) -> None:
         self.core = core
         self.dump = dump
         self._publish = publish
+        self._persist = persist
+        """Writes the bindings to the state file."""
+        self._moved = core.bindings.moved
         self.clock = clock
         self.batch = batch
         """Most of the flat form's put-off events published at once."""
         self.reconciler = Reconciler(core.redumps, core.counters)
+        self._expiries: list[int] = []
+        """When IPv6 routes expire: a heap of slots of :data:`EXPIRY_SLACK` seconds of the
+        clock, each a little after the expiries filed in it."""
+        self._expiry_slots: set[int] = set()
 
     def records(self, records: Iterable[nlmsg.Record]) -> None:
         """Apply ``records``; publish their events, then what the re-dumps they asked
@@ -60,11 +74,22 @@ class Cycle:
         ``route_add`` of every route through it for the flat form: the first goes out
         before the second is even built (a million of them take the bridge seconds).
         """
+        self._keep_bindings()
         if events:
             self._publish(events)
         owed = self.core.fib.deferred()
         while chunk := list(islice(owed, self.batch)):
             self._publish(chunk)
+
+    def _keep_bindings(self) -> None:
+        """Write the bindings again if the kernel moved a proxy (it came back under a new
+        ifindex, or was renamed), before anyone is told: a bridge restarted later then finds
+        the proxy by what it is now called."""
+        moved = self.core.bindings.moved
+        if moved != self._moved:
+            self._moved = moved
+            if self._persist is not None:
+                self._persist()
 
     def compensate(self) -> list[EventBase]:
         """Run the re-dumps the core asked for (see :class:`Reconciler`); their events."""
@@ -75,8 +100,12 @@ class Cycle:
         return events
 
     def settle(self) -> None:
-        """Run and publish the second looks the re-dumps promised, once they are due."""
-        due = self.reconciler.due(self.clock())
+        """Run and publish the second looks the re-dumps promised, once they are due,
+        and the dumps that find the IPv6 routes that expired."""
+        now = self.clock()
+        due = self.reconciler.due(now)
+        if self._expired(now):
+            due.append(Redump(AF6))
         if not due:
             return
         events: list[EventBase] = []
@@ -84,9 +113,33 @@ class Cycle:
             events.extend(self.dump(req.kind, req.family, req.oif))
         self.publish(events)
 
+    def _file_expiries(self, now: float) -> None:
+        """File the expiries the core saw since (one dump a :data:`EXPIRY_SLACK` slot)."""
+        for seconds in self.core.expiring:
+            slot = int((now + seconds) / EXPIRY_SLACK) + 2
+            if slot not in self._expiry_slots:
+                self._expiry_slots.add(slot)
+                heapq.heappush(self._expiries, slot)
+        self.core.expiring.clear()
+
+    def _expired(self, now: float) -> bool:
+        """Whether an IPv6 route expired by ``now``."""
+        self._file_expiries(now)
+        heap = self._expiries
+        if not heap or heap[0] * EXPIRY_SLACK > now:
+            return False
+        while heap and heap[0] * EXPIRY_SLACK <= now:
+            self._expiry_slots.discard(heapq.heappop(heap))
+        return True
+
     def wake_at(self) -> float | None:
         """When :meth:`settle` next has work; None: nothing is promised."""
-        return self.reconciler.wake_at()
+        self._file_expiries(self.clock())
+        wake = self.reconciler.wake_at()
+        if self._expiries:
+            at = self._expiries[0] * EXPIRY_SLACK
+            return at if wake is None else min(at, wake)
+        return wake
 
     def dump_all(self, saved: list[Entry] | None = None) -> list[EventBase]:
         """Dump everything, in the order the mirror needs (the bindings of the state
@@ -111,6 +164,7 @@ class Cycle:
         self.core.counters.resyncs += 1
         events = self.dump_all()
         events += list(self.core.fib.deferred())  # between the markers, with the rest
+        self._keep_bindings()
         self._publish(
             [ResyncBegin(reason=reason), *events, ResyncEnd(reason=reason, changes=len(events))]
         )

@@ -94,7 +94,7 @@ class Bridge:
         self.dump_retries = 0
         self.resync_seconds = 0.0
         self.started = time.monotonic()
-        self.cycle = Cycle(self.core, self._dump, self._publish_now)
+        self.cycle = Cycle(self.core, self._dump, self._publish_now, persist=self._keep_bindings)
         self._next_hb = float("inf")  # no heartbeat before the loop begins (it sets it)
         self._before_rename = statefile.crash_before_rename(opts.test_crash)
         self._rxbuf = nlsock.recv_buffer()
@@ -168,6 +168,14 @@ class Bridge:
             table.add_gone(e.port_id, e.proxy, e.ifindex)
         self._save(table, "cannot start")
         return saved.bindings
+
+    def _keep_bindings(self) -> None:
+        # The kernel already made the change: a write that fails cannot refuse it, only
+        # leave the file one identity behind (a restart then finds the proxy gone).
+        try:
+            statefile.save(self.state_path, self.core.bindings, self.epoch, self._before_rename)
+        except OSError as exc:
+            log.error("cannot write %s after a proxy moved: %s", self.state_path, _why(exc))
 
     def _save(self, table: BindingTable, doing: str) -> None:
         try:

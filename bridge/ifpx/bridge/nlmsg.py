@@ -7,6 +7,7 @@ magnitude faster on full-table dumps.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -73,7 +74,9 @@ ALL_GROUPS = (
 )
 
 IFF_UP = 0x1
+IFF_RUNNING = 0x40
 IFF_LOWER_UP = 0x10000
+AF_BRIDGE = 7
 
 IFLA_ADDRESS = 1
 IFLA_IFNAME = 3
@@ -85,6 +88,7 @@ RTA_OIF = 4
 RTA_GATEWAY = 5
 RTA_PRIORITY = 6
 RTA_PREFSRC = 7
+RTA_CACHEINFO = 12
 RTA_MULTIPATH = 9
 RTA_TABLE = 15
 RTA_VIA = 18
@@ -170,6 +174,10 @@ class Link:
     mac: str | None
     up: bool
     carrier: bool
+    running: bool = False
+    """IFF_RUNNING: the operational state the kernel's link watch settled on. Carrier
+    (IFF_LOWER_UP) moves first; the kernel marks next hops ``linkdown`` only when this
+    follows, up to a second later, so a change of it is a reason to look again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +305,16 @@ class Error:
     errno: int
 
 
-Record = Link | Addr | Route | NhObject | Rule | Neigh | Done | Error
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    """The IPv6 route just decoded expires in ``seconds`` (``expires``, an address's
+    ``valid_lft``). The kernel says nothing when it does: it stops forwarding by the
+    route at once and deletes it at its next garbage collection, up to half a minute on."""
+
+    seconds: float
+
+
+Record = Link | Addr | Route | NhObject | Rule | Neigh | Expiry | Done | Error
 
 
 def _attrs(buf: bytes, off: int, end: int) -> dict[int, bytes]:
@@ -350,8 +367,12 @@ _MTU_BIT = 1 << IFLA_MTU
 _LINK_ATTRS = _IFNAME_BIT | _MTU_BIT | 1 << IFLA_ADDRESS
 
 
-def _link(mtype: int, buf: bytes, off: int, end: int) -> Link:
-    _fam, _type, index, flags, _change = _IFINFO.unpack_from(buf, off)
+def _link(mtype: int, buf: bytes, off: int, end: int) -> Link | None:
+    family, _type, index, flags, _change = _IFINFO.unpack_from(buf, off)
+    if family == AF_BRIDGE:
+        # The bridge's view of one of its ports: an RTM_DELLINK of this family says the
+        # link stopped being a bridge port (`ip link set X nomaster`), not that it went.
+        return None
     # A link message carries some forty attributes (statistics, queues, ...) and we
     # need three: slice only those and stop once all three are found (the kernel puts
     # them among the first thirty). A link change is on the latency path.
@@ -384,6 +405,7 @@ def _link(mtype: int, buf: bytes, off: int, end: int) -> Link:
         mac=_mac(mac_raw),
         up=bool(flags & IFF_UP),
         carrier=bool(flags & IFF_LOWER_UP),
+        running=bool(flags & IFF_RUNNING),
     )
 
 
@@ -399,6 +421,7 @@ def _addr(mtype: int, buf: bytes, off: int, end: int) -> Addr | None:
 
 
 _I32 = struct.Struct("=i")
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
 _GATEWAYS: dict[tuple[int, bytes], str] = {}
 """Gateway text by raw address: a table has a million routes but few gateways."""
 
@@ -463,12 +486,15 @@ def _route4_fast(mtype: int, buf: bytes, off: int, size: int, nlflags: int = 0) 
     ))  # fmt: skip
 
 
-def _route_any(mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0) -> Route | None:  # noqa: C901
+def _route_any(  # noqa: C901
+    mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0, out: list[Record] | None = None
+) -> Route | None:
+    """Any route message; an expiring one adds an :class:`Expiry` to ``out``."""
     family, dlen, _slen, tos, table, proto, _scope, rtype, flags = _RTMSG.unpack_from(buf, off)
     if family != AF_INET and family != AF_INET6:
         return None
     dst = "0.0.0.0" if family == AF_INET else "::"
-    metric = oif = nhid = 0
+    metric = oif = nhid = expires = 0
     gw: str | None = None
     prefsrc: str | None = None
     via: bytes | None = None
@@ -498,7 +524,14 @@ def _route_any(mtype: int, buf: bytes, off: int, end: int, nlflags: int = 0) -> 
             prefsrc = _gateway_text(family, buf[o + 4 : o + alen])
         elif alen == 8 and atype == RTA_NH_ID:
             nhid = _U32.unpack_from(buf, o + 4)[0]
+        elif alen >= 16 and atype == RTA_CACHEINFO:
+            expires = _I32.unpack_from(buf, o + 12)[0]  # rta_expires, in clock ticks
         o += (alen + 3) & ~3
+    if expires:
+        if expires < 0 and mtype == RTM_NEWROUTE:
+            return None  # expired: the kernel no longer forwards by it
+        if expires > 0 and out is not None:
+            out.append(Expiry(expires / _CLK_TCK))
     if mp is not None:
         nexthops = _multipath(mp, family)
     else:
@@ -652,7 +685,7 @@ def decode(buf: bytes) -> list[Record]:
             )
             if found is None and mlen - 16 >= _RTMSG.size:
                 try:
-                    found = _route_any(mtype, buf, body, end, nlflags)
+                    found = _route_any(mtype, buf, body, end, nlflags, out)
                 except (struct.error, ValueError):
                     found = None
             if found is not None:
@@ -675,49 +708,3 @@ def decode(buf: bytes) -> list[Record]:
             out.append(Error(seq, -err))
         off += (mlen + 3) & ~3
     return out
-
-
-# ---- requests ---------------------------------------------------------------------
-
-
-def _request(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
-    return _HDR.pack(16 + len(body), mtype, flags, seq, 0) + body
-
-
-def _attr(atype: int, payload: bytes) -> bytes:
-    raw = _RTA.pack(4 + len(payload), atype) + payload
-    return raw + b"\0" * (-len(raw) % 4)
-
-
-def dump_links(seq: int) -> bytes:
-    """RTM_GETLINK dump request."""
-    return _request(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFINFO.pack(0, 0, 0, 0, 0))
-
-
-def dump_addrs(seq: int) -> bytes:
-    """RTM_GETADDR dump request (both families)."""
-    return _request(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, _IFADDR.pack(0, 0, 0, 0, 0))
-
-
-def dump_routes(seq: int, family: int, oif: int = 0) -> bytes:
-    """RTM_GETROUTE dump request; with ``oif`` (and a strict-check socket) only routes via it."""
-    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-    if oif:
-        body += _attr(RTA_OIF, struct.pack("=i", oif))
-    return _request(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
-
-
-def dump_nexthops(seq: int) -> bytes:
-    """RTM_GETNEXTHOP dump request (every kernel next-hop object)."""
-    return _request(RTM_GETNEXTHOP, NLM_F_REQUEST | NLM_F_DUMP, seq, _NHMSG.pack(0, 0, 0, 0))
-
-
-def dump_rules(seq: int, family: int) -> bytes:
-    """RTM_GETRULE dump request (one family: the kernel dumps rules per family)."""
-    body = _FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-    return _request(RTM_GETRULE, NLM_F_REQUEST | NLM_F_DUMP, seq, body)
-
-
-def dump_neighs(seq: int) -> bytes:
-    """RTM_GETNEIGH dump request."""
-    return _request(RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, _NDMSG.pack(0, 0, 0, 0, 0))

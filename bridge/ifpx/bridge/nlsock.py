@@ -8,7 +8,7 @@ import os
 import socket
 from collections.abc import Iterator
 
-from . import nlmsg
+from . import nlmsg, nlrequest
 
 log = logging.getLogger(__name__)
 
@@ -116,28 +116,30 @@ class Dumper:
 
     def links(self) -> Iterator[nlmsg.Record]:
         """Every link."""
-        return self._run(nlmsg.dump_links(self._next_seq()))
+        return self._run(nlrequest.dump_links(self._next_seq()))
 
     def addrs(self) -> Iterator[nlmsg.Record]:
         """Every IPv4 and IPv6 address."""
-        return self._run(nlmsg.dump_addrs(self._next_seq()))
+        return self._run(nlrequest.dump_addrs(self._next_seq()))
 
     def routes(self, family: int, oif: int = 0) -> Iterator[nlmsg.Record]:
         """Every route of ``family`` (only those using ``oif`` when given)."""
-        return self._run(nlmsg.dump_routes(self._next_seq(), family, oif), gone_is_empty=bool(oif))
+        return self._run(
+            nlrequest.dump_routes(self._next_seq(), family, oif), gone_is_empty=bool(oif)
+        )
 
     def nexthops(self) -> Iterator[nlmsg.Record]:
         """Every next-hop object (nothing on a kernel without them)."""
         try:
-            yield from self._run(nlmsg.dump_nexthops(self._next_seq()))
+            yield from self._run(nlrequest.dump_nexthops(self._next_seq()))
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.EAFNOSUPPORT):
                 raise
 
     def rules(self, family: int) -> Iterator[nlmsg.Record]:
         """Every policy rule of ``family``."""
-        return self._run(nlmsg.dump_rules(self._next_seq(), family))
+        return self._run(nlrequest.dump_rules(self._next_seq(), family))
 
     def neighs(self) -> Iterator[nlmsg.Record]:
         """Every neighbour entry."""
-        return self._run(nlmsg.dump_neighs(self._next_seq()))
+        return self._run(nlrequest.dump_neighs(self._next_seq()))

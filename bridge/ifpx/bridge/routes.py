@@ -6,9 +6,8 @@ per interface under one public key (each port's fe80::/64) are published merged;
 routes appended behind another under one key are held hidden, in the kernel's order,
 and come forward as those in front go. What the kernel does silently (hops marked dead,
 routes flushed with a link or a next-hop object) is done here too, and re-dumps are
-asked for to confirm it. What changes is said through a
-:class:`~ifpx.bridge.render.Renderer`, which knows the bindings and the route forms;
-the mirror knows neither. :class:`~ifpx.bridge.core.BridgeCore` owns one as ``fib``.
+asked for to confirm it. What changes is said through a :class:`~.render.Renderer`,
+which knows the bindings and route forms; the mirror neither. BridgeCore owns one (fib).
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from typing import TypeVar
 
 from ifpx.schemas import events as ev
 
-from . import bulkload, nlmsg
+from . import bulkload, nlmsg, siblings
 from .aliases import Aliases, Identity, identity, value_identity
 from .groups import (
     FEW,
@@ -483,8 +482,9 @@ class RouteMirror:
         work between records (the daemon keeps its heartbeats going through a re-dump
         of a million routes).
         """
-        keys = self.routes_via(oif) if oif else self.routes
-        scope = {k for k in keys if k[0] == family}
+        scope = {k for k in (self.routes_via(oif) if oif else self.routes) if k[0] == family}
+        if oif and family == AF6 and siblings.leave_multipath(scope, self.routes):
+            self.redumps.add(Redump(AF6))  # the IPv6 routes a link's dump cannot answer for
         out: list[ev.EventBase] = []
         seen: set[RouteKey] = set()
         # The kernel dumps the IPv4 routes of one key in its order: the first forwards,

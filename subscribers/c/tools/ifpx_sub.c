@@ -97,7 +97,7 @@ static int write_state(struct ifpx_sub *s, const char *path, unsigned gen)
                "\"events\": %llu, \"bad_messages\": %llu, \"gaps\": %llu, \"journal_repairs\": %llu, "
                "\"snapshot_repairs\": %llu, \"epochs\": %llu, \"heartbeat_misses\": %llu, "
                "\"request_retries\": %llu, \"snapshot_refusals\": %llu, "
-               "\"inconsistent\": %llu}, \"state\": ",
+               "\"inconsistent\": %llu}, \"cfg_done\": %s, \"state\": ",
             gen, (unsigned long long)ifpx_epoch(s), (unsigned long long)ifpx_seq(s),
             (unsigned long long)ifpx_applied(s, NULL),
             (unsigned long long)st->messages, (unsigned long long)st->events,
@@ -105,7 +105,8 @@ static int write_state(struct ifpx_sub *s, const char *path, unsigned gen)
             (unsigned long long)st->journal_repairs, (unsigned long long)st->snapshot_repairs,
             (unsigned long long)st->epochs, (unsigned long long)st->heartbeat_misses,
             (unsigned long long)st->request_retries,
-            (unsigned long long)st->snapshot_refusals, (unsigned long long)st->inconsistent);
+            (unsigned long long)st->snapshot_refusals, (unsigned long long)st->inconsistent,
+            ifpx_state(s)->cfg_done ? "true" : "false");
     ifpx_replica_json(ifpx_state(s), f);
     fprintf(f, "}\n");
     if (fclose(f))

@@ -85,8 +85,8 @@ def _routes(
     for family in (4, 6):
         for r in ip_json(netns, f"-{family}", "route", "show", "table", "all"):
             rtype = _TYPES.get(r.get("type", "1"))
-            if rtype is None or "cloned" in r.get("flags", []):
-                continue
+            if rtype is None or "cloned" in r.get("flags", []) or r.get("expires", 0) < 0:
+                continue  # an expired route is listed until collected, but not used
             if rtype != "unicast":
                 hops_raw: list[dict[str, Any]] = []  # an IPv6 one says "dev lo": no hop
             elif "nhid" in r:
