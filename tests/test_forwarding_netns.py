@@ -19,11 +19,10 @@ from netutil import (
     EventTap,
     bridge_on_veths,
     counters,
-    veth_pairs,
     wait_bridge_equals_kernel,
 )
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
 from ifpx.schemas import commands as c
 from ifpx.schemas import events as ev
 from ifpx.subscribers import Flow, Subscriber
@@ -32,33 +31,11 @@ pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
-def vns() -> Iterator[Netns]:
-    """Two veth pairs v0/w0 and v1/w1, up, so that the v ends have carrier."""
-    with netns("ifpx-fwd") as n:
-        veth_pairs(n)
-        yield n
-
-
-@pytest.fixture
-def vbr(vns: Netns) -> Iterator[BridgeProcess]:
-    with bridge_on_veths(vns) as b:
-        yield b
-
-
-@pytest.fixture
 def tap(vbr: BridgeProcess) -> Iterator[EventTap]:
     t = EventTap(vbr.events)
     t.ready()
     yield t
     t.close()
-
-
-@pytest.fixture
-def sub(vbr: BridgeProcess) -> Iterator[Subscriber]:
-    s = Subscriber(vbr.events, vbr.control)
-    s.sync(timeout=10)
-    yield s
-    s.close()
 
 
 def _hops(route: ev.EventBase) -> list[tuple[str | None, int | None, int, tuple[str, ...]]]:

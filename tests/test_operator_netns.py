@@ -10,7 +10,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 from netutil import (
@@ -26,27 +25,6 @@ from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def vns() -> Iterator[Netns]:
-    with netns("ifpx-op") as n:
-        veth_pairs(n)
-        yield n
-
-
-@pytest.fixture
-def vbr(vns: Netns) -> Iterator[BridgeProcess]:
-    with bridge_on_veths(vns) as b:
-        yield b
-
-
-@pytest.fixture
-def sub(vbr: BridgeProcess) -> Iterator[Subscriber]:
-    s = Subscriber(vbr.events, vbr.control)
-    s.sync(timeout=10)
-    yield s
-    s.close()
 
 
 def _converged(br: BridgeProcess, sub: Subscriber, timeout: float = 10.0) -> None:

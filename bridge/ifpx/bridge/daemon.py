@@ -173,7 +173,7 @@ class Bridge:
         # The kernel already made the change: a write that fails cannot refuse it, only
         # leave the file one identity behind (a restart then finds the proxy gone).
         try:
-            statefile.save(self.state_path, self.core.bindings, self.epoch, self._before_rename)
+            self.persist(self.core.bindings)
         except OSError as exc:
             log.error("cannot write %s after a proxy moved: %s", self.state_path, _why(exc))
 
