@@ -620,3 +620,30 @@ def test_bulk_load_equals_one_by_one_for_routes_through_objects() -> None:
     assert bulk.snapshot() == single.snapshot()
     resolved = bulk.fib.routes[(AF4, 254, "10.2.0.0", 16, 0, 20)]
     assert [h[0] for h in resolved[1].hops] == ["10.0.0.2", "10.0.0.3"] and resolved[4] == 3
+
+
+def test_routes_through_the_same_hops_keep_their_own_liveness_as_the_kernel_does() -> None:
+    # The kernel keeps hop flags per fib_info: routes that differ in table, metric,
+    # protocol or preferred source have their own. A hop it marked dead in one (its
+    # link's last IPv4 address removed) is alive in a route made later in another.
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.bind(1, core.links[3])
+    hops = ((None, 2, 3, 0), (None, 3, 1, 0))
+    dead = ((None, 2, 3, nlmsg.RTNH_F_DEAD), (None, 3, 1, 0))
+    a = nlmsg.Route(False, AF4, 10, "192.168.10.0", 24, 0, 3, 1, 0, 10, hops)
+    core.apply(a)
+    core.reconcile("route", [a._replace(nexthops=dead)], AF4, 2)  # what the kernel says now
+    b = nlmsg.Route(False, AF4, 254, "172.16.4.0", 24, 0, 3, 1, 0, 0, hops)
+    (added,) = [e for e in core.apply(b) if isinstance(e, ev.RouteAdd)]
+    assert [h.flags for h in added.nexthops] == [(), ()]
+    flags = {r.dst: [h.flags for h in r.nexthops] for r in core.snapshot().routes if r.family == 4}
+    assert flags == {"192.168.10.0/24": [("dead",), ()], "172.16.4.0/24": [(), ()]}
+    # A route of the first one's scope shares its fib_info, so the kernel says it dead too.
+    c = a._replace(dst="192.168.11.0", nexthops=dead)
+    (added,) = [e for e in core.apply(c) if isinstance(e, ev.RouteAdd)]
+    assert [h.flags for h in added.nexthops] == [("dead",), ()]
+    assert (
+        core.fib.routes[(AF4, 10, "192.168.10.0", 24, 0, 10)][1]
+        is core.fib.routes[(AF4, 10, "192.168.11.0", 24, 0, 10)][1]
+    )

@@ -20,9 +20,8 @@ import walk
 pytestmark = pytest.mark.netns
 
 STEPS = int(os.environ.get("IFPX_WALK_STEPS", "100"))
-SEEDS = [4, 6]
-"""Seeds whose walks hold today; a seed that finds a divergence goes in the closing note
-(with its shrunk reproduction from ``make walk``) until the divergence is fixed."""
+SEEDS = [1, 2, 3]
+"""Fixed, so that a run's result does not depend on the draw; ``make walk`` explores."""
 
 
 @pytest.fixture(scope="module")

@@ -334,23 +334,34 @@ class World:
                 where.ip(*line.split(), check=False)
 
     def check(self, index: int) -> None:
-        """Every replica equals the kernel, and forwards as the kernel does."""
-        want = _settled(self.bridge, index)
+        """Every replica equals the kernel, and forwards as the kernel does.
+
+        Each comparison is of one moment: the kernel may still be moving when it first
+        looks settled (it flags a link's hops ``linkdown`` up to a second after the carrier
+        loss is reported), so the bridge, the kernel and the replicas are read again until
+        they all agree, or :data:`SETTLE` runs out and the last disagreement is the
+        divergence.
+        """
         deadline = time.monotonic() + SETTLE
-        while True:
-            self.sub.poll(max_events=100_000)
-            got = self.sub.state.to_state().canonical()
-            if got == want:
-                break
+        while (failure := self._disagreement(index)) is not None:
             if time.monotonic() > deadline:
-                raise Divergence(index, "python replica", describe_difference(got, want))
-            time.sleep(0.02)
+                raise failure
+            time.sleep(0.05)
+
+    def _disagreement(self, index: int) -> Divergence | None:
+        snap = self.bridge.snapshot().state.canonical()
+        kernel = kernel_state(self.ns.name, snap.bindings).canonical()
+        if snap != kernel:
+            return Divergence(index, "bridge", describe_difference(snap, kernel))
+        self.sub.poll(max_events=100_000)
+        got = self.sub.state.to_state().canonical()
+        if got != snap:
+            return Divergence(index, "python replica", describe_difference(got, snap))
         if self.csub is not None:
-            while (cgot := state_of(self.csub.report())) != want:
-                if time.monotonic() > deadline + SETTLE:
-                    raise Divergence(index, "c replica", describe_difference(cgot, want))
-                time.sleep(0.05)
-        _probe(self.ns, self.sub, want, index)
+            cgot = state_of(self.csub.report())
+            if cgot != snap:
+                return Divergence(index, "c replica", describe_difference(cgot, snap))
+        return _probe(self.ns, self.sub, snap, index)
 
 
 _OPENER = r"""
@@ -364,19 +375,6 @@ while True:
 """Holds the tap t3 open (TUNSETIFF: IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE) until killed."""
 
 
-def _settled(br: BridgeProcess, index: int) -> State:
-    """The bridge's state once it equals the kernel's; a divergence if it never does."""
-    deadline = time.monotonic() + SETTLE
-    while True:
-        snap = br.snapshot().state.canonical()
-        kernel = kernel_state(br.ns.name, snap.bindings).canonical()
-        if snap == kernel:
-            return snap
-        if time.monotonic() > deadline:
-            raise Divergence(index, "bridge", describe_difference(snap, kernel))
-        time.sleep(0.05)
-
-
 _PROBES = ("172.16.1.1", "172.16.2.1", "172.16.2.200", "172.16.9.1", "192.0.2.1",
            "10.1.0.7", "10.2.1.7", "2001:db8:f0::1", "2001:db8:f0:1::1", "2001:db8:f1::1",
            "2001:db8:2::7", "2001:db8:77::1")  # fmt: skip
@@ -387,10 +385,10 @@ _SELECTORS: tuple[tuple[list[str], dict[str, object]], ...] = (
 )
 
 
-def _probe(ns: Netns, sub: Subscriber, want: State, index: int) -> None:
+def _probe(ns: Netns, sub: Subscriber, want: State, index: int) -> Divergence | None:
     """For each probe flow the kernel forwards through a bound proxy (or drops), the
     replica forwards the same way: the kernel's chosen hop is one of the replica's live
-    ones, or both drop."""
+    ones, or both drop. The first that does not, as a divergence."""
     port_of = {p.proxy: p.port_id for p in want.ports}
     for dst in _PROBES:
         for args, kw in _SELECTORS if ":" not in dst else _SELECTORS[:2]:
@@ -404,7 +402,7 @@ def _probe(ns: Netns, sub: Subscriber, want: State, index: int) -> None:
                 ours = "none" if found is None else found.type
                 explicit = kernel[0] in ("blackhole", "prohibit")
                 if ours == "unicast" or (explicit and ours != kernel[0]):
-                    raise Divergence(index, "route get", f"{dst} {args}: kernel {kernel}, "
+                    return Divergence(index, "route get", f"{dst} {args}: kernel {kernel}, "
                                      f"replica {found}")  # fmt: skip
                 continue
             _kind, gateway, dev = kernel
@@ -412,8 +410,9 @@ def _probe(ns: Netns, sub: Subscriber, want: State, index: int) -> None:
                 continue  # through an interface no port is bound to: not published
             hops = [] if found is None else [(h[0], h[2]) for h in found.nexthops]
             if found is None or found.type != "unicast" or (gateway, port_of[dev]) not in hops:
-                raise Divergence(index, "route get", f"{dst} {args}: kernel via {gateway} dev "
+                return Divergence(index, "route get", f"{dst} {args}: kernel via {gateway} dev "
                                  f"{dev}, replica {found}")  # fmt: skip
+    return None
 
 
 _DROPS = {

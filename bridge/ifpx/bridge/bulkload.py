@@ -31,8 +31,7 @@ def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C9
     route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
     loaded = 0
     last_hops: tuple[nlmsg.NextHopT, ...] | None = None
-    last_proto = -1
-    last_src: str | None = None
+    last_scope: tuple[int, int, int, str | None] = (-1, -1, -1, None)
     by_object: dict[tuple[int, int, str | None], RouteVal] = {}
     val: RouteVal = (0, NO_GROUP, unicast, None, 0)
     try:
@@ -70,11 +69,11 @@ def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C9
                         proto, group, kind, prefsrc, nhid
                     )
                 val = found
-            elif hops is not last_hops or proto != last_proto or prefsrc != last_src:
+            elif hops is not last_hops or (table, metric, proto, prefsrc) != last_scope:
                 # A dump runs through a few next-hop sets: the decoder hands the
                 # same tuple on, and the same value serves the routes in a row.
-                last_hops, last_proto, last_src = hops, proto, prefsrc
-                group = nhg.for_hops(hops)
+                last_hops, last_scope = hops, (table, metric, proto, prefsrc)
+                group = nhg.for_hops(hops, last_scope)
                 if group.hops is not hops and group.hops != hops:
                     fib.set_group(group, hops)  # quiet: no events
                 vkey = (proto, id(group), unicast, prefsrc, 0)

@@ -1,8 +1,8 @@
 """Next-hop groups: the shared sets of next hops routes forward by, and their ids (pure).
 
 A full table is a million routes over a handful of next-hop sets, so routes refer to
-shared :class:`Group` objects (one per set of next hops, whatever their liveness, or per
-kernel next-hop object, or per merged route) and the (proto, group, ...) values of
+shared :class:`Group` objects (one per set of next hops and :data:`Scope`, whatever their
+liveness, or per kernel next-hop object, or per merged route) and the (proto, group, ...) values of
 routes are interned here too. A group holds its hops' liveness: a link that goes down
 changes a few groups in place, not a million routes. Ids are dense (the lowest free one
 is reused): a forwarding table's next-hop index. Nothing here makes events.
@@ -23,6 +23,11 @@ no gateway. The kernel keeps such routes apart per interface under one public ke
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
 NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight, flags)."""
+Scope = tuple[int, int, int, str | None]
+"""(table, metric, proto, prefsrc) of a route: what else the kernel keys its next-hop
+information by (an IPv4 ``fib_info``). Routes through the same hops that differ here keep
+liveness of their own: a hop the kernel marked dead in one is alive in a route made
+later in another table."""
 ValueKey = tuple[int, int, int, str | None, int]
 """A route value's key among the interned: (proto, id of its group, type, prefsrc, nhid)."""
 
@@ -30,9 +35,10 @@ ValueKey = tuple[int, int, int, str | None, int]
 class Group:
     """A next-hop group: the hops routes forward by, with their current liveness flags.
 
-    Shared by every route with the same hops (whatever their liveness) or the same
-    kernel next-hop object; mutated in place when a hop dies, comes back or the
-    object is replaced, which is what makes a link failure cost O(groups).
+    Shared by every route with the same hops (whatever their liveness) and
+    :data:`Scope`, or the same kernel next-hop object; mutated in place when a hop dies,
+    comes back or the object is replaced, which is what makes a link failure cost
+    O(groups).
     """
 
     __slots__ = ("bare", "gid", "hops", "keys", "refs", "sent", "values", "variants", "view",
@@ -42,18 +48,19 @@ class Group:
         self,
         gid: int,
         hops: tuple[nlmsg.NextHopT, ...],
-        bare: tuple[nlmsg.NextHopT, ...] | None = None,
+        bare: tuple[tuple[nlmsg.NextHopT, ...], Scope] | None = None,
     ) -> None:
         self.gid = gid
         self.hops = hops
         self.bare = bare
-        """Its hops without liveness, for a group of a set of next hops (its key in the
-        mirror); None for a kernel object's group and a merged route's."""
+        """Its hops without liveness and its scope, for a group of a set of next hops
+        (its key in the mirror); None for a kernel object's group and a merged route's."""
         self.refs = 0
         """How many mirrored routes forward by it: at 0 it is withdrawn, and a group of a
         set of next hops is forgotten (its id is reused)."""
-        self.variants: list[tuple[nlmsg.NextHopT, ...]] = []
-        """Its hops as the kernel has reported them, liveness and all (keys to it)."""
+        self.variants: list[tuple[tuple[nlmsg.NextHopT, ...], Scope]] = []
+        """Its hops as the kernel has reported them, liveness and all, with its scope
+        (keys to it)."""
         self.values: list[ValueKey] = []
         """The keys of the interned route values that name it."""
         self.keys: set[RouteKey] | None = set()
@@ -113,10 +120,11 @@ class GroupTable:
     """Every group the mirror knows, by what identifies it, and the interned route values."""
 
     def __init__(self) -> None:
-        self.by_bare: dict[Hops, Group] = {}
-        """Next hops without their liveness flags -> their group."""
-        self.by_hops: dict[Hops, Group] = {}
-        """Next hops as the kernel reports them (with liveness) -> their group."""
+        self.by_bare: dict[tuple[Hops, Scope], Group] = {}
+        """Next hops without their liveness flags, and the scope -> their group."""
+        self.by_hops: dict[tuple[Hops, Scope], Group] = {}
+        """Next hops as the kernel reports them (with liveness), and the scope -> their
+        group."""
         self.by_object: dict[int, Group] = {}
         """Kernel next-hop object id -> the group of the routes through it."""
         self.merged: dict[Hops, Group] = {}
@@ -131,7 +139,7 @@ class GroupTable:
         """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
         dense as the groups in use."""
 
-    def new(self, hops: Hops, bare_hops: Hops | None = None) -> Group:
+    def new(self, hops: Hops, bare_hops: tuple[Hops, Scope] | None = None) -> Group:
         """A group with the lowest free id."""
         if self._free_gids:
             return Group(heapq.heappop(self._free_gids), hops, bare_hops)
@@ -139,16 +147,17 @@ class GroupTable:
         self._next_gid += 1
         return group
 
-    def for_hops(self, hops: Hops) -> Group:
+    def for_hops(self, hops: Hops, scope: Scope) -> Group:
         """The group of a route without a next-hop object (its liveness may differ)."""
-        group = self.by_hops.get(hops)
+        variant = (hops, scope)
+        group = self.by_hops.get(variant)
         if group is None:
-            key = bare(hops)
+            key = (bare(hops), scope)
             group = self.by_bare.get(key)
             if group is None:
                 group = self.by_bare[key] = self.new(hops, key)
-            self.by_hops[hops] = group
-            group.variants.append(hops)
+            self.by_hops[variant] = group
+            group.variants.append(variant)
         return group
 
     def for_object(self, nhid: int, hops: Hops) -> Group:
@@ -182,9 +191,9 @@ class GroupTable:
         """Unfile a group of a set of next hops that lost its last route."""
         assert group.bare is not None
         del self.by_bare[group.bare]
-        for hops in group.variants:
-            if self.by_hops.get(hops) is group:
-                del self.by_hops[hops]
+        for variant in group.variants:
+            if self.by_hops.get(variant) is group:
+                del self.by_hops[variant]
 
     def forget(self, group: Group) -> None:
         """Drop the values that name a group no route uses any more, and free its id."""
