@@ -3,6 +3,7 @@ parses, and the README's Python worker runs against a real bridge and ends clean
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import signal
@@ -100,7 +101,14 @@ def test_the_readme_python_worker_runs_and_ends_on_ctrl_c(
         ns.cmd("link set tap0 mtu 1400")
         wait_for(lambda: "port 0 mtu 1400" in out.read_text(), 15, what="its callback")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=15) == 0
+        try:
+            assert proc.wait(timeout=15) == 0
+        except subprocess.TimeoutExpired:
+            # -X dev has faulthandler on: SIGABRT makes it print where every thread is.
+            proc.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+            raise AssertionError(f"still running 15 s after Ctrl-C:\n{err.read_text()}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

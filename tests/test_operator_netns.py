@@ -225,3 +225,16 @@ def test_routes_with_the_same_hops_keep_the_kernels_liveness_each(
     assert in_table is not None and [h[2] for h in in_table.nexthops] == [1]
     in_main = sub.state.lookup("172.16.4.1")
     assert in_main is not None and [h[2] for h in in_main.nexthops] == [0, 1]
+
+
+def test_an_ipv6_route_appended_to_keeps_the_kernels_order_of_hops(
+    vns: Netns, vbr: BridgeProcess, sub: Subscriber
+) -> None:
+    # The append's RTM_NEWROUTE lists the new hop first; the kernel's dump, last.
+    vns.cmd("-6 route add 2001:db8:f0::/48 via 2001:db8:1::fe dev v0")
+    vns.cmd("-6 route append 2001:db8:f0::/48 via 2001:db8:2::fe dev v1")
+    _converged(vbr, sub)
+    found = sub.state.lookup("2001:db8:f0::1")
+    assert found is not None and [h[2] for h in found.nexthops] == [0, 1]
+    vns.cmd("-6 route append 2001:db8:f0::/48 via 2001:db8:1::fd dev v0")
+    _converged(vbr, sub)

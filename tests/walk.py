@@ -32,6 +32,7 @@ from ifpx.bridge.testing.kernelview import kernel_state
 from ifpx.schemas import commands as c
 from ifpx.schemas.state import State
 from ifpx.subscribers import Flow, Subscriber
+from ifpx.subscribers.replica import Route
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ctools import CSubscriber, build, have_toolchain, state_of
@@ -115,7 +116,7 @@ def _route4(rng: random.Random, n: Names) -> Step:
 
 
 def _route6(rng: random.Random, n: Names) -> Step:
-    verb = rng.choice(("add", "replace", "del", "add"))
+    verb = rng.choice(("add", "replace", "del", "add", "append"))
     dst = rng.choice(_DST6)
     where = rng.choice(n.tables) + rng.choice(("", " metric 10"))
     if verb == "del" and rng.random() < 0.5:
@@ -409,10 +410,29 @@ def _probe(ns: Netns, sub: Subscriber, want: State, index: int) -> Divergence | 
             if dev not in port_of:
                 continue  # through an interface no port is bound to: not published
             hops = [] if found is None else [(h[0], h[2]) for h in found.nexthops]
+            if found is not None and _another_default(ns, found, gateway):
+                continue  # the kernel's choice among default routes: not modelled
             if found is None or found.type != "unicast" or (gateway, port_of[dev]) not in hops:
                 return Divergence(index, "route get", f"{dst} {args}: kernel via {gateway} dev "
                                  f"{dev}, replica {found}")  # fmt: skip
     return None
+
+
+def _another_default(ns: Netns, found: Route, gateway: str | None) -> bool:
+    """Whether the kernel forwards by another IPv4 default route of the one the replica
+    found (same table and metric: ``ip route append default``). The kernel chooses
+    among those by its neighbour state of their gateways (fib_select_default); the
+    bridge publishes the first, as for any other destination."""
+    if found.family != 4 or found.dst != "0.0.0.0/0":
+        return False
+    listed = subprocess.run(
+        ["ip", "-n", ns.name, "-j", "-4", "route", "show", "default", "table", str(found.table)],
+        capture_output=True, text=True, timeout=30, check=False,
+    ).stdout  # fmt: skip
+    return any(
+        r.get("gateway") == gateway and int(r.get("metric", 0)) == found.metric
+        for r in json.loads(listed or "[]")
+    )
 
 
 _DROPS = {

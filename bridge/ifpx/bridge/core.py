@@ -52,6 +52,9 @@ class LinkState:
     running: bool = False
 
 
+_APPEND = nlmsg.NLM_F_APPEND
+
+
 def _publishable_neigh(rec: nlmsg.Neigh) -> bool:
     # A NOARP entry of a unicast address is one an operator made (`ip neigh add ... nud
     # noarp`): a forwarder uses it. The kernel makes its own for multicast and broadcast
@@ -121,7 +124,7 @@ class BridgeCore:
         """Apply one record to the mirror; return the events it causes."""
         self.counters.records += 1
         if isinstance(rec, nlmsg.Route):
-            if rec.deleted and rec.family == AF6 and not rec.nhid:
+            if rec.family == AF6 and (rec.deleted or rec.nlflags & _APPEND) and not rec.nhid:
                 rec = self._sibling(rec)
             out = self.fib.route(rec)
         elif isinstance(rec, nlmsg.NhObject):
@@ -145,10 +148,15 @@ class BridgeCore:
         return out
 
     def _sibling(self, rec: nlmsg.Route) -> nlmsg.Route:
-        """An IPv6 deletion as the kernel meant it: of one sibling of a multipath route,
-        the route left through the others (see :mod:`.siblings`)."""
+        """An IPv6 deletion or append as the kernel meant it (see :mod:`.siblings`): a
+        deletion of one sibling of a multipath route leaves the route through the others;
+        an append lists the hops in the kernel's order."""
         held = self.fib.routes.get((AF6, rec.table, rec.dst, rec.prefixlen, rec.tos, rec.metric))
-        if held is None or held[4] or len(held[1].hops) < 2:
+        if held is None or held[4]:
+            return rec
+        if not rec.deleted:
+            return siblings.appended(rec, held[1].hops)
+        if len(held[1].hops) < 2:
             return rec
         return siblings.remaining(rec, held[1].hops) or rec
 

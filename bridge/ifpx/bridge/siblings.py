@@ -4,7 +4,9 @@ The kernel keeps an IPv6 multipath route as sibling routes, one per next hop. Wh
 hop's link goes (``ip link del``, a move to another namespace) or ``ip -6 route del``
 names one hop, that sibling alone is deleted, and the RTM_DELROUTE names that hop
 alone: the route stays, through the others. So a dump of the routes through one
-link cannot answer for a multipath route: once the link is gone it is empty.
+link cannot answer for a multipath route: once the link is gone it is empty. And
+``ip -6 route append`` adds a sibling: its RTM_NEWROUTE lists the new hop first, the
+kernel's dumps (and its order of the hops) last.
 """
 
 from __future__ import annotations
@@ -24,6 +26,15 @@ def remaining(rec: nlmsg.Route, held: tuple[nlmsg.NextHopT, ...]) -> nlmsg.Route
     if not left or len(left) == len(held):
         return None
     return rec._replace(deleted=False, nexthops=left)
+
+
+def appended(rec: nlmsg.Route, held: tuple[nlmsg.NextHopT, ...]) -> nlmsg.Route:
+    """The RTM_NEWROUTE ``rec`` that appended siblings to an IPv6 route held with next
+    hops ``held``, its hops in the kernel's order: those it held first, as it held them."""
+    at = {(h[0], h[1]): i for i, h in enumerate(held)}
+    kept = sorted((h for h in rec.nexthops if (h[0], h[1]) in at), key=lambda h: at[h[0], h[1]])
+    added = [h for h in rec.nexthops if (h[0], h[1]) not in at]
+    return rec._replace(nexthops=(*kept, *added))
 
 
 def leave_multipath(scope: set[Any], routes: Mapping[Any, Any]) -> bool:
