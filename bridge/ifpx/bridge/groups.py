@@ -1,11 +1,12 @@
 """Next-hop groups: the shared sets of next hops routes forward by, and their ids (pure).
 
 A full table is a million routes over a handful of next-hop sets, so routes refer to
-shared :class:`Group` objects (one per set of next hops and :data:`Scope`, whatever their
-liveness, or per kernel next-hop object, or per merged route) and the (proto, group, ...) values of
-routes are interned here too. A group holds its hops' liveness: a link that goes down
-changes a few groups in place, not a million routes. Ids are dense (the lowest free one
-is reused): a forwarding table's next-hop index. Nothing here makes events.
+shared :class:`Group` objects (one per set of next hops and :data:`Scope`, whatever
+their liveness, or per kernel next-hop object, or per merged route) and the (proto,
+group, ...) values of routes are interned here too. A group holds its hops' liveness: a
+link that goes down changes a few groups in place, not a million routes. Ids are dense
+(the lowest free one is reused): a forwarding table's next-hop index. Nothing here
+makes events.
 """
 
 from __future__ import annotations

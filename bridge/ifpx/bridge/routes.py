@@ -483,8 +483,6 @@ class RouteMirror:
         of a million routes).
         """
         scope = {k for k in (self.routes_via(oif) if oif else self.routes) if k[0] == family}
-        if oif and family == AF6 and siblings.leave_multipath(scope, self.routes):
-            self.redumps.add(Redump(AF6))  # the IPv6 routes a link's dump cannot answer for
         out: list[ev.EventBase] = []
         seen: set[RouteKey] = set()
         # The kernel dumps the IPv4 routes of one key in its order: the first forwards,
@@ -504,6 +502,8 @@ class RouteMirror:
             out.extend(self.apply(rec))
         if whole4:
             self.aliases.replace(hidden)
+        if oif and family == AF6 and not seen and siblings.leave_multipath(scope, self.routes):
+            self.redumps.add(Redump(AF6))  # an empty dump: the link went (see siblings)
         for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
                 out.extend(self.drop_route(key))

@@ -3,8 +3,8 @@
 The kernel keeps an IPv6 multipath route as sibling routes, one per next hop. When one
 hop's link goes (``ip link del``, a move to another namespace) or ``ip -6 route del``
 names one hop, that sibling alone is deleted, and the RTM_DELROUTE names that hop
-alone: the route stays, through the others. So a dump of the routes through one
-link cannot answer for a multipath route: once the link is gone it is empty. And
+alone: the route stays, through the others. So an empty dump of the routes through
+one link (the link went before the dump ran) cannot answer for a multipath route. And
 ``ip -6 route append`` adds a sibling: its RTM_NEWROUTE lists the new hop first, the
 kernel's dumps (and its order of the hops) last.
 """
