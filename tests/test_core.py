@@ -647,3 +647,16 @@ def test_routes_through_the_same_hops_keep_their_own_liveness_as_the_kernel_does
         core.fib.routes[(AF4, 10, "192.168.10.0", 24, 0, 10)][1]
         is core.fib.routes[(AF4, 10, "192.168.11.0", 24, 0, 10)][1]
     )
+
+
+def test_a_links_first_ipv4_address_asks_the_kernel_for_its_routes_again() -> None:
+    # The kernel brings a link's dead IPv4 hops back when it gets an IPv4 address again
+    # (fib_sync_up), without a route message.
+    core = core_with_taps()
+    core.apply(nlmsg.Addr(False, 2, AF6, "2001:db8::1", 64))
+    assert not core.redumps
+    core.apply(nlmsg.Addr(False, 2, AF4, "10.0.0.1", 24))
+    assert core.redumps == {Redump(AF4, 2)}
+    core.redumps.clear()
+    core.apply(nlmsg.Addr(False, 2, AF4, "10.0.1.1", 24))  # not the first: nothing moves
+    assert not core.redumps

@@ -238,3 +238,20 @@ def test_an_ipv6_route_appended_to_keeps_the_kernels_order_of_hops(
     assert found is not None and [h[2] for h in found.nexthops] == [0, 1]
     vns.cmd("-6 route append 2001:db8:f0::/48 via 2001:db8:1::fd dev v0")
     _converged(vbr, sub)
+
+
+def test_a_links_first_ipv4_address_brings_its_dead_hops_back(
+    vns: Netns, vbr: BridgeProcess, sub: Subscriber
+) -> None:
+    veth_pairs_one(vns, 2)  # v2: no port bound to it
+    vns.cmd(
+        "route add 192.168.10.0/24 table 10 nexthop via 10.3.0.2 dev v2 nexthop via 10.2.0.2 dev v1"
+    )
+    vns.cmd("addr del 10.3.0.1/24 dev v2")  # v2's hop dead, silently
+    _converged(vbr, sub)
+    found = sub.state.lookup("192.168.10.1", table=10)
+    assert found is not None and [h[1] for h in found.nexthops] == [sub.state.ports[1].ifindex]
+    vns.cmd("addr add 10.3.1.1/24 dev v2")  # alive again, as silently (another subnet even)
+    _converged(vbr, sub)
+    found = sub.state.lookup("192.168.10.1", table=10)
+    assert found is not None and len(found.nexthops) == 2

@@ -29,11 +29,19 @@ def tools(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path | None]:
     yield walk.c_tools(tmp_path_factory.mktemp("walk-c"))
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_every_replica_equals_the_kernel_after_every_step(seed: int, tools: Path | None) -> None:
+FOUND = [(220, 170)]
+"""(seed, steps) of walks that found a divergence, kept once it was fixed: seed 220's
+170th step gives a link without IPv4 address its first one, which brings its dead hops
+back without a route message."""
+
+
+@pytest.mark.parametrize(("seed", "steps"), [(seed, STEPS) for seed in SEEDS] + FOUND)
+def test_every_replica_equals_the_kernel_after_every_step(
+    seed: int, steps: int, tools: Path | None
+) -> None:
     if tools is None:
         pytest.skip("the C replica needs cc, make, pkg-config, libzmq3-dev and libmsgpack-dev")
-    walk.walk(walk.steps(seed, STEPS), tools, log=lambda _s: None)
+    walk.walk(walk.steps(seed, steps), tools, log=lambda _s: None)
 
 
 def test_a_walk_is_its_seed() -> None:

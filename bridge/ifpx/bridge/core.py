@@ -282,6 +282,9 @@ class BridgeCore:
         else:
             if key in have:
                 return []
+            if rec.family == AF4 and not any(fam == AF4 for fam, _ip, _plen in have):
+                # A link's first IPv4 address brings its dead hops back, silently.
+                self.redumps.add(Redump(AF4, rec.ifindex))
             have.add(key)
         link = self.links.get(rec.ifindex)
         if link is None or not self.bindings.is_bound(rec.ifindex):
