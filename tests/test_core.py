@@ -653,7 +653,10 @@ def test_a_links_first_ipv4_address_asks_the_kernel_for_its_routes_again() -> No
     # The kernel brings a link's dead IPv4 hops back when it gets an IPv4 address again
     # (fib_sync_up), without a route message.
     core = core_with_taps()
+    dead = ((None, 2, 1, nlmsg.RTNH_F_DEAD), (None, 3, 1, 0))
+    core.apply(nlmsg.Route(False, AF4, 10, "192.168.10.0", 24, 0, 3, 1, 0, 0, dead))
     core.apply(nlmsg.Addr(False, 2, AF6, "2001:db8::1", 64))
+    core.apply(nlmsg.Addr(False, 4, AF4, "10.9.0.1", 24))  # no dead hop through eth0
     assert not core.redumps
     core.apply(nlmsg.Addr(False, 2, AF4, "10.0.0.1", 24))
     assert core.redumps == {Redump(AF4, 2)}

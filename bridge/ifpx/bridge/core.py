@@ -282,8 +282,7 @@ class BridgeCore:
         else:
             if key in have:
                 return []
-            if rec.family == AF4 and not any(fam == AF4 for fam, _ip, _plen in have):
-                # A link's first IPv4 address brings its dead hops back, silently.
+            if rec.family == AF4 and self._revives(rec.ifindex, have):
                 self.redumps.add(Redump(AF4, rec.ifindex))
             have.add(key)
         link = self.links.get(rec.ifindex)
@@ -295,6 +294,16 @@ class BridgeCore:
         else:
             cls = ev.Addr6Del if rec.deleted else ev.Addr6Add
         return self._port_event(cls, link, ip=rec.ip, prefixlen=rec.prefixlen)
+
+    def _revives(self, ifindex: int, have: set[tuple[int, str, int]]) -> bool:
+        """Whether an IPv4 address added to ``ifindex`` (holding ``have``) brings hops
+        back: a link's first IPv4 address makes the kernel revive its dead IPv4 hops
+        (fib_sync_up), without a route message."""
+        if any(fam == AF4 for fam, _ip, _plen in have):
+            return False
+        return any(
+            h[1] == ifindex and h[3] & nlmsg.RTNH_F_DEAD for g in self.fib.groups() for h in g.hops
+        )
 
     def _neigh(self, rec: nlmsg.Neigh) -> list[ev.EventBase]:
         key = (rec.family, rec.ip)
