@@ -73,7 +73,7 @@ def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C9
                 # A dump runs through a few next-hop sets: the decoder hands the
                 # same tuple on, and the same value serves the routes in a row.
                 last_hops, last_scope = hops, (table, metric, proto, prefsrc)
-                group = nhg.for_hops(hops, last_scope)
+                group = nhg.for_hops((hops, table, metric, proto, prefsrc))
                 if group.hops is not hops and group.hops != hops:
                     fib.set_group(group, hops)  # quiet: no events
                 vkey = (proto, id(group), unicast, prefsrc, 0)

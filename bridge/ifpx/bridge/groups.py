@@ -1,7 +1,7 @@
 """Next-hop groups: the shared sets of next hops routes forward by, and their ids (pure).
 
 A full table is a million routes over a handful of next-hop sets, so routes refer to
-shared :class:`Group` objects (one per set of next hops and :data:`Scope`, whatever
+shared :class:`Group` objects (one per set of next hops and scope, whatever
 their liveness, or per kernel next-hop object, or per merged route) and the (proto,
 group, ...) values of routes are interned here too. A group holds its hops' liveness: a
 link that goes down changes a few groups in place, not a million routes. Ids are dense
@@ -24,11 +24,12 @@ no gateway. The kernel keeps such routes apart per interface under one public ke
 port's fe80::/64, one subnet on two links); they are published merged, as one route."""
 NhView = tuple[tuple[str | None, int, int | None, int, int], ...]
 """Published next hops: (gateway, ifindex, port_id, weight, flags)."""
-Scope = tuple[int, int, int, str | None]
-"""(table, metric, proto, prefsrc) of a route: what else the kernel keys its next-hop
-information by (an IPv4 ``fib_info``). Routes through the same hops that differ here keep
-liveness of their own: a hop the kernel marked dead in one is alive in a route made
-later in another table."""
+Variant = tuple[tuple[nlmsg.NextHopT, ...], int, int, int, str | None]
+"""(hops, table, metric, proto, prefsrc) of a route: its next hops and what else the
+kernel keys its next-hop information by (an IPv4 ``fib_info``), the scope. Routes
+through the same hops that differ in scope keep liveness of their own: a hop the kernel
+marked dead in one is alive in a route made later in another table. One tuple, as the
+route path builds one per route."""
 ValueKey = tuple[int, int, int, str | None, int]
 """A route value's key among the interned: (proto, id of its group, type, prefsrc, nhid)."""
 
@@ -36,8 +37,8 @@ ValueKey = tuple[int, int, int, str | None, int]
 class Group:
     """A next-hop group: the hops routes forward by, with their current liveness flags.
 
-    Shared by every route with the same hops (whatever their liveness) and
-    :data:`Scope`, or the same kernel next-hop object; mutated in place when a hop dies,
+    Shared by every route with the same hops (whatever their liveness) and scope
+    (:data:`Variant`), or the same kernel next-hop object; mutated in place when a hop dies,
     comes back or the object is replaced, which is what makes a link failure cost
     O(groups).
     """
@@ -49,7 +50,7 @@ class Group:
         self,
         gid: int,
         hops: tuple[nlmsg.NextHopT, ...],
-        bare: tuple[tuple[nlmsg.NextHopT, ...], Scope] | None = None,
+        bare: Variant | None = None,
     ) -> None:
         self.gid = gid
         self.hops = hops
@@ -59,7 +60,7 @@ class Group:
         self.refs = 0
         """How many mirrored routes forward by it: at 0 it is withdrawn, and a group of a
         set of next hops is forgotten (its id is reused)."""
-        self.variants: list[tuple[tuple[nlmsg.NextHopT, ...], Scope]] = []
+        self.variants: list[Variant] = []
         """Its hops as the kernel has reported them, liveness and all, with its scope
         (keys to it)."""
         self.values: list[ValueKey] = []
@@ -121,9 +122,9 @@ class GroupTable:
     """Every group the mirror knows, by what identifies it, and the interned route values."""
 
     def __init__(self) -> None:
-        self.by_bare: dict[tuple[Hops, Scope], Group] = {}
+        self.by_bare: dict[Variant, Group] = {}
         """Next hops without their liveness flags, and the scope -> their group."""
-        self.by_hops: dict[tuple[Hops, Scope], Group] = {}
+        self.by_hops: dict[Variant, Group] = {}
         """Next hops as the kernel reports them (with liveness), and the scope -> their
         group."""
         self.by_object: dict[int, Group] = {}
@@ -140,7 +141,7 @@ class GroupTable:
         """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
         dense as the groups in use."""
 
-    def new(self, hops: Hops, bare_hops: tuple[Hops, Scope] | None = None) -> Group:
+    def new(self, hops: Hops, bare_hops: Variant | None = None) -> Group:
         """A group with the lowest free id."""
         if self._free_gids:
             return Group(heapq.heappop(self._free_gids), hops, bare_hops)
@@ -148,15 +149,14 @@ class GroupTable:
         self._next_gid += 1
         return group
 
-    def for_hops(self, hops: Hops, scope: Scope) -> Group:
+    def for_hops(self, variant: Variant) -> Group:
         """The group of a route without a next-hop object (its liveness may differ)."""
-        variant = (hops, scope)
         group = self.by_hops.get(variant)
         if group is None:
-            key = (bare(hops), scope)
+            key = (bare(variant[0]), *variant[1:])
             group = self.by_bare.get(key)
             if group is None:
-                group = self.by_bare[key] = self.new(hops, key)
+                group = self.by_bare[key] = self.new(variant[0], key)
             self.by_hops[variant] = group
             group.variants.append(variant)
         return group

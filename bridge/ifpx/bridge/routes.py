@@ -362,8 +362,8 @@ class RouteMirror:
         elif nhid and self.nh_objects.resolve(nhid) is not None:
             group = self.nhg.for_object(nhid, hops)
         else:
-            scope = (rec.table, rec.metric, rec.proto, rec.prefsrc)
-            group = self.nhg.by_hops.get((hops, scope)) or self.nhg.for_hops(hops, scope)
+            variant = (hops, rec.table, rec.metric, rec.proto, rec.prefsrc)
+            group = self.nhg.by_hops.get(variant) or self.nhg.for_hops(variant)
             if group.hops is not hops and group.hops != hops:
                 # The kernel says the hops' liveness is now this: for every route of them.
                 pre = self.set_group(group, hops)
