@@ -23,7 +23,7 @@ from netutil import (
 
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, netns, wait_for
 from ifpx.schemas import commands as c
-from ifpx.subscribers import Subscriber
+from ifpx.subscribers import Flow, Subscriber
 
 pytestmark = pytest.mark.netns
 
@@ -255,3 +255,32 @@ def test_a_links_first_ipv4_address_brings_its_dead_hops_back(
     _converged(vbr, sub)
     found = sub.state.lookup("192.168.10.1", table=10)
     assert found is not None and len(found.nexthops) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: IPv4 device routes under one key with a drop route are published merged "
+    "behind it; the kernel forwards by whichever is first (walk seed 405, step 183)",
+)
+def test_a_device_route_prepended_before_a_drop_route_forwards_as_the_kernel_does(
+    vns: Netns, vbr: BridgeProcess, sub: Subscriber
+) -> None:
+    vns.batch(
+        [
+            "rule add pref 100 to 172.16.2.0/24 lookup 10",
+            "route add prohibit 172.16.2.128/25 table 10 metric 10",
+            "route prepend 172.16.2.128/25 table 10 metric 10 dev v0",
+        ]
+    )
+    out = subprocess.run(
+        ["ip", "-n", vns.name, "-j", "route", "get", "172.16.2.130"],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    assert '"dev":"v0"' in out.stdout  # the kernel forwards by the device route
+
+    def forwards() -> bool:
+        sub.poll(max_events=10_000)
+        found = sub.state.resolve(Flow("172.16.2.130"))
+        return found is not None and found.type == "unicast"
+
+    wait_for(forwards, 5, interval=0.05, what="the replica to forward through v0")
