@@ -30,7 +30,7 @@ from typing import Any
 from ifpx.bridge import nlmsg
 from ifpx.bridge.core import BridgeCore
 from ifpx.bridge.reconciler import Reconciler, redump_order
-from ifpx.bridge.routes import Redump
+from ifpx.bridge.redump import Redump
 from ifpx.schemas import events as ev
 
 TRACES = Path(__file__).parent / "traces" / "bridge"

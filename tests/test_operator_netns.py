@@ -7,6 +7,7 @@ replica must equal the bridge (and forward as the kernel does where it is asked)
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -257,30 +258,60 @@ def test_a_links_first_ipv4_address_brings_its_dead_hops_back(
     assert found is not None and len(found.nexthops) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: IPv4 device routes under one key with a drop route are published merged "
-    "behind it; the kernel forwards by whichever is first (walk seed 405, step 183)",
-)
-def test_a_device_route_prepended_before_a_drop_route_forwards_as_the_kernel_does(
+def _kernel_forwards(vns: Netns, ip: str) -> str:
+    """What the kernel does with ``ip``: the interface it leaves by, or the drop type."""
+    found = subprocess.run(
+        ["ip", "-n", vns.name, "-j", "route", "get", ip],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    if found.returncode:
+        # How `ip route get` says which drop route it met.
+        said = {
+            "Permission denied": "prohibit",
+            "Network is unreachable": "unreachable",
+            "Invalid argument": "blackhole",
+        }
+        return said.get(found.stderr.strip().split(": ", 1)[-1], found.stderr.strip())
+    return str(json.loads(found.stdout)[0]["dev"])
+
+
+def test_device_routes_and_a_drop_route_under_one_key_forward_as_the_kernel_orders_them(
     vns: Netns, vbr: BridgeProcess, sub: Subscriber
 ) -> None:
-    vns.batch(
-        [
-            "rule add pref 100 to 172.16.2.0/24 lookup 10",
-            "route add prohibit 172.16.2.128/25 table 10 metric 10",
-            "route prepend 172.16.2.128/25 table 10 metric 10 dev v0",
-        ]
-    )
-    out = subprocess.run(
-        ["ip", "-n", vns.name, "-j", "route", "get", "172.16.2.130"],
-        capture_output=True, text=True, check=True, timeout=30,
-    )  # fmt: skip
-    assert '"dev":"v0"' in out.stdout  # the kernel forwards by the device route
+    # Walk seed 405, step 183: a device route prepended before a drop route forwards.
+    ip, dst = "172.16.2.130", "172.16.2.128/25 table 10 metric 10"
+    names = {sub.state.ports[i].ifindex: f"v{i}" for i in range(2)}
 
-    def forwards() -> bool:
+    def replica_forwards() -> str:
         sub.poll(max_events=10_000)
-        found = sub.state.resolve(Flow("172.16.2.130"))
-        return found is not None and found.type == "unicast"
+        found = sub.state.resolve(Flow(ip))
+        if found is None or found.type != "unicast":
+            return "none" if found is None else found.type
+        return "+".join(sorted(names[h[1]] for h in found.nexthops))
 
-    wait_for(forwards, 5, interval=0.05, what="the replica to forward through v0")
+    vns.cmd("rule add pref 100 to 172.16.2.0/24 lookup 10")
+    steps = [
+        (f"route add prohibit {dst}", "prohibit"),
+        (f"route prepend {dst} dev v0", "v0"),  # in front of the drop route
+        (f"route prepend {dst} dev v1", "v0+v1"),  # device routes are published merged
+        (f"route del {dst} dev v1", "v0"),
+        (f"route del {dst} dev v0", "prohibit"),  # the drop route alone again
+        (f"route append {dst} dev v0", "prohibit"),  # behind it: never reached
+        (f"route prepend {dst} dev v1", "v1"),  # in front: v0 stays behind
+        (f"route del prohibit {dst}", "v0+v1"),
+        (f"route append unreachable {dst}", "v0+v1"),  # a drop route appended behind
+        (f"route del {dst} dev v1", "v0"),
+        (f"route prepend blackhole {dst}", "blackhole"),  # one prepended in front
+        (f"route del blackhole {dst}", "v0"),  # the hidden one comes forward behind v0
+        (f"route replace blackhole {dst}", "blackhole"),  # replaces the first: v0
+    ]
+    for line, want in steps:
+        vns.cmd(line)
+        assert _kernel_forwards(vns, ip) in want.split("+"), line
+        wait_for(lambda want=want: replica_forwards() == want, 5, interval=0.05, what=line)  # type: ignore[misc]
+        _converged(vbr, sub)
+    # A bridge started now finds the same order in the kernel's dump.
+    vns.cmd(f"route prepend {dst} dev v1")
+    _converged(vbr, sub)
+    with bridge_on_veths(vns) as second:
+        assert wait_bridge_equals_kernel(second) == wait_bridge_equals_kernel(vbr)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ifpx.bridge.reconciler import Reconciler
-from ifpx.bridge.routes import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump
+from ifpx.bridge.redump import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump
 
 
 def test_requests_run_next_hop_objects_first_then_by_family_and_interface() -> None:

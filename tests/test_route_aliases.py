@@ -27,13 +27,14 @@ PREPEND = nlmsg.NLM_F_CREATE
 REPLACE = nlmsg.NLM_F_REPLACE
 DSTS = ("10.1.0.0", "10.2.0.0")
 BLACKHOLE = 0
-"""An alias that is a blackhole route; the others are gateways 10.0.0.N on ifindex N."""
+"""An alias that is a blackhole route; the others are gateways 10.0.0.N on ifindex N,
+or for -N a device route on ifindex N."""
 
 
 def _record(dst: str, alias: int, deleted: bool = False, nlflags: int = 0) -> nlmsg.Route:
     if alias == BLACKHOLE:
         return nlmsg.Route(deleted, AF4, 254, dst, 16, 0, 3, 6, 0, 0, (), None, 0, nlflags)
-    hop = (f"10.0.0.{alias}", alias, 1, 0)
+    hop = (f"10.0.0.{alias}", alias, 1, 0) if alias > 0 else (None, -alias, 1, 0)
     return nlmsg.Route(deleted, AF4, 254, dst, 16, 0, 3, 1, 0, 0, (hop,), None, 0, nlflags)
 
 
@@ -46,7 +47,7 @@ class Kernel:
 
     def change(self, verb: str, dst: str, alias: int) -> list[nlmsg.Route]:
         have = self.aliases[dst]
-        if alias in self.down:
+        if abs(alias) in self.down:
             return []  # "Nexthop device is not up"
         if verb == "del":
             if alias not in have:
@@ -78,10 +79,12 @@ class Kernel:
             return
         self.down.add(ifindex)
         for have in self.aliases.values():
-            have[:] = [a for a in have if a != ifindex]
+            have[:] = [a for a in have if abs(a) != ifindex]
 
     def dump(self, oif: int = 0) -> list[nlmsg.Route]:
-        return [_record(dst, a) for dst in DSTS for a in self.aliases[dst] if not oif or a == oif]
+        return [
+            _record(dst, a) for dst in DSTS for a in self.aliases[dst] if not oif or abs(a) == oif
+        ]
 
 
 def _link(ifindex: int, up: bool) -> nlmsg.Link:
@@ -96,25 +99,36 @@ def _core() -> BridgeCore:
     return core
 
 
-def _forwarding(replica: Replica) -> dict[str, tuple[str, str | None] | None]:
-    """What the replica forwards 10.N.0.1 by: (type, gateway), or None."""
-    out: dict[str, tuple[str, str | None] | None] = {}
+Forwarding = tuple[str, list[tuple[str, int]]] | None
+
+
+def _forwarding(replica: Replica) -> dict[str, Forwarding]:
+    """What the replica forwards 10.N.0.1 by: (type, its hops), or None."""
+    out: dict[str, Forwarding] = {}
     for dst in DSTS:
         found = replica.lookup(dst[:-1] + "1")
-        gw = found.nexthops[0][0] if found and found.nexthops else None
-        out[dst] = (found.type, gw) if found else None
+        hops = sorted((h[0] or "", h[1]) for h in found.nexthops) if found else []
+        out[dst] = (found.type, hops) if found else None
     return out
 
 
-def _expected(kernel: Kernel) -> dict[str, tuple[str, str | None] | None]:
-    out: dict[str, tuple[str, str | None] | None] = {}
+def _expected(kernel: Kernel) -> dict[str, Forwarding]:
+    """What the kernel forwards by, as published: the first of a key; device routes
+    merged, those in front of the first other route alone, and behind a gateway route
+    in front, with it."""
+    out: dict[str, Forwarding] = {}
     for dst, have in kernel.aliases.items():
+        devices = [("", -a) for a in have if a < 0]
+        firsts = [i for i, a in enumerate(have) if a >= 0][:1]
         if not have:
             out[dst] = None
+        elif not firsts or have[0] < 0:
+            ahead = have[: firsts[0]] if firsts else have
+            out[dst] = ("unicast", sorted(("", -a) for a in ahead))
         elif have[0] == BLACKHOLE:
-            out[dst] = ("blackhole", None)
+            out[dst] = ("blackhole", [])
         else:
-            out[dst] = ("unicast", f"10.0.0.{have[0]}")
+            out[dst] = ("unicast", sorted([(f"10.0.0.{have[0]}", have[0]), *devices]))
     return out
 
 
@@ -128,7 +142,7 @@ def _hidden(core: BridgeCore) -> dict[str, list[nlmsg.Route]]:
 
 verbs = st.sampled_from(["add", "append", "prepend", "replace", "del", "delfirst"])
 steps = st.one_of(
-    st.tuples(verbs, st.sampled_from(DSTS), st.sampled_from([BLACKHOLE, 2, 3, 4])),
+    st.tuples(verbs, st.sampled_from(DSTS), st.sampled_from([BLACKHOLE, 2, 3, 4, -2, -3])),
     st.tuples(st.just("link"), st.sampled_from([2, 3]), st.booleans()),
 )
 
@@ -139,6 +153,11 @@ steps = st.one_of(
 @example([("add", "10.1.0.0", 2), ("append", "10.1.0.0", 3), ("del", "10.1.0.0", 3)])
 @example([("add", "10.1.0.0", 2), ("prepend", "10.1.0.0", 0), ("delfirst", "10.1.0.0", 0)])
 @example([("add", "10.1.0.0", 2), ("append", "10.1.0.0", 3), ("link", 2, False)])
+@example([("add", "10.1.0.0", 0), ("prepend", "10.1.0.0", -2)])  # walk seed 405
+@example([("add", "10.1.0.0", -2), ("append", "10.1.0.0", 0), ("prepend", "10.1.0.0", -3)])
+@example([("add", "10.1.0.0", -2), ("append", "10.1.0.0", 0), ("append", "10.1.0.0", 3),
+          ("delfirst", "10.1.0.0", 0), ("del", "10.1.0.0", 0)])  # fmt: skip
+@example([("add", "10.1.0.0", -2), ("append", "10.1.0.0", 0), ("replace", "10.1.0.0", 3)])
 def test_the_published_route_is_the_one_the_kernel_forwards_by(steps_: list) -> None:  # type: ignore[type-arg]
     kernel, core, replica = Kernel(), _core(), Replica()
     replica.load(core.snapshot())
@@ -158,9 +177,8 @@ def test_the_published_route_is_the_one_the_kernel_forwards_by(steps_: list) -> 
     assert replica.to_state() == core.snapshot().canonical()
     _assert_groups_reclaimed(core)
     # The routes hidden behind the first are the kernel's, in its order...
-    hidden = {
-        dst: [_record(dst, a) for a in have[1:]] for dst, have in kernel.aliases.items() if have[1:]
-    }
+    others = {dst: [a for a in have if a >= 0] for dst, have in kernel.aliases.items()}
+    hidden = {dst: [_record(dst, a) for a in have[1:]] for dst, have in others.items() if have[1:]}
     assert _hidden(core) == hidden
     # ... as a start from the kernel's dump finds them, and a whole re-dump changes nothing.
     fresh = _core()

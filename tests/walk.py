@@ -107,9 +107,9 @@ def _route4(rng: random.Random, n: Names) -> Step:
         via = f"dev {n.port[ports[0]]}"
     elif kind < 0.85:
         via = " ".join(_hop4(rng, n, i) for i in ports)
-    elif n.nhids:
+    elif n.nhids and kind < 0.93:
         via = f"nhid {rng.choice(sorted(n.nhids))}"
-    else:
+    else:  # (as many draws as the branch above: the rest of a seed's walk is unchanged)
         via = rng.choice(("blackhole", "unreachable", "prohibit"))
         return [f"route {verb} {via} {dst}{where}"]
     return [f"route {verb} {dst}{where} {via}"]

@@ -5,6 +5,11 @@ tos, metric), and the kernel forwards by the first alone. The route mirror keeps
 first as a route and the others here, in the kernel's order, as the kernel's own
 messages: they are not published, they come forward as those in front go, and they
 follow links and next-hop objects as the kernel's do, silently.
+
+Device routes under one key are kept apart per interface and published merged; what
+is kept here of them is which stand in front of the first of the key's other routes
+(a gateway, a drop route, a next-hop object: :attr:`Aliases.ahead`): the kernel
+forwards by those, and only they are published.
 """
 
 from __future__ import annotations
@@ -31,12 +36,41 @@ def value_identity(val: RouteVal) -> Identity:
     return identity(val[2], val[4], val[0], val[3], val[1].hops)
 
 
+def ahead_after(
+    flags: int, oif: int, first: bool, ahead: list[int], devices: list[int]
+) -> list[int] | None:
+    """The device routes (by interface) in front of an IPv4 key's first route that is not
+    a device route, after a new route of the key notified with ``flags``; None: as they
+    were.
+
+    ``oif``: the new route's interface if it is a device route, else 0; ``first``: the
+    key held such a first; ``ahead``: the device routes in front of it until now;
+    ``devices``: all of the key's device routes until now. ``ip route add`` succeeds
+    only on an empty key; ``append`` goes behind all; ``prepend`` in front of all;
+    ``replace`` replaces the first, whatever it is.
+    """
+    if flags & nlmsg.NLM_F_EXCL:
+        return []
+    if flags & nlmsg.NLM_F_APPEND:
+        return devices if not oif and not first and devices else None
+    if not flags & (nlmsg.NLM_F_CREATE | nlmsg.NLM_F_REPLACE):
+        return None
+    if not oif:
+        return []
+    if not first:
+        return None
+    return [oif] + (ahead[1:] if flags & nlmsg.NLM_F_REPLACE else ahead)
+
+
 class Aliases:
     """The hidden IPv4 routes, by public key, each list in the kernel's order."""
 
     def __init__(self) -> None:
         self.by_key: dict[PublicKey, list[nlmsg.Route]] = {}
         """Read directly on the route path (a dict's truth, not a call per route)."""
+        self.ahead: dict[PublicKey, list[int]] = {}
+        """Key -> the interfaces of its device routes in front of its first route that
+        is not a device route (``ip route prepend ... dev``; an ``append`` behind them)."""
 
     def __bool__(self) -> bool:
         return bool(self.by_key)
@@ -84,6 +118,19 @@ class Aliases:
     def replace(self, by_key: dict[PublicKey, list[nlmsg.Route]]) -> None:
         """What a whole IPv4 dump found hidden, instead of what was held."""
         self.by_key = by_key
+
+    def place(self, key: PublicKey, ahead: list[int]) -> None:
+        """The device routes of ``key`` in front of its first are now ``ahead``."""
+        if ahead:
+            self.ahead[key] = ahead
+        else:
+            self.ahead.pop(key, None)
+
+    def device_gone(self, key: PublicKey, ifindex: int) -> None:
+        """The device route of ``key`` through ``ifindex`` is gone."""
+        ahead = self.ahead.get(key)
+        if ahead and ifindex in ahead:
+            self.place(key, [i for i in ahead if i != ifindex])
 
     def follow_link(self, ifindex: int, mark: int | None) -> None:
         """The hidden routes through ``ifindex`` as the kernel leaves them: gone with

@@ -27,7 +27,7 @@ def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C9
     applied as they stream in, so a million of them never sit in a list. An
     exception from ``records`` (an interrupted dump) leaves what was applied.
     """
-    routes, values, nhg = fib.routes, fib.nhg.values, fib.nhg
+    routes, values, nhg, variants = fib.routes, fib.nhg.values, fib.nhg, fib.variants
     route_cls, unicast, cloned = nlmsg.Route, nlmsg.RTN_UNICAST, nlmsg.RTM_F_CLONED
     loaded = 0
     last_hops: tuple[nlmsg.NextHopT, ...] | None = None
@@ -83,7 +83,7 @@ def load(fib: RouteMirror, records: Iterable[nlmsg.Record]) -> None:  # noqa: C9
                     group.values.append(vkey)
                 val = shared
             key = (family, table, dst, plen, tos, metric)
-            if key in routes:
+            if key in routes or (variants and key in variants):
                 fib.load_one(rec)
                 last_hops = None
                 continue

@@ -26,8 +26,9 @@ from .bindings import BindingTable, Entry
 from .fastmodel import trusted
 from .groups import IN_SNAPSHOT, NhView
 from .policy import PolicyRules
+from .redump import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump
 from .render import Build, Renderer, validated
-from .routes import AF4, AF6, NEXTHOP_REDUMP, Counters, Redump, RouteMirror
+from .routes import RouteMirror
 
 __all__ = [
     "AF4",

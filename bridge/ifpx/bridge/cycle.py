@@ -23,7 +23,7 @@ from . import nlmsg
 from .bindings import Entry
 from .core import AF4, AF6, BridgeCore
 from .reconciler import Reconciler
-from .routes import Redump
+from .redump import Redump
 
 EXPIRY_SLACK = 0.2
 """Seconds after an IPv6 route's expiry that its family is dumped again (the kernel

@@ -12,7 +12,7 @@ makes events.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from . import nlmsg
 
@@ -118,6 +118,16 @@ def bare(hops: Hops) -> Hops:
     return tuple((gw, ifx, w, f & ~LIVENESS) for gw, ifx, w, f in hops)
 
 
+def as_record(key: RouteKey, val: RouteVal, deleted: bool) -> nlmsg.Route:
+    """A kernel message for a mirrored route (as the kernel would have sent it)."""
+    proto, group, rtype, prefsrc, nhid = val
+    family, table, dst, plen, tos, metric = key[:6]
+    if nhid:
+        rtype = nlmsg.RTN_UNICAST  # the object decides again what it resolves to
+    return nlmsg.Route(deleted, family, table, dst, plen, tos, proto, rtype, 0, metric,
+                       group.hops, prefsrc, nhid)  # fmt: skip
+
+
 class GroupTable:
     """Every group the mirror knows, by what identifies it, and the interned route values."""
 
@@ -140,6 +150,29 @@ class GroupTable:
         self._free_gids: list[int] = []
         """Ids of forgotten groups (a heap): reused lowest first, so that ids stay as
         dense as the groups in use."""
+
+    def stale_values(
+        self, ids: set[int], resolve: Callable[[int], tuple[int, Hops] | None]
+    ) -> set[int]:
+        """The values (by id) through next-hop objects of ``ids`` that lost their object
+        or changed kind or group (as ``resolve`` now resolves them): their routes must be
+        said again.
+
+        Values are few (one per object, protocol and source): only when one of them is
+        stale are the routes scanned.
+        """
+        stale: set[int] = set()
+        for val in self.values.values():
+            if val[4] not in ids:
+                continue
+            resolved = resolve(val[4])
+            if (
+                resolved is None
+                or resolved[0] != val[2]
+                or (resolved[0] == nlmsg.RTN_UNICAST and val[1] is not self.by_object.get(val[4]))
+            ):
+                stale.add(id(val))
+        return stale
 
     def new(self, hops: Hops, bare_hops: Variant | None = None) -> Group:
         """A group with the lowest free id."""

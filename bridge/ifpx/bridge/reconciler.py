@@ -9,7 +9,7 @@ pure: the daemon runs each dump and says what time it is.
 
 from __future__ import annotations
 
-from .routes import Counters, Redump
+from .redump import Counters, Redump
 
 SETTLE = 0.05
 """Seconds after a compensating re-dump until the same dump is looked at once more."""

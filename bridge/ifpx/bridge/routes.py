@@ -12,16 +12,14 @@ which knows the bindings and route forms; the mirror neither. BridgeCore owns on
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TypeVar
 
 from ifpx.schemas import events as ev
 
 from . import bulkload, nlmsg, siblings
-from .aliases import Aliases, Identity, identity, value_identity
+from .aliases import Aliases, Identity, ahead_after, identity, value_identity
 from .groups import (
     FEW,
     NO_GROUP,
@@ -31,23 +29,21 @@ from .groups import (
     PublicKey,
     RouteKey,
     RouteVal,
+    as_record,
     bare,
     marked,
 )
 from .nhobjects import NhTable
+from .redump import AF4, AF6, Counters, Redump
 from .render import TYPE_NAMES, Renderer
 
 _T = TypeVar("_T")
-
-AF4 = socket.AF_INET
-AF6 = socket.AF_INET6
 
 PACE = 4096
 """Routes a long loop goes through between two calls of :attr:`RouteMirror.progress`."""
 
 
 _UNICAST = nlmsg.RTN_UNICAST
-_AF4 = socket.AF_INET
 _PLAIN = frozenset(
     f
     for f in (i << 8 for i in range(16))  # REPLACE, EXCL, CREATE, APPEND: 0x100-0x800
@@ -57,29 +53,6 @@ _PLAIN = frozenset(
 """The flags of a route notification that put no route behind another: with no route
 hidden, the common path alone applies it (``ip route add`` says CREATE|EXCL)."""
 _CLONED = nlmsg.RTM_F_CLONED
-
-
-@dataclass(frozen=True, slots=True)
-class Redump:
-    """A re-dump the core needs: routes of ``family``, through ``oif`` only if non-zero;
-    or, with ``kind`` ``nexthop``, every next-hop object."""
-
-    family: int
-    oif: int = 0
-    kind: str = "route"
-
-
-NEXTHOP_REDUMP = Redump(0, 0, "nexthop")
-
-
-@dataclass
-class Counters:
-    """Counters the daemon reports in ``status``."""
-
-    records: int = 0
-    events: int = 0
-    compensations: int = 0
-    resyncs: int = 0
 
 
 def _keys(rec: nlmsg.Route, hops: tuple[nlmsg.NextHopT, ...]) -> tuple[PublicKey, RouteKey]:
@@ -295,6 +268,10 @@ class RouteMirror:
         keys: list[RouteKey] = [pkey] if pkey in self.routes else []
         keys += sorted(variants)
         vals = [self.routes[k] for k in keys]
+        ahead = self.aliases.ahead.get(pkey) if keys[0] == pkey else None
+        if ahead:
+            # The kernel forwards by the device routes in front of the first.
+            vals = [self.routes[k] for k in keys[1:] if k[-1] in ahead]
         if len(vals) == 1 or vals[0][2] != _UNICAST:
             # A drop route appended beside device routes (`ip route append`) is
             # published as it is: next hops are not a drop route's to merge.
@@ -328,35 +305,18 @@ class RouteMirror:
         if rec.flags & _CLONED:
             return []
         pkey, key = _keys(rec, hops)
-        hiding = self.aliases.by_key or rec.nlflags not in _PLAIN
-        if hiding and len(key) == 6 and rec.family == _AF4:
-            handled = self._alias(rec, rtype, hops, pkey)
-            if handled is not None:
-                return handled
+        aliases = self.aliases
+        ahead = None
+        if (aliases.by_key or aliases.ahead or rec.nlflags not in _PLAIN) and rec.family == AF4:
+            ahead = self._ahead_after(rec.nlflags, key)
+            if len(key) == 6:
+                handled = self._alias(rec, rtype, hops, pkey)
+                if handled is not None:
+                    return handled
         old = self.routes.get(key)
         merged = len(key) == 7 or pkey in self.variants
         if rec.deleted:
-            if old is None:
-                return []
-            before = self.published(pkey) if merged else old
-            del self.routes[key]
-            group = old[1]
-            keys = group.keys
-            if keys is not None:
-                keys.discard(key)
-            if len(key) == 7:
-                variants = self.variants[pkey]
-                variants.discard(key)
-                if not variants:
-                    del self.variants[pkey]
-            after = self.published(pkey) if merged else None
-            out = self.out.route_change(pkey, before, after)
-            group.refs -= 1
-            if not group.refs:
-                out += self._unused(group)
-            if merged:
-                out += self._merged_unused(before, after)
-            return out
+            return [] if old is None else self._deleted(pkey, key, old, merged)
         if rtype != _UNICAST:
             group = NO_GROUP
         elif nhid and self.nh_objects.resolve(nhid) is not None:
@@ -371,6 +331,8 @@ class RouteMirror:
         if old is new:
             return pre
         before = self.published(pkey) if merged else old
+        if ahead is not None:
+            aliases.place(pkey, ahead)
         self.routes[key] = new
         group.refs += 1
         if old is not None:
@@ -395,6 +357,42 @@ class RouteMirror:
             out += self._merged_unused(before, after)
         return out
 
+    def _ahead_after(self, flags: int, key: RouteKey) -> list[int] | None:
+        """The device routes of ``key``'s public key in front of its first once a route
+        under ``key`` is notified with ``flags`` (see :func:`~.aliases.ahead_after`)."""
+        pkey = (key[0], key[1], key[2], key[3], key[4], key[5])
+        devices = [k[-1] for k in sorted(self.variants.get(pkey, ()))]
+        ahead = self.aliases.ahead.get(pkey, [])
+        oif = key[-1] if len(key) == 7 else 0
+        return ahead_after(flags, oif, pkey in self.routes, ahead, devices)
+
+    def _deleted(
+        self, pkey: PublicKey, key: RouteKey, old: RouteVal, merged: bool
+    ) -> list[ev.EventBase]:
+        """The events for a mirrored route the kernel deleted."""
+        before = self.published(pkey) if merged else old
+        del self.routes[key]
+        group = old[1]
+        keys = group.keys
+        if keys is not None:
+            keys.discard(key)
+        if len(key) == 7:
+            variants = self.variants[pkey]
+            variants.discard(key)
+            if not variants:
+                del self.variants[pkey]
+            self.aliases.device_gone(pkey, key[6])
+        else:
+            self.aliases.ahead.pop(pkey, None)
+        after = self.published(pkey) if merged else None
+        out = self.out.route_change(pkey, before, after)
+        group.refs -= 1
+        if not group.refs:
+            out += self._unused(group)
+        if merged:
+            out += self._merged_unused(before, after)
+        return out
+
     def _record_identity(self, rec: nlmsg.Route) -> Identity:
         rtype, hops = self._resolve(rec)
         return identity(rtype, rec.nhid, rec.proto, rec.prefsrc, hops)
@@ -415,14 +413,17 @@ class RouteMirror:
             if not hidden:
                 return None
             if first is not None and value_identity(first) == this:
-                # The first goes: the next forwards, replacing it in one change.
+                # The first goes: the next forwards, replacing it in one change. Where
+                # it stands among the key's device routes, only a dump says.
+                if key in self.variants:
+                    self.redumps.add(Redump(AF4))
                 return self.route(aliases.bring_forward(key))
             for i, other in enumerate(hidden):
                 if self._record_identity(other) == this:
                     aliases.remove(key, i)
                     return []
             # The kernel deleted one we never held: only a dump says what is left.
-            self.redumps.add(Redump(_AF4))
+            self.redumps.add(Redump(AF4))
             return []
         flags = rec.nlflags
         if first is None or not flags:
@@ -437,23 +438,28 @@ class RouteMirror:
                 for other in hidden:
                     if other.nhid == rec.nhid:
                         return []
+            if key in aliases.ahead:
+                # It replaced the device route in front: the first goes behind it.
+                aliases.prepend(key, as_record(key, first, False))
             return None
         if flags & nlmsg.NLM_F_EXCL:
             # The only one under its key: the mirror missed the others' deletion.
             aliases.forget(key)
             return None
         # CREATE alone (`ip route prepend`): in front of the first.
-        aliases.prepend(key, self._record(key, first, False))
+        aliases.prepend(key, as_record(key, first, False))
         return None
 
     def load_one(self, rec: nlmsg.Record) -> None:
         """Apply a record of a dump whose routes came in empty: an IPv4 route under a
         key an earlier one took is behind it (the kernel dumps its aliases in order)."""
         if isinstance(rec, nlmsg.Route):
-            behind = self._dumped_key(rec, self.routes)[1]
+            key, behind = self._dumped_key(rec, self.routes)
             if behind is not None:
                 self.aliases.append(behind, rec)
                 return
+            if key in self.variants and rec.family == AF4:  # its device routes came first
+                self.aliases.place(key, [k[-1] for k in sorted(self.variants[key])])
         self.apply(rec)
 
     def _dumped_key(
@@ -464,7 +470,7 @@ class RouteMirror:
         pkey, key = _keys(rec, self._resolve(rec)[1])
         hidden = (
             key == pkey
-            and rec.family == _AF4
+            and rec.family == AF4
             and not rec.deleted
             and rec.type in TYPE_NAMES
             and not rec.flags & _CLONED
@@ -490,10 +496,17 @@ class RouteMirror:
         # of them: the hidden ones follow the links instead, and their keys stay.
         whole4 = family == AF4 and not oif
         hidden: dict[PublicKey, list[nlmsg.Route]] = {}
+        devices: dict[PublicKey, list[int]] = {}
+        ahead: dict[PublicKey, list[int]] = {}  # the device routes listed before a first
         firsts = seen if whole4 else self.aliases.keys()
         for rec in records:
             if isinstance(rec, nlmsg.Route) and (scope or firsts or whole4):
                 key, behind = self._dumped_key(rec, firsts)
+                if whole4 and len(key) == 7:
+                    devices.setdefault((key[0], key[1], key[2], key[3], key[4], key[5]), [])
+                    devices[(key[0], key[1], key[2], key[3], key[4], key[5])].append(key[6])
+                elif whole4 and behind is None and key in devices and key not in seen:
+                    ahead[key] = list(devices[key])
                 seen.add(key)
                 if behind is not None:
                     if whole4:
@@ -502,11 +515,26 @@ class RouteMirror:
             out.extend(self.apply(rec))
         if whole4:
             self.aliases.replace(hidden)
+            out.extend(self._reorder(ahead))
         if oif and family == AF6 and not seen and siblings.leave_multipath(scope, self.routes):
             self.redumps.add(Redump(AF6))  # an empty dump: the link went (see siblings)
         for key in self.paced(sorted(scope - seen)):
             if key in self.routes:
                 out.extend(self.drop_route(key))
+        return out
+
+    def _reorder(self, ahead: dict[PublicKey, list[int]]) -> list[ev.EventBase]:
+        """The events for the keys whose device routes in front of their first differ
+        between a whole IPv4 dump (``ahead``) and what was held."""
+        out: list[ev.EventBase] = []
+        held = self.aliases.ahead
+        for pkey in sorted(k for k in held.keys() | ahead.keys() if held.get(k) != ahead.get(k)):
+            before = self.published(pkey)
+            self.aliases.place(pkey, ahead.get(pkey, []))
+            after = self.published(pkey)
+            if not self.out.quiet:
+                out += self.out.route_change(pkey, before, after)
+                out += self._merged_unused(before, after)
         return out
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
@@ -518,18 +546,9 @@ class RouteMirror:
                 hops = self.routes[other][1].hops
                 self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
 
-    def _record(self, key: RouteKey, val: RouteVal, deleted: bool) -> nlmsg.Route:
-        """A kernel message for a mirrored route (as the kernel would have sent it)."""
-        proto, group, rtype, prefsrc, nhid = val
-        family, table, dst, plen, tos, metric = key[:6]
-        if nhid:
-            rtype = _UNICAST  # the object decides again what it resolves to
-        return nlmsg.Route(deleted, family, table, dst, plen, tos, proto, rtype, 0, metric,
-                           group.hops, prefsrc, nhid)  # fmt: skip
-
     def drop_route(self, key: RouteKey) -> list[ev.EventBase]:
         """Delete a mirrored route as if the kernel had said so; return the events."""
-        return self.route(self._record(key, self.routes[key], True))
+        return self.route(as_record(key, self.routes[key], True))
 
     def nexthop_objects_changed(self, ids: set[int]) -> list[ev.EventBase]:
         """Republish the routes through next-hop objects ``ids``; withdraw those whose
@@ -548,7 +567,7 @@ class RouteMirror:
             resolved = self.nh_objects.resolve(nhid)
             if group is not None and resolved is not None and resolved[0] == _UNICAST:
                 out.extend(self.set_group(group, resolved[1]))
-        stale = self._stale_values(ids)
+        stale = self.nhg.stale_values(ids, self.nh_objects.resolve)
         if stale:
             # (In the mirror's order: FRR's million routes may share the object.)
             keys = [k for k, v in self.paced(self.routes.items()) if id(v) in stale]
@@ -558,7 +577,7 @@ class RouteMirror:
                     self.counters.compensations += 1
                     out.extend(self.drop_route(key))
                 else:
-                    out.extend(self.route(self._record(key, val, False)))
+                    out.extend(self.route(as_record(key, val, False)))
         for nhid in sorted(ids):
             if nhid in self.nhg.by_object and self.nh_objects.resolve(nhid) is None:
                 group = self.nhg.by_object.pop(nhid)
@@ -566,26 +585,6 @@ class RouteMirror:
                 if not group.refs:  # its routes went first, as the kernel's did
                     self._forget(group)
         return out
-
-    def _stale_values(self, ids: set[int]) -> set[int]:
-        """The values (by id) through objects of ``ids`` that lost their object or changed
-        kind or group: their routes must be said again.
-
-        Values are few (one per object, protocol and source): only when one of them is
-        stale are the routes scanned.
-        """
-        stale: set[int] = set()
-        for val in self.nhg.values.values():
-            if val[4] not in ids:
-                continue
-            resolved = self.nh_objects.resolve(val[4])
-            if (
-                resolved is None
-                or resolved[0] != val[2]
-                or (resolved[0] == _UNICAST and val[1] is not self.nhg.by_object.get(val[4]))
-            ):
-                stale.add(id(val))
-        return stale
 
     def link_deleted(self, ifindex: int) -> list[ev.EventBase]:
         """The routes through a deleted link gone, as the kernel makes them go.

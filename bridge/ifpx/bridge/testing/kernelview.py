@@ -124,12 +124,17 @@ def _routes(
     for (family, table, dst, metric), variants in grouped.items():
         if family == 4:
             # IPv4 routes under one key (`ip route append`) are aliases: the kernel
-            # forwards by the first it lists; device routes are published merged.
-            first = [v for v in variants if not v[0]][:1]
-            variants = first + [v for v in variants if v[0]]
+            # forwards by the first it lists; device routes are published merged, and
+            # alone when one of them is listed before that first.
+            firsts = [i for i, v in enumerate(variants) if not v[0]][:1]
+            devices = [i for i, v in enumerate(variants) if v[0]]
+            if firsts and devices and devices[0] < firsts[0]:
+                firsts, devices = [], [i for i in devices if i < firsts[0]]
+            variants = [variants[i] for i in firsts + devices]
         variants.sort(key=lambda v: v[0])
-        merged = [h for v in variants for h in v[2]]
         _dev, proto, _hops, rtype, prefsrc = variants[0]
+        # A drop route in front is published as it is: next hops are not its to merge.
+        merged = [h for v in variants for h in v[2]] if rtype == "unicast" else []
         # Drop routes always: they override a less specific route a worker would use.
         if rtype == "unicast" and not all_routes and not any(h.port_id is not None for h in merged):
             continue
