@@ -1,4 +1,4 @@
-"""The RFC's own API (rte_if_proxy.h, v3) served by a bridge, judged by the RFC's test.
+"""The RFC's own API (rte_if_proxy.h, v3 and v1) served by a bridge, judged by the RFC's test.
 
 ``subscribers/c/rte/rte_ifpx_check`` walks the steps of the RFC's unit test
 (app/test/test_if_proxy.c): a DPDK process with one port makes a net_tap proxy with
@@ -6,7 +6,8 @@
 the proxy must reach it as the RFC's event, through callbacks and then through an
 rte_ring. Given the RFC's file itself (``IFPX_RFC_TEST=.../test_if_proxy.c``: its
 license keeps it out of this repository), the test builds and runs it too, with the
-small ``test.h`` of tests/rfc.
+small ``test.h`` of tests/rfc. ``rte_ifpx_v1_check`` is the cover letter's example (v1)
+as an application of it: two ports, two proxies, the twelve callbacks.
 """
 
 from __future__ import annotations
@@ -104,6 +105,32 @@ def test_the_rfc_steps_pass_with_callbacks_and_with_a_ring(
     _check_passed(out, rte_br)
 
 
+V1_STEPS = [
+    "cfg_finished", "link up", "mtu", "mac", "addr add", "route add", "route del", "addr6 add",
+    "route6 add", "route6 del", "addr6 del", "addr del", "link down",
+]  # fmt: skip
+
+
+def _v1_passed(out: str, br: BridgeProcess) -> None:
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(d["step"], d["ok"]) for d in lines if "step" in d] == [
+        (step, True) for step in V1_STEPS
+    ], out
+    findings = [d for d in lines if "finding" in d]
+    assert len(findings) == 2 and all(d["ok"] for d in findings), findings
+    assert lines[-1] == {"failures": 0}
+    assert br.snapshot().state.bindings == []
+
+
+@pytest.mark.parametrize("ports", [2, 3])
+def test_the_cover_letters_v1_example_sees_each_callback_once_per_port_and_route(
+    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess, ports: int
+) -> None:
+    # A third port shares the first proxy: its port events come twice, its routes once.
+    extra = tuple(f"--vdev=net_null{i}" for i in range(1, ports))
+    _v1_passed(_run_dpdk(rte_build / "rte_ifpx_v1_check", rte_ns, rte_br, extra=extra), rte_br)
+
+
 def test_an_application_builds_from_pkg_config_ifpx_rte_and_runs(
     rte_ns: Netns, rte_br: BridgeProcess, tmp_path: Path
 ) -> None:
@@ -121,14 +148,19 @@ def test_an_application_builds_from_pkg_config_ifpx_rte_and_runs(
         text=True,
         check=True,
     ).stdout.split()
-    app = tmp_path / "app"
-    source = RTE_DIR / "rte_ifpx_check.c"
-    subprocess.run(["cc", "-O2", "-o", str(app), str(source), *flags], check=True, timeout=300)
-    needed = subprocess.run(
-        ["ldd", str(app)], env={**os.environ, **env}, capture_output=True, text=True
-    ).stdout
-    assert str(usr / "lib" / "libifpx-rte.so.1") in needed
-    _check_passed(_run_dpdk(app, rte_ns, rte_br, env), rte_br)
+    # A v3 application and a v1 one (the cover letter's), from the same installed header.
+    apps = {}
+    for name in ("rte_ifpx_check", "rte_ifpx_v1_check"):
+        app = apps[name] = tmp_path / name
+        source = RTE_DIR / f"{name}.c"
+        subprocess.run(["cc", "-O2", "-o", str(app), str(source), *flags], check=True, timeout=300)
+        needed = subprocess.run(
+            ["ldd", str(app)], env={**os.environ, **env}, capture_output=True, text=True
+        ).stdout
+        assert str(usr / "lib" / "libifpx-rte.so.1") in needed
+    _check_passed(_run_dpdk(apps["rte_ifpx_check"], rte_ns, rte_br, env), rte_br)
+    v1 = _run_dpdk(apps["rte_ifpx_v1_check"], rte_ns, rte_br, env, extra=("--vdev=net_null1",))
+    _v1_passed(v1, rte_br)
 
 
 RFC_TEST = os.environ.get("IFPX_RFC_TEST")

@@ -10,9 +10,10 @@
  * as the RFC's netlink socket saw them.
  *
  * One mutex guards the tables; callbacks are called without it, so that they may call
- * this API (the RFC's own test unregisters callbacks from inside one).
+ * this API (the RFC's own test unregisters callbacks from inside one). v1's callbacks
+ * (ifpx_rte_v1.c) are handed the same events as they are made.
  */
-#include "rte_if_proxy.h"
+#include "ifpx_rte_int.h"
 
 #include <errno.h>
 #include <net/if.h>
@@ -289,7 +290,8 @@ const struct rte_ifpx_info *rte_ifpx_info_get(uint16_t port_id)
 
 /* ---- callbacks and rings -------------------------------------------------------------- */
 
-int rte_ifpx_callbacks_register(unsigned int len, const struct rte_ifpx_callback cbs[])
+/* (In parentheses: the header's macro chooses between v1 and this, v3's.) */
+int(rte_ifpx_callbacks_register)(unsigned int len, const struct rte_ifpx_callback cbs[])
 {
     if (!cbs || !len)
         return -EINVAL;
@@ -318,6 +320,7 @@ void rte_ifpx_callbacks_unregister_all(void)
     pthread_mutex_lock(&lock);
     memset(callbacks, 0, sizeof callbacks);
     pthread_mutex_unlock(&lock);
+    ifpx_rte_v1_clear();
 }
 
 int rte_ifpx_queue_add(struct rte_ring *r)
@@ -403,6 +406,7 @@ static void enqueue(const struct rte_ifpx_event *e)
 
 static void deliver(const struct rte_ifpx_event *e)
 {
+    ifpx_rte_v1_event(e);
     pthread_mutex_lock(&lock);
     union rte_ifpx_cb_ptr cb = callbacks[e->type];
     pthread_mutex_unlock(&lock);
@@ -458,10 +462,20 @@ static int port_state(const struct ifpx_event *ev, struct rte_ifpx_event *out)
     return news;
 }
 
+/* The first of our ports bound to the proxy `port` is bound to (under the lock). */
+static uint16_t first_port_of(uint16_t port)
+{
+    for (uint16_t p = 0; p < NONE; p++)
+        if (ours(p) && bound_to[p] == bound_to[port])
+            return p;
+    return NONE;
+}
+
 static void addr_event(const struct ifpx_event *ev)
 {
     pthread_mutex_lock(&lock);
     int mine = ours(ev->port_id);
+    int first = mine && first_port_of(ev->port_id) == ev->port_id;
     pthread_mutex_unlock(&lock);
     if (!mine)
         return;
@@ -483,12 +497,16 @@ static void addr_event(const struct ifpx_event *ev)
     }
     deliver(&a);
     deliver(&r); /* the kernel's local route of the address */
+    if (first)
+        ifpx_rte_v1_route(&r); /* v1: once per address, not per port */
 }
 
 static void route_event(const struct ifpx_event *ev)
 {
     int v4 = ev->kind == IFPX_ROUTE_ADD || ev->kind == IFPX_ROUTE_DEL;
     int add = ev->kind == IFPX_ROUTE_ADD || ev->kind == IFPX_ROUTE6_ADD;
+    struct rte_ifpx_event route = {0}; /* v1's: once for the route, if a port had it */
+    int told = 0;
     for (unsigned h = 0; h < ev->nh_count; h++) {
         const struct ifpx_nexthop *nh = &ev->nh[h];
         uint16_t ports[RTE_MAX_ETHPORTS];
@@ -515,8 +533,12 @@ static void route_event(const struct ifpx_event *ev)
                     memcpy(e.route6_change.gateway, nh->gateway, 16);
             }
             deliver(&e);
+            route = e;
+            told = 1;
         }
     }
+    if (told)
+        ifpx_rte_v1_route(&route);
 }
 
 static void neigh_event(const struct ifpx_event *ev)
@@ -650,6 +672,7 @@ int rte_ifpx_close(void)
     memset(callbacks, 0, sizeof callbacks);
     n_rings = 0;
     pthread_mutex_unlock(&lock);
+    ifpx_rte_v1_clear();
     int rc = 0;
     for (unsigned i = 0; i < n; i++)
         if (bridge_unbind(ports[i]))

@@ -1,4 +1,5 @@
-/* The IF proxy API of DPDK's rte_ifpx RFC (v3, 2020), served by an ifpx bridge.
+/* The IF proxy API of DPDK's rte_ifpx RFC (v3, 2020, and its first posting, v1),
+ * served by an ifpx bridge.
  *
  * An application written to the RFC builds against this header unchanged
  * (pkg-config ifpx-rte) and gets its events from the bridge instead of a netlink
@@ -8,6 +9,10 @@
  *     rte_ifpx_port_bind(port_id, proxy);      // asks the bridge to bind them
  *     rte_ifpx_callbacks_register(RTE_DIM(cbs), cbs);
  *     rte_ifpx_listen();                       // events start, CFG_DONE after the state
+ *
+ * An application written to v1 (the cover letter: rte_ifpx_create, one struct
+ * rte_ifpx_callbacks of twelve void callbacks, rte_ifpx_callbacks_register(&cbs))
+ * builds unchanged too, without a define: see "v1" at the end.
  *
  * The bridge is found as by every ifpx client: $IFPX_EVENTS and $IFPX_CONTROL, else
  * ipc:///run/ifpx/events.sock and control.sock. What differs from the RFC (see the
@@ -190,6 +195,58 @@ struct rte_ifpx_info {
 
 /* The properties of a port's proxy (a proxy's own), or NULL when it has none. */
 const struct rte_ifpx_info *rte_ifpx_info_get(uint16_t port_id);
+
+/* ---- v1: the RFC's first posting, beside v3 ----------------------------------------- */
+
+/* v1's callbacks, all void, any of them NULL. Port events come once per port bound to
+ * the proxy, routes once each and without a port (those through a bound proxy, and
+ * the local route of each address), cfg_finished once after the initial state. IPv4
+ * addresses in host order, IPv6 ones in network order. They run on the control thread,
+ * as v3's, beside v3's callbacks and rings (which they neither consume nor replace). */
+struct rte_ifpx_callbacks {
+    void (*mac_change)(uint16_t port_id, const struct rte_ether_addr *mac);
+    void (*mtu_change)(uint16_t port_id, uint16_t mtu);
+    void (*link_change)(uint16_t port_id, int is_up);
+    void (*addr_add)(uint16_t port_id, uint32_t ip);
+    void (*addr_del)(uint16_t port_id, uint32_t ip);
+    void (*addr6_add)(uint16_t port_id, const uint8_t *ip);
+    void (*addr6_del)(uint16_t port_id, const uint8_t *ip);
+    void (*route_add)(uint32_t ip, uint8_t depth);
+    void (*route_del)(uint32_t ip, uint8_t depth);
+    void (*route6_add)(const uint8_t *ip, uint8_t depth);
+    void (*route6_del)(const uint8_t *ip, uint8_t depth);
+    void (*cfg_finished)(void);
+};
+
+/* Register v1's callbacks, the whole set at once (a copy is kept). 0, or -EINVAL. */
+int rte_ifpx_callbacks_register_v1(const struct rte_ifpx_callbacks *cbs);
+
+/* rte_ifpx_callbacks_register(&cbs) is v1's, rte_ifpx_callbacks_register(len, cbs) v3's:
+ * the number of arguments chooses (v3's keeps its symbol). A v1 argument that holds a
+ * top-level comma (a compound literal) needs parentheses around it. */
+#define RTE_IFPX_REGISTER_BY_COUNT_(a, b, c, d, e, f, g, h, name, ...) name
+#define rte_ifpx_callbacks_register(...)                                                  \
+    RTE_IFPX_REGISTER_BY_COUNT_(__VA_ARGS__, rte_ifpx_callbacks_register,                 \
+                                rte_ifpx_callbacks_register, rte_ifpx_callbacks_register, \
+                                rte_ifpx_callbacks_register, rte_ifpx_callbacks_register, \
+                                rte_ifpx_callbacks_register, rte_ifpx_callbacks_register, \
+                                rte_ifpx_callbacks_register_v1, ~)(__VA_ARGS__)
+
+/* v1's names for making and removing a proxy. */
+static inline uint16_t rte_ifpx_create(enum rte_ifpx_proxy_type type)
+{
+    return rte_ifpx_proxy_create(type);
+}
+
+static inline uint16_t rte_ifpx_create_by_devarg(const char *devarg)
+{
+    return rte_ifpx_proxy_create_by_devarg(devarg);
+}
+
+static inline int rte_ifpx_destroy(uint16_t proxy_id)
+{
+    return rte_ifpx_proxy_destroy(proxy_id);
+}
 
 #ifdef __cplusplus
 }
