@@ -28,6 +28,8 @@ class Effects:
         self.made: set[str] = set()
         self.destroyed: list[str] = []
         self.dead: set[int] = set()
+        self.starts: dict[int, int] = {}
+        """Start times of processes a test says were given a pid again (others: 1)."""
         self.catch_ups = 0
 
     def persist(self, table: BindingTable) -> None:
@@ -54,8 +56,8 @@ class Effects:
     def destroy_tap(self, name: str) -> None:
         self.destroyed.append(name)
 
-    def pid_alive(self, pid: int) -> bool:
-        return pid not in self.dead
+    def process_start(self, pid: int) -> int | None:
+        return None if pid in self.dead else self.starts.get(pid, 1)
 
     def catch_up(self) -> bool:
         self.catch_ups += 1

@@ -23,6 +23,7 @@ from netutil import free_port, ifpx, scrape
 from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
+from ifpx.subscribers import Subscriber
 from ifpx.subscribers.client import ControlClient
 
 pytestmark = [
@@ -155,7 +156,7 @@ def test_wait_now_returns_once_every_worker_holds_the_change(
     assert "current" in listed.stdout and "libifpx/" in listed.stdout
 
 
-def test_a_stopped_worker_is_the_laggard_then_gone_and_catches_up_when_continued(
+def test_a_stopped_worker_is_the_laggard_then_stalled_and_catches_up_when_continued(
     ns: Netns, fleet: tuple[BridgeProcess, Fleet]
 ) -> None:
     br, f = fleet
@@ -174,17 +175,18 @@ def test_a_stopped_worker_is_the_laggard_then_gone_and_catches_up_when_continued
         assert cwait.returncode == 1 and got["rc"] == -errno.ETIMEDOUT, cwait.stdout
         assert got["waiting"] == ["c1"] and got["workers"] == 4 and not got["done"]
         wait_for(lambda: workers(br)["c1"].state == "lagging", 10, what="c1 lagging")
-        # it goes (three missed reports) while waited for: still named, never dropped
+        # three missed reports while its process lives: stalled (it may be blocked in the
+        # middle of an event), and waited for, named or not: the barrier is never done
+        # while a live worker may not have applied
         short = ifpx(br, "ctl", "wait", "--now", "--timeout", "4")
         assert short.returncode == 1, short.stdout
-        assert "c1 (gone" in short.stderr and "c0" not in short.stderr, short.stderr
-        wait_for(lambda: workers(br)["c1"].state == "gone", 10, what="c1 gone")
+        assert "c1 (stalled" in short.stderr and "c0" not in short.stderr, short.stderr
+        wait_for(lambda: workers(br)["c1"].state == "stalled", 10, what="c1 stalled")
         others = {n: w.state for n, w in workers(br).items() if n != "c1"}
         assert set(others.values()) == {"current"}, others
-        # gone: no longer in the default set, still a laggard when named
-        assert ifpx(br, "ctl", "wait", "--now", "--timeout", "5").returncode == 0
+        assert ifpx(br, "ctl", "wait", "--now", "--timeout", "1").returncode == 1
         named = ifpx(br, "ctl", "wait", "--now", "--worker", "c1", "--timeout", "0.5")
-        assert named.returncode == 1 and "c1 (gone" in named.stderr, named.stderr
+        assert named.returncode == 1 and "c1 (stalled" in named.stderr, named.stderr
     finally:
         os.kill(stopped, signal.SIGCONT)
     waited = ifpx(br, "ctl", "wait", "--now", "--worker", "c1", "--timeout", "20")
@@ -293,3 +295,21 @@ def test_wait_with_no_worker_is_never_done(br: BridgeProcess) -> None:
     waited = ifpx(br, "ctl", "wait", "--now", "--timeout", "0.5")
     assert waited.returncode == 1
     assert "no worker reported to this bridge in 0.5s" in waited.stderr
+
+
+def test_a_closed_subscriber_is_gone_at_once_though_its_process_lives(br: BridgeProcess) -> None:
+    sub = Subscriber(br.events, br.control, name="py-leaving", report_interval=0.2)
+    try:
+        sub.sync(timeout=10)
+
+        def reported() -> bool:
+            sub.poll(max_events=1000)
+            w = workers(br).get("py-leaving")
+            return w is not None and w.state == "current"
+
+        wait_for(reported, 10, what="its first report")
+    finally:
+        sub.close()
+    # Its last report said it was leaving: not stalled, not waited for (this test's
+    # process lives on).
+    wait_for(lambda: workers(br)["py-leaving"].state == "gone", 5, what="gone on close")

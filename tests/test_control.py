@@ -34,6 +34,26 @@ def test_bind_returns_its_events_and_publishes_nothing_itself(tmp_path: Path) ->
     assert [e.kind for e in events][:2] == ["port_unbound", "port_bound"]
 
 
+def test_an_exclusive_bind_refuses_a_port_another_proxy_holds_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    ctl, _effects, _stream = controlkit.controller(tmp_path)
+    controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))
+    reply, events = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap1", exclusive=True))
+    assert isinstance(reply, c.ErrorReply) and reply.error.code == c.ErrorCode.ALREADY_EXISTS
+    assert "tap0" in reply.error.message and events == []
+    assert ctl.core.bindings.get(0).proxy == "tap0"  # type: ignore[union-attr]
+    # Its own binding again: idempotent; a free port: bound.
+    again, events = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0", exclusive=True))
+    assert isinstance(again, c.OkReply) and events == []
+    free, events = controlkit.run(ctl, c.Bind(port_id=1, proxy="tap1", exclusive=True))
+    assert isinstance(free, c.OkReply) and free.result.changed  # type: ignore[union-attr]
+    # A proxy that is gone holds nothing: its port is taken.
+    ctl.core.apply(nlmsg.Link(True, 2, "tap0", 1500, "02:00:00:00:00:01", False, False))
+    taken, events = controlkit.run(ctl, c.Bind(port_id=0, proxy="tap1", exclusive=True))
+    assert isinstance(taken, c.OkReply) and taken.result.binding.proxy == "tap1"  # type: ignore[union-attr]
+
+
 def test_unbind_only_from_the_named_proxy(tmp_path: Path) -> None:
     ctl, _effects, _stream = controlkit.controller(tmp_path)
     controlkit.run(ctl, c.Bind(port_id=0, proxy="tap0"))

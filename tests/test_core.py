@@ -112,6 +112,29 @@ def carrier(ifindex: int, name: str, up: bool, has_carrier: bool) -> nlmsg.Link:
     return nlmsg.Link(False, ifindex, name, 1500, "02:00:00:00:00:01", up, has_carrier)
 
 
+def test_a_link_nothing_published_goes_through_asks_for_no_redump() -> None:
+    core = core_with_taps()
+    core.bind(0, core.links[2])
+    core.apply_all([carrier(i, n, True, True) for i, n in ((2, "tap0"), (3, "tap1"), (4, "eth0"))])
+    core.apply(route("10.50.0.0", 16, ("10.0.1.2", 4, 1)))  # through eth0 alone
+    core.redumps.clear()
+    # Unbound, and nothing published goes through it: thousands of these must not stall
+    # the bound ports with re-dumps (its routes still follow it, as the kernel's do).
+    out = core.apply(carrier(3, "tap1", False, False))
+    assert out == [] and core.redumps == set()
+    core.apply(carrier(4, "eth0", True, False))
+    assert core.redumps == set()
+    # A multipath route mixes it with a bound port: it is asked about.
+    core.apply(route("10.70.0.0", 16, ("10.0.0.2", 2, 1), ("10.0.1.2", 4, 1)))
+    core.redumps.clear()
+    core.apply(carrier(4, "eth0", True, True))
+    assert {Redump(AF4, 4), Redump(AF6, 4), Redump(0, 0, "nexthop")} <= core.redumps
+    # A bound one always.
+    core.redumps.clear()
+    core.apply(carrier(2, "tap0", True, False))
+    assert {Redump(AF4, 2), Redump(AF6, 2), Redump(0, 0, "nexthop")} <= core.redumps
+
+
 def test_link_down_derives_liveness_asks_for_redumps_and_reconcile_sweeps() -> None:
     core = core_with_taps()
     core.bind(0, core.links[2])
@@ -663,3 +686,21 @@ def test_a_links_first_ipv4_address_asks_the_kernel_for_its_routes_again() -> No
     core.redumps.clear()
     core.apply(nlmsg.Addr(False, 2, AF4, "10.0.1.1", 24))  # not the first: nothing moves
     assert not core.redumps
+
+
+def test_a_prefix_on_hundreds_of_links_is_published_within_the_wire_limit() -> None:
+    # Each link's fe80::/64 is published merged: a host with more links than a route may
+    # carry next hops keeps the bound ports' hops and leaves out others from the end.
+    core = BridgeCore()
+    core.apply_all([carrier(i, f"x{i}", True, True) for i in range(2, 402)])
+    core.bind(0, core.links[3])
+    core.bind(1, core.links[401])
+    for i in range(2, 402):
+        core.apply(nlmsg.Route(False, AF6, 254, "fe80::", 64, 0, 2, 1, 0, 256, ((None, i, 1, 0),)))
+    snap = core.snapshot()
+    state = type(snap).model_validate(snap.model_dump())  # what a subscriber accepts
+    [r] = [r for r in state.routes if r.dst == "fe80::/64"]
+    assert len(r.nexthops) == ev.MAX_NEXTHOPS
+    assert [h.port_id for h in r.nexthops if h.port_id is not None] == [0, 1]
+    assert [h.ifindex for h in r.nexthops][:3] == [2, 3, 4]  # the kernel's order kept
+    assert ev.trimmed((1, 2, 3), lambda h: False) == (1, 2, 3)

@@ -44,3 +44,12 @@ def test_a_whole_dump_covers_what_was_asked() -> None:
     rec = Reconciler(wanted, Counters())
     rec.covered()
     assert rec.next() is None and not wanted
+
+
+def test_many_redumps_through_interfaces_become_one_of_the_whole_family() -> None:
+    wanted = {Redump(AF6, i) for i in range(1, 9)} | {Redump(AF4, 3), Redump(AF4, 4)}
+    rec = Reconciler(wanted, Counters())
+    order = []
+    while (req := rec.next()) is not None:
+        order.append(req)
+    assert order == [Redump(AF4, 3), Redump(AF4, 4), Redump(AF6)]

@@ -12,9 +12,12 @@ as an application of it: two ports, two proxies, the twelve callbacks.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import select
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +25,8 @@ from pathlib import Path
 import pytest
 from ctools import C_DIR, have_toolchain
 
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, netns, wait_for
+from ifpx.schemas import commands as c
 
 pytestmark = [
     pytest.mark.netns,
@@ -194,3 +198,189 @@ def test_the_rfcs_own_unit_test_passes(
     )  # fmt: skip
     out = _run_dpdk(binary, rte_ns, rte_br)
     assert "if_proxy_autotest: Test OK" in out, out
+
+
+# ---- the layer's edges (rte_ifpx_edges.c) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rte_asan(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ifpx-rte-asan")
+    subprocess.run(
+        ["make", "-s", "-C", str(RTE_DIR), f"OUT={out}", "SANITIZE=1", f"{out}/rte_ifpx_edges"],
+        check=True,
+        timeout=600,
+    )
+    return out
+
+
+def _edges(
+    binary: Path, ns: Netns, br: BridgeProcess, mode: list[str], ports: int = 1
+) -> subprocess.Popen[str]:
+    """rte_ifpx_edges in ``mode``, running in ``ns``: its stdin and stdout are pipes."""
+    prefix = f"ifpx-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "IFPX_EVENTS": br.events, "IFPX_CONTROL": br.control}
+    env["ASAN_OPTIONS"] = "detect_leaks=0"  # DPDK's EAL keeps its allocations to the end
+    vdevs = [f"--vdev=net_null{i}" for i in range(ports)]
+    argv = [
+        "ip", "netns", "exec", ns.name, str(binary), "--no-huge", "-m", "256", "--no-pci",
+        f"--file-prefix={prefix}", "-l", "0", *vdevs, "--", *mode,
+    ]  # fmt: skip
+    return subprocess.Popen(
+        argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def _json_line(
+    proc: subprocess.Popen[str], key: str | None = None, timeout: float = 30.0
+) -> dict[str, object]:
+    """The next JSON line ``proc`` prints (with ``key``, if given; others skipped),
+    within ``timeout``."""
+    assert proc.stdout is not None and proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], max(deadline - time.monotonic(), 0))
+        if not ready:
+            break
+        text = proc.stdout.readline()
+        if not text:
+            break
+        if text.startswith("{"):
+            doc = dict(json.loads(text))
+            if key is None or key in doc:
+                return doc
+            seen.append(doc)
+    proc.kill()
+    proc.wait(timeout=30)
+    raise AssertionError(f"no {key or 'line'} (saw {seen}): {proc.stderr.read()[-2000:]}")
+
+
+def test_close_from_inside_a_callback_frees_nothing_in_use_and_listen_works_again(
+    rte_asan: Path, rte_ns: Netns, rte_br: BridgeProcess
+) -> None:
+    proc = _edges(rte_asan / "rte_ifpx_edges", rte_ns, rte_br, ["close-in-callback"])
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert "AddressSanitizer" not in err and "runtime error" not in err, err[-4000:]
+    assert proc.returncode == 0, out + err[-2000:]
+    result = json.loads(out.splitlines()[-1])
+    assert result == {
+        "closed_in_callback": True, "close_rc": 0, "listened_again": True, "closed": 0,
+    }  # fmt: skip
+    assert rte_br.snapshot().state.bindings == []
+
+
+def test_close_with_the_bridge_gone_waits_once_not_once_per_port(
+    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess
+) -> None:
+    proc = _edges(rte_build / "rte_ifpx_edges", rte_ns, rte_br, ["close-bridge-gone"], ports=2)
+    try:
+        assert _json_line(proc) == {"bound": 2}
+        rte_br.stop()
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        closed = _json_line(proc, "close_ms", timeout=60)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    # One 5 s deadline for both unbinds (was 5 s each), and the failure said.
+    assert closed["rc"] != 0
+    assert isinstance(closed["close_ms"], int) and closed["close_ms"] < 7_500
+
+
+def test_a_second_application_cannot_take_a_port_id_and_sees_nothing_of_another_proxy(
+    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess
+) -> None:
+    binary = rte_build / "rte_ifpx_edges"
+    first = _edges(binary, rte_ns, rte_br, ["hold", "pxa"])
+    try:
+        assert _json_line(first) == {"bound": 0}
+        _json_line(first, "event")  # listening
+        # The second application's bind of the same port id is refused, not a move.
+        second = _edges(binary, rte_ns, rte_br, ["hold", "pxb"])
+        try:
+            assert _json_line(second) == {"bound": -errno.EBUSY}
+        finally:
+            second.communicate(timeout=60)
+        assert [(b.port_id, b.proxy) for b in rte_br.snapshot().state.bindings] == [(0, "pxa")]
+        # An operator moves port 0 (without exclusive): what happens to the other proxy
+        # never reaches the first application, and its close leaves that binding be.
+        rte_ns.cmd("tuntap add dev pxc mode tap")
+        rte_ns.cmd("link set pxc up")
+        assert isinstance(rte_br.result(c.Bind(port_id=0, proxy="pxc")), c.BindResult)
+        rte_ns.cmd("link set pxc mtu 1400")
+        rte_ns.cmd("addr add 192.0.2.9/24 dev pxc")
+        # Back on pxa, one change there: the first event the application gets.
+        assert isinstance(rte_br.result(c.Bind(port_id=0, proxy="pxa")), c.BindResult)
+        rte_ns.cmd("link set pxa mtu 1600")
+        got = [_json_line(first, "event")]
+        while got[-1].get("mtu") != 1600:
+            got.append(_json_line(first, "event"))
+        assert [d for d in got if d["event"] in ("mtu", "addr")] == [
+            {"event": "mtu", "port": 0, "mtu": 1600}
+        ], got
+        assert isinstance(rte_br.result(c.Bind(port_id=0, proxy="pxc")), c.BindResult)
+        assert first.stdin is not None
+        first.stdin.close()
+        assert _json_line(first, "closed") == {"closed": 0}
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+    assert [(b.port_id, b.proxy) for b in rte_br.snapshot().state.bindings] == [(0, "pxc")]
+
+
+def _worker(br: BridgeProcess, name: str) -> c.WorkerInfo | None:
+    listed = br.result(c.ListWorkers())
+    assert isinstance(listed, c.ListWorkersResult)
+    return next((w for w in listed.workers if w.name == name), None)
+
+
+def test_a_worker_blocked_on_a_full_ring_holds_the_barrier_and_one_that_closes_does_not(
+    rte_build: Path, rte_ns: Netns, rte_br: BridgeProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IFPX_WORKER_NAME", "rte-blocked")
+    proc = _edges(rte_build / "rte_ifpx_edges", rte_ns, rte_br, ["block"])
+    assert proc.stdin is not None
+
+    def say(text: str) -> None:
+        assert proc.stdin is not None
+        proc.stdin.write(text + "\n")
+        proc.stdin.flush()
+
+    try:
+        proxy = str(_json_line(proc, "proxy")["proxy"])
+        wait_for(lambda: _worker(rte_br, "rte-blocked"), 15, what="the worker's first report")
+        # More events than the ring holds: the control thread waits in the middle of one.
+        rte_ns.batch([f"addr add 198.51.100.{i}/32 dev {proxy}" for i in range(1, 21)])
+        seq = rte_br.snapshot().seq
+
+        def stalled() -> bool:
+            w = _worker(rte_br, "rte-blocked")
+            return w is not None and w.state == "stalled"
+
+        wait_for(stalled, 15, interval=0.2, what="the blocked worker to be stalled")
+        held = rte_br.result(c.WaitApplied(seq=seq))
+        assert isinstance(held, c.WaitAppliedResult) and not held.done
+        assert [(w.name, w.state) for w in held.waiting] == [("rte-blocked", "stalled")]
+        # Drained: it catches up, and the barrier is done.
+        say("drain")
+        assert int(_json_line(proc, "drained")["drained"]) >= 16
+
+        def done() -> bool:
+            r = rte_br.result(c.WaitApplied(seq=seq))
+            return isinstance(r, c.WaitAppliedResult) and r.done
+
+        wait_for(done, 15, interval=0.2, what="the barrier once the ring drained")
+        # Closed while the process lives on: gone at once (it said it was leaving).
+        say("close")
+        assert _json_line(proc, "closed") == {"closed": 0}
+        gone = _worker(rte_br, "rte-blocked")
+        assert gone is not None and gone.state == "gone" and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)

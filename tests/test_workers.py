@@ -70,7 +70,7 @@ def test_seq_times_keep_one_record_per_resolution_and_answer_the_latest_before()
 
 
 def test_a_worker_is_listed_with_its_position_and_a_change_makes_it_lag(tmp_path: Path) -> None:
-    ctl, _effects, stream = controlkit.controller(tmp_path)
+    ctl, effects, stream = controlkit.controller(tmp_path)
     stream.publish("route", 1.0)
     assert ok(controlkit.run(ctl, report(seq=1), wk.Peer(pid=100), now=1.0)[0]) == c.ReportResult(
         epoch=EPOCH, seq=1
@@ -85,9 +85,36 @@ def test_a_worker_is_listed_with_its_position_and_a_change_makes_it_lag(tmp_path
     assert (w.state, w.lag_seq, w.lag_seconds) == ("current", 1, 0.5)
     [w] = ok(controlkit.run(ctl, c.ListWorkers(), now=3.5)[0]).workers  # type: ignore[union-attr]
     assert (w.state, w.lag_seq) == ("lagging", 1)
-    # three intervals without a report: gone
+    # three intervals without a report while its process lives: stalled (perhaps blocked
+    # in the middle of an event), and waited for
     [w] = ok(controlkit.run(ctl, c.ListWorkers(), now=4.1)[0]).workers  # type: ignore[union-attr]
+    assert w.state == "stalled"
+    assert _wait(ctl, 4.1).waiting[0].state == "stalled"
+    # the process exits: gone
+    effects.dead.add(100)
+    [w] = ok(controlkit.run(ctl, c.ListWorkers(), now=4.2)[0]).workers  # type: ignore[union-attr]
     assert w.state == "gone"
+
+
+def test_a_worker_that_leaves_is_gone_at_once_and_a_reused_pid_is_not_its_process(
+    tmp_path: Path,
+) -> None:
+    ctl, effects, stream = controlkit.controller(tmp_path)
+    _published(stream, 2)
+    ok(controlkit.run(ctl, report("a", 1, seq=2), wk.Peer(pid=100), now=1.0)[0])
+    ok(controlkit.run(ctl, report("b", 2, seq=1), wk.Peer(pid=200), now=1.0)[0])
+    # a closing subscriber's last report: gone, though its process lives on
+    bye = report("b", 2, seq=1).model_copy(update={"leaving": True})
+    ok(controlkit.run(ctl, bye, wk.Peer(pid=200), now=1.1)[0])
+    assert _wait(ctl, 1.1).done  # b is not waited for
+    # a's process exits and the kernel gives its pid to another one: not a's
+    effects.starts[100] = 2
+    listed = ok(controlkit.run(ctl, c.ListWorkers(), now=1.2)[0])
+    assert isinstance(listed, c.ListWorkersResult)
+    assert [(w.name, w.state) for w in listed.workers] == [("a", "gone"), ("b", "gone")]
+    # so that process may take the name, as a restart would
+    ok(controlkit.run(ctl, report("a", 3, seq=2), wk.Peer(pid=100), now=1.3)[0])
+    assert ctl.workers.rows["a"].restarts == 1
 
 
 def test_states_syncing_and_repairing(tmp_path: Path) -> None:
@@ -125,17 +152,20 @@ def test_a_stranger_cannot_report_for_a_live_worker(tmp_path: Path) -> None:
     payload = controlkit.codec.encode_request(report(instance=1, seq=9))
     ok(controlkit.ask(ctl, payload, True, wk.Peer(pid=100)))
     assert ctl.workers.rows["w1"].report.seq == 9
-    # a holder silent for three intervals frees its name even if its pid lives on
-    # (the kernel may have given the pid to another process)
-    assert refused(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=2.9)[0]) == (
+    # a silent holder keeps its name while its process lives (it may be blocked)
+    assert refused(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=9.0)[0]) == (
         "permission_denied"
     )
-    ok(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=3.1)[0])
-    ok(controlkit.run(ctl, report(instance=1, seq=0), wk.Peer(pid=100), now=6.2)[0])
+    ok(controlkit.run(ctl, report(instance=1, seq=0), wk.Peer(pid=100), now=9.1)[0])
+    # ... and not once the kernel gave its pid to a later process
+    effects.starts[100] = 7
+    ok(controlkit.run(ctl, report(instance=2), wk.Peer(pid=200), now=9.2)[0])
+    effects.dead.add(200)
+    ok(controlkit.run(ctl, report(instance=1, seq=0), wk.Peer(pid=100), now=9.3)[0])
     # the holder exits and restarts: the restart takes the name over at once, one row
     effects.dead.add(100)
-    ok(controlkit.run(ctl, report(instance=3, seq=4), wk.Peer(pid=300), now=6.3)[0])
-    listed = ok(controlkit.run(ctl, c.ListWorkers(), now=6.3)[0])
+    ok(controlkit.run(ctl, report(instance=3, seq=4), wk.Peer(pid=300), now=9.4)[0])
+    listed = ok(controlkit.run(ctl, c.ListWorkers(), now=9.4)[0])
     assert isinstance(listed, c.ListWorkersResult)
     [w] = listed.workers
     assert (w.applied_seq, w.restarts) == (4, 3)
@@ -153,7 +183,7 @@ def test_without_credentials_a_name_is_free_once_its_holder_is_gone(tmp_path: Pa
 
 
 def test_wait_applied_done_only_when_every_live_worker_has_it(tmp_path: Path) -> None:
-    ctl, _effects, stream = controlkit.controller(tmp_path)
+    ctl, effects, stream = controlkit.controller(tmp_path)
     stream.publish("route", 0.0)
     controlkit.run(ctl, report("a", 1, seq=1), wk.Peer(pid=1), now=0.1)
     # b takes routes only: link messages are nothing it can be missing
@@ -176,6 +206,12 @@ def test_wait_applied_done_only_when_every_live_worker_has_it(tmp_path: Path) ->
     assert isinstance(named, c.WaitAppliedResult)
     assert [(w.name, w.state) for w in named.waiting] == [("zz", "unknown")]
     stream.publish("route", 9.0)
+    # a, silent since, but its process lives: stalled, waited for; b (no credentials)
+    # has missed its reports: gone
+    stalled = ok(controlkit.run(ctl, c.WaitApplied(), now=9.0)[0])
+    assert isinstance(stalled, c.WaitAppliedResult) and not stalled.done
+    assert [(w.name, w.state) for w in stalled.waiting] == [("a", "stalled")]
+    effects.dead.add(1)
     later = ok(controlkit.run(ctl, c.WaitApplied(), now=9.0)[0])
     # Nobody left to ask: not done (nothing can have applied it).
     assert isinstance(later, c.WaitAppliedResult) and not later.done

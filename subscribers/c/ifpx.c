@@ -435,6 +435,14 @@ void ifpx_close(struct ifpx_sub *s)
         return;
     if (s->sub)
         zmq_close(s->sub);
+    struct ifpx_action bye;
+    if (s->ctl && ifpx_machine_farewell(s->m, &bye)) {
+        /* Said without waiting for an answer: a closing worker of a live process is
+         * gone, not stalled (the bridge waits for those). A short linger lets it out. */
+        int linger = 200;
+        zmq_setsockopt(s->ctl, ZMQ_LINGER, &linger, sizeof linger);
+        send_request(s->ctl, bye.buf, bye.len, 1);
+    }
     if (s->ctl)
         zmq_close(s->ctl);
     if (s->own_ctx && s->zctx)
@@ -553,6 +561,22 @@ int ifpx_unbind(const struct ifpx_options *opt, uint16_t port_id, int timeout_ms
 {
     char buf[IFPX_REQUEST_CAP];
     int len = ifpx_encode_unbind(buf, sizeof buf, (uint64_t)now_ms(), port_id);
+    return command(opt, buf, len, timeout_ms, reply);
+}
+
+int ifpx_bind_exclusive(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
+                        int timeout_ms, struct ifpx_reply *reply)
+{
+    char buf[IFPX_REQUEST_CAP];
+    int len = ifpx_encode_bind_ex(buf, sizeof buf, (uint64_t)now_ms(), port_id, proxy, 1);
+    return command(opt, buf, len, timeout_ms, reply);
+}
+
+int ifpx_unbind_from(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
+                     int timeout_ms, struct ifpx_reply *reply)
+{
+    char buf[IFPX_REQUEST_CAP];
+    int len = ifpx_encode_unbind_from(buf, sizeof buf, (uint64_t)now_ms(), port_id, proxy);
     return command(opt, buf, len, timeout_ms, reply);
 }
 

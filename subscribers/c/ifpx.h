@@ -177,6 +177,19 @@ int ifpx_unbind(const struct ifpx_options *opt, uint16_t port_id, int timeout_ms
                 struct ifpx_reply *reply);
 
 /**
+ * Bind as ifpx_bind(), but only a port that is free, bound to this proxy already, or
+ * bound to a proxy that is gone: -EPROTO with reply->code "already_exists" when another
+ * proxy that exists holds it (what an application that owns only its own bindings
+ * asks; a bridge of protocol minor 5 or later, an older one refuses with "bad_request").
+ */
+int ifpx_bind_exclusive(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
+                        int timeout_ms, struct ifpx_reply *reply);
+
+/** Unbind a port only from proxy: 0 and nothing changed when it is bound to another. */
+int ifpx_unbind_from(const struct ifpx_options *opt, uint16_t port_id, const char *proxy,
+                     int timeout_ms, struct ifpx_reply *reply);
+
+/**
  * Wait until the workers have applied seq: polls the bridge's `wait_applied` (as
  * `ifpx ctl wait` does) until done or timeout_ms passes.
  *

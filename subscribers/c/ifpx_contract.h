@@ -5,7 +5,7 @@
 #define IFPX_CONTRACT_H
 
 #define IFPX_PROTOCOL_VERSION 1
-#define IFPX_PROTOCOL_MINOR 4
+#define IFPX_PROTOCOL_MINOR 5
 #define IFPX_MAX_NEXTHOPS 256
 #define IFPX_NAME_LEN 16   /* a name and its NUL (IFNAMSIZ) */
 #define IFPX_MAX_BATCH 4096   /* events in one message */

@@ -396,6 +396,41 @@ void ifpx_machine_on_reply(struct ifpx_machine *s, const char *buf, size_t len, 
     s->reply_len = len;
 }
 
+/* The report of what has been applied, into a (leaving: the subscriber's last one). */
+static void report_action(struct ifpx_machine *s, struct ifpx_action *a, int leaving)
+{
+    int repairing = s->req != REQ_NONE;
+    const char *topics[N_TOPICS];
+    int n = 0;
+    for (int t = 0; t < N_TOPICS; t++)
+        if (s->topics & (1u << t))
+            topics[n++] = TOPICS[t];
+    struct ifpx_report r = {
+        .worker = s->name, .instance = s->instance, .host = s->host, .pid = s->pid,
+        .client = s->client, .epoch = s->applied_epoch, .seq = s->applied_seq,
+        .synced = s->synced, .repairing = repairing, .topics = topics, .n_topics = n,
+        .interval_ms = s->interval_ms, .stats = &s->stats,
+    };
+    *a = (struct ifpx_action){.kind = IFPX_ACT_SEND, .request = IFPX_REQ_REPORT};
+    a->id = ++s->next_id;
+    a->epoch = s->applied_epoch;
+    a->from_seq = s->applied_seq;
+    a->len = ifpx_encode_report_ex(a->buf, sizeof a->buf, a->id, &r, leaving);
+    if (a->len < 0) {
+        r.stats = NULL; /* the counters are what can be left out */
+        a->len = ifpx_encode_report_ex(a->buf, sizeof a->buf, a->id, &r, leaving);
+    }
+    snprintf(a->reason, sizeof a->reason, leaving ? "leaving" : "report");
+}
+
+int ifpx_machine_farewell(struct ifpx_machine *s, struct ifpx_action *out)
+{
+    if (!s->reporting || !s->reported || s->reports_off)
+        return 0; /* the bridge has no row of ours */
+    report_action(s, out, 1);
+    return out->len > 0;
+}
+
 static void report(struct ifpx_machine *s, int64_t now)
 {
     int64_t since = now - s->report_sent;
@@ -413,27 +448,8 @@ static void report(struct ifpx_machine *s, int64_t now)
     int idle = changed && !s->head && !s->reply && since >= IFPX_MIN_REPORT_GAP_MS;
     if (!(due || idle) || s->reports_off)
         return;
-    const char *topics[N_TOPICS];
-    int n = 0;
-    for (int t = 0; t < N_TOPICS; t++)
-        if (s->topics & (1u << t))
-            topics[n++] = TOPICS[t];
-    struct ifpx_report r = {
-        .worker = s->name, .instance = s->instance, .host = s->host, .pid = s->pid,
-        .client = s->client, .epoch = s->applied_epoch, .seq = s->applied_seq,
-        .synced = s->synced, .repairing = repairing, .topics = topics, .n_topics = n,
-        .interval_ms = s->interval_ms, .stats = &s->stats,
-    };
-    struct ifpx_action a = {.kind = IFPX_ACT_SEND, .request = IFPX_REQ_REPORT};
-    a.id = ++s->next_id;
-    a.epoch = s->applied_epoch;
-    a.from_seq = s->applied_seq;
-    a.len = ifpx_encode_report(a.buf, sizeof a.buf, a.id, &r);
-    if (a.len < 0) {
-        r.stats = NULL; /* the counters are what can be left out */
-        a.len = ifpx_encode_report(a.buf, sizeof a.buf, a.id, &r);
-    }
-    snprintf(a.reason, sizeof a.reason, "report");
+    struct ifpx_action a;
+    report_action(s, &a, 0);
     s->report_id = a.id;
     s->report_sent = now;
     s->reported = 1;

@@ -100,6 +100,11 @@ void ifpx_machine_on_bad_message(struct ifpx_machine *m);
 void ifpx_machine_on_reply(struct ifpx_machine *m, const char *buf, size_t len, int64_t now);
 /* Time passed: retry an unanswered request, notice missed heartbeats. */
 void ifpx_machine_tick(struct ifpx_machine *m, int64_t now);
+
+/* The last report of a closing subscriber (leaving: the bridge counts the worker gone
+ * at once instead of waiting for its process to end), into out: 1, or 0 when it made
+ * no report the bridge could hold. */
+int ifpx_machine_farewell(struct ifpx_machine *m, struct ifpx_action *out);
 /* Install a kept reply if no event is queued ahead of it. */
 void ifpx_machine_settle(struct ifpx_machine *m, int64_t now);
 

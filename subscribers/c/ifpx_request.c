@@ -81,21 +81,41 @@ int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint6
 
 int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy)
 {
+    return ifpx_encode_bind_ex(buf, cap, id, port_id, proxy, 0);
+}
+
+int ifpx_encode_bind_ex(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy,
+                        int exclusive)
+{
     struct request r;
-    begin_request(&r, 2, id, "bind");
+    begin_request(&r, exclusive ? 3 : 2, id, "bind");
     pack_str(&r.pk, "port_id");
     msgpack_pack_uint16(&r.pk, port_id);
     pack_str(&r.pk, "proxy");
     pack_str(&r.pk, proxy);
+    if (exclusive) {
+        pack_str(&r.pk, "exclusive");
+        msgpack_pack_true(&r.pk);
+    }
     return finish(&r, buf, cap);
 }
 
 int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id)
 {
+    return ifpx_encode_unbind_from(buf, cap, id, port_id, NULL);
+}
+
+int ifpx_encode_unbind_from(char *buf, size_t cap, uint64_t id, uint16_t port_id,
+                            const char *proxy)
+{
     struct request r;
-    begin_request(&r, 1, id, "unbind");
+    begin_request(&r, proxy ? 2 : 1, id, "unbind");
     pack_str(&r.pk, "port_id");
     msgpack_pack_uint16(&r.pk, port_id);
+    if (proxy) {
+        pack_str(&r.pk, "proxy");
+        pack_str(&r.pk, proxy);
+    }
     return finish(&r, buf, cap);
 }
 
@@ -107,8 +127,18 @@ static void pack_counter(msgpack_packer *pk, const char *name, uint64_t value)
 
 int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_report *rp)
 {
+    return ifpx_encode_report_ex(buf, cap, id, rp, 0);
+}
+
+int ifpx_encode_report_ex(char *buf, size_t cap, uint64_t id, const struct ifpx_report *rp,
+                          int leaving)
+{
     struct request r;
-    begin_request(&r, rp->stats ? 12 : 11, id, "report");
+    begin_request(&r, (rp->stats ? 12 : 11) + (leaving ? 1 : 0), id, "report");
+    if (leaving) {
+        pack_str(&r.pk, "leaving");
+        msgpack_pack_true(&r.pk);
+    }
     pack_str(&r.pk, "worker");
     pack_str(&r.pk, rp->worker);
     pack_str(&r.pk, "instance");

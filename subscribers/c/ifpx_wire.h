@@ -188,6 +188,12 @@ int ifpx_encode_replay(char *buf, size_t cap, uint64_t id, uint64_t epoch, uint6
                        const char *const *topics, int n_topics);
 int ifpx_encode_bind(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy);
 int ifpx_encode_unbind(char *buf, size_t cap, uint64_t id, uint16_t port_id);
+/* `bind` refused when the port is bound to another proxy (exclusive: protocol minor 5);
+ * `unbind` of the port's binding to proxy only (NULL: whatever it is bound to). */
+int ifpx_encode_bind_ex(char *buf, size_t cap, uint64_t id, uint16_t port_id, const char *proxy,
+                        int exclusive);
+int ifpx_encode_unbind_from(char *buf, size_t cap, uint64_t id, uint16_t port_id,
+                            const char *proxy);
 
 struct ifpx_stats;
 
@@ -203,6 +209,10 @@ struct ifpx_report {
 };
 
 int ifpx_encode_report(char *buf, size_t cap, uint64_t id, const struct ifpx_report *r);
+/* The same, and with leaving set the last one: the subscriber is closing, and the
+ * bridge counts the worker gone at once (protocol minor 5). */
+int ifpx_encode_report_ex(char *buf, size_t cap, uint64_t id, const struct ifpx_report *r,
+                          int leaving);
 /* `wait_applied`: seq 0 means the bridge's seq now; epoch 0 means any; workers NULL: every
  * live one. */
 int ifpx_encode_wait_applied(char *buf, size_t cap, uint64_t id, uint64_t seq, uint64_t epoch,

@@ -100,8 +100,9 @@ class Effects(Protocol):
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""
 
-    def pid_alive(self, pid: int) -> bool:
-        """True if process ``pid`` (of the bridge's pid namespace) still exists."""
+    def process_start(self, pid: int) -> int | None:
+        """When process ``pid`` (of the bridge's pid namespace) started (a number that
+        tells it from a later process given the same pid), or None if there is none."""
 
     def catch_up(self) -> bool:
         """Publish what the kernel has told the bridge by now; False if it could not finish."""
@@ -154,7 +155,7 @@ class Controller:
         self.stats_now = stats
         self.netns = netns
         self.cfg_done = False
-        self.workers = WorkerTable(effects.pid_alive)
+        self.workers = WorkerTable(effects.process_start)
         self.forms = RouteForms()
         """Which route forms someone takes: what the daemon builds events in."""
         self._events: list[EventBase] = []
@@ -262,10 +263,21 @@ class Controller:
             return old is not entry
 
         previous = self.core.bindings.get(cmd.port_id)
+        other = previous if previous is not None and previous.ifindex != link.ifindex else None
+        if cmd.exclusive and other is not None and not other.gone:
+            raise CommandError(
+                c.ErrorCode.ALREADY_EXISTS,
+                f"port {cmd.port_id} is bound to {other.proxy}: unbind it first,"
+                " or bind without exclusive to move it",
+            )
         moved_from = previous.proxy if previous is not None else None
         self._write_ahead(bind)
         entry, changed, events = self.core.bind(cmd.port_id, link)
         self._publish(events)
+        if changed and (previous is None or previous.ifindex != link.ifindex):
+            # Its link's silent changes were not confirmed while nothing was published
+            # through it (see BridgeCore._published_via): they are now.
+            self.core.confirm_link(link.ifindex)
         if changed:
             log.info(
                 "bind port=%d proxy=%s ifindex=%d%s",

@@ -213,14 +213,30 @@ class BridgeCore:
         if (old.up, old.carrier) != (new.up, new.carrier):
             # After the link_change: a worker sees the cause before its effect on routes.
             out.extend(self.fib.follow_link(new.ifindex, new.up, new.carrier))
-        if (old.up, old.carrier, old.running) != (new.up, new.carrier, new.running):
+        if (old.up, old.carrier, old.running) != (
+            new.up,
+            new.carrier,
+            new.running,
+        ) and self._published_via(new.ifindex):
             # What the kernel did silently, it may have done differently: ask it. Carrier
             # loss is said twice (LOWER_UP first, RUNNING when the kernel's link watch has
             # flagged the hops), and only the second look sees the hops as they end up.
-            self.redumps.update(
-                (NEXTHOP_REDUMP, Redump(AF4, new.ifindex), Redump(AF6, new.ifindex))
-            )
+            # Not for a link nothing published goes through: thousands of unbound links
+            # coming up must not stall the bound ports (a bind asks then: the controller).
+            self.confirm_link(new.ifindex)
         return out
+
+    def _published_via(self, ifindex: int) -> bool:
+        """Whether what is published may go through link ``ifindex``: it is bound, or a
+        group through it goes through a bound port too (multipath, next-hop objects)."""
+        bound = self.bindings.is_bound
+        if bound(ifindex):
+            return True
+        return any(g.via(ifindex) and any(bound(h[1]) for h in g.hops) for g in self.fib.groups())
+
+    def confirm_link(self, ifindex: int) -> None:
+        """Ask the kernel again for what it may have done silently through ``ifindex``."""
+        self.redumps.update((NEXTHOP_REDUMP, Redump(AF4, ifindex), Redump(AF6, ifindex)))
 
     def _link_changes(self, old: LinkState, new: LinkState) -> list[ev.EventBase]:
         """A bound proxy's changes as events."""

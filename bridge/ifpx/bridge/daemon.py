@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import socket
 import threading
@@ -528,15 +527,17 @@ class Bridge:
             if time.monotonic() > end:
                 return False
 
-    def pid_alive(self, pid: int) -> bool:
-        """True if process ``pid`` still exists (a peer's pid, as SO_PEERCRED gave it)."""
+    def process_start(self, pid: int) -> int | None:
+        """When process ``pid`` started, in clock ticks since boot (/proc/PID/stat's
+        22nd field), or None if it does not exist (a peer's pid, as SO_PEERCRED gave it)."""
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # it exists; it is someone else's
-        return True
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        # After the command's closing parenthesis (a command may hold spaces and ")").
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        return int(fields[19]) if len(fields) > 19 else None
 
     def destroy_tap(self, name: str) -> None:
         """Remove a tap."""

@@ -77,7 +77,7 @@ class BridgeCollector(Collector):
         states = GaugeMetricFamily(
             "ifpx_workers", "Workers reporting to the bridge, by state", labels=["state"]
         )
-        for state in ("syncing", "current", "repairing", "lagging", "gone"):
+        for state in ("syncing", "current", "repairing", "lagging", "stalled", "gone"):
             states.add_metric([state], st.workers_by_state.get(state, 0))
         yield states
         lag = GaugeMetricFamily(

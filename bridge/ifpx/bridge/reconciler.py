@@ -14,6 +14,10 @@ from .redump import Counters, Redump
 SETTLE = 0.05
 """Seconds after a compensating re-dump until the same dump is looked at once more."""
 
+COALESCE = 8
+"""Re-dumps of one family through that many interfaces become one of the whole family:
+hundreds of links changing at once cost a few whole dumps, not one each."""
+
 
 def redump_order(req: Redump) -> tuple[bool, int, int]:
     """Next-hop objects first (the routes re-dumped next resolve through them), then by
@@ -43,10 +47,23 @@ class Reconciler:
         """The re-dump to run now, taken from the requests; None when there is none."""
         if not self.wanted:
             return None
+        self._coalesce()
         req = min(self.wanted, key=redump_order)
         self.wanted.discard(req)
         self.counters.compensations += 1
         return req
+
+    def _coalesce(self) -> None:
+        """Enough re-dumps through one interface each are one of the whole family (see
+        :data:`COALESCE`)."""
+        through: dict[int, list[Redump]] = {}
+        for r in self.wanted:
+            if r.kind == "route" and r.oif:
+                through.setdefault(r.family, []).append(r)
+        for family, reqs in through.items():
+            if len(reqs) >= COALESCE:
+                self.wanted.difference_update(reqs)
+                self.wanted.add(Redump(family))
 
     def ran(self, req: Redump, now: float) -> None:
         """``req`` has run (finishing at ``now``): it runs again once the burst settles."""

@@ -250,6 +250,10 @@ class FlatForm:
 Form = GroupForm | FlatForm
 
 
+def _bound(hop: tuple[str | None, int, int | None, int, int]) -> bool:
+    return hop[2] is not None
+
+
 class Renderer:
     """Route changes as events in the forms someone takes (group form first, then flat:
     within one change, as subscribers of each topic expect), through the bindings."""
@@ -340,7 +344,7 @@ class Renderer:
             view.append((gw, ifindex, ports[0] if ports else None, weight, flags))
         if not bound and not self.all_routes:
             return None
-        return tuple(view)
+        return ev.trimmed(tuple(view), _bound)
 
     def view(self, val: RouteVal) -> NhView | None:
         """How a route's next hops are published; None: the route is not published."""

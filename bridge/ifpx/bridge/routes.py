@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import TypeVar
 
 from ifpx.schemas import events as ev
@@ -44,6 +45,8 @@ PACE = 4096
 
 
 _UNICAST = nlmsg.RTN_UNICAST
+_REPLACE = nlmsg.NLM_F_REPLACE
+_INTERFACE = itemgetter(6)  # of an interface-keyed route (see RouteKey)
 _PLAIN = frozenset(
     f
     for f in (i << 8 for i in range(16))  # REPLACE, EXCL, CREATE, APPEND: 0x100-0x800
@@ -136,16 +139,13 @@ class RouteMirror:
     def _merged_unused(self, before: RouteVal | None, after: RouteVal | None) -> list[ev.EventBase]:
         """Withdraw and forget the group ``before`` was published with, if it was a merged
         route's and no merged route is published with it any more (they are few)."""
-        if before is None:
+        if before is None or (after is not None and after[1] is before[1]):
             return []
-        group = before[1]
-        key = bare(group.hops)
-        if (after is not None and after[1] is group) or self.nhg.merged.get(key) is not group:
+        group, key = before[1], bare(before[1].hops)
+        if self.nhg.merged.get(key) is not group:
             return []
-        for pkey in self.variants:
-            val = self.published(pkey)
-            if val is not None and val[1] is group:
-                return []
+        if any((val := self.published(k)) is not None and val[1] is group for k in self.variants):
+            return []
         del self.nhg.merged[key]
         out = self.out.withdraw(group)
         self._forget(group)
@@ -266,11 +266,10 @@ class RouteMirror:
         if not variants:
             return self.routes.get(pkey)
         keys: list[RouteKey] = [pkey] if pkey in self.routes else []
-        keys += sorted(variants)
+        keys += sorted(variants, key=_INTERFACE)
         vals = [self.routes[k] for k in keys]
         ahead = self.aliases.ahead.get(pkey) if keys[0] == pkey else None
-        if ahead:
-            # The kernel forwards by the device routes in front of the first.
+        if ahead:  # the kernel forwards by the device routes in front of the first
             vals = [self.routes[k] for k in keys[1:] if k[-1] in ahead]
         if len(vals) == 1 or vals[0][2] != _UNICAST:
             # A drop route appended beside device routes (`ip route append`) is
@@ -346,7 +345,7 @@ class RouteMirror:
                 group.keys = None
         if len(key) == 7:
             self.variants.setdefault(pkey, set()).add(key)
-        if merged and not self.out.quiet:
+        if merged and not self.out.quiet and (rec.nlflags & _REPLACE or not rec.nlflags):
             self._check_replaced(pkey, key)
         after = self.published(pkey) if merged else new
         render = self.out
@@ -362,9 +361,8 @@ class RouteMirror:
         under ``key`` is notified with ``flags`` (see :func:`~.aliases.ahead_after`)."""
         pkey = (key[0], key[1], key[2], key[3], key[4], key[5])
         devices = [k[-1] for k in sorted(self.variants.get(pkey, ()))]
-        ahead = self.aliases.ahead.get(pkey, [])
-        oif = key[-1] if len(key) == 7 else 0
-        return ahead_after(flags, oif, pkey in self.routes, ahead, devices)
+        first, ahead = pkey in self.routes, self.aliases.ahead.get(pkey, [])
+        return ahead_after(flags, key[-1] if len(key) == 7 else 0, first, ahead, devices)
 
     def _deleted(
         self, pkey: PublicKey, key: RouteKey, old: RouteVal, merged: bool
@@ -538,8 +536,9 @@ class RouteMirror:
         return out
 
     def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
-        # `ip route replace` swaps one route for another under the same public key
-        # with RTM_NEWROUTE alone: whether the others still exist, only a dump says.
+        # `ip route replace` swaps one route for another under the same public key with
+        # RTM_NEWROUTE alone: whether the others still exist, only a dump says. Not for
+        # one created beside them (each link's fe80::/64 would ask about every other's).
         others = ([pkey] if pkey in self.routes else []) + sorted(self.variants.get(pkey, ()))
         for other in others:
             if other != key:

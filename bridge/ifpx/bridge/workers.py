@@ -4,16 +4,23 @@ A subscriber reports the last sequence number whose events went through its
 callbacks (``report``); this table keeps one row per worker name and answers
 ``list_workers`` and ``wait_applied`` from those rows, the bridge's position and
 the time given by the caller. It owns no socket and reads no clock; whether a
-process still exists is asked of the ``pid_alive`` function it is given.
+process still exists, and since when, is asked of the ``process_start`` function it
+is given.
 
 Who may report for a name: the subscriber that reported it first (its
 ``instance``), for as long as it lives. Over ipc the kernel tells the bridge
 each peer's pid (SO_PEERCRED, through ZeroMQ's Peer-Address), so a name held by
 a live process cannot be taken by another one, and one held by a process that
-has exited is taken over at once by its restart (the row is kept, ``restarts``
+has exited (or whose pid the kernel gave to a later process: its start time
+differs) is taken over at once by its restart (the row is kept, ``restarts``
 counts). Where there are no credentials (tcp), ``instance`` is a 63-bit secret
 shared only between that subscriber and the bridge, and a name is free again
 once its holder has missed three reports.
+
+A worker is gone when its process is (ipc), when it said it was leaving (a closing
+subscriber's last report), or, without credentials, when it missed three reports.
+A worker of a live process that stopped reporting is ``stalled``, not gone: it may be
+blocked in the middle of an event (a full ring), and ``wait_applied`` waits for it.
 
 ``wait_applied`` never says done while it cannot know: a name whose report was
 refused (held by another process, a full table, a process claiming too many names)
@@ -86,13 +93,16 @@ class Worker:
     first_seen: float
     last_seen: float
     restarts: int = 0
+    peer_start: int | None = None
+    """When the process of ``peer_pid`` started, as first seen: a later process given
+    the same pid is not this one."""
 
 
 class WorkerTable:
     """Rows by worker name, fed by reports; answers ``list_workers`` and ``wait_applied``."""
 
-    def __init__(self, pid_alive: Callable[[int], bool]) -> None:
-        self.pid_alive = pid_alive
+    def __init__(self, process_start: Callable[[int], int | None]) -> None:
+        self.process_start = process_start
         self.rows: dict[str, Worker] = {}
         self.reports = 0
         self.refused = 0
@@ -116,6 +126,7 @@ class WorkerTable:
             self._make_room(r, now)
             self._within_share(r, peer, now)
             w = self.rows[r.worker] = Worker(r.worker, r.instance, peer.pid, r, now, now)
+            w.peer_start = self._start(peer.pid)
         elif w.instance != r.instance:
             self._take_over(w, r, peer, now)
         elif w.peer_pid is not None and peer.pid is not None and w.peer_pid != peer.pid:
@@ -127,22 +138,23 @@ class WorkerTable:
             )
         w.report = r
         w.last_seen = now
-        if w.peer_pid is None:
-            w.peer_pid = peer.pid
+        if w.peer_pid is None and peer.pid is not None:
+            w.peer_pid, w.peer_start = peer.pid, self._start(peer.pid)
         self.reports += 1
         return w
 
+    def _start(self, pid: int | None) -> int | None:
+        return None if pid is None else self.process_start(pid)
+
     def _take_over(self, w: Worker, r: c.Report, peer: Peer, now: float) -> None:
-        # Another subscriber claims the name: a restart (the holder has exited, or it
-        # is the holder's own process making a new subscriber) or a stranger.
-        # Missed reports free a name too: a pid the kernel gave to another process since
-        # must not hold it for ever.
+        # Another subscriber claims the name: a restart (the holder has exited or left,
+        # or it is the holder's own process making a new subscriber) or a stranger.
         held_by = w.peer_pid
         free = (held_by is not None and peer.pid == held_by) or self._gone(w, now)
         if not free:
             holder = f"pid {held_by}" if held_by is not None else "another subscriber"
             after = (
-                f"while it runs (or until it misses {MISSED_REPORTS} reports)"
+                "while it runs"
                 if held_by is not None
                 else f"until it misses {MISSED_REPORTS} reports"
                 f" ({MISSED_REPORTS * w.report.interval:.1f}s)"
@@ -154,7 +166,7 @@ class WorkerTable:
                 f"worker name {r.worker!r} is held by {holder} {after}; choose another name",
             )
         w.instance = r.instance
-        w.peer_pid = peer.pid
+        w.peer_pid, w.peer_start = peer.pid, self._start(peer.pid)
         w.restarts += 1
         w.first_seen = now
 
@@ -222,9 +234,16 @@ class WorkerTable:
     # ---- what they have applied ---------------------------------------------------------
 
     def _gone(self, w: Worker, now: float) -> bool:
-        if now - w.last_seen > MISSED_REPORTS * w.report.interval:
+        if w.report.leaving:
             return True
-        return w.peer_pid is not None and not self.pid_alive(w.peer_pid)
+        if w.peer_pid is None:
+            return self._silent(w, now)
+        start = self.process_start(w.peer_pid)
+        return start is None or (w.peer_start is not None and start != w.peer_start)
+
+    @staticmethod
+    def _silent(w: Worker, now: float) -> bool:
+        return now - w.last_seen > MISSED_REPORTS * w.report.interval
 
     @staticmethod
     def _has(w: Worker, seq: int, pos: Position) -> bool:
@@ -247,6 +266,8 @@ class WorkerTable:
         state: c.WorkerState
         if self._gone(w, now):
             state = "gone"
+        elif self._silent(w, now):
+            state = "stalled"  # its process lives: blocked, perhaps mid-event
         elif not r.synced or r.epoch != pos.epoch:
             state = "syncing"
         elif r.repairing:

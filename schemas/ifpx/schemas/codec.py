@@ -182,17 +182,22 @@ def decode_payload(payload: bytes) -> Message:
 # ---- commands and replies -------------------------------------------------------
 
 
-_LATER_FIELDS: dict[str, tuple[str, ...]] = {"snapshot": ("topics",)}
-"""Command fields a later protocol minor added: left out while None, so that a bridge
-of an older minor, which refuses fields it does not know, still takes the command."""
+_LATER_FIELDS: dict[str, dict[str, object]] = {
+    "snapshot": {"topics": None},
+    "bind": {"exclusive": False},
+    "report": {"leaving": False},
+}
+"""Command fields a later protocol minor added, and their defaults: left out while they
+hold them, so that a bridge of an older minor, which refuses fields it does not know,
+still takes the command."""
 
 
 def encode_request(cmd: BaseModel) -> bytes:
     """Encode a command."""
     doc = cmd.model_dump()
-    for name in _LATER_FIELDS.get(doc.get("cmd", ""), ()):
-        if doc.get(name) is None:
-            doc.pop(name, None)
+    for name, default in _LATER_FIELDS.get(doc.get("cmd", ""), {}).items():
+        if name in doc and doc[name] is default:
+            del doc[name]
     return _pack(doc)
 
 

@@ -71,6 +71,10 @@ class Bind(_Command):
     cmd: Literal["bind"] = "bind"
     port_id: PortId
     proxy: ProxyRef
+    exclusive: bool = False
+    """Refuse (``already_exists``) when the port is bound to another proxy that exists,
+    instead of moving it: what an application that owns only its own bindings asks
+    (minor 5)."""
 
 
 class Unbind(_Command):
@@ -209,6 +213,9 @@ class Report(_Command):
     counters: Annotated[dict[Annotated[str, Field(max_length=32)], U64], Field(max_length=16)] = (
         Field(default_factory=dict)
     )
+    leaving: bool = False
+    """The subscriber's last report: it is closing, and the worker is gone at once
+    (minor 5; otherwise a silent worker whose process lives is ``stalled``, waited for)."""
 
 
 class ListWorkers(_Command):
@@ -389,7 +396,9 @@ class ReplayResult(WireModel):
     messages: list[bytes] = Field(default_factory=list)
 
 
-WorkerState = Literal["syncing", "current", "repairing", "lagging", "gone", "unknown", "refused"]
+WorkerState = Literal[
+    "syncing", "current", "repairing", "lagging", "stalled", "gone", "unknown", "refused"
+]
 """``unknown``: named in ``wait_applied`` but never reported; ``refused``: its reports
 are being refused (the name held by another process, the table full): it may be the
 real worker, so ``wait_applied`` waits for it (protocol minor 4)."""

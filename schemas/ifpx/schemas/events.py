@@ -8,7 +8,8 @@ emits one event per port, as the RFC does.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
@@ -132,11 +133,37 @@ class NextHop(WireModel):
     )
 
 
+_H = TypeVar("_H")
+
+MAX_NEXTHOPS = 256
+"""Most next hops a route carries on the wire (the bridge leaves out, from the end,
+hops through no bound port past it: see :func:`trimmed`)."""
+
+
+def trimmed(hops: tuple[_H, ...], bound: Callable[[_H], bool]) -> tuple[_H, ...]:
+    """``hops`` within :data:`MAX_NEXTHOPS`: past it, those not ``bound`` (no worker can
+    use them) are left out from the end, then, if still too many, the last ones.
+
+    A prefix on every interface (each one's fe80::/64) is published merged, one hop per
+    interface: a host with hundreds of links would publish more than fits.
+    """
+    extra = len(hops) - MAX_NEXTHOPS
+    if extra <= 0:
+        return hops
+    kept: list[_H] = []
+    for hop in reversed(hops):
+        if extra and not bound(hop):
+            extra -= 1
+        else:
+            kept.append(hop)
+    return tuple(reversed(kept))[:MAX_NEXTHOPS]
+
+
 class _RouteBase(EventBase):
     table: U32 = 254
     proto: Annotated[int, Field(ge=0, le=255)] = 0
     metric: U32 = 0
-    nexthops: Annotated[list[NextHop], Field(max_length=256)] = Field(default_factory=list)
+    nexthops: Annotated[list[NextHop], Field(max_length=MAX_NEXTHOPS)] = Field(default_factory=list)
     type: RouteType = "unicast"
     prefsrc: IPAny | None = Field(
         default=None, description="the source address for traffic the host originates"
@@ -194,7 +221,7 @@ class NhGroupSet(EventBase):
 
     kind: Literal["nhgroup_set"] = "nhgroup_set"
     group: Annotated[int, Field(ge=1, le=2**32 - 1)]
-    nexthops: Annotated[list[NextHop], Field(min_length=1, max_length=256)]
+    nexthops: Annotated[list[NextHop], Field(min_length=1, max_length=MAX_NEXTHOPS)]
 
 
 class NhGroupDel(EventBase):

@@ -7,7 +7,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import Field, Strict, model_validator
 
-from .events import GroupId, NextHop, RouteType, RuleFields, WireModel
+from .events import MAX_NEXTHOPS, GroupId, NextHop, RouteType, RuleFields, WireModel
 from .types import U32, IfIndex, IfName, IPAny, Mac, PortId
 
 BindingState = Literal["active", "gone"]
@@ -45,7 +45,7 @@ class RouteState(WireModel):
     table: U32 = 254
     proto: Annotated[int, Field(ge=0, le=255)] = 0
     metric: U32 = 0
-    nexthops: Annotated[list[NextHop], Field(max_length=256)] = Field(default_factory=list)
+    nexthops: Annotated[list[NextHop], Field(max_length=MAX_NEXTHOPS)] = Field(default_factory=list)
     type: RouteType = "unicast"
     prefsrc: IPAny | None = None
 
@@ -129,7 +129,7 @@ class RouteTable(WireModel):
     type or preferred source share a group.
     """
 
-    nexthop_sets: list[Annotated[list[NextHop], Field(max_length=256)]] = Field(
+    nexthop_sets: list[Annotated[list[NextHop], Field(max_length=MAX_NEXTHOPS)]] = Field(
         default_factory=list
     )
     rows: list[RouteRow] = Field(default_factory=list)

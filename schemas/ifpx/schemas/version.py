@@ -5,7 +5,7 @@ from __future__ import annotations
 PROTOCOL_VERSION = 1
 """Version of the wire contract (envelope, events, commands) this build speaks."""
 
-PROTOCOL_MINOR = 4
+PROTOCOL_MINOR = 5
 """Additions within :data:`PROTOCOL_VERSION`: fields with defaults and new event kinds.
 
 0. The first contract.
@@ -21,6 +21,9 @@ PROTOCOL_MINOR = 4
    takes the requester's ``topics``; capability ``nhgroups``.
 4. Bounds: error ``busy`` (a ``snapshot`` asked for too soon after a costly build);
    ``report`` taken on the read-only endpoint too.
+5. Owned bindings: ``bind`` ``exclusive`` (refused with ``already_exists`` when
+   another proxy that exists holds the port). Workers: state ``stalled`` (silent while
+   its process lives: waited for), ``report`` ``leaving`` (a closing subscriber's last).
 
 The Python models refuse fields they do not know, so a Python subscriber must be at
 least as new as the bridge's minor (upgrade workers first); the C decoder skips

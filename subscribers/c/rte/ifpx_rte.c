@@ -61,10 +61,17 @@ static union rte_ifpx_cb_ptr callbacks[N_TYPES];
 static struct rte_ring *rings[MAX_RINGS];
 static unsigned n_rings;
 
-static pthread_t thread;
-static int listening;
-static atomic_int stopping;
-static struct ifpx_sub *sub;
+/* One rte_ifpx_listen(): its subscriber and control thread. rte_ifpx_close() from a
+ * callback, on that thread, cannot wait for it: the listener is detached instead, and
+ * the thread frees it once the callback has returned. */
+struct listener {
+    pthread_t thread;
+    struct ifpx_sub *sub;
+    atomic_int stop;
+    atomic_int detached;
+};
+static struct listener *current; /* under the lock */
+static _Thread_local struct listener *self; /* on a control thread: its own */
 
 RTE_INIT(ifpx_rte_init)
 {
@@ -161,20 +168,53 @@ static struct ifpx_options bridge_options(void)
     return (struct ifpx_options){.topics = "link,addr,route,neigh"};
 }
 
-/* Unbind at the bridge what this process bound there (without the lock: it waits). */
-static int bridge_unbind(uint16_t port)
+/* A port this process bound at the bridge, and the proxy it bound it to. */
+struct owned {
+    uint16_t port;
+    char proxy[IF_NAMESIZE];
+};
+
+/* Note (under the lock) that this process no longer holds `port` at the bridge; 1 if it
+ * did, with what to unbind there filled in. */
+static int disown(uint16_t port, struct owned *o)
+{
+    if (!bridge_bound[port])
+        return 0;
+    bridge_bound[port] = 0;
+    o->port = port;
+    snprintf(o->proxy, sizeof o->proxy, "%.*s", IF_NAMESIZE - 1,
+             proxies[bound_to[port]].info.if_name);
+    return 1;
+}
+
+/* Unbind at the bridge what this process bound there, from its own proxies only (an
+ * other application's binding of the same port id stays), without the lock: it waits.
+ * One deadline for all: a bridge that is gone costs BIND_TIMEOUT_MS, not that per port. */
+static int bridge_unbind(const struct owned *o, unsigned n)
 {
     struct ifpx_options opt = bridge_options();
     struct ifpx_reply reply;
-    int rc = ifpx_unbind(&opt, port, BIND_TIMEOUT_MS, &reply);
-    if (rc)
-        LOG(WARNING, "the bridge did not unbind port %u: %s\n", port, strerror(-rc));
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long end = t.tv_sec * 1000L + t.tv_nsec / 1000000L + BIND_TIMEOUT_MS;
+    int rc = 0;
+    for (unsigned i = 0; i < n; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = end - (t.tv_sec * 1000L + t.tv_nsec / 1000000L);
+        int one = left > 0 ? ifpx_unbind_from(&opt, o[i].port, o[i].proxy, (int)left, &reply)
+                           : -ETIMEDOUT;
+        if (one) {
+            LOG(WARNING, "the bridge did not unbind port %u from %s: %s\n", o[i].port,
+                o[i].proxy, one == -EPROTO ? reply.message : strerror(-one));
+            rc = one;
+        }
+    }
     return rc;
 }
 
 int rte_ifpx_proxy_destroy(uint16_t proxy_id)
 {
-    uint16_t ports[RTE_MAX_ETHPORTS];
+    struct owned owned[RTE_MAX_ETHPORTS];
     unsigned n = 0;
     pthread_mutex_lock(&lock);
     if (proxy_id >= NONE || !proxies[proxy_id].known) {
@@ -184,16 +224,13 @@ int rte_ifpx_proxy_destroy(uint16_t proxy_id)
     int created = proxies[proxy_id].created;
     for (uint16_t p = 0; p < NONE; p++)
         if (bound_to[p] == proxy_id && p != proxy_id) {
+            n += disown(p, &owned[n]);
             bound_to[p] = NONE;
-            if (bridge_bound[p])
-                ports[n++] = p;
-            bridge_bound[p] = 0;
         }
     bound_to[proxy_id] = NONE;
     memset(&proxies[proxy_id], 0, sizeof proxies[proxy_id]);
     pthread_mutex_unlock(&lock);
-    for (unsigned i = 0; i < n; i++)
-        bridge_unbind(ports[i]);
+    bridge_unbind(owned, n);
     if (!created)
         return 0;
     struct rte_eth_dev_info dev;
@@ -224,11 +261,12 @@ int rte_ifpx_port_bind(uint16_t port_id, uint16_t proxy_id)
 
     struct ifpx_options opt = bridge_options();
     struct ifpx_reply reply;
-    int rc = ifpx_bind(&opt, port_id, name, BIND_TIMEOUT_MS, &reply);
+    /* Exclusive: a port another application's proxy holds is refused, not taken. */
+    int rc = ifpx_bind_exclusive(&opt, port_id, name, BIND_TIMEOUT_MS, &reply);
     if (rc) {
         LOG(ERR, "the bridge did not bind port %u to %s: %s\n", port_id, name,
             rc == -EPROTO ? reply.message : strerror(-rc));
-        return rc;
+        return rc == -EPROTO && !strcmp(reply.code, "already_exists") ? -EBUSY : rc;
     }
     pthread_mutex_lock(&lock);
     bound_to[port_id] = proxy_id;
@@ -247,11 +285,11 @@ int rte_ifpx_port_unbind(uint16_t port_id)
         pthread_mutex_unlock(&lock);
         return -EINVAL;
     }
+    struct owned o;
+    int at_bridge = disown(port_id, &o);
     bound_to[port_id] = NONE;
-    int at_bridge = bridge_bound[port_id];
-    bridge_bound[port_id] = 0;
     pthread_mutex_unlock(&lock);
-    return at_bridge ? bridge_unbind(port_id) : 0;
+    return at_bridge ? bridge_unbind(&o, 1) : 0;
 }
 
 uint16_t rte_ifpx_proxy_get(uint16_t port_id)
@@ -395,7 +433,7 @@ static void enqueue(const struct rte_ifpx_event *e)
             pthread_mutex_unlock(&lock);
             nanosleep(&(struct timespec){0, 1000000}, NULL);
             pthread_mutex_lock(&lock);
-            if (atomic_load(&stopping) || i >= n_rings || rings[i] != r) {
+            if ((self && atomic_load(&self->stop)) || i >= n_rings || rings[i] != r) {
                 free(copy); /* the ring went away meanwhile */
                 break;
             }
@@ -428,12 +466,20 @@ static int ours(uint16_t port)
     return port < NONE && bound_to[port] != NONE && bound_to[port] != port;
 }
 
+/* Whether a port event is about one of our ports and the proxy we bound it to: the
+ * bridge's port ids are shared, and another application's binding of the same id
+ * (made without exclusive) must not reach ours (under the lock). */
+static int mine(const struct ifpx_event *ev)
+{
+    return ours(ev->port_id) && proxies[bound_to[ev->port_id]].info.if_index == ev->ifindex;
+}
+
 /* mac, mtu, link: updates the proxy's info and what the port was told; 1 if it is news. */
 static int port_state(const struct ifpx_event *ev, struct rte_ifpx_event *out)
 {
     pthread_mutex_lock(&lock);
     int news = 0;
-    if (ours(ev->port_id)) {
+    if (mine(ev)) {
         struct told *t = &told[ev->port_id];
         struct rte_ifpx_info *info = &proxies[bound_to[ev->port_id]].info;
         out->data.port_id = ev->port_id;
@@ -474,10 +520,10 @@ static uint16_t first_port_of(uint16_t port)
 static void addr_event(const struct ifpx_event *ev)
 {
     pthread_mutex_lock(&lock);
-    int mine = ours(ev->port_id);
-    int first = mine && first_port_of(ev->port_id) == ev->port_id;
+    int ok = mine(ev);
+    int first = ok && first_port_of(ev->port_id) == ev->port_id;
     pthread_mutex_unlock(&lock);
-    if (!mine)
+    if (!ok)
         return;
     int add = ev->kind == IFPX_ADDR_ADD || ev->kind == IFPX_ADDR6_ADD;
     struct rte_ifpx_event a = {0}, r = {0};
@@ -545,9 +591,9 @@ static void neigh_event(const struct ifpx_event *ev)
 {
     int add = ev->kind == IFPX_NEIGH_ADD || ev->kind == IFPX_NEIGH6_ADD;
     pthread_mutex_lock(&lock);
-    int mine = ours(ev->port_id);
+    int ok = mine(ev);
     pthread_mutex_unlock(&lock);
-    if (!mine || (add && !ev->has_mac))
+    if (!ok || (add && !ev->has_mac))
         return; /* an entry without a MAC yet (incomplete) tells a forwarder nothing */
     struct rte_ifpx_event e = {0};
     e.data.port_id = ev->port_id;
@@ -581,6 +627,12 @@ static int on_event(const struct ifpx_event *ev, void *ctx)
     case IFPX_NEIGH_ADD: case IFPX_NEIGH_DEL: case IFPX_NEIGH6_ADD: case IFPX_NEIGH6_DEL:
         neigh_event(ev);
         break;
+    case IFPX_PROXY_BACK: /* re-created: its events come with its new ifindex */
+        pthread_mutex_lock(&lock);
+        if (ours(ev->port_id) && !strcmp(proxies[bound_to[ev->port_id]].info.if_name, ev->proxy))
+            proxies[bound_to[ev->port_id]].info.if_index = ev->ifindex;
+        pthread_mutex_unlock(&lock);
+        break;
     case IFPX_PROXY_RENAMED:
         pthread_mutex_lock(&lock);
         for (uint16_t p = 0; p < NONE; p++)
@@ -608,64 +660,83 @@ static void log_to_eal(int level, const char *text, void *ctx)
 
 static void *control_thread(void *arg)
 {
-    (void)arg;
+    struct listener *l = self = arg;
     int synced = 0;
-    while (!atomic_load(&stopping)) {
+    while (!atomic_load(&l->stop)) {
         if (!synced) {
-            synced = ifpx_sync(sub, 200) == 0;
+            synced = ifpx_sync(l->sub, 200) == 0;
             continue;
         }
-        if (ifpx_wait(sub, 100))
-            ifpx_poll(sub, 64);
+        if (ifpx_wait(l->sub, 100))
+            ifpx_poll(l->sub, 64);
+    }
+    if (atomic_load(&l->detached)) { /* closed from one of its callbacks */
+        ifpx_close(l->sub);
+        free(l);
     }
     return NULL;
 }
 
 int rte_ifpx_listen(void)
 {
-    if (listening)
-        return -EBUSY;
     static const struct ifpx_callbacks all = {
         .mac_change = on_event, .mtu_change = on_event, .link_change = on_event,
         .addr_add = on_event, .addr_del = on_event, .addr6_add = on_event,
         .addr6_del = on_event, .route_add = on_event, .route_del = on_event,
         .route6_add = on_event, .route6_del = on_event, .neigh_add = on_event,
         .neigh_del = on_event, .neigh6_add = on_event, .neigh6_del = on_event,
-        .cfg_done = on_event, .proxy_renamed = on_event,
+        .cfg_done = on_event, .proxy_renamed = on_event, .proxy_back = on_event,
     };
     struct ifpx_options opt = bridge_options();
     opt.log = log_to_eal;
-    sub = ifpx_open(&opt, &all, NULL);
-    if (!sub)
-        return -errno;
-    atomic_store(&stopping, 0);
-    int rc = pthread_create(&thread, NULL, control_thread, NULL);
-    if (rc) {
-        ifpx_close(sub);
-        sub = NULL;
-        return -rc;
-    }
-    listening = 1;
-    return 0;
+    int rc = 0;
+    /* Under the lock (opening connects without waiting): a close meanwhile finds the
+     * listener whole or not at all. */
+    pthread_mutex_lock(&lock);
+    struct listener *l = current ? NULL : calloc(1, sizeof *l);
+    if (current)
+        rc = -EBUSY;
+    else if (!l)
+        rc = -ENOMEM;
+    else if (!(l->sub = ifpx_open(&opt, &all, NULL)))
+        rc = -errno;
+    else if ((rc = -pthread_create(&l->thread, NULL, control_thread, l)) != 0)
+        ifpx_close(l->sub);
+    if (rc)
+        free(l);
+    else
+        current = l;
+    pthread_mutex_unlock(&lock);
+    return rc;
 }
 
 int rte_ifpx_close(void)
 {
-    if (listening) {
-        atomic_store(&stopping, 1);
-        pthread_join(thread, NULL);
-        ifpx_close(sub);
-        sub = NULL;
-        listening = 0;
+    pthread_mutex_lock(&lock);
+    struct listener *l = current;
+    current = NULL;
+    pthread_mutex_unlock(&lock);
+    if (l) {
+        atomic_store(&l->stop, 1);
+        if (l == self) {
+            /* From a callback: the thread cannot wait for itself. It ends, and frees
+             * the listener, once the callback has returned. */
+            atomic_store(&l->detached, 1);
+            pthread_detach(l->thread);
+        } else {
+            pthread_join(l->thread, NULL);
+            ifpx_close(l->sub);
+            free(l);
+        }
     }
-    uint16_t ports[RTE_MAX_ETHPORTS];
+    struct owned owned[RTE_MAX_ETHPORTS];
     unsigned n = 0;
     pthread_mutex_lock(&lock);
     for (uint16_t p = 0; p < NONE; p++) {
-        if (bridge_bound[p])
-            ports[n++] = p;
-        bridge_bound[p] = 0;
+        if (bound_to[p] != NONE && bound_to[p] != p)
+            n += disown(p, &owned[n]);
         bound_to[p] = NONE;
+        bridge_bound[p] = 0;
     }
     memset(proxies, 0, sizeof proxies);
     memset(told, 0, sizeof told);
@@ -673,9 +744,5 @@ int rte_ifpx_close(void)
     n_rings = 0;
     pthread_mutex_unlock(&lock);
     ifpx_rte_v1_clear();
-    int rc = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (bridge_unbind(ports[i]))
-            rc = -EIO;
-    return rc;
+    return bridge_unbind(owned, n) ? -EIO : 0;
 }

@@ -164,14 +164,18 @@ int rte_ifpx_queue_remove(struct rte_ring *r);
 /* Bind a port to a proxy (a port Linux sees: its if_index is not 0): the bridge binds
  * port_id to the proxy's interface, and its events then reach the callbacks with
  * port_id. A bind after rte_ifpx_listen() brings the proxy's state. 0, or a negative
- * errno (-EINVAL, -ETIMEDOUT with no bridge, -EPROTO when the bridge refused). */
+ * errno (-EINVAL, -ETIMEDOUT with no bridge, -EBUSY when another application's proxy
+ * holds port_id at the bridge, -EPROTO when the bridge refused otherwise). */
 int rte_ifpx_port_bind(uint16_t port_id, uint16_t proxy_id);
+/* Unbind it, at the bridge from this application's proxy only. */
 int rte_ifpx_port_unbind(uint16_t port_id);
 
 /* Start the events: the state of the bound proxies, then RTE_IFPX_CFG_DONE, then each
  * change. 0, or a negative errno. */
 int rte_ifpx_listen(void);
-/* Stop the events; forget the bindings (the bridge's too), callbacks and rings. */
+/* Stop the events; forget the bindings (the bridge's too, those this application made:
+ * 5 s at most for all when the bridge does not answer, then -EIO), callbacks and rings.
+ * May be called from a callback: the control thread ends once it returns. */
 int rte_ifpx_close(void);
 
 /* The proxy a port is bound to (a proxy: itself), or RTE_MAX_ETHPORTS. */

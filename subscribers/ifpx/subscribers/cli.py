@@ -79,6 +79,11 @@ def _add_ctl(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b = command("bind", help="bind PORT to PROXY (idempotent)")
     b.add_argument("port", type=_port)
     b.add_argument("proxy", type=_proxy)
+    b.add_argument(
+        "--exclusive",
+        action="store_true",
+        help="refuse if PORT is bound to another proxy that exists (instead of moving it)",
+    )
     u = command("unbind", help="unbind PORT (from PROXY only, if given)")
     u.add_argument("port", type=_port)
     u.add_argument("proxy", type=_proxy, nargs="?")

@@ -169,7 +169,7 @@ def _wait(ns: argparse.Namespace, client: ControlClient) -> int:
 def ctl(ns: argparse.Namespace) -> int:
     """Run ``ifpx ctl``."""
     commands: dict[str, Callable[[argparse.Namespace], c.Command]] = {
-        "bind": lambda a: c.Bind(port_id=a.port, proxy=a.proxy),
+        "bind": lambda a: c.Bind(port_id=a.port, proxy=a.proxy, exclusive=a.exclusive),
         "unbind": lambda a: c.Unbind(port_id=a.port, proxy=a.proxy),
         "list": lambda a: c.ListBindings(),
         "info": lambda a: c.ProxyInfo(proxy=a.proxy),

@@ -20,7 +20,7 @@ import secrets
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import zmq
 
@@ -300,10 +300,17 @@ class Subscriber:
         self._stopping = True
 
     def close(self) -> None:
-        """Close the sockets."""
+        """Close the sockets; a worker that reported says it is leaving."""
         self._closed = True
         self._sub.close()
         if self._ctl is not None:
+            bye = self._machine.farewell()
+            if bye is not None:
+                # Not waited for: a short linger lets it out. Without it, the bridge
+                # would count this worker stalled, and wait for it, while the process lives.
+                self._ctl.setsockopt(zmq.LINGER, 200)
+                with suppress(zmq.ZMQError):
+                    self._ctl.send_multipart([b"", codec.encode_request(bye)], zmq.NOBLOCK)
             self._ctl.close()
             self._ctl = None
 

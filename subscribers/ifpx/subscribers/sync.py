@@ -524,8 +524,26 @@ class SyncMachine:
         )
         if not (due or idle) or self._reports_off:
             return
+        report = self._report(ident, position)
+        self._report_id = report.id
+        self._report_sent = now
+        self._reported = position
+        self._actions.append(SendReport(report))
+
+    def farewell(self) -> c.Report | None:
+        """The closing subscriber's last report (``leaving``: the bridge counts the worker
+        gone at once, not stalled while its process lives); None if the bridge holds no
+        row of it."""
+        if self.identity is None or self._reported is None or self._reports_off:
+            return None
+        position = (*self.applied, self.synced, self.repairing)
+        return self._report(self.identity, position, leaving=True)
+
+    def _report(
+        self, ident: Identity, position: tuple[int, int, bool, bool], leaving: bool = False
+    ) -> c.Report:
         st = self.stats
-        report = c.Report(
+        return c.Report(
             id=next(self._ids),
             worker=ident.name,
             instance=ident.instance,
@@ -538,6 +556,7 @@ class SyncMachine:
             repairing=position[3],
             topics=sorted(self.topics),
             interval=ident.interval,
+            leaving=leaving,
             counters={
                 "events": st.events,
                 "gaps": st.gaps,
@@ -550,10 +569,6 @@ class SyncMachine:
                 "inconsistent": st.inconsistent,
             },
         )
-        self._report_id = report.id
-        self._report_sent = now
-        self._reported = position
-        self._actions.append(SendReport(report))
 
     def _on_report_reply(self, reply: c.Reply) -> None:
         if isinstance(reply, c.OkReply):

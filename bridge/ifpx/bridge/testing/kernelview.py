@@ -11,7 +11,7 @@ import json
 import subprocess
 from typing import Any
 
-from ifpx.schemas.events import NextHop
+from ifpx.schemas.events import NextHop, trimmed
 from ifpx.schemas.state import Binding, NeighState, PortState, RouteState, RuleState, State
 
 
@@ -135,6 +135,7 @@ def _routes(
         _dev, proto, _hops, rtype, prefsrc = variants[0]
         # A drop route in front is published as it is: next hops are not its to merge.
         merged = [h for v in variants for h in v[2]] if rtype == "unicast" else []
+        merged = list(trimmed(tuple(merged), lambda h: h.port_id is not None))
         # Drop routes always: they override a less specific route a worker would use.
         if rtype == "unicast" and not all_routes and not any(h.port_id is not None for h in merged):
             continue
