@@ -41,9 +41,15 @@ CAPABILITIES = [
 SNAPSHOT_SHARE = 3.0
 """After a snapshot build, the next waits this many times as long (the bridge spends
 at most a quarter of its time building snapshots, however many are asked for under
-churn); one asked for sooner is answered ``busy`` (the subscriber asks again later)."""
-SNAPSHOT_FREE = 0.02
-"""A build this quick costs no wait."""
+churn, however quick each one is); one asked for sooner is answered ``busy`` (the
+subscriber asks again later)."""
+SNAPSHOT_SHARE_BEHIND = 9.0
+"""The same while the kernel's messages queue up (the daemon read a full batch): a
+tenth of the time, so that a flood of snapshots does not hold back what the workers
+are waiting for; never nothing, so that a worker starting under churn still gets one."""
+SNAPSHOT_BURST = 0.1
+"""Seconds of that wait the builds may run ahead by: workers starting together get
+their quick snapshots at once, a flood of them gets its share."""
 SNAPSHOT_REUSE = 5.0
 """Seconds a packed snapshot is kept to answer the next ``snapshot`` asking for the same
 state (workers starting together; a million routes are 20 MB packed)."""
@@ -168,6 +174,9 @@ class Controller:
         """``snapshot`` requests answered ``busy`` (see :data:`SNAPSHOT_SHARE`)."""
         self._next_build = 0.0
         self._last_build = 0.0
+        self.behind = False
+        """Set by the daemon: the kernel's messages are queuing up (see
+        :data:`SNAPSHOT_SHARE_BEHIND`)."""
         self.server = Server(
             {name: partial(handler, self) for name, handler in HANDLERS.items()}, READ_ONLY
         )
@@ -404,12 +413,13 @@ class Controller:
         if kept is not None and kept.key == key and self._now - kept.at <= SNAPSHOT_REUSE:
             return Packed(kept.data)
         start = self.clock()
-        if start < self._next_build:
+        wait = self._next_build - SNAPSHOT_BURST - start
+        if wait > 0:
             self.snapshots_refused += 1
             raise CommandError(
                 c.ErrorCode.BUSY,
                 f"the last snapshot took {self._last_build:.2f} s to build; "
-                f"ask again in {self._next_build - start:.2f} s",
+                f"ask again in {wait:.2f} s",
             )
         self._snapshot = None  # not two full tables in memory at once
         result = c.SnapshotResult(
@@ -422,8 +432,10 @@ class Controller:
         data = codec.pack_snapshot(result)
         end = self.clock()
         self._last_build = end - start
-        if self._last_build >= SNAPSHOT_FREE:
-            self._next_build = end + SNAPSHOT_SHARE * self._last_build
+        # Quick ones too: under churn every request is a new state, and hundreds of
+        # quick builds a second starve the netlink socket as surely as slow ones.
+        share = SNAPSHOT_SHARE_BEHIND if self.behind else SNAPSHOT_SHARE
+        self._next_build = max(self._next_build, start) + (1 + share) * self._last_build
         self.snapshots_built += 1
         self._snapshot = _Kept(key, self._now, data)
         return Packed(data)

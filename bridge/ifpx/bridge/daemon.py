@@ -365,8 +365,9 @@ class Bridge:
             if self.pub_sock in ready:
                 self._subscriptions()
             self.controller.use_forms(time.monotonic())
+            batch, overrun = self._read_netlink() if listening in ready else ([], False)
+            self.controller.behind = len(batch) >= DRAIN  # more queued: fewer snapshots
             if listening in ready:
-                batch, overrun = self._read_netlink()
                 self._process(batch, overrun)
             for rep, read_only, ipc in controls:
                 if rep in ready:
