@@ -6,6 +6,8 @@ from __future__ import annotations
 import resource
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,8 +18,8 @@ import zmq
 from figures import record
 from netutil import counters, mtu_reaches
 
-from ifpx.bridge.connections import CONTROL_CONNECTIONS, RESERVED_FDS
-from ifpx.bridge.testing.harness import BridgeProcess, Netns, wait_for
+from ifpx.bridge.connections import CONTROL_CONNECTIONS, CONTROL_SHARE, RESERVED_FDS
+from ifpx.bridge.testing.harness import BridgeProcess, Netns, bridge, wait_for
 from ifpx.schemas import codec
 from ifpx.schemas import commands as c
 from ifpx.subscribers import Subscriber
@@ -210,3 +212,39 @@ def test_pipelined_snapshots_unread_hold_a_few_replies(br: BridgeProcess, ns: Ne
         f"{asked} pipelined snapshots of {one >> 10} KiB unread: bridge growth (MiB)",
         str(grown >> 10),
     )
+
+
+def test_one_client_holding_the_read_only_endpoint_locks_no_worker_out(
+    ns: Netns, tmp_path: Path
+) -> None:
+    ro = f"ipc://{tmp_path}/control-ro.sock"
+    with bridge(ns, ["--heartbeat", "0.5", "--control-ro", ro]) as br:
+        held = []
+        try:
+            for _ in range(300):  # more than the socket's 256: all from this process
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(_path(ro))
+                held.append(s)
+            wait_for(
+                lambda: counters(br)["connections_refused"] >= 300 - CONTROL_SHARE,
+                20,
+                what="this process's connections past its share to be refused",
+            )
+            # A worker, another process, takes its snapshot from the same endpoint.
+            code = (
+                "import sys\n"
+                "from ifpx.subscribers import Subscriber\n"
+                "with Subscriber(sys.argv[1], sys.argv[2]) as s:\n"
+                "    s.sync(timeout=10)\n"
+                "print('synced')\n"
+            )
+            worker = subprocess.run(
+                [sys.executable, "-c", code, br.events, ro],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert worker.stdout.strip() == "synced", worker.stderr[-2000:]
+            said = br.log.read_text()
+            assert f"holds its share ({CONTROL_SHARE})" in said and "its cap" not in said
+        finally:
+            for s in held:
+                s.close()

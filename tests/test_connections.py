@@ -36,6 +36,20 @@ def test_connections_over_the_cap_are_refused_and_room_comes_back() -> None:
     assert table.accepted(10) and table.count == 3
 
 
+def test_one_peer_holds_at_most_its_share_and_the_others_get_in() -> None:
+    table = ConnectionTable(cap=10, share=3)
+    assert [table.accepted(fd, "pid 7") for fd in range(10, 15)] == [True] * 3 + [False] * 2
+    assert table.refused_share == 2 and table.refused == 0 and table.count == 3
+    # Another process, and one whose peer is not known, get in.
+    assert table.accepted(20, "pid 8") and table.accepted(21, None)
+    # One of its own closed: room for it again.
+    table.closed(11)
+    assert table.accepted(30, "pid 7") and not table.accepted(31, "pid 7")
+    # A descriptor seen accepted twice (its close lost) moves to its new peer.
+    assert table.accepted(10, "pid 8")
+    assert table.accepted(32, "pid 7") and table.count == 6
+
+
 def test_a_connection_subscribing_without_end_is_refused() -> None:
     table = ConnectionTable(cap=10, max_subscriptions=4)
     table.accepted(7)

@@ -18,6 +18,9 @@ ZeroMQ's own signalling, the metrics endpoint, a burst accepted before it is cou
 CONTROL_CONNECTIONS = 256
 """Connections a control socket holds (a request is one short connection): its own cap,
 so a flood of subscribers leaves the operator's commands room, and the other way round."""
+CONTROL_SHARE = 64
+"""Connections one peer (a process over ipc, an address over tcp) may hold on a control
+socket: one client holding idle connections cannot lock the workers out."""
 MAX_SUBSCRIPTIONS = 64
 """Subscription messages one connection may send (a subscriber needs one per topic,
 nine at most, again after a reconnect)."""
@@ -46,15 +49,23 @@ class ConnectionTable:
     """The connections open on one bridge socket, keyed by their descriptor."""
 
     cap: int
+    share: int = 0
+    """Most connections one peer may hold (0: no share, the cap alone)."""
     max_subscriptions: int = MAX_SUBSCRIPTIONS
     subscribers: bool = False
     """The socket's connections subscribe (the events socket): see :meth:`subscribed`."""
     refused: int = 0
     """Connections shut down because the table was full."""
+    refused_share: int = 0
+    """Connections shut down because their peer held its :attr:`share`."""
     subscriptions_refused: int = 0
     """Connections shut down for sending more subscriptions than :attr:`max_subscriptions`."""
     _open: dict[int, int] = field(default_factory=dict)
     """Descriptor -> subscription messages it has sent (:data:`REFUSED`: refused already)."""
+    _peer_of: dict[int, str] = field(default_factory=dict)
+    """Descriptor -> its peer, for a table with a share."""
+    _peers: dict[str, int] = field(default_factory=dict)
+    """Peer -> connections it holds open."""
     _stale: dict[int, tuple[int, float]] = field(default_factory=dict)
     """Descriptors of subscribing connections closed lately -> (how many more messages
     naming them are not counted, when the connection closed)."""
@@ -64,21 +75,38 @@ class ConnectionTable:
         """Connections open now."""
         return len(self._open)
 
-    def accepted(self, fd: int) -> bool:
-        """A connection was accepted on ``fd``: False if it is one too many (refuse it)."""
+    def accepted(self, fd: int, peer: str | None = None) -> bool:
+        """A connection from ``peer`` (None: unknown) was accepted on ``fd``: False if it
+        is one too many, for the socket or for its peer (refuse it)."""
         if fd in self._open:
             # Its close was not seen (a monitor lost it): the descriptor is a new connection.
-            self._open[fd] = 0
-            return True
-        if len(self._open) >= self.cap:
+            self._forget_peer(fd)
+        elif len(self._open) >= self.cap:
             self.refused += 1
             return False
+        if self.share and peer is not None:
+            if self._peers.get(peer, 0) >= self.share:
+                self._open.pop(fd, None)
+                self.refused_share += 1
+                return False
+            self._peer_of[fd] = peer
+            self._peers[peer] = self._peers.get(peer, 0) + 1
         self._open[fd] = 0
         return True
+
+    def _forget_peer(self, fd: int) -> None:
+        peer = self._peer_of.pop(fd, None)
+        if peer is not None:
+            left = self._peers[peer] - 1
+            if left:
+                self._peers[peer] = left
+            else:
+                del self._peers[peer]
 
     def closed(self, fd: int, now: float = 0.0) -> None:
         """The connection on ``fd`` is gone (at ``now``)."""
         self._open.pop(fd, None)
+        self._forget_peer(fd)
         if self.subscribers:
             # What it sent may still be queued, to be read when its descriptor is
             # another connection's: not that one's to answer for.

@@ -34,7 +34,7 @@ from ifpx.schemas.serving import CommandError
 from . import endpoints, fdlimit, gcpolicy, nlmsg, nlsock, statefile
 from .bindings import BindingTable, Entry
 from .config import Options
-from .connections import CONTROL_CONNECTIONS, cap_for
+from .connections import CONTROL_CONNECTIONS, CONTROL_SHARE, cap_for
 from .control import Controller
 from .core import BridgeCore
 from .cycle import Cycle
@@ -197,7 +197,7 @@ class Bridge:
         pub_sock.setsockopt(zmq.MAXMSGSIZE, SUBSCRIBE_FRAME)
         pub_sock.setsockopt(zmq.LINGER, 0)
         self._secure(pub_sock)
-        self.guard.watch(pub_sock, self.max_connections)
+        self.guard.watch(pub_sock, self.max_connections, name="events (--max-connections)")
         endpoints.bind(pub_sock, opts.events, opts.ipc_group)
         controls = [(self._rep(ctx, opts.control), False, opts.control.startswith("ipc://"))]
         if opts.control_ro:
@@ -334,7 +334,7 @@ class Bridge:
         rep.setsockopt(zmq.SNDHWM, REPLIES_QUEUED)
         rep.setsockopt(zmq.LINGER, 0)
         self._secure(rep)
-        self.guard.watch(rep, CONTROL_CONNECTIONS)
+        self.guard.watch(rep, CONTROL_CONNECTIONS, CONTROL_SHARE, f"control {endpoint}")
         endpoints.bind(rep, endpoint, self.opts.ipc_group)
         return rep
 

@@ -54,6 +54,26 @@ def shut_down(fd: int, ino: int | None = None) -> None:
         sock.detach()
 
 
+def peer_of(fd: int) -> str | None:
+    """Who is at the other end of the connection on ``fd``: its process (ipc, the
+    kernel's SO_PEERCRED) or its address (tcp); None when that cannot be told."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        if sock.family == socket.AF_UNIX:
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+            return f"pid {struct.unpack('3i', creds)[0]}"
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            return f"address {sock.getpeername()[0]}"
+        return None
+    except OSError:
+        return None
+    finally:
+        sock.detach()
+
+
 class SocketGuard:
     """The monitors of the bridge's sockets, each feeding its socket's :class:`ConnectionTable`."""
 
@@ -63,12 +83,18 @@ class SocketGuard:
         """Per monitor."""
         self.monitors: list[zmq.Socket[bytes]] = []
         self._xpub: ConnectionTable | None = None
+        self.names: dict[zmq.Socket[bytes], str] = {}
+        """Per monitor: what its socket is, for the log."""
         self._inodes: dict[int, int | None] = {}
         """The events socket's connections: descriptor -> its socket when accepted. A
         subscription read later may name a descriptor closed and reused since."""
 
-    def watch(self, sock: zmq.Socket[bytes], cap: int) -> zmq.Socket[bytes]:
-        """Monitor ``sock`` (before it binds), holding at most ``cap`` connections."""
+    def watch(
+        self, sock: zmq.Socket[bytes], cap: int, share: int = 0, name: str = "events"
+    ) -> zmq.Socket[bytes]:
+        """Monitor ``sock`` (before it binds), holding at most ``cap`` connections, and at
+        most ``share`` of one peer (0: no share); ``name`` says which socket in the log
+        (the cap's option or constant)."""
         address = f"inproc://ifpx-monitor-{len(self.monitors)}"
         sock.monitor(address, _EVENTS)
         mon = self.ctx.socket(zmq.PAIR)
@@ -78,7 +104,10 @@ class SocketGuard:
         mon.setsockopt(zmq.LINGER, 0)
         mon.connect(address)
         self.monitors.append(mon)
-        table = self.tables[mon] = ConnectionTable(cap, subscribers=sock.type == zmq.XPUB)
+        table = self.tables[mon] = ConnectionTable(
+            cap, share=share, subscribers=sock.type == zmq.XPUB
+        )
+        self.names[mon] = name
         if sock.type == zmq.XPUB:
             self._xpub = table
         return mon
@@ -91,7 +120,9 @@ class SocketGuard:
     @property
     def refused(self) -> int:
         """Connections refused on every socket, for any reason."""
-        return sum(t.refused + t.subscriptions_refused for t in self.tables.values())
+        return sum(
+            t.refused + t.refused_share + t.subscriptions_refused for t in self.tables.values()
+        )
 
     def drain(self, mon: zmq.Socket[bytes]) -> None:
         """Take every event ``mon`` has; shut down the connections refused."""
@@ -105,20 +136,32 @@ class SocketGuard:
             if event == zmq.EVENT_ACCEPTED:
                 if table.subscribers:
                     self._inodes[fd] = inode(fd)
-                if not table.accepted(fd):
+                peer = peer_of(fd) if table.share else None
+                shares = table.refused_share
+                if not table.accepted(fd, peer):
                     shut_down(fd)
-                    if not table.refused & (
-                        table.refused - 1
-                    ):  # 1, 2, 4...: a flood is a few lines
-                        log.warning(
-                            "connections refused: %d so far; %d open, the cap (--max-connections)",
-                            table.refused,
-                            table.count,
-                        )
+                    self._said(mon, table, peer if table.refused_share != shares else None)
             elif event == zmq.EVENT_DISCONNECTED:
                 table.closed(fd, time.monotonic())
                 if table.subscribers:
                     self._inodes.pop(fd, None)
+
+    def _said(self, mon: zmq.Socket[bytes], table: ConnectionTable, peer: str | None) -> None:
+        """Log a refusal (``peer``'s for its share, else for the cap): the 1st, 2nd,
+        4th... of its kind (a flood is a few lines)."""
+        n = table.refused_share if peer is not None else table.refused
+        if n & (n - 1):
+            return
+        if peer is not None:
+            log.warning(
+                "connections refused on the %s socket: %d so far; %s holds its share (%d)",
+                self.names[mon], n, peer, table.share,
+            )  # fmt: skip
+        else:
+            log.warning(
+                "connections refused on the %s socket: %d so far; %d open, its cap",
+                self.names[mon], n, table.count,
+            )  # fmt: skip
 
     def subscription(self, frame: zmq.Frame) -> None:
         """A subscription frame from the XPUB: its connection is refused past the cap."""
