@@ -27,7 +27,7 @@ SLACK = 20
 
 OVER: dict[str, int] = {
     # module or class or function -> the ceiling it may not pass (its size then)
-    "bridge/ifpx/bridge/routes.py": 652,
+    "bridge/ifpx/bridge/routes.py": 649,
     "bridge/ifpx/bridge/nlmsg.py": 710,  # the decoder's per-attribute tables
 }
 

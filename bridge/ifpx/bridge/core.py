@@ -213,11 +213,8 @@ class BridgeCore:
         if (old.up, old.carrier) != (new.up, new.carrier):
             # After the link_change: a worker sees the cause before its effect on routes.
             out.extend(self.fib.follow_link(new.ifindex, new.up, new.carrier))
-        if (old.up, old.carrier, old.running) != (
-            new.up,
-            new.carrier,
-            new.running,
-        ) and self._published_via(new.ifindex):
+        state_changed = (old.up, old.carrier, old.running) != (new.up, new.carrier, new.running)
+        if state_changed and self._published_via(new.ifindex):
             # What the kernel did silently, it may have done differently: ask it. Carrier
             # loss is said twice (LOWER_UP first, RUNNING when the kernel's link watch has
             # flagged the hops), and only the second look sees the hops as they end up.

@@ -12,6 +12,7 @@ which knows the bindings and route forms; the mirror neither. BridgeCore owns on
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Container, Iterable, Iterator
 from contextlib import contextmanager
 from operator import itemgetter
@@ -35,7 +36,7 @@ from .groups import (
     marked,
 )
 from .nhobjects import NhTable
-from .redump import AF4, AF6, Counters, Redump
+from .redump import AF4, AF6, Counters, Redump, replaced
 from .render import TYPE_NAMES, Renderer
 
 _T = TypeVar("_T")
@@ -94,8 +95,8 @@ class RouteMirror:
         """The core's ``apply``: dumped records go through it, counted as all are."""
         self.routes: dict[RouteKey, RouteVal] = {}
         self.nh_objects = NhTable()
-        self.variants: dict[PublicKey, set[RouteKey]] = {}
-        """Public keys held by interface-keyed routes -> those routes' keys."""
+        self.variants: dict[PublicKey, list[RouteKey]] = {}
+        """Public keys held by interface-keyed routes -> those routes' keys, by interface."""
         self.aliases = Aliases()
         """IPv4 routes behind the first of their key (``ip route append``/``prepend``)."""
         self.nhg = GroupTable()
@@ -136,16 +137,21 @@ class RouteMirror:
             self._forget(group)
         return out
 
-    def _merged_unused(self, before: RouteVal | None, after: RouteVal | None) -> list[ev.EventBase]:
-        """Withdraw and forget the group ``before`` was published with, if it was a merged
-        route's and no merged route is published with it any more (they are few)."""
+    def _merged_unused(
+        self, pkey: PublicKey, before: RouteVal | None, after: RouteVal | None
+    ) -> list[ev.EventBase]:
+        """Withdraw and forget the group ``before`` was published with under ``pkey``
+        (now ``after``), if it was a merged route's and no merged route is published with
+        it any more (they are few)."""
         if before is None or (after is not None and after[1] is before[1]):
             return []
         group, key = before[1], bare(before[1].hops)
         if self.nhg.merged.get(key) is not group:
             return []
-        if any((val := self.published(k)) is not None and val[1] is group for k in self.variants):
-            return []
+        for k in self.variants:
+            val = after if k == pkey else self.published(k)
+            if val is not None and val[1] is group:
+                return []
         del self.nhg.merged[key]
         out = self.out.withdraw(group)
         self._forget(group)
@@ -191,7 +197,7 @@ class RouteMirror:
         for pkey, before, before_view in merged:
             after = self.published(pkey)
             out.extend(self.out.change(pkey, before, before_view, after))
-            out.extend(self._merged_unused(before, after))
+            out.extend(self._merged_unused(pkey, before, after))
         if new_view != old_view:
             routes = self.paced(self._published_using(group))
             out.extend(self.out.group_changed(group, old_view, new_view, routes))
@@ -266,7 +272,7 @@ class RouteMirror:
         if not variants:
             return self.routes.get(pkey)
         keys: list[RouteKey] = [pkey] if pkey in self.routes else []
-        keys += sorted(variants, key=_INTERFACE)
+        keys += variants
         vals = [self.routes[k] for k in keys]
         ahead = self.aliases.ahead.get(pkey) if keys[0] == pkey else None
         if ahead:  # the kernel forwards by the device routes in front of the first
@@ -343,24 +349,25 @@ class RouteMirror:
             keys.add(key)
             if len(keys) > FEW:
                 group.keys = None
-        if len(key) == 7:
-            self.variants.setdefault(pkey, set()).add(key)
+        if len(key) == 7 and old is None:
+            insort(self.variants.setdefault(pkey, []), key, key=_INTERFACE)
         if merged and not self.out.quiet and (rec.nlflags & _REPLACE or not rec.nlflags):
-            self._check_replaced(pkey, key)
+            others = ([pkey] if pkey in self.routes else []) + self.variants.get(pkey, [])
+            self.redumps.update(replaced(key, others, self.routes))
         after = self.published(pkey) if merged else new
         render = self.out
         out = [] if render.quiet else pre + render.route_change(pkey, before, after)
         if old is not None and not old[1].refs:
             out += self._unused(old[1])
         if merged:
-            out += self._merged_unused(before, after)
+            out += self._merged_unused(pkey, before, after)
         return out
 
     def _ahead_after(self, flags: int, key: RouteKey) -> list[int] | None:
         """The device routes of ``key``'s public key in front of its first once a route
         under ``key`` is notified with ``flags`` (see :func:`~.aliases.ahead_after`)."""
         pkey = (key[0], key[1], key[2], key[3], key[4], key[5])
-        devices = [k[-1] for k in sorted(self.variants.get(pkey, ()))]
+        devices = [k[-1] for k in self.variants.get(pkey, ())]
         first, ahead = pkey in self.routes, self.aliases.ahead.get(pkey, [])
         return ahead_after(flags, key[-1] if len(key) == 7 else 0, first, ahead, devices)
 
@@ -376,7 +383,7 @@ class RouteMirror:
             keys.discard(key)
         if len(key) == 7:
             variants = self.variants[pkey]
-            variants.discard(key)
+            variants.remove(key)
             if not variants:
                 del self.variants[pkey]
             self.aliases.device_gone(pkey, key[6])
@@ -388,7 +395,7 @@ class RouteMirror:
         if not group.refs:
             out += self._unused(group)
         if merged:
-            out += self._merged_unused(before, after)
+            out += self._merged_unused(pkey, before, after)
         return out
 
     def _record_identity(self, rec: nlmsg.Route) -> Identity:
@@ -457,7 +464,7 @@ class RouteMirror:
                 self.aliases.append(behind, rec)
                 return
             if key in self.variants and rec.family == AF4:  # its device routes came first
-                self.aliases.place(key, [k[-1] for k in sorted(self.variants[key])])
+                self.aliases.place(key, [k[-1] for k in self.variants[key]])
         self.apply(rec)
 
     def _dumped_key(
@@ -532,18 +539,8 @@ class RouteMirror:
             after = self.published(pkey)
             if not self.out.quiet:
                 out += self.out.route_change(pkey, before, after)
-                out += self._merged_unused(before, after)
+                out += self._merged_unused(pkey, before, after)
         return out
-
-    def _check_replaced(self, pkey: PublicKey, key: RouteKey) -> None:
-        # `ip route replace` swaps one route for another under the same public key with
-        # RTM_NEWROUTE alone: whether the others still exist, only a dump says. Not for
-        # one created beside them (each link's fe80::/64 would ask about every other's).
-        others = ([pkey] if pkey in self.routes else []) + sorted(self.variants.get(pkey, ()))
-        for other in others:
-            if other != key:
-                hops = self.routes[other][1].hops
-                self.redumps.add(Redump(pkey[0], hops[0][1] if len(hops) == 1 else 0))
 
     def drop_route(self, key: RouteKey) -> list[ev.EventBase]:
         """Delete a mirrored route as if the kernel had said so; return the events."""
