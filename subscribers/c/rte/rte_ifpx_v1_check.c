@@ -246,6 +246,47 @@ static void expect_ports(const char *kind, uint16_t port, uint16_t also, const c
         n_want = 0;                                                                         \
     } while (0)
 
+/* The cover letter's changes and the rest, each with exactly the callbacks it brings:
+ * each port event once per port bound to the proxy (port3 shares tap1 when given), each
+ * route once. */
+static void walk(const char *dev1, const char *dev2, uint16_t port1, uint16_t port2,
+                 uint16_t port3)
+{
+    expect_ports("link_change", port1, port3, "1");
+    expect_ports("link_change", port2, RTE_MAX_ETHPORTS, "1");
+    STEP("link up", "ip link set dev %s up && ip link set dev %s up", dev1, dev2);
+    expect_ports("mtu_change", port1, port3, "1600");
+    STEP("mtu", "ip link set dev %s mtu 1600", dev1);
+    expect_ports("mac_change", port1, port3, "02:00:00:00:01:01");
+    STEP("mac", "ip link set dev %s address 02:00:00:00:01:01", dev1);
+    expect("addr_add %u %08x", port2, RTE_IPV4(198, 51, 100, 14));
+    expect("route_add %08x/32", RTE_IPV4(198, 51, 100, 14)); /* its local route */
+    expect("route_add %08x/24", RTE_IPV4(198, 51, 100, 0));  /* its prefix route */
+    STEP("addr add", "ip addr add 198.51.100.14/24 dev %s", dev2);
+    expect("route_add %08x/24", RTE_IPV4(198, 0, 2, 0));
+    STEP("route add", "ip route add 198.0.2.0/24 dev %s", dev1);
+    expect("route_del %08x/24", RTE_IPV4(198, 0, 2, 0));
+    STEP("route del", "ip route del 198.0.2.0/24 dev %s", dev1);
+    expect("addr6_add %u 2001:db8::14", port2);
+    expect("route6_add 2001:db8::14/128");
+    expect("route6_add 2001:db8::/64");
+    STEP("addr6 add", "ip addr add 2001:db8::14/64 dev %s nodad", dev2);
+    expect("route6_add 2001:db8:1::/48");
+    STEP("route6 add", "ip route add 2001:db8:1::/48 dev %s", dev1);
+    expect("route6_del 2001:db8:1::/48");
+    STEP("route6 del", "ip route del 2001:db8:1::/48 dev %s", dev1);
+    expect("addr6_del %u 2001:db8::14", port2);
+    expect("route6_del 2001:db8::14/128");
+    expect("route6_del 2001:db8::/64");
+    STEP("addr6 del", "ip addr del 2001:db8::14/64 dev %s", dev2);
+    expect("addr_del %u %08x", port2, RTE_IPV4(198, 51, 100, 14));
+    expect("route_del %08x/32", RTE_IPV4(198, 51, 100, 14));
+    expect("route_del %08x/24", RTE_IPV4(198, 51, 100, 0));
+    STEP("addr del", "ip addr del 198.51.100.14/24 dev %s", dev2);
+    expect_ports("link_change", port1, port3, "0");
+    STEP("link down", "ip link set dev %s down", dev1);
+}
+
 int main(int argc, char **argv)
 {
     if (rte_eal_init(argc, argv) < 0) {
@@ -298,41 +339,7 @@ int main(int argc, char **argv)
            now_ms() - start);
     failures += !synced;
 
-    /* Each port event once per port bound to the proxy (port3 shares tap1 when given),
-     * each route once. */
-    expect_ports("link_change", port1, port3, "1");
-    expect_ports("link_change", port2, RTE_MAX_ETHPORTS, "1");
-    STEP("link up", "ip link set dev %s up && ip link set dev %s up", dev1, dev2);
-    expect_ports("mtu_change", port1, port3, "1600");
-    STEP("mtu", "ip link set dev %s mtu 1600", dev1);
-    expect_ports("mac_change", port1, port3, "02:00:00:00:01:01");
-    STEP("mac", "ip link set dev %s address 02:00:00:00:01:01", dev1);
-    expect("addr_add %u %08x", port2, RTE_IPV4(198, 51, 100, 14));
-    expect("route_add %08x/32", RTE_IPV4(198, 51, 100, 14)); /* its local route */
-    expect("route_add %08x/24", RTE_IPV4(198, 51, 100, 0));  /* its prefix route */
-    STEP("addr add", "ip addr add 198.51.100.14/24 dev %s", dev2);
-    expect("route_add %08x/24", RTE_IPV4(198, 0, 2, 0));
-    STEP("route add", "ip route add 198.0.2.0/24 dev %s", dev1);
-    expect("route_del %08x/24", RTE_IPV4(198, 0, 2, 0));
-    STEP("route del", "ip route del 198.0.2.0/24 dev %s", dev1);
-    expect("addr6_add %u 2001:db8::14", port2);
-    expect("route6_add 2001:db8::14/128");
-    expect("route6_add 2001:db8::/64");
-    STEP("addr6 add", "ip addr add 2001:db8::14/64 dev %s nodad", dev2);
-    expect("route6_add 2001:db8:1::/48");
-    STEP("route6 add", "ip route add 2001:db8:1::/48 dev %s", dev1);
-    expect("route6_del 2001:db8:1::/48");
-    STEP("route6 del", "ip route del 2001:db8:1::/48 dev %s", dev1);
-    expect("addr6_del %u 2001:db8::14", port2);
-    expect("route6_del 2001:db8::14/128");
-    expect("route6_del 2001:db8::/64");
-    STEP("addr6 del", "ip addr del 2001:db8::14/64 dev %s", dev2);
-    expect("addr_del %u %08x", port2, RTE_IPV4(198, 51, 100, 14));
-    expect("route_del %08x/32", RTE_IPV4(198, 51, 100, 14));
-    expect("route_del %08x/24", RTE_IPV4(198, 51, 100, 0));
-    STEP("addr del", "ip addr del 198.51.100.14/24 dev %s", dev2);
-    expect_ports("link_change", port1, port3, "0");
-    STEP("link down", "ip link set dev %s down", dev1);
+    walk(dev1, dev2, port1, port2, port3);
 
     pthread_mutex_lock(&mu);
     int once = cfg_finished_calls == 1, spurious = early != 0;
