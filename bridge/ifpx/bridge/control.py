@@ -283,10 +283,6 @@ class Controller:
         self._write_ahead(bind)
         entry, changed, events = self.core.bind(cmd.port_id, link)
         self._publish(events)
-        if changed and (previous is None or previous.ifindex != link.ifindex):
-            # Its link's silent changes were not confirmed while nothing was published
-            # through it (see BridgeCore._published_via): they are now.
-            self.core.confirm_link(link.ifindex)
         if changed:
             log.info(
                 "bind port=%d proxy=%s ifindex=%d%s",

@@ -219,7 +219,8 @@ class BridgeCore:
             # loss is said twice (LOWER_UP first, RUNNING when the kernel's link watch has
             # flagged the hops), and only the second look sees the hops as they end up.
             # Not for a link nothing published goes through: thousands of unbound links
-            # coming up must not stall the bound ports (a bind asks then: the controller).
+            # coming up must not stall the bound ports (the mirror follows them as the
+            # kernel does, see RouteMirror.follow_link; only the confirmation is skipped).
             self.confirm_link(new.ifindex)
         return out
 
