@@ -40,10 +40,10 @@ def test_unbound_links_coming_up_ask_for_few_redumps_and_bind_as_the_kernel_says
         return sub.state.lookup("172.31.255.1") is not None
 
     wait_for(marker, 30, interval=0.05, what="the bound port's route after the links")
+    wait_bridge_equals_kernel(vbr)
     # Each link-local route (fe80::/64 on every link) is published merged with the bound
     # ports': those links are asked about, in a few whole dumps. Was 3 per link and more.
     assert counters(vbr)["compensations"] - before < LINKS // 10
-    wait_bridge_equals_kernel(vbr)
     # Bound now: what the bridge publishes of it is the kernel's.
     assert isinstance(vbr.result(c.Bind(port_id=5, proxy="x0")), c.BindResult)
     wait_bridge_equals_kernel(vbr)
