@@ -310,16 +310,16 @@ class RouteMirror:
         if rec.flags & _CLONED:
             return []
         pkey, key = _keys(rec, hops)
-        aliases = self.aliases
-        ahead = None
-        if (aliases.by_key or aliases.ahead or rec.nlflags not in _PLAIN) and rec.family == AF4:
-            ahead = self._ahead_after(rec.nlflags, key)
+        aliases, ahead = self.aliases, None
+        merged = len(key) == 7 or pkey in self.variants
+        placed = aliases.ahead and pkey in aliases.ahead  # device routes in front of its first
+        if (aliases.by_key or placed or rec.nlflags not in _PLAIN) and rec.family == AF4:
+            ahead = self._ahead_after(rec.nlflags, key) if merged else None  # no devices: none
             if len(key) == 6:
                 handled = self._alias(rec, rtype, hops, pkey)
                 if handled is not None:
                     return handled
         old = self.routes.get(key)
-        merged = len(key) == 7 or pkey in self.variants
         if rec.deleted:
             return [] if old is None else self._deleted(pkey, key, old, merged)
         if rtype != _UNICAST:
